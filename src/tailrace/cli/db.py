@@ -1,0 +1,30 @@
+"""``tailrace db``: the schema."""
+
+from __future__ import annotations
+
+import click
+
+from ..engine.store import open_store
+from ..settings import database_url, redact_url
+
+
+@click.group()
+def db() -> None:
+    """Database schema."""
+
+
+@db.command()
+@click.pass_context
+def migrate(ctx: click.Context) -> None:
+    """Apply pending migrations (workers also do this when they start)."""
+    url = database_url(ctx.find_root().obj.get("database_url"))
+    store = open_store(url)
+    try:
+        applied = store.migrate()
+    finally:
+        store.close()
+    target = redact_url(url)
+    if applied:
+        click.echo(f"applied {', '.join(applied)} to {target}")
+    else:
+        click.echo(f"{target} is up to date")

@@ -1,0 +1,107 @@
+"""``tailrace worker``: run jobs."""
+
+from __future__ import annotations
+
+import sys
+
+import click
+
+from ..engine.states import Priority
+from ..engine.worker import Worker, WorkerOptions, run_workers
+from ..loading import load_app
+from ..observability import metrics
+from .context import app_from
+
+
+def _split(text: str | None) -> list[str] | None:
+    items = [part.strip() for part in (text or "").split(",") if part.strip()]
+    return items or None
+
+
+@click.command()
+@click.option("-q", "--queues", help="Comma-separated queues to work (default: all).")
+@click.option(
+    "--priorities",
+    envvar="WORKER_PRIORITY_FILTER",
+    help="Comma-separated priorities to work, e.g. CRITICAL,HIGH "
+    "(env WORKER_PRIORITY_FILTER; default: all).",
+)
+@click.option(
+    "-c", "--concurrency", default=16, show_default=True, help="Jobs run at once per process."
+)
+@click.option("-p", "--processes", default=1, show_default=True, help="Worker processes.")
+@click.option("--batch-size", default=200, show_default=True, help="Most jobs claimed at once.")
+@click.option(
+    "--lease",
+    "lease_s",
+    default=30.0,
+    show_default=True,
+    help="Seconds a claim lasts without a heartbeat.",
+)
+@click.option(
+    "--poll",
+    "poll_s",
+    default=1.0,
+    show_default=True,
+    help="Seconds between polls when no notification arrives.",
+)
+@click.option(
+    "--grace",
+    "grace_s",
+    default=30.0,
+    show_default=True,
+    help="Seconds in-flight jobs get to finish after SIGTERM.",
+)
+@click.option(
+    "--retention",
+    "retention_s",
+    default=86400.0,
+    show_default=True,
+    help="Seconds finished jobs are kept before pruning.",
+)
+@click.option("--burst", is_flag=True, help="Exit once no job is left to run.")
+@click.option("--metrics-port", type=int, help="Serve Prometheus metrics on this port.")
+@click.pass_context
+def worker(
+    ctx: click.Context,
+    queues: str | None,
+    priorities: str | None,
+    concurrency: int,
+    processes: int,
+    batch_size: int,
+    lease_s: float,
+    poll_s: float,
+    grace_s: float,
+    retention_s: float,
+    burst: bool,
+    metrics_port: int | None,
+) -> None:
+    """Run a worker: claim jobs from the queues and run them until SIGTERM."""
+    try:
+        prios = Priority.parse_list(priorities) if priorities else list(Priority)
+    except ValueError as exc:
+        raise click.BadParameter(str(exc), param_hint="--priorities") from None
+    options = WorkerOptions(
+        queues=_split(queues),
+        priorities=prios,
+        concurrency=concurrency,
+        batch_size=batch_size,
+        lease_s=lease_s,
+        poll_s=poll_s,
+        shutdown_grace_s=grace_s,
+        retention_s=retention_s,
+        burst=burst,
+    )
+    app = app_from(ctx)
+    if not app.tasks:
+        click.echo("warning: no tasks registered; pass --app module:app", err=True)
+    if metrics_port:
+        metrics.serve(metrics_port, app.open_store())
+    if processes <= 1:
+        Worker(app, options).run()
+        return
+    root = ctx.find_root().obj
+    codes = run_workers(
+        lambda: load_app(root.get("app"), root.get("database_url")), options, processes
+    )
+    sys.exit(max(codes))

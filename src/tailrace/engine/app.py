@@ -1,0 +1,339 @@
+"""The engine's Python API: register tasks, enqueue jobs, inspect and operate on them."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from typing import Any, TypeVar, overload
+
+import orjson
+
+from ..errors import InvalidArgumentsError, QueueFullError, TailraceError
+from ..settings import database_url as resolve_database_url
+from .cron import Cron
+from .jobs import Job, JobFilter, NewJob, QueueInfo, QueueStats
+from .retry import RetryPolicy
+from .states import DEFAULT_MAX_ATTEMPTS, JobState, Priority
+from .store import Store, open_store
+from .tasks import Task, make_task
+
+F = TypeVar("F", bound=Callable[..., Any])
+
+
+@dataclass(frozen=True)
+class Schedule:
+    """A cron schedule: at each tick, exactly one job of ``task`` is enqueued."""
+
+    name: str
+    cron: Cron
+    task: str
+    args: Any = None
+    queue: str | None = None
+    priority: Priority | None = None
+
+
+@dataclass(frozen=True)
+class JobSpec:
+    """One job for ``App.enqueue_many``."""
+
+    task: str
+    args: Any = None
+    queue: str | None = None
+    priority: Priority | str | None = None
+    run_at: datetime | None = None
+    max_attempts: int | None = None
+    dedup_key: str | None = None
+
+
+class App:
+    """Holds the task registry, the schedules and the store.
+
+    ``priority_aging_s`` is how long a waiting job takes to climb one priority level: a BULK
+    job enqueued 4 times that long ago sorts with a CRITICAL job enqueued now, so nothing starves.
+    """
+
+    def __init__(
+        self,
+        database_url: str | None = None,
+        *,
+        priority_aging_s: float = 60.0,
+        retry: RetryPolicy | None = None,
+        max_attempts: Mapping[Priority, int] | None = None,
+        default_queue: str = "default",
+        auto_migrate: bool = True,
+    ) -> None:
+        self.database_url = resolve_database_url(database_url)
+        self.priority_aging_s = priority_aging_s
+        self.retry = retry or RetryPolicy()
+        self.max_attempts = {**DEFAULT_MAX_ATTEMPTS, **(max_attempts or {})}
+        self.default_queue = default_queue
+        self.auto_migrate = auto_migrate
+        self.tasks: dict[str, Task] = {}
+        self.schedules: dict[str, Schedule] = {}
+        self._store: Store | None = None
+
+    # -- the store --------------------------------------------------------------------------
+
+    @property
+    def store(self) -> Store:
+        if self._store is None:
+            self._store = self.open_store()
+        return self._store
+
+    def open_store(self) -> Store:
+        """A new connection to the store (workers use several); migrates on first use."""
+        store = open_store(self.database_url)
+        if self.auto_migrate:
+            store.migrate()
+        return store
+
+    def close(self) -> None:
+        if self._store is not None:
+            self._store.close()
+            self._store = None
+
+    def __enter__(self) -> App:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    # -- tasks and schedules ----------------------------------------------------------------
+
+    @overload
+    def task(self, fn: F) -> F: ...
+    @overload
+    def task(
+        self,
+        *,
+        name: str | None = None,
+        queue: str | None = None,
+        priority: Priority | str | None = None,
+        max_attempts: int | None = None,
+        retry: RetryPolicy | None = None,
+        timeout: float | None = None,
+        pass_context: bool = False,
+    ) -> Callable[[F], F]: ...
+
+    def task(self, fn: Any = None, **options: Any) -> Any:
+        """Register a sync or async function as a task; jobs name it by ``name``
+        (default ``module.qualname``)."""
+
+        def register(f: F) -> F:
+            priority = options.get("priority")
+            t = make_task(
+                f,
+                options.get("name"),
+                queue=options.get("queue"),
+                priority=Priority.parse(priority) if priority is not None else None,
+                max_attempts=options.get("max_attempts"),
+                retry=options.get("retry"),
+                timeout_s=options.get("timeout"),
+                pass_context=options.get("pass_context", False),
+            )
+            self.tasks[t.name] = t
+            return f
+
+        return register(fn) if fn is not None else register
+
+    def task_name(self, task: str | Callable[..., Any]) -> str:
+        if isinstance(task, str):
+            return task
+        for name, t in self.tasks.items():
+            if t.fn is task:
+                return name
+        raise TailraceError(f"{task!r} is not a registered task; decorate it with @app.task")
+
+    def periodic(
+        self,
+        cron: str,
+        task: str | Callable[..., Any],
+        *,
+        name: str | None = None,
+        args: Any = None,
+        queue: str | None = None,
+        priority: Priority | str | None = None,
+    ) -> Schedule:
+        """Enqueue ``task`` at every tick of ``cron`` (5 fields, or 6 with seconds first).
+        Every worker fires schedules; the store makes each tick fire exactly once."""
+        task_name = self.task_name(task)
+        schedule = Schedule(
+            name=name or task_name,
+            cron=Cron.parse(cron),
+            task=task_name,
+            args=args,
+            queue=queue,
+            priority=Priority.parse(priority) if priority is not None else None,
+        )
+        self.schedules[schedule.name] = schedule
+        return schedule
+
+    # -- enqueue ----------------------------------------------------------------------------
+
+    def new_job(
+        self,
+        task: str | Callable[..., Any],
+        args: Any = None,
+        *,
+        queue: str | None = None,
+        priority: Priority | str | int | None = None,
+        run_at: datetime | None = None,
+        delay: float | None = None,
+        max_attempts: int | None = None,
+        timeout: float | None = None,
+        dedup_key: str | None = None,
+        dedup_window: float | timedelta | None = None,
+    ) -> NewJob:
+        """Resolve defaults (task options, then the app's) into a job ready to store."""
+        name = self.task_name(task)
+        t = self.tasks.get(name)
+        try:
+            args_json = orjson.dumps(args).decode()
+        except TypeError as exc:
+            raise InvalidArgumentsError(
+                f"arguments of a {name!r} job are not JSON-serialisable: {exc}"
+            ) from None
+        prio = (
+            Priority.parse(priority)
+            if priority is not None
+            else (t.priority if t and t.priority is not None else Priority.DEFAULT)
+        )
+        now = datetime.now(UTC)
+        when = run_at or now
+        if delay:
+            when = now + timedelta(seconds=delay)
+        if when.tzinfo is None:
+            raise TailraceError(
+                f"run_at {when.isoformat()} has no timezone; pass an aware datetime"
+            )
+        window = (
+            dedup_window.total_seconds() if isinstance(dedup_window, timedelta) else dedup_window
+        )
+        attempts = max_attempts or (t.max_attempts if t else None) or self.max_attempts[prio]
+        return NewJob(
+            task=name,
+            args_json=args_json,
+            queue=queue or (t.queue if t and t.queue else self.default_queue),
+            priority=prio,
+            run_at=when,
+            sort_at=self.sort_at(when, prio),
+            max_attempts=attempts,
+            timeout_s=timeout if timeout is not None else (t.timeout_s if t else None),
+            dedup_key=dedup_key,
+            dedup_window_s=window,
+        )
+
+    def sort_at(self, run_at: datetime, priority: Priority) -> datetime:
+        """Claim order: later by ``priority_aging_s`` per level below CRITICAL."""
+        return run_at + timedelta(seconds=int(priority) * self.priority_aging_s)
+
+    def enqueue(
+        self,
+        task: str | Callable[..., Any],
+        args: Any = None,
+        *,
+        connection: Any | None = None,
+        on_full: str = "error",
+        wait_timeout: float = 30.0,
+        **options: Any,
+    ) -> int:
+        """Enqueue one job; returns its id (the existing job's id when deduplicated).
+
+        ``connection``: the caller's own psycopg or sqlite3 connection; the job is written
+        in its current transaction and exists only if that transaction commits.
+        ``on_full``: "error" raises QueueFullError at capacity; "wait" retries until there
+        is room or ``wait_timeout`` seconds pass.
+        """
+        job = self.new_job(task, args, **options)
+        return self._insert([job], connection, on_full, wait_timeout)[0]
+
+    def enqueue_many(
+        self,
+        jobs: Iterable[JobSpec | NewJob],
+        *,
+        connection: Any | None = None,
+        on_full: str = "error",
+        wait_timeout: float = 30.0,
+    ) -> list[int]:
+        """Enqueue many jobs in one transaction (COPY on PostgreSQL); returns their ids."""
+        resolved = [
+            j
+            if isinstance(j, NewJob)
+            else self.new_job(
+                j.task,
+                j.args,
+                queue=j.queue,
+                priority=j.priority,
+                run_at=j.run_at,
+                max_attempts=j.max_attempts,
+                dedup_key=j.dedup_key,
+            )
+            for j in jobs
+        ]
+        return self._insert(resolved, connection, on_full, wait_timeout)
+
+    def _insert(
+        self, jobs: Sequence[NewJob], connection: Any | None, on_full: str, wait_timeout: float
+    ) -> list[int]:
+        if on_full not in ("error", "wait"):
+            raise TailraceError(f"on_full must be 'error' or 'wait', not {on_full!r}")
+        deadline = time.monotonic() + wait_timeout
+        delay = 0.01
+        while True:
+            try:
+                return self.store.jobs_insert(jobs, connection)
+            except QueueFullError:
+                if on_full == "error" or time.monotonic() + delay > deadline:
+                    raise
+                time.sleep(delay)
+                delay = min(delay * 2, 1.0)
+
+    # -- inspection and operations ----------------------------------------------------------
+
+    def job(self, job_id: int) -> Job:
+        return self.store.job_get(job_id)
+
+    def jobs(self, where: JobFilter | None = None, limit: int = 100, offset: int = 0) -> list[Job]:
+        return self.store.jobs_list(where or JobFilter(), limit, offset)
+
+    def cancel(self, job_id: int) -> Job:
+        """Cancel a job: a waiting one at once, a running one at its worker's next heartbeat."""
+        return self.store.job_cancel(job_id)
+
+    def replay(self, where: JobFilter | None = None) -> int:
+        """Put dead jobs (or, with ``where.state``, cancelled ones) back to pending."""
+        return self.store.jobs_replay(
+            where or JobFilter(state=JobState.DEAD), self.priority_aging_s
+        )
+
+    def discard(self, where: JobFilter | None = None) -> int:
+        """Delete dead jobs matching ``where``."""
+        return self.store.jobs_discard(where or JobFilter(state=JobState.DEAD))
+
+    def prune(self, older_than: float | timedelta, include_dead: bool = False) -> int:
+        """Delete finished jobs older than ``older_than`` (seconds or a timedelta)."""
+        seconds = older_than.total_seconds() if isinstance(older_than, timedelta) else older_than
+        states = [JobState.SUCCEEDED, JobState.CANCELLED] + (
+            [JobState.DEAD] if include_dead else []
+        )
+        return self.store.jobs_prune(seconds, states)
+
+    def queue_pause(self, name: str) -> None:
+        self.store.queue_pause(name)
+
+    def queue_resume(self, name: str) -> None:
+        self.store.queue_resume(name)
+
+    def queue_capacity(self, name: str, capacity: int | None) -> None:
+        """Cap how many jobs may wait or run in ``name`` (None removes the cap)."""
+        if capacity is not None and capacity < 1:
+            raise TailraceError(f"capacity must be at least 1, not {capacity}")
+        self.store.queue_set_capacity(name, capacity)
+
+    def queues(self) -> list[QueueInfo]:
+        return self.store.queues_list()
+
+    def stats(self) -> list[QueueStats]:
+        return self.store.queues_stats()

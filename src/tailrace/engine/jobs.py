@@ -1,0 +1,123 @@
+"""What a job is: the request to enqueue one, and the stored record."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any
+
+from .states import JobState, Priority
+
+
+@dataclass(frozen=True, slots=True)
+class NewJob:
+    """One job to enqueue, fully resolved (defaults applied, arguments already JSON)."""
+
+    task: str
+    args_json: str
+    queue: str
+    priority: Priority
+    run_at: datetime
+    sort_at: datetime  # run_at pushed back by priority: the claim order, see App._sort_at
+    max_attempts: int
+    timeout_s: float | None = None
+    dedup_key: str | None = None
+    dedup_window_s: float | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class ClaimedJob:
+    """A job as a worker sees it after claiming it."""
+
+    id: int
+    task: str
+    args: Any
+    queue: str
+    priority: Priority
+    attempt: int
+    max_attempts: int
+    timeout_s: float | None
+
+
+@dataclass(frozen=True, slots=True)
+class Job:
+    """A job as stored."""
+
+    id: int
+    task: str
+    args: Any
+    queue: str
+    priority: Priority
+    state: JobState
+    attempts: int
+    max_attempts: int
+    run_at: datetime
+    created_at: datetime
+    started_at: datetime | None
+    finished_at: datetime | None
+    worker_id: str | None
+    dedup_key: str | None
+    timeout_s: float | None
+    cancel_requested: bool
+    errors: list[dict[str, Any]] = field(default_factory=list)
+
+    def to_dict(self) -> dict[str, Any]:
+        def ts(value: datetime | None) -> str | None:
+            return value.isoformat() if value else None
+
+        return {
+            "id": self.id,
+            "task": self.task,
+            "args": self.args,
+            "queue": self.queue,
+            "priority": self.priority.name,
+            "state": self.state.value,
+            "attempts": self.attempts,
+            "max_attempts": self.max_attempts,
+            "run_at": ts(self.run_at),
+            "created_at": ts(self.created_at),
+            "started_at": ts(self.started_at),
+            "finished_at": ts(self.finished_at),
+            "worker_id": self.worker_id,
+            "dedup_key": self.dedup_key,
+            "timeout_s": self.timeout_s,
+            "cancel_requested": self.cancel_requested,
+            "errors": self.errors,
+        }
+
+
+@dataclass(frozen=True, slots=True)
+class Outcome:
+    """How an attempt ended, as the worker reports it to the store in a batch."""
+
+    job_id: int
+    state: JobState  # SUCCEEDED, FAILED (retry), DEAD or CANCELLED
+    error: dict[str, Any] | None = None
+    retry_at: datetime | None = None
+    sort_at: datetime | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class JobFilter:
+    """Selects jobs for listing, replay and discard. ``None`` means any."""
+
+    state: JobState | None = None
+    queue: str | None = None
+    task: str | None = None
+    priority: Priority | None = None
+    ids: tuple[int, ...] | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class QueueStats:
+    queue: str
+    priority: Priority
+    state: JobState
+    count: int
+
+
+@dataclass(frozen=True, slots=True)
+class QueueInfo:
+    name: str
+    paused: bool
+    capacity: int | None

@@ -1,0 +1,80 @@
+"""Housekeeping that every worker runs: reap expired leases, fire cron ticks, prune.
+
+Every step is safe to run from many workers at once: the reaper skips rows another worker
+has locked, a cron tick is fired by whichever worker inserts its row first, and pruning
+deletes in batches.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from datetime import UTC, datetime
+
+from .app import App
+from .states import JobState
+from .store import Store
+
+log = logging.getLogger("tailrace.maintenance")
+
+PRUNE_EVERY_S = 60.0
+CRON_TICK_RETENTION_S = 7 * 86400.0
+
+
+class Maintenance:
+    def __init__(self, app: App, store: Store, retention_s: float) -> None:
+        self.app = app
+        self.store = store
+        self.retention_s = retention_s
+        # ticks at or before this instant are not ours to fire: a worker that starts late
+        # does not replay a schedule's past
+        self._cron_since = datetime.now(UTC)
+        self._next_prune = time.monotonic() + PRUNE_EVERY_S
+
+    def tick(self) -> None:
+        self.reap()
+        self.fire_schedules()
+        if time.monotonic() >= self._next_prune:
+            self._next_prune = time.monotonic() + PRUNE_EVERY_S
+            self.prune()
+
+    def reap(self) -> int:
+        reaped = self.store.leases_reap()
+        for job_id, state in reaped:
+            log.warning(
+                "lease expired; job returned", extra={"job_id": job_id, "state": state.value}
+            )
+        return len(reaped)
+
+    def fire_schedules(self) -> int:
+        now = datetime.now(UTC)
+        fired = 0
+        for schedule in self.app.schedules.values():
+            for tick in schedule.cron.ticks_between(self._cron_since, now):
+                job = self.app.new_job(
+                    schedule.task,
+                    schedule.args,
+                    queue=schedule.queue,
+                    priority=schedule.priority,
+                    run_at=tick,
+                )
+                job_id = self.store.cron_fire(schedule.name, tick, job)
+                if job_id is not None:
+                    fired += 1
+                    log.info(
+                        "schedule fired",
+                        extra={
+                            "schedule": schedule.name,
+                            "tick": tick.isoformat(),
+                            "job_id": job_id,
+                        },
+                    )
+        self._cron_since = now
+        return fired
+
+    def prune(self) -> int:
+        n = self.store.jobs_prune(self.retention_s, [JobState.SUCCEEDED, JobState.CANCELLED])
+        self.store.cron_ticks_prune(CRON_TICK_RETENTION_S)
+        if n:
+            log.info("pruned finished jobs", extra={"count": n})
+        return n

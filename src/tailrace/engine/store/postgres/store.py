@@ -1,0 +1,392 @@
+"""The PostgreSQL store: many workers on many machines, batch claim with SKIP LOCKED,
+wake-ups by LISTEN/NOTIFY, bulk enqueue by COPY."""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Callable, Sequence
+from datetime import datetime
+from typing import Any, TypeVar
+
+import orjson
+import psycopg
+from psycopg.types.json import set_json_loads
+
+from ....errors import JobNotFoundError, QueueFullError
+from ...jobs import ClaimedJob, Job, JobFilter, NewJob, Outcome, QueueInfo, QueueStats
+from ...states import JobState, Priority
+from ..queries import load_migrations, load_queries
+from ..rows import claimed_from_row, filter_params, job_from_row
+
+log = logging.getLogger("tailrace.store.postgres")
+Q = load_queries(__package__ or "tailrace.engine.store.postgres")
+T = TypeVar("T")
+
+# How long an operation keeps trying to reconnect before giving up (a restart or failover).
+RECONNECT_FOR_S = 60.0
+_MIGRATE_LOCK = 0x7A11_7ACE
+
+
+def _connect(url: str) -> psycopg.Connection[Any]:
+    conn = psycopg.connect(url, autocommit=True)
+    set_json_loads(orjson.loads, conn)
+    return conn
+
+
+class PostgresStore:
+    """One connection, reconnected transparently when it breaks."""
+
+    def __init__(self, url: str) -> None:
+        self.url = url
+        self._conn: psycopg.Connection[Any] | None = None
+
+    # -- connection -------------------------------------------------------------------------
+
+    def _connection(self) -> psycopg.Connection[Any]:
+        if self._conn is None or self._conn.closed or self._conn.broken:
+            if self._conn is not None:
+                self._conn.close()
+            self._conn = _connect(self.url)
+        return self._conn
+
+    def _run(self, op: Callable[[psycopg.Connection[Any]], T]) -> T:
+        """Run ``op``; if the connection dies under it, reconnect and run it again.
+
+        Every operation here is safe to repeat: a claim whose reply was lost leaves jobs
+        running under this worker's id until their lease expires and the reaper returns them.
+        """
+        deadline = time.monotonic() + RECONNECT_FOR_S
+        delay = 0.05
+        while True:
+            conn = self._connection()
+            try:
+                return op(conn)
+            except psycopg.OperationalError as exc:
+                if not (conn.closed or conn.broken) or time.monotonic() > deadline:
+                    raise
+                log.warning("database connection lost, reconnecting", extra={"error": str(exc)})
+                time.sleep(delay)
+                delay = min(delay * 2, 2.0)
+
+    def close(self) -> None:
+        if self._conn is not None:
+            self._conn.close()
+            self._conn = None
+
+    # -- schema -----------------------------------------------------------------------------
+
+    def _applied(self, conn: psycopg.Connection[Any]) -> set[int]:
+        conn.execute(
+            "CREATE TABLE IF NOT EXISTS tailrace_migrations ("
+            " version integer PRIMARY KEY, name text NOT NULL,"
+            " applied_at timestamptz NOT NULL DEFAULT now())"
+        )
+        return {row[0] for row in conn.execute("SELECT version FROM tailrace_migrations")}
+
+    def migrate(self) -> list[str]:
+        def op(conn: psycopg.Connection[Any]) -> list[str]:
+            done: list[str] = []
+            with conn.transaction():
+                # serialises workers that all start at once and all try to migrate
+                conn.execute("SELECT pg_advisory_xact_lock(%s)", (_MIGRATE_LOCK,))
+                applied = self._applied(conn)
+                for m in load_migrations(__package__ or ""):
+                    if m.version not in applied:
+                        conn.execute(m.sql.encode())
+                        conn.execute(
+                            "INSERT INTO tailrace_migrations (version, name) VALUES (%s, %s)",
+                            (m.version, m.name),
+                        )
+                        done.append(f"{m.version:04d}_{m.name}")
+            return done
+
+        return self._run(op)
+
+    def migrations_pending(self) -> list[str]:
+        def op(conn: psycopg.Connection[Any]) -> list[str]:
+            exists = conn.execute("SELECT to_regclass('tailrace_migrations')").fetchone()
+            applied = self._applied(conn) if exists and exists[0] else set()
+            return [
+                f"{m.version:04d}_{m.name}"
+                for m in load_migrations(__package__ or "")
+                if m.version not in applied
+            ]
+
+        return self._run(op)
+
+    # -- enqueue ----------------------------------------------------------------------------
+
+    def jobs_insert(self, jobs: Sequence[NewJob], connection: Any | None = None) -> list[int]:
+        if connection is not None:
+            # the caller's transaction: no reconnect, no commit; the job exists iff it commits
+            with connection.transaction():
+                return self._insert(connection, jobs)
+
+        def op(conn: psycopg.Connection[Any]) -> list[int]:
+            with conn.transaction():
+                return self._insert(conn, jobs)
+
+        return self._run(op)
+
+    def _insert(self, conn: psycopg.Connection[Any], jobs: Sequence[NewJob]) -> list[int]:
+        for queue in sorted({j.queue for j in jobs}):  # sorted: a fixed lock order
+            self._check_capacity(conn, queue, sum(1 for j in jobs if j.queue == queue))
+        plain = [j for j in jobs if j.dedup_key is None]
+        ids: dict[int, int] = {}
+        if len(plain) > 16:
+            for index, job_id in zip(
+                (i for i, j in enumerate(jobs) if j.dedup_key is None),
+                self._copy(conn, plain),
+                strict=True,
+            ):
+                ids[index] = job_id
+        for index, job in enumerate(jobs):
+            if index in ids:
+                continue
+            if job.dedup_key is not None:
+                conn.execute(Q["dedup_lock"], {"dedup_key": job.dedup_key})
+                row = conn.execute(
+                    Q["dedup_existing"],
+                    {"dedup_key": job.dedup_key, "window_s": job.dedup_window_s},
+                ).fetchone()
+                if row is not None:
+                    ids[index] = row[0]
+                    continue
+            row = conn.execute(Q["job_insert"], self._params(job)).fetchone()
+            assert row is not None
+            ids[index] = row[0]
+        return [ids[i] for i in range(len(jobs))]
+
+    @staticmethod
+    def _params(job: NewJob) -> dict[str, Any]:
+        return {
+            "queue": job.queue,
+            "task": job.task,
+            "args": job.args_json,
+            "priority": int(job.priority),
+            "run_at": job.run_at,
+            "sort_at": job.sort_at,
+            "max_attempts": job.max_attempts,
+            "timeout_s": job.timeout_s,
+            "dedup_key": job.dedup_key,
+        }
+
+    def _check_capacity(self, conn: psycopg.Connection[Any], queue: str, adding: int) -> None:
+        row = conn.execute(Q["queue_capacity_lock"], {"queue": queue}).fetchone()
+        if row is None:
+            return
+        depth_row = conn.execute(Q["queue_depth"], {"queue": queue}).fetchone()
+        depth = depth_row[0] if depth_row else 0
+        if depth + adding > row[0]:
+            raise QueueFullError(queue, row[0], depth)
+
+    def _copy(self, conn: psycopg.Connection[Any], jobs: Sequence[NewJob]) -> list[int]:
+        ids = [r[0] for r in conn.execute(Q["ids_reserve"], {"n": len(jobs)})]
+        with conn.cursor().copy(Q["jobs_copy"]) as copy:
+            for job_id, job in zip(ids, jobs, strict=True):
+                copy.write_row(
+                    (
+                        job_id,
+                        job.queue,
+                        job.task,
+                        job.args_json,
+                        int(job.priority),
+                        job.run_at,
+                        job.sort_at,
+                        job.max_attempts,
+                        job.timeout_s,
+                    )
+                )
+        return ids
+
+    # -- working ----------------------------------------------------------------------------
+
+    def jobs_claim(
+        self,
+        worker_id: str,
+        limit: int,
+        lease_s: float,
+        queues: Sequence[str] | None,
+        priorities: Sequence[int],
+    ) -> list[ClaimedJob]:
+        params = {
+            "worker_id": worker_id,
+            "limit": limit,
+            "lease_s": lease_s,
+            "queues": list(queues) if queues else None,
+            "priorities": [int(p) for p in priorities],
+        }
+        rows = self._run(lambda conn: conn.execute(Q["jobs_claim"], params).fetchall())
+        return sorted((claimed_from_row(r) for r in rows), key=lambda j: j.id)
+
+    def jobs_finish(self, worker_id: str, outcomes: Sequence[Outcome]) -> int:
+        ok = [o.job_id for o in outcomes if o.state is JobState.SUCCEEDED]
+        other = [o for o in outcomes if o.state is not JobState.SUCCEEDED]
+
+        def op(conn: psycopg.Connection[Any]) -> int:
+            count = 0
+            with conn.transaction():
+                if ok:
+                    count += conn.execute(
+                        Q["jobs_succeed"], {"ids": ok, "worker_id": worker_id}
+                    ).rowcount
+                if other:
+                    count += conn.execute(
+                        Q["jobs_end"],
+                        {
+                            "worker_id": worker_id,
+                            "ids": [o.job_id for o in other],
+                            "states": [o.state.value for o in other],
+                            "errors": [
+                                orjson.dumps(o.error).decode() if o.error else None for o in other
+                            ],
+                            "retry_ats": [o.retry_at for o in other],
+                            "sort_ats": [o.sort_at for o in other],
+                        },
+                    ).rowcount
+            return count
+
+        return self._run(op)
+
+    def lease_renew(
+        self, worker_id: str, job_ids: Sequence[int], lease_s: float
+    ) -> tuple[set[int], set[int]]:
+        params = {"ids": list(job_ids), "worker_id": worker_id, "lease_s": lease_s}
+        rows = self._run(lambda conn: conn.execute(Q["lease_renew"], params).fetchall())
+        return {r[0] for r in rows}, {r[0] for r in rows if r[1]}
+
+    def jobs_release(self, worker_id: str, job_ids: Sequence[int]) -> int:
+        def op(conn: psycopg.Connection[Any]) -> int:
+            with conn.transaction():
+                n = conn.execute(
+                    Q["jobs_release"], {"ids": list(job_ids), "worker_id": worker_id}
+                ).rowcount
+                conn.execute(Q["wake_workers"])
+            return n
+
+        return self._run(op)
+
+    def leases_reap(self) -> list[tuple[int, JobState]]:
+        rows = self._run(lambda conn: conn.execute(Q["leases_reap"]).fetchall())
+        if rows:
+            self._run(lambda conn: conn.execute(Q["wake_workers"]))
+        return [(r[0], JobState(r[1])) for r in rows]
+
+    def listener(self) -> PostgresListener:
+        return PostgresListener(self.url)
+
+    # -- inspection and operations ----------------------------------------------------------
+
+    def job_get(self, job_id: int) -> Job:
+        row = self._run(lambda conn: conn.execute(Q["job_get"], {"id": job_id}).fetchone())
+        if row is None:
+            raise JobNotFoundError(job_id)
+        return job_from_row(row)
+
+    def jobs_list(self, where: JobFilter, limit: int = 100, offset: int = 0) -> list[Job]:
+        params = {**filter_params(where), "limit": limit, "offset": offset}
+        rows = self._run(lambda conn: conn.execute(Q["jobs_list"], params).fetchall())
+        return [job_from_row(r) for r in rows]
+
+    def job_cancel(self, job_id: int) -> Job:
+        row = self._run(lambda conn: conn.execute(Q["job_cancel"], {"id": job_id}).fetchone())
+        if row is None:
+            raise JobNotFoundError(job_id)
+        return job_from_row(row)
+
+    def jobs_replay(self, where: JobFilter, aging_s: float) -> int:
+        params = {**filter_params(where), "aging_s": aging_s}
+        params["state"] = params["state"] or JobState.DEAD.value
+        row = self._run(lambda conn: conn.execute(Q["jobs_replay"], params).fetchone())
+        return int(row[0]) if row else 0
+
+    def jobs_discard(self, where: JobFilter) -> int:
+        params = filter_params(where)
+        params["state"] = params["state"] or JobState.DEAD.value
+        return self._run(lambda conn: conn.execute(Q["jobs_discard"], params).rowcount)
+
+    def jobs_prune(self, older_than_s: float, states: Sequence[JobState]) -> int:
+        params = {"older_than_s": older_than_s, "states": [s.value for s in states]}
+        total = 0
+        while True:
+            n = self._run(lambda conn: conn.execute(Q["jobs_prune"], params).rowcount)
+            total += n
+            if n < 10000:
+                return total
+
+    def queue_pause(self, name: str) -> None:
+        self._run(lambda conn: conn.execute(Q["queue_pause"], {"name": name}))
+
+    def queue_resume(self, name: str) -> None:
+        def op(conn: psycopg.Connection[Any]) -> None:
+            with conn.transaction():
+                conn.execute(Q["queue_resume"], {"name": name})
+                conn.execute(Q["wake_workers"])
+
+        self._run(op)
+
+    def queue_set_capacity(self, name: str, capacity: int | None) -> None:
+        params = {"name": name, "capacity": capacity}
+        self._run(lambda conn: conn.execute(Q["queue_set_capacity"], params))
+
+    def queues_list(self) -> list[QueueInfo]:
+        rows = self._run(lambda conn: conn.execute(Q["queues_list"]).fetchall())
+        return [QueueInfo(name=r[0], paused=r[1], capacity=r[2]) for r in rows]
+
+    def queues_stats(self) -> list[QueueStats]:
+        rows = self._run(lambda conn: conn.execute(Q["queues_stats"]).fetchall())
+        return [QueueStats(r[0], Priority(r[1]), JobState(r[2]), r[3]) for r in rows]
+
+    # -- schedules --------------------------------------------------------------------------
+
+    def cron_fire(self, schedule: str, tick: datetime, job: NewJob) -> int | None:
+        def op(conn: psycopg.Connection[Any]) -> int | None:
+            with conn.transaction():
+                key = {"schedule": schedule, "tick": tick}
+                if conn.execute(Q["cron_tick_insert"], key).fetchone() is None:
+                    return None  # another worker fired this tick
+                job_id = self._insert(conn, [job])[0]
+                conn.execute(Q["cron_tick_job"], {**key, "job_id": job_id})
+                return job_id
+
+        return self._run(op)
+
+    def cron_ticks_prune(self, older_than_s: float) -> int:
+        params = {"older_than_s": older_than_s}
+        return self._run(lambda conn: conn.execute(Q["cron_ticks_prune"], params).rowcount)
+
+
+class PostgresListener:
+    """LISTEN on its own connection; reconnects when the connection drops."""
+
+    def __init__(self, url: str) -> None:
+        self.url = url
+        self._conn: psycopg.Connection[Any] | None = None
+
+    def _connection(self) -> psycopg.Connection[Any]:
+        if self._conn is None or self._conn.closed or self._conn.broken:
+            self._conn = _connect(self.url)
+            self._conn.execute("LISTEN tailrace_jobs")
+        return self._conn
+
+    def wait(self, timeout: float) -> bool:
+        try:
+            conn = self._connection()
+            for _ in conn.notifies(timeout=timeout, stop_after=1):
+                # drain what queued up meanwhile: one claim answers them all
+                for _ in conn.notifies(timeout=0.0):
+                    pass
+                return True
+            return False
+        except psycopg.OperationalError:
+            if self._conn is not None:
+                self._conn.close()
+            self._conn = None
+            time.sleep(min(timeout, 0.5))
+            return True  # we may have missed a notification while cut off
+
+    def close(self) -> None:
+        if self._conn is not None:
+            self._conn.close()
+            self._conn = None

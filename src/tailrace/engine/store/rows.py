@@ -1,0 +1,75 @@
+"""Turning stored rows into job objects, shared by both stores."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from datetime import UTC, datetime
+from typing import Any
+
+import orjson
+
+from ..jobs import ClaimedJob, Job, JobFilter
+from ..states import JobState, Priority
+
+JOB_COLUMNS = (
+    "id, task, args, queue, priority, state, attempts, max_attempts, run_at, created_at, "
+    "started_at, finished_at, worker_id, dedup_key, timeout_s, cancel_requested, errors"
+)
+
+
+def _json(value: Any) -> Any:
+    return orjson.loads(value) if isinstance(value, str | bytes) else value
+
+
+def _epoch(value: Any) -> datetime | None:
+    if value is None or isinstance(value, datetime):
+        return value
+    return datetime.fromtimestamp(float(value), UTC)
+
+
+def job_from_row(row: Sequence[Any], to_time: Callable[[Any], datetime | None] = _epoch) -> Job:
+    run_at = to_time(row[8])
+    created_at = to_time(row[9])
+    assert run_at is not None and created_at is not None
+    return Job(
+        id=row[0],
+        task=row[1],
+        args=_json(row[2]),
+        queue=row[3],
+        priority=Priority(row[4]),
+        state=JobState(row[5]),
+        attempts=row[6],
+        max_attempts=row[7],
+        run_at=run_at,
+        created_at=created_at,
+        started_at=to_time(row[10]),
+        finished_at=to_time(row[11]),
+        worker_id=row[12],
+        dedup_key=row[13],
+        timeout_s=row[14],
+        cancel_requested=bool(row[15]),
+        errors=_json(row[16]),
+    )
+
+
+def claimed_from_row(row: Sequence[Any]) -> ClaimedJob:
+    return ClaimedJob(
+        id=row[0],
+        task=row[1],
+        args=_json(row[2]),
+        queue=row[3],
+        priority=Priority(row[4]),
+        attempt=row[5],
+        max_attempts=row[6],
+        timeout_s=row[7],
+    )
+
+
+def filter_params(where: JobFilter) -> dict[str, Any]:
+    return {
+        "state": where.state.value if where.state else None,
+        "queue": where.queue,
+        "task": where.task,
+        "priority": int(where.priority) if where.priority is not None else None,
+        "ids": list(where.ids) if where.ids is not None else None,
+    }

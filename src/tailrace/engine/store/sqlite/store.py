@@ -1,0 +1,405 @@
+"""The SQLite store: the embedded default. One file, several worker processes on one machine.
+
+Writers serialise on ``BEGIN IMMEDIATE``; WAL lets readers run beside them; ``synchronous=FULL``
+so a job is on disk before enqueue returns.
+"""
+
+from __future__ import annotations
+
+import sqlite3
+import threading
+import time
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import orjson
+
+from ....errors import ConfigurationError, JobNotFoundError, QueueFullError
+from ...jobs import ClaimedJob, Job, JobFilter, NewJob, Outcome, QueueInfo, QueueStats
+from ...states import JobState, Priority
+from ..queries import load_migrations, load_queries
+from ..rows import claimed_from_row, filter_params, job_from_row
+
+Q = load_queries(__package__ or "tailrace.engine.store.sqlite")
+BUSY_TIMEOUT_S = 30.0
+
+
+def path_from_url(url: str) -> Path:
+    """``sqlite:///relative.db``, ``sqlite:////abs/path.db`` or a bare path."""
+    if url.startswith("sqlite://"):
+        rest = url[len("sqlite://") :]
+        if not rest.startswith("/"):
+            raise ConfigurationError(f"bad SQLite URL {url!r}: expected sqlite:///path")
+        rest = rest[1:]
+        return Path(rest) if rest else Path("tailrace.db")
+    return Path(url)
+
+
+def _connect(path: Path) -> sqlite3.Connection:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    conn = sqlite3.connect(
+        path, timeout=BUSY_TIMEOUT_S, isolation_level=None, check_same_thread=False
+    )
+    conn.execute("PRAGMA journal_mode=WAL")
+    conn.execute("PRAGMA synchronous=FULL")
+    return conn
+
+
+def _ts(value: datetime | None) -> float | None:
+    return value.timestamp() if value is not None else None
+
+
+class SqliteStore:
+    def __init__(self, url: str) -> None:
+        self.url = url
+        self.path = path_from_url(url)
+        self._conn = _connect(self.path)
+        self._lock = threading.Lock()  # one connection, used from several threads
+
+    def close(self) -> None:
+        self._conn.close()
+
+    @contextmanager
+    def _write(self) -> Iterator[sqlite3.Connection]:
+        with self._lock:
+            self._conn.execute("BEGIN IMMEDIATE")
+            try:
+                yield self._conn
+            except BaseException:
+                self._conn.execute("ROLLBACK")
+                raise
+            self._conn.execute("COMMIT")
+
+    @contextmanager
+    def _read(self) -> Iterator[sqlite3.Connection]:
+        with self._lock:
+            yield self._conn
+
+    # -- schema -----------------------------------------------------------------------------
+
+    def _applied(self, conn: sqlite3.Connection) -> set[int]:
+        conn.execute(
+            "CREATE TABLE IF NOT EXISTS tailrace_migrations ("
+            " version INTEGER PRIMARY KEY, name TEXT NOT NULL, applied_at REAL NOT NULL)"
+        )
+        return {row[0] for row in conn.execute("SELECT version FROM tailrace_migrations")}
+
+    def migrate(self) -> list[str]:
+        done: list[str] = []
+        with self._write() as conn:
+            applied = self._applied(conn)
+            for m in load_migrations(__package__ or ""):
+                if m.version in applied:
+                    continue
+                for statement in _statements(m.sql):
+                    conn.execute(statement)
+                conn.execute(
+                    "INSERT INTO tailrace_migrations VALUES (?, ?, ?)",
+                    (m.version, m.name, time.time()),
+                )
+                done.append(f"{m.version:04d}_{m.name}")
+        return done
+
+    def migrations_pending(self) -> list[str]:
+        with self._read() as conn:
+            exists = conn.execute(
+                "SELECT 1 FROM sqlite_master WHERE name = 'tailrace_migrations'"
+            ).fetchone()
+            applied = (
+                {r[0] for r in conn.execute("SELECT version FROM tailrace_migrations")}
+                if exists
+                else set()
+            )
+        return [
+            f"{m.version:04d}_{m.name}"
+            for m in load_migrations(__package__ or "")
+            if m.version not in applied
+        ]
+
+    # -- enqueue ----------------------------------------------------------------------------
+
+    def jobs_insert(self, jobs: Sequence[NewJob], connection: Any | None = None) -> list[int]:
+        if connection is not None:
+            if not connection.in_transaction:
+                connection.execute("BEGIN IMMEDIATE")
+            connection.execute("SAVEPOINT tailrace_enqueue")
+            try:
+                ids = self._insert(connection, jobs)
+            except BaseException:
+                connection.execute("ROLLBACK TO tailrace_enqueue")
+                raise
+            finally:
+                connection.execute("RELEASE tailrace_enqueue")
+            return ids
+        with self._write() as conn:
+            return self._insert(conn, jobs)
+
+    def _insert(self, conn: sqlite3.Connection, jobs: Sequence[NewJob]) -> list[int]:
+        now = time.time()
+        for queue in {j.queue for j in jobs}:
+            row = conn.execute(Q["queue_capacity"], {"queue": queue}).fetchone()
+            if row is not None:
+                depth = conn.execute(Q["queue_depth"], {"queue": queue}).fetchone()[0]
+                adding = sum(1 for j in jobs if j.queue == queue)
+                if depth + adding > row[0]:
+                    raise QueueFullError(queue, row[0], depth)
+        ids = []
+        for job in jobs:
+            if job.dedup_key is not None:
+                existing = conn.execute(
+                    Q["dedup_existing"],
+                    {
+                        "dedup_key": job.dedup_key,
+                        "window_s": job.dedup_window_s,
+                        "now": now,
+                    },
+                ).fetchone()
+                if existing is not None:
+                    ids.append(existing[0])
+                    continue
+            ids.append(
+                conn.execute(
+                    Q["job_insert"],
+                    {
+                        "queue": job.queue,
+                        "task": job.task,
+                        "args": job.args_json,
+                        "priority": int(job.priority),
+                        "run_at": _ts(job.run_at),
+                        "sort_at": _ts(job.sort_at),
+                        "now": now,
+                        "max_attempts": job.max_attempts,
+                        "timeout_s": job.timeout_s,
+                        "dedup_key": job.dedup_key,
+                    },
+                ).fetchone()[0]
+            )
+        return ids
+
+    # -- working ----------------------------------------------------------------------------
+
+    def jobs_claim(
+        self,
+        worker_id: str,
+        limit: int,
+        lease_s: float,
+        queues: Sequence[str] | None,
+        priorities: Sequence[int],
+    ) -> list[ClaimedJob]:
+        params = {
+            "worker_id": worker_id,
+            "limit": limit,
+            "lease_s": lease_s,
+            "now": time.time(),
+            "queues": orjson.dumps(list(queues)).decode() if queues else None,
+            "priorities": orjson.dumps([int(p) for p in priorities]).decode(),
+        }
+        with self._write() as conn:
+            rows = conn.execute(Q["jobs_claim"], params).fetchall()
+        return sorted((claimed_from_row(r) for r in rows), key=lambda j: j.id)
+
+    def jobs_finish(self, worker_id: str, outcomes: Sequence[Outcome]) -> int:
+        now = time.time()
+        ok = [o.job_id for o in outcomes if o.state is JobState.SUCCEEDED]
+        other = [o for o in outcomes if o.state is not JobState.SUCCEEDED]
+        count = 0
+        with self._write() as conn:
+            if ok:
+                count += conn.execute(
+                    Q["jobs_succeed"],
+                    {
+                        "ids": orjson.dumps(ok).decode(),
+                        "worker_id": worker_id,
+                        "now": now,
+                    },
+                ).rowcount
+            for o in other:
+                count += conn.execute(
+                    Q["job_end"],
+                    {
+                        "id": o.job_id,
+                        "worker_id": worker_id,
+                        "now": now,
+                        "state": o.state.value,
+                        "error": orjson.dumps(o.error).decode() if o.error else None,
+                        "retry_at": _ts(o.retry_at),
+                        "sort_at": _ts(o.sort_at),
+                    },
+                ).rowcount
+        return count
+
+    def lease_renew(
+        self, worker_id: str, job_ids: Sequence[int], lease_s: float
+    ) -> tuple[set[int], set[int]]:
+        with self._write() as conn:
+            rows = conn.execute(
+                Q["lease_renew"],
+                {
+                    "ids": orjson.dumps(list(job_ids)).decode(),
+                    "worker_id": worker_id,
+                    "lease_s": lease_s,
+                    "now": time.time(),
+                },
+            ).fetchall()
+        return {r[0] for r in rows}, {r[0] for r in rows if r[1]}
+
+    def jobs_release(self, worker_id: str, job_ids: Sequence[int]) -> int:
+        with self._write() as conn:
+            return conn.execute(
+                Q["jobs_release"],
+                {
+                    "ids": orjson.dumps(list(job_ids)).decode(),
+                    "worker_id": worker_id,
+                },
+            ).rowcount
+
+    def leases_reap(self) -> list[tuple[int, JobState]]:
+        now = time.time()
+        with self._write() as conn:
+            rows = conn.execute(
+                Q["leases_reap"],
+                {
+                    "now": now,
+                    "now_iso": datetime.fromtimestamp(now, UTC).isoformat(),
+                },
+            ).fetchall()
+        return [(r[0], JobState(r[1])) for r in rows]
+
+    def listener(self) -> SqliteListener:
+        return SqliteListener(self.path)
+
+    # -- inspection and operations ----------------------------------------------------------
+
+    def job_get(self, job_id: int) -> Job:
+        with self._read() as conn:
+            row = conn.execute(Q["job_get"], {"id": job_id}).fetchone()
+        if row is None:
+            raise JobNotFoundError(job_id)
+        return job_from_row(row)
+
+    def jobs_list(self, where: JobFilter, limit: int = 100, offset: int = 0) -> list[Job]:
+        params = _filter(where)
+        with self._read() as conn:
+            rows = conn.execute(Q["jobs_list"], {**params, "limit": limit, "offset": offset})
+            return [job_from_row(r) for r in rows.fetchall()]
+
+    def job_cancel(self, job_id: int) -> Job:
+        with self._write() as conn:
+            row = conn.execute(Q["job_cancel"], {"id": job_id, "now": time.time()}).fetchone()
+        if row is None:
+            raise JobNotFoundError(job_id)
+        return job_from_row(row)
+
+    def jobs_replay(self, where: JobFilter, aging_s: float) -> int:
+        params = {**_filter(where), "now": time.time(), "aging_s": aging_s}
+        params["state"] = params["state"] or JobState.DEAD.value
+        with self._write() as conn:
+            return conn.execute(Q["jobs_replay"], params).rowcount
+
+    def jobs_discard(self, where: JobFilter) -> int:
+        params = _filter(where)
+        params["state"] = params["state"] or JobState.DEAD.value
+        with self._write() as conn:
+            return conn.execute(Q["jobs_discard"], params).rowcount
+
+    def jobs_prune(self, older_than_s: float, states: Sequence[JobState]) -> int:
+        params = {
+            "older_than_s": older_than_s,
+            "now": time.time(),
+            "states": orjson.dumps([s.value for s in states]).decode(),
+        }
+        total = 0
+        while True:
+            with self._write() as conn:
+                n = conn.execute(Q["jobs_prune"], params).rowcount
+            total += n
+            if n < 10000:
+                return total
+
+    def queue_pause(self, name: str) -> None:
+        with self._write() as conn:
+            conn.execute(Q["queue_pause"], {"name": name, "now": time.time()})
+
+    def queue_resume(self, name: str) -> None:
+        with self._write() as conn:
+            conn.execute(Q["queue_resume"], {"name": name, "now": time.time()})
+
+    def queue_set_capacity(self, name: str, capacity: int | None) -> None:
+        with self._write() as conn:
+            conn.execute(
+                Q["queue_set_capacity"], {"name": name, "capacity": capacity, "now": time.time()}
+            )
+
+    def queues_list(self) -> list[QueueInfo]:
+        with self._read() as conn:
+            rows = conn.execute(Q["queues_list"]).fetchall()
+        return [QueueInfo(name=r[0], paused=bool(r[1]), capacity=r[2]) for r in rows]
+
+    def queues_stats(self) -> list[QueueStats]:
+        with self._read() as conn:
+            rows = conn.execute(Q["queues_stats"]).fetchall()
+        return [QueueStats(r[0], Priority(r[1]), JobState(r[2]), r[3]) for r in rows]
+
+    # -- schedules --------------------------------------------------------------------------
+
+    def cron_fire(self, schedule: str, tick: datetime, job: NewJob) -> int | None:
+        key = {"schedule": schedule, "tick": tick.timestamp()}
+        with self._write() as conn:
+            if conn.execute(Q["cron_tick_insert"], key).fetchone() is None:
+                return None  # another worker fired this tick
+            job_id = self._insert(conn, [job])[0]
+            conn.execute(Q["cron_tick_job"], {**key, "job_id": job_id})
+            return job_id
+
+    def cron_ticks_prune(self, older_than_s: float) -> int:
+        with self._write() as conn:
+            return conn.execute(
+                Q["cron_ticks_prune"], {"older_than_s": older_than_s, "now": time.time()}
+            ).rowcount
+
+
+def _filter(where: JobFilter) -> dict[str, Any]:
+    params = filter_params(where)
+    if params["ids"] is not None:
+        params["ids"] = orjson.dumps(params["ids"]).decode()
+    return params
+
+
+def _statements(script: str) -> Iterator[str]:
+    """Split a migration into statements (ours hold no semicolons inside literals)."""
+    for part in script.split(";"):
+        lines = [ln for ln in part.splitlines() if not ln.strip().startswith("--")]
+        statement = "\n".join(lines).strip()
+        if statement:
+            yield statement
+
+
+class SqliteListener:
+    """SQLite has no NOTIFY: watch ``PRAGMA data_version``, which moves on every commit made
+    by another connection. It reads shared memory, so polling it every few ms is cheap."""
+
+    POLL_S = 0.002
+
+    def __init__(self, path: Path) -> None:
+        self._conn = _connect(path)
+        self._version = self._read()
+
+    def _read(self) -> int:
+        return int(self._conn.execute("PRAGMA data_version").fetchone()[0])
+
+    def wait(self, timeout: float) -> bool:
+        deadline = time.monotonic() + timeout
+        while True:
+            version = self._read()
+            if version != self._version:
+                self._version = version
+                return True
+            if time.monotonic() >= deadline:
+                return False
+            time.sleep(self.POLL_S)
+
+    def close(self) -> None:
+        self._conn.close()

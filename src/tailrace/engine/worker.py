@@ -1,0 +1,405 @@
+"""The worker: claims jobs in batches, runs them, reports outcomes in batches.
+
+One asyncio loop per process. Async tasks run on the loop; sync tasks in a thread pool.
+Store calls are blocking and run on two single-thread executors, one per connection: one
+claims, the other completes, renews leases and does maintenance, so neither waits for the
+other's round trip.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import functools
+import logging
+import os
+import signal
+import socket
+import time
+import traceback
+import uuid
+from collections.abc import Callable, Sequence
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
+from typing import Any, TypeVar
+
+from ..errors import JobCancelledError, JobTimeoutError, UnknownTaskError
+from ..observability import metrics
+from .app import App
+from .jobs import ClaimedJob, Outcome
+from .maintenance import Maintenance
+from .states import JobState, Priority
+from .store import Store
+from .tasks import JobContext, call_args
+
+log = logging.getLogger("tailrace.worker")
+T = TypeVar("T")
+
+
+@dataclass
+class WorkerOptions:
+    queues: list[str] | None = None  # None: every queue
+    priorities: list[Priority] = field(default_factory=lambda: list(Priority))
+    concurrency: int = 16
+    batch_size: int = 200
+    lease_s: float = 30.0
+    heartbeat_s: float | None = None  # default: a third of the lease
+    poll_s: float = 1.0  # fallback when no notification arrives (delayed jobs, retries)
+    shutdown_grace_s: float = 30.0
+    maintenance_s: float = 1.0
+    retention_s: float = 86400.0  # succeeded and cancelled jobs are pruned after this
+    burst: bool = False  # exit once nothing is left to run in our queues
+
+    @property
+    def heartbeat_interval(self) -> float:
+        return self.heartbeat_s if self.heartbeat_s is not None else self.lease_s / 3
+
+
+@dataclass
+class _Running:
+    job: ClaimedJob
+    ctx: JobContext
+    task: asyncio.Task[None] | None = None
+    stop_reason: str | None = None  # "cancel", "lease" or "shutdown" once we stop it
+
+
+class Worker:
+    def __init__(self, app: App, options: WorkerOptions | None = None) -> None:
+        self.app = app
+        self.options = options or WorkerOptions()
+        self.id = f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:6]}"
+        self._running: dict[int, _Running] = {}
+        self._outcomes: list[Outcome] = []
+        self._stopping = False
+        self._wake = asyncio.Event()  # a slot freed, or stop requested
+        self._flush = asyncio.Event()  # outcomes waiting to be written
+        self.processed = 0
+
+    # -- lifecycle --------------------------------------------------------------------------
+
+    def run(self) -> None:
+        """Run until SIGTERM/SIGINT (or, in burst mode, until the queues are empty)."""
+        asyncio.run(self.run_async())
+
+    def stop(self) -> None:
+        """Stop claiming; in-flight jobs get ``shutdown_grace_s`` to finish."""
+        if not self._stopping:
+            log.info("worker stopping", extra={"worker_id": self.id})
+        self._stopping = True
+        self._wake.set()
+
+    async def run_async(self) -> None:
+        self._loop = asyncio.get_running_loop()
+        self._claim_db = ThreadPoolExecutor(1, thread_name_prefix="tailrace-claim")
+        self._done_db = ThreadPoolExecutor(1, thread_name_prefix="tailrace-done")
+        self._listen_db = ThreadPoolExecutor(1, thread_name_prefix="tailrace-listen")
+        self._threads = ThreadPoolExecutor(
+            self.options.concurrency, thread_name_prefix="tailrace-job"
+        )
+        self._claim_store: Store = await self._on(self._claim_db, self.app.open_store)
+        self._done_store: Store = await self._on(self._done_db, self.app.open_store)
+        self._listener = await self._on(self._listen_db, self._claim_store.listener)
+        self._maintenance = Maintenance(self.app, self._done_store, self.options.retention_s)
+        for sig in (signal.SIGTERM, signal.SIGINT):
+            try:
+                self._loop.add_signal_handler(sig, self._on_signal)
+            except (NotImplementedError, RuntimeError):  # not the main thread
+                pass
+        log.info(
+            "worker started",
+            extra={
+                "worker_id": self.id,
+                "queues": self.options.queues or "*",
+                "priorities": [p.name for p in self.options.priorities],
+                "concurrency": self.options.concurrency,
+                "store": self.app.database_url.split(":")[0],
+            },
+        )
+        background = [
+            asyncio.create_task(self._completer()),
+            asyncio.create_task(self._heartbeat()),
+            asyncio.create_task(self._maintain()),
+        ]
+        try:
+            await self._fetch()
+            await self._drain()
+        finally:
+            for t in background:
+                t.cancel()
+            await asyncio.gather(*background, return_exceptions=True)
+            await self._write_outcomes()
+            for store in (self._claim_store, self._done_store):
+                store.close()
+            self._listener.close()
+            for pool in (self._claim_db, self._done_db, self._listen_db):
+                pool.shutdown(wait=False)
+            self._threads.shutdown(wait=False, cancel_futures=True)
+            log.info("worker stopped", extra={"worker_id": self.id, "processed": self.processed})
+
+    def _on_signal(self) -> None:
+        if self._stopping:  # a second signal: stop now, releasing what still runs
+            self.options.shutdown_grace_s = 0
+        self.stop()
+
+    async def _on(self, pool: ThreadPoolExecutor, fn: Callable[..., T], *args: Any) -> T:
+        return await self._loop.run_in_executor(pool, functools.partial(fn, *args))
+
+    # -- claiming ---------------------------------------------------------------------------
+
+    async def _fetch(self) -> None:
+        opts = self.options
+        listen: asyncio.Future[bool] | None = None
+        while not self._stopping:
+            free = opts.concurrency - len(self._running)
+            exhausted = False
+            if free > 0:
+                want = min(free, opts.batch_size)
+                jobs = await self._on(
+                    self._claim_db,
+                    self._claim_store.jobs_claim,
+                    self.id,
+                    want,
+                    opts.lease_s,
+                    opts.queues,
+                    [int(p) for p in opts.priorities],
+                )
+                for job in jobs:
+                    self._start(job)
+                if len(jobs) == want:
+                    continue  # there may be more
+                exhausted = True
+                if opts.burst and not self._running and not jobs and self._nothing_left():
+                    return
+            self._wake.clear()
+            waits: list[asyncio.Future[Any]] = [asyncio.ensure_future(self._wake.wait())]
+            if exhausted:
+                if listen is None:
+                    listen = self._loop.run_in_executor(
+                        self._listen_db, self._listener.wait, opts.poll_s
+                    )
+                waits.append(listen)
+            await asyncio.wait(waits, return_when=asyncio.FIRST_COMPLETED)
+            waits[0].cancel()
+            if listen is not None and listen.done():
+                listen = None
+        if listen is not None:
+            await asyncio.wait([listen])
+
+    def _nothing_left(self) -> bool:
+        active = (JobState.PENDING, JobState.FAILED, JobState.RUNNING)
+        queues = set(self.options.queues or [])
+        priorities = set(self.options.priorities)
+        return not any(
+            s.state in active and s.priority in priorities and (not queues or s.queue in queues)
+            for s in self._claim_store.queues_stats()
+        )
+
+    def _start(self, job: ClaimedJob) -> None:
+        ctx = JobContext(job.id, job.task, job.queue, job.attempt, job.max_attempts, self.id)
+        run = _Running(job, ctx)
+        self._running[job.id] = run
+        run.task = self._loop.create_task(self._execute(run))
+
+    # -- running ----------------------------------------------------------------------------
+
+    async def _execute(self, run: _Running) -> None:
+        job = run.job
+        task = self.app.tasks.get(job.task)
+        started = time.perf_counter()
+        labels = (job.queue, job.task)
+        metrics.JOBS_STARTED.labels(*labels).inc()
+        error: BaseException | None = None
+        try:
+            if task is None:
+                raise UnknownTaskError(
+                    f"no task named {job.task!r} is registered in this worker "
+                    f"(it has: {', '.join(sorted(self.app.tasks)) or 'none'})"
+                )
+            args, kwargs = call_args(job.args)
+            if task.pass_context:
+                args = (run.ctx, *args)
+            timeout = job.timeout_s
+            if task.is_async:
+                coro = task.fn(*args, **kwargs)
+                await (asyncio.wait_for(coro, timeout) if timeout else coro)
+            else:
+                call = functools.partial(task.fn, *args, **kwargs)
+                future = self._loop.run_in_executor(self._threads, call)
+                await (asyncio.wait_for(future, timeout) if timeout else future)
+        except asyncio.CancelledError:
+            if run.stop_reason is None:
+                raise
+            error = JobCancelledError(f"job {job.id} was cancelled")
+        except TimeoutError:
+            run.ctx.cancelled.set()  # a sync task's thread can't be killed: ask it to stop
+            error = JobTimeoutError(f"task {job.task!r} ran past its timeout of {job.timeout_s} s")
+            error.__traceback__ = None
+        except BaseException as exc:
+            error = exc
+        finally:
+            self._running.pop(job.id, None)
+            self._wake.set()
+        metrics.JOB_DURATION.labels(*labels).observe(time.perf_counter() - started)
+        self._report(run, error)
+
+    def _report(self, run: _Running, error: BaseException | None) -> None:
+        job = run.job
+        if run.stop_reason in ("lease", "shutdown"):
+            return  # not ours to report: reaped by another worker, or released at shutdown
+        self.processed += 1
+        if error is None:
+            outcome = Outcome(job.id, JobState.SUCCEEDED)
+            metrics.JOBS_COMPLETED.labels(job.queue, job.task).inc()
+        elif isinstance(error, JobCancelledError) or run.stop_reason == "cancel":
+            outcome = Outcome(job.id, JobState.CANCELLED, self._error(job, error))
+            log.info("job cancelled", extra={"job_id": job.id, "task": job.task})
+        else:
+            outcome = self._failure(job, error)
+        self._outcomes.append(outcome)
+        self._flush.set()
+
+    def _error(self, job: ClaimedJob, error: BaseException) -> dict[str, Any]:
+        tb = "".join(traceback.format_exception(error)) if error.__traceback__ else None
+        return {
+            "attempt": job.attempt,
+            "at": datetime.now(UTC).isoformat(),
+            "worker_id": self.id,
+            "error": f"{type(error).__name__}: {error}",
+            "traceback": tb,
+        }
+
+    def _failure(self, job: ClaimedJob, error: BaseException) -> Outcome:
+        detail = self._error(job, error)
+        metrics.JOBS_FAILED.labels(job.queue, job.task).inc()
+        if job.attempt >= job.max_attempts:
+            metrics.JOBS_DEAD.labels(job.queue, job.task).inc()
+            log.warning(
+                "job dead",
+                extra={
+                    "job_id": job.id,
+                    "task": job.task,
+                    "attempt": job.attempt,
+                    "error": detail["error"],
+                },
+            )
+            return Outcome(job.id, JobState.DEAD, detail)
+        task = self.app.tasks.get(job.task)
+        policy = (task.retry if task and task.retry else None) or self.app.retry
+        retry_at = datetime.now(UTC) + timedelta(seconds=policy.delay(job.attempt))
+        log.info(
+            "job failed, will retry",
+            extra={
+                "job_id": job.id,
+                "task": job.task,
+                "attempt": job.attempt,
+                "retry_at": retry_at.isoformat(),
+                "error": detail["error"],
+            },
+        )
+        return Outcome(
+            job.id, JobState.FAILED, detail, retry_at, self.app.sort_at(retry_at, job.priority)
+        )
+
+    # -- reporting --------------------------------------------------------------------------
+
+    async def _write_outcomes(self) -> None:
+        while self._outcomes:
+            batch, self._outcomes = self._outcomes, []
+            await self._on(self._done_db, self._done_store.jobs_finish, self.id, batch)
+
+    async def _completer(self) -> None:
+        # outcomes that arrive while a write is in flight form the next batch
+        while True:
+            await self._flush.wait()
+            self._flush.clear()
+            try:
+                await self._write_outcomes()
+            except Exception:
+                log.exception("writing job outcomes failed; will retry")
+                await asyncio.sleep(1.0)
+                self._flush.set()
+
+    # -- leases, cancellation, maintenance --------------------------------------------------
+
+    async def _heartbeat(self) -> None:
+        while True:
+            await asyncio.sleep(self.options.heartbeat_interval)
+            ids = list(self._running)
+            if not ids:
+                continue
+            try:
+                held, cancelled = await self._on(
+                    self._done_db,
+                    self._done_store.lease_renew,
+                    self.id,
+                    ids,
+                    self.options.lease_s,
+                )
+            except Exception:
+                log.exception("renewing leases failed")
+                continue
+            for job_id in ids:
+                run = self._running.get(job_id)
+                if run is None:
+                    continue
+                if job_id not in held:
+                    log.warning("lease lost; stopping job", extra={"job_id": job_id})
+                    self._stop_job(run, "lease")
+                elif job_id in cancelled:
+                    log.info("cancel requested; stopping job", extra={"job_id": job_id})
+                    self._stop_job(run, "cancel")
+
+    def _stop_job(self, run: _Running, reason: str) -> None:
+        if run.stop_reason is not None:
+            return
+        run.stop_reason = reason
+        run.ctx.cancelled.set()
+        task = self.app.tasks.get(run.job.task)
+        if run.task is not None and (task is None or task.is_async):
+            run.task.cancel()  # sync tasks stop cooperatively via ctx.cancelled
+
+    async def _maintain(self) -> None:
+        while True:
+            try:
+                await self._on(self._done_db, self._maintenance.tick)
+            except Exception:
+                log.exception("maintenance failed")
+            await asyncio.sleep(self.options.maintenance_s)
+
+    async def _drain(self) -> None:
+        """After stop: let in-flight jobs finish within the grace period, release the rest."""
+        pending = [r.task for r in self._running.values() if r.task is not None]
+        if pending:
+            await asyncio.wait(pending, timeout=self.options.shutdown_grace_s)
+        left = list(self._running.values())
+        for run in left:
+            self._stop_job(run, "shutdown")
+        if left:
+            ids = [r.job.id for r in left]
+            await self._on(self._done_db, self._done_store.jobs_release, self.id, ids)
+            log.info("released unfinished jobs", extra={"job_ids": ids})
+            tasks = [r.task for r in left if r.task is not None]
+            await asyncio.wait(tasks, timeout=1.0)
+
+
+def run_workers(
+    app_factory: Callable[[], App], options: WorkerOptions, processes: int
+) -> Sequence[int]:
+    """Run ``processes`` worker processes (fork) and wait for them; returns exit codes."""
+    import multiprocessing
+
+    ctx = multiprocessing.get_context("fork")
+    procs = [ctx.Process(target=_child, args=(app_factory, options)) for _ in range(processes)]
+    for p in procs:
+        p.start()
+    try:
+        for p in procs:
+            p.join()
+    except KeyboardInterrupt:
+        for p in procs:
+            p.join()
+    return [p.exitcode or 0 for p in procs]
+
+
+def _child(app_factory: Callable[[], App], options: WorkerOptions) -> None:
+    Worker(app_factory(), options).run()

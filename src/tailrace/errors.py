@@ -1,0 +1,55 @@
+"""The exceptions tailrace raises. Each names what went wrong and what it is about."""
+
+from __future__ import annotations
+
+
+class TailraceError(Exception):
+    """Base of every error tailrace raises on purpose."""
+
+
+class ConfigurationError(TailraceError):
+    """A setting (URL, environment variable, option) is missing or malformed."""
+
+
+class InvalidArgumentsError(TailraceError):
+    """Job arguments that cannot be stored as JSON."""
+
+
+class UnknownTaskError(TailraceError):
+    """A job names a task that the worker running it does not have."""
+
+
+class QueueFullError(TailraceError):
+    """An enqueue would take a queue past its capacity."""
+
+    def __init__(self, queue: str, capacity: int, depth: int) -> None:
+        super().__init__(
+            f"queue {queue!r} is full: {depth} jobs waiting or running, capacity {capacity}"
+        )
+        self.queue = queue
+        self.capacity = capacity
+        self.depth = depth
+
+
+class JobNotFoundError(TailraceError):
+    """No job has the given id."""
+
+    def __init__(self, job_id: int) -> None:
+        super().__init__(f"no job with id {job_id}")
+        self.job_id = job_id
+
+
+class CronExpressionError(TailraceError):
+    """A cron expression that cannot be parsed."""
+
+
+class JobTimeoutError(TailraceError):
+    """A task ran longer than its timeout."""
+
+
+class JobCancelledError(TailraceError):
+    """A running job was cancelled and stopped cooperatively."""
+
+
+class LeaseLostError(TailraceError):
+    """The worker lost a job's lease (it expired and the job went back to the queue)."""

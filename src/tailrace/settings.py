@@ -1,0 +1,27 @@
+"""Where settings come from: arguments first, then the environment, then embedded defaults."""
+
+from __future__ import annotations
+
+import os
+
+DEFAULT_DATABASE_URL = "sqlite:///.tailrace/tailrace.db"
+
+
+def database_url(explicit: str | None = None) -> str:
+    """``TAILRACE_DATABASE_URL``, falling back to ``DATABASE_URL``, then a local SQLite file."""
+    return (
+        explicit
+        or os.environ.get("TAILRACE_DATABASE_URL")
+        or os.environ.get("DATABASE_URL")
+        or DEFAULT_DATABASE_URL
+    )
+
+
+def redact_url(url: str) -> str:
+    """The URL with any password replaced, for logs and error messages."""
+    scheme, sep, rest = url.partition("://")
+    if not sep or "@" not in rest:
+        return url
+    creds, _, host = rest.rpartition("@")
+    user = creds.split(":", 1)[0]
+    return f"{scheme}://{user}:***@{host}" if ":" in creds else f"{scheme}://{user}@{host}"

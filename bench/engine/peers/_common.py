@@ -99,7 +99,7 @@ class Workers:
     started: float = field(default_factory=time.perf_counter)
 
     def check_alive(self) -> None:
-        for proc, log in zip(self.procs, self.logs):
+        for proc, log in zip(self.procs, self.logs, strict=True):
             if proc.poll() is not None:
                 tail = log.read_text(errors="replace")[-3000:]
                 raise RuntimeError(f"worker {proc.args!r} exited with {proc.returncode}:\n{tail}")
@@ -148,8 +148,13 @@ def workers(cmds: Sequence[Sequence[str]], env: dict[str, str] | None = None) ->
             with log.open("wb") as out:
                 procs.append(
                     subprocess.Popen(
-                        list(cmd), cwd=PEERS_DIR, env=full_env, stdout=out,
-                        stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, start_new_session=True,
+                        list(cmd),
+                        cwd=PEERS_DIR,
+                        env=full_env,
+                        stdout=out,
+                        stderr=subprocess.STDOUT,
+                        stdin=subprocess.DEVNULL,
+                        start_new_session=True,
                     )
                 )
             logs.append(log)
@@ -158,7 +163,9 @@ def workers(cmds: Sequence[Sequence[str]], env: dict[str, str] | None = None) ->
         _stop(procs)
 
 
-def wait_done(pool: Workers, n: int, count_done: Callable[[], int], timeout_s: float = 150.0) -> dict[str, float]:
+def wait_done(
+    pool: Workers, n: int, count_done: Callable[[], int], timeout_s: float = 150.0
+) -> dict[str, float]:
     """Poll count_done until it reaches n; return throughput figures."""
     first: float | None = None
     deadline = time.perf_counter() + timeout_s
@@ -181,6 +188,29 @@ def wait_done(pool: Workers, n: int, count_done: Callable[[], int], timeout_s: f
         "first_job_after_s": round(first - pool.started, 2),
         "throughput_after_first_job_jobs_s": round(n / max(now - first, 1e-9), 1),
     }
+
+
+def redis_stamp_waiter(client: Any) -> Callable[[float], float]:
+    """wait_stamp for jobs that RPUSH their start time to PICKUP_KEY."""
+
+    def wait_stamp(timeout: float) -> float:
+        got = client.blpop([PICKUP_KEY], timeout=timeout)
+        if got is None:
+            raise TimeoutError("no pickup stamp")
+        return float(got[1])
+
+    return wait_stamp
+
+
+def pg_stamp_waiter(conn: Any) -> Callable[[float], float]:
+    """wait_stamp for jobs that NOTIFY PICKUP_CHANNEL with their start time (conn LISTENs)."""
+
+    def wait_stamp(timeout: float) -> float:
+        for note in conn.notifies(timeout=timeout, stop_after=1):
+            return float(note.payload)
+        raise TimeoutError("no pickup stamp")
+
+    return wait_stamp
 
 
 def measure_pickup(

@@ -13,10 +13,10 @@ import os
 import sys
 import time
 
+import _common as c
+import celery
 import redis
 from celery import Celery, group
-
-import _common as c
 
 POOL = os.environ.get("BENCH_CELERY_POOL", "threads")
 CONCURRENCY = int(os.environ.get("BENCH_CELERY_CONCURRENCY", "4"))
@@ -69,38 +69,36 @@ def main() -> None:
     bulk = c.rate(sizes.bulk, lambda: _bulk(sizes.bulk))
     r.flushdb()
     _bulk(sizes.jobs)
-    cmds = [
-        [sys.executable, "-m", "celery", "-A", "celery_redis", "worker", f"--pool={POOL}",
-         f"--concurrency={CONCURRENCY}", f"--hostname=bench{i}@%h", "--without-gossip",
-         "--without-mingle", "--without-heartbeat", f"--loglevel={LOGLEVEL}"]
-        for i in range(2)
-    ]
+    worker = [sys.executable, "-m", "celery", "-A", "celery_redis", "worker"]
+    options = [f"--pool={POOL}", f"--concurrency={CONCURRENCY}", f"--loglevel={LOGLEVEL}"]
+    quiet = ["--without-gossip", "--without-mingle", "--without-heartbeat"]
+    cmds = [[*worker, *options, *quiet, f"--hostname=bench{i}@%h"] for i in range(2)]
     c.log(f"celery: throughput, {sizes.jobs} jobs")
     with c.workers(cmds) as pool:
         worked = c.wait_done(pool, sizes.jobs, lambda: int(r.get(DONE_KEY) or 0))
         c.log("celery: pickup")
-
-        def wait_stamp(timeout: float) -> float:
-            got = r.blpop([c.PICKUP_KEY], timeout=timeout)
-            if got is None:
-                raise TimeoutError("no pickup stamp")
-            return float(got[1])
-
-        pickup = c.measure_pickup(pool, stamp.delay, wait_stamp, sizes)
+        pickup = c.measure_pickup(pool, stamp.delay, c.redis_stamp_waiter(r), sizes)
     r.flushdb()
-    import celery
-
-    c.emit(c.result(
-        "celery", f"redis {redis.Redis.from_url(c.REDIS_URL).info()['redis_version']}",
-        f"celery {celery.__version__}; 2 worker processes, --pool={POOL} --concurrency={CONCURRENCY}, "
-        f"prefetch multiplier {PREFETCH}, {'acks late' if ACKS_LATE else 'acks early (default)'}, log level {LOGLEVEL}, no result backend, "
-        "--without-gossip/mingle/heartbeat",
-        single_enqueue_jobs_s=round(single, 1), bulk_enqueue_jobs_s=round(bulk, 1),
-        **worked, **pickup, jobs=sizes.jobs,
-        notes="done-count by the task INCRing a Redis key (Celery has no completion record without a "
-              "result backend); bulk = group(...).apply_async(), which still sends one message per job",
-    ))
+    acks = "acks late" if ACKS_LATE else "acks early (default)"
+    settings = (
+        f"celery {celery.__version__}; 2 `celery worker` processes, {' '.join(options)}, "
+        f"prefetch multiplier {PREFETCH}, {acks}, no result backend, {' '.join(quiet)}"
+    )
+    notes = (
+        "done-count: the task INCRs a Redis key (Celery keeps no completion record without a "
+        "result backend); bulk = group(...).apply_async(), still one message per job"
+    )
+    store = f"redis {r.info()['redis_version']}"
+    figures = {"single_enqueue_jobs_s": round(single, 1), "bulk_enqueue_jobs_s": round(bulk, 1)}
+    c.emit(
+        c.result(
+            "celery", store, settings, **figures, **worked, **pickup, jobs=sizes.jobs, notes=notes
+        )
+    )
 
 
 if __name__ == "__main__":
-    main()
+    try:
+        main()
+    finally:
+        _redis().flushdb()  # also after a failed run

@@ -14,11 +14,10 @@ import os
 import sys
 import time
 
+import _common as c
 import dramatiq
 import redis
 from dramatiq.brokers.redis import RedisBroker
-
-import _common as c
 
 PROCESSES = 2
 THREADS = int(os.environ.get("BENCH_DRAMATIQ_THREADS", "8"))
@@ -71,32 +70,44 @@ def main() -> None:
             raise RuntimeError("a job was dead-lettered")
         return sizes.jobs - int(r.hlen(MSGS_KEY))
 
-    cmd = [sys.executable, "-m", "dramatiq", "dramatiq_redis", "--processes", str(PROCESSES),
-           "--threads", str(THREADS), "--queues", QUEUE]
+    cmd = [
+        sys.executable,
+        "-m",
+        "dramatiq",
+        "dramatiq_redis",
+        "--processes",
+        str(PROCESSES),
+        "--threads",
+        str(THREADS),
+        "--queues",
+        QUEUE,
+    ]
     c.log(f"dramatiq: throughput, {sizes.jobs} jobs")
     with c.workers([cmd]) as pool:
         worked = c.wait_done(pool, sizes.jobs, count_done)
         c.log("dramatiq: pickup")
-
-        def wait_stamp(timeout: float) -> float:
-            got = r.blpop([c.PICKUP_KEY], timeout=timeout)
-            if got is None:
-                raise TimeoutError("no pickup stamp")
-            return float(got[1])
-
-        pickup = c.measure_pickup(pool, stamp.send, wait_stamp, sizes)
+        pickup = c.measure_pickup(pool, stamp.send, c.redis_stamp_waiter(r), sizes)
     r.flushdb()
-    c.emit(c.result(
-        "dramatiq", f"redis {r.info()['redis_version']}",
-        f"dramatiq {dramatiq.__version__}; 1 dramatiq command, --processes {PROCESSES} --threads {THREADS}, "
-        "default middleware, max_retries=0, worker_timeout 1000 ms (default)",
-        single_enqueue_jobs_s=round(single, 1), bulk_enqueue_jobs_s=round(bulk, 1),
-        **worked, **pickup, jobs=sizes.jobs,
-        notes="no batch enqueue API: bulk = dramatiq.group(...).run(), one Lua call per message; "
-              "an idle Redis consumer polls with exponential backoff up to worker_timeout, so pickup "
-              "latency grows with idle time (samples here follow 20-80 ms pauses)",
-    ))
+    settings = (
+        f"dramatiq {dramatiq.__version__}; 1 `dramatiq` command, --processes {PROCESSES} "
+        f"--threads {THREADS}, default middleware, max_retries=0, worker_timeout 1000 ms (default)"
+    )
+    notes = (
+        "no batch enqueue API: bulk = dramatiq.group(...).run(), one Lua call per message (a plain "
+        "send() loop is as fast); an idle Redis consumer polls with exponential backoff up to "
+        "worker_timeout, so pickup latency grows with idle time (samples follow 20-80 ms pauses)"
+    )
+    store = f"redis {r.info()['redis_version']}"
+    figures = {"single_enqueue_jobs_s": round(single, 1), "bulk_enqueue_jobs_s": round(bulk, 1)}
+    c.emit(
+        c.result(
+            "dramatiq", store, settings, **figures, **worked, **pickup, jobs=sizes.jobs, notes=notes
+        )
+    )
 
 
 if __name__ == "__main__":
-    main()
+    try:
+        main()
+    finally:
+        _redis().flushdb()  # also after a failed run

@@ -13,18 +13,20 @@ import asyncio
 import os
 import sys
 import time
+from collections.abc import Awaitable
+from typing import Any
 
+import _common as c
+import oban
 import psycopg
 from oban import Job, Oban, worker
 from oban.schema import install
-
-import _common as c
 
 DB = "bench_oban"
 LIMIT = int(os.environ.get("BENCH_OBAN_LIMIT", "10"))
 DSN_URL = "postgresql://postgres@127.0.0.1:5432/" + DB
 
-_notify_conn: psycopg.AsyncConnection | None = None
+_notify_conn: psycopg.AsyncConnection[Any] | None = None
 
 
 @worker(queue="default", max_attempts=1)
@@ -49,101 +51,103 @@ def _job(name: str) -> Job:
     return Job(f"oban_pg.{name}", args={}, queue="default", max_attempts=1)
 
 
-async def _bulk(oban: Oban, n: int) -> None:
-    await oban.enqueue_many(_job("Noop") for _ in range(n))
+async def _bulk(client: Oban, n: int) -> None:
+    await client.enqueue_many(_job("Noop") for _ in range(n))
 
 
-async def _rate(n: int, make: object) -> float:
+async def _rate(n: int, work: Awaitable[object]) -> float:
     t0 = time.perf_counter()
-    await make  # type: ignore[misc]
+    await work
     return n / (time.perf_counter() - t0)
 
 
-async def run(sizes: c.Sizes) -> dict[str, object]:
+COUNT_SQL = """
+    SELECT count(*) FILTER (WHERE state = 'completed'),
+           count(*) FILTER (WHERE state IN ('discarded', 'cancelled', 'retryable'))
+    FROM oban_jobs
+"""
+
+
+async def run(sizes: c.Sizes, db: psycopg.Connection[Any]) -> dict[str, Any]:
+    """Enqueue with an async Oban client; poll and listen on db (sync) from a thread."""
     pool = await Oban.create_pool(DSN_URL, min_size=1, max_size=4)
-    db = await psycopg.AsyncConnection.connect(DSN_URL, autocommit=True)
     try:
         await install(pool)
-        async with Oban(pool=pool) as oban:
+        async with Oban(pool=pool) as client:
 
             async def single(n: int) -> None:
                 for _ in range(n):
-                    await oban.enqueue(_job("Noop"))
+                    await client.enqueue(_job("Noop"))
 
             c.log("oban: single enqueue")
             single_rate = await _rate(sizes.single, single(sizes.single))
-            await db.execute("TRUNCATE oban_jobs")
+            db.execute("TRUNCATE oban_jobs")
             c.log("oban: bulk enqueue")
-            bulk_rate = await _rate(sizes.bulk, _bulk(oban, sizes.bulk))
-            await db.execute("TRUNCATE oban_jobs")
-            await _bulk(oban, sizes.jobs)
+            bulk_rate = await _rate(sizes.bulk, _bulk(client, sizes.bulk))
+            db.execute("TRUNCATE oban_jobs")
+            await _bulk(client, sizes.jobs)
 
-            cmds = [
-                [sys.executable, "-m", "oban", "start", "--dsn", DSN_URL, "--queues",
-                 f"default:{LIMIT}", "--node", f"bench{i}", "--log-level", "WARNING",
-                 "--cron-modules", "oban_pg"]
-                for i in range(2)
-            ]
-            await db.execute(f"LISTEN {c.PICKUP_CHANNEL}")
+            def count_done() -> int:
+                completed, failed = db.execute(COUNT_SQL).fetchone() or (0, 0)
+                if failed:
+                    raise RuntimeError("a job failed")
+                return int(completed)
+
+            worker = [sys.executable, "-m", "oban", "start", "--dsn", DSN_URL, "--log-level"]
+            options = ["WARNING", "--queues", f"default:{LIMIT}", "--cron-modules", "oban_pg"]
+            cmds = [[*worker, *options, "--node", f"bench{i}"] for i in range(2)]
+            db.execute(f"LISTEN {c.PICKUP_CHANNEL}")
             c.log(f"oban: throughput, {sizes.jobs} jobs")
-            # The polling helpers in _common are synchronous; run them in a
-            # thread with a sync connection so this loop stays free.
-            with psycopg.connect(DSN_URL, autocommit=True) as sync_db, c.workers(cmds) as procs:
-
-                def count_done() -> int:
-                    row = sync_db.execute(
-                        "SELECT count(*) FILTER (WHERE state = 'completed'),"
-                        " count(*) FILTER (WHERE state IN ('discarded', 'cancelled', 'retryable'))"
-                        " FROM oban_jobs"
-                    ).fetchone()
-                    assert row is not None
-                    if row[1]:
-                        raise RuntimeError("a job failed")
-                    return int(row[0])
-
+            with c.workers(cmds) as procs:
                 worked = await asyncio.to_thread(c.wait_done, procs, sizes.jobs, count_done)
                 c.log("oban: pickup")
                 loop = asyncio.get_running_loop()
 
                 def enqueue_stamp() -> None:
-                    asyncio.run_coroutine_threadsafe(oban.enqueue(_job("Stamp")), loop).result()
+                    asyncio.run_coroutine_threadsafe(client.enqueue(_job("Stamp")), loop).result()
 
-                def wait_stamp(timeout: float) -> float:
-                    async def one() -> float:
-                        async for note in db.notifies(timeout=timeout, stop_after=1):
-                            return float(note.payload)
-                        raise TimeoutError("no pickup stamp")
-
-                    return asyncio.run_coroutine_threadsafe(one(), loop).result()
-
-                pickup = await asyncio.to_thread(c.measure_pickup, procs, enqueue_stamp, wait_stamp, sizes)
-        server = db.info.parameter_status("server_version") or "?"
+                waiter = c.pg_stamp_waiter(db)
+                pickup = await asyncio.to_thread(
+                    c.measure_pickup, procs, enqueue_stamp, waiter, sizes
+                )
     finally:
-        await db.close()
         await pool.close()
-    return {"single": single_rate, "bulk": bulk_rate, "worked": worked, "pickup": pickup,
-            "server": server}
+    return {"single": single_rate, "bulk": bulk_rate, "worked": worked, "pickup": pickup}
 
 
 def main() -> None:
-    import oban
-
-    sizes = c.parse_sizes(__doc__ or "", jobs=10_000)
+    sizes = c.parse_sizes(__doc__ or "", jobs=20_000)
     c.pg_recreate_database(DB)
     try:
-        out = asyncio.run(run(sizes))
+        with psycopg.connect(DSN_URL, autocommit=True) as db:
+            out = asyncio.run(run(sizes, db))
+            server = db.info.parameter_status("server_version") or "?"
     finally:
         c.pg_recreate_database(DB, drop_only=True)
-    c.emit(c.result(
-        "oban", f"postgresql {out['server']}",
+    settings = (
         f"oban {oban.__version__} on Python {sys.version.split()[0]}; 2 `oban start` processes, "
-        f"queue default:{LIMIT} each, max_attempts=1, uvloop (oban's CLI default)",
-        single_enqueue_jobs_s=round(float(out["single"]), 1),  # type: ignore[arg-type]
-        bulk_enqueue_jobs_s=round(float(out["bulk"]), 1),  # type: ignore[arg-type]
-        **out["worked"], **out["pickup"], jobs=sizes.jobs,  # type: ignore[arg-type]
-        notes="needs Python >= 3.12 (run from /work/bench-venv-312); bulk = Oban.enqueue_many, which "
-              "sends one INSERT per job inside one transaction; done-count = oban_jobs rows completed",
-    ))
+        f"queue default:{LIMIT} each, max_attempts=1, uvloop (oban's CLI default)"
+    )
+    notes = (
+        "needs Python >= 3.12 (runs from /work/bench-venv-312); bulk = Oban.enqueue_many, which "
+        "sends one INSERT per job in one transaction; done-count = oban_jobs rows completed"
+    )
+    figures = {
+        "single_enqueue_jobs_s": round(out["single"], 1),
+        "bulk_enqueue_jobs_s": round(out["bulk"], 1),
+    }
+    c.emit(
+        c.result(
+            "oban",
+            f"postgresql {server}",
+            settings,
+            **figures,
+            **out["worked"],
+            **out["pickup"],
+            jobs=sizes.jobs,
+            notes=notes,
+        )
+    )
 
 
 if __name__ == "__main__":

@@ -14,10 +14,9 @@ import os
 import sys
 import time
 
+import _common as c
 import procrastinate
 import psycopg
-
-import _common as c
 
 DB = "bench_procrastinate"
 CONCURRENCY = int(os.environ.get("BENCH_PROCRASTINATE_CONCURRENCY", "10"))
@@ -47,6 +46,13 @@ def _bulk(n: int) -> None:
         noop.batch_defer(*({} for _ in range(min(BATCH, n - start))))
 
 
+COUNT_SQL = """
+    SELECT count(*) FILTER (WHERE status = 'succeeded'),
+           count(*) FILTER (WHERE status IN ('failed', 'aborted'))
+    FROM procrastinate_jobs
+"""
+
+
 def main() -> None:
     sizes = c.parse_sizes(__doc__ or "", jobs=10_000)
     c.pg_recreate_database(DB)
@@ -54,62 +60,54 @@ def main() -> None:
     try:
         with app.open():
             app.schema_manager.apply_schema()
-
-            def truncate() -> None:
-                db.execute("TRUNCATE procrastinate_jobs CASCADE")
-
             c.log("procrastinate: single enqueue")
             single = c.rate(sizes.single, lambda: [noop.defer() for _ in range(sizes.single)])
-            truncate()
+            db.execute("TRUNCATE procrastinate_jobs CASCADE")
             c.log("procrastinate: bulk enqueue")
             bulk = c.rate(sizes.bulk, lambda: _bulk(sizes.bulk))
-            truncate()
+            db.execute("TRUNCATE procrastinate_jobs CASCADE")
             _bulk(sizes.jobs)
 
             def count_done() -> int:
-                row = db.execute(
-                    "SELECT count(*) FILTER (WHERE status = 'succeeded'),"
-                    " count(*) FILTER (WHERE status IN ('failed', 'aborted')) FROM procrastinate_jobs"
-                ).fetchone()
-                assert row is not None
-                if row[1]:
+                succeeded, failed = db.execute(COUNT_SQL).fetchone() or (0, 0)
+                if failed:
                     raise RuntimeError("a job failed")
-                return int(row[0])
+                return int(succeeded)
 
-            cmds = [
-                [sys.executable, "-m", "procrastinate", "--app=procrastinate_pg.app", "worker",
-                 f"--name=bench{i}", f"--concurrency={CONCURRENCY}"]
-                for i in range(2)
-            ]
+            worker = [sys.executable, "-m", "procrastinate", "--app=procrastinate_pg.app", "worker"]
+            cmds = [[*worker, f"--name=bench{i}", f"--concurrency={CONCURRENCY}"] for i in range(2)]
             c.log(f"procrastinate: throughput, {sizes.jobs} jobs")
             db.execute(f"LISTEN {c.PICKUP_CHANNEL}")
             with c.workers(cmds) as pool:
                 worked = c.wait_done(pool, sizes.jobs, count_done)
                 c.log("procrastinate: pickup")
-
-                def wait_stamp(timeout: float) -> float:
-                    for note in db.notifies(timeout=timeout, stop_after=1):
-                        return float(note.payload)
-                    raise TimeoutError("no pickup stamp")
-
-                pickup = c.measure_pickup(pool, noop_stamp_defer, wait_stamp, sizes)
+                pickup = c.measure_pickup(pool, stamp.defer, c.pg_stamp_waiter(db), sizes)
         server = db.info.parameter_status("server_version") or "?"
     finally:
         db.close()
         c.pg_recreate_database(DB, drop_only=True)
-    c.emit(c.result(
-        "procrastinate", f"postgresql {server}",
+    settings = (
         f"procrastinate {procrastinate.__version__}; 2 `procrastinate worker` processes, "
-        f"--concurrency={CONCURRENCY} each, async tasks, listen/notify on, delete_jobs never (default)",
-        single_enqueue_jobs_s=round(single, 1), bulk_enqueue_jobs_s=round(bulk, 1),
-        **worked, **pickup, jobs=sizes.jobs,
-        notes=f"bulk = Task.batch_defer in batches of {BATCH}; done-count = procrastinate_jobs rows "
-              "with status succeeded",
-    ))
-
-
-def noop_stamp_defer() -> None:
-    stamp.defer()
+        f"--concurrency={CONCURRENCY} each, async tasks, listen/notify on, keeps finished jobs"
+    )
+    notes = (
+        f"bulk = Task.batch_defer in batches of {BATCH}; done-count = procrastinate_jobs rows with "
+        "status succeeded; throughput falls as the backlog grows (about 590/s for 2,000 jobs, "
+        "300/s for 10,000 in trial runs)"
+    )
+    figures = {"single_enqueue_jobs_s": round(single, 1), "bulk_enqueue_jobs_s": round(bulk, 1)}
+    c.emit(
+        c.result(
+            "procrastinate",
+            f"postgresql {server}",
+            settings,
+            **figures,
+            **worked,
+            **pickup,
+            jobs=sizes.jobs,
+            notes=notes,
+        )
+    )
 
 
 if __name__ == "__main__":

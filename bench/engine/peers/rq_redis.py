@@ -10,13 +10,13 @@ from __future__ import annotations
 
 import sys
 import time
+from collections.abc import Callable
 
+import _common as c
 import redis
 import rq
 from rq import Queue
 from rq.registry import FailedJobRegistry, FinishedJobRegistry
-
-import _common as c
 
 QUEUE = "bench"
 
@@ -37,6 +37,10 @@ def noop() -> None:
 def stamp() -> None:
     started = time.time()
     _redis().rpush(c.PICKUP_KEY, repr(started))
+
+
+def stamp_via(q: Queue) -> Callable[[], object]:
+    return lambda: q.enqueue("rq_redis.stamp")
 
 
 def main() -> None:
@@ -63,33 +67,29 @@ def main() -> None:
             raise RuntimeError("a job failed")
         return finished.count
 
-    cmds = [
-        [sys.executable, "-m", "rq.cli", "worker", "--url", c.REDIS_URL, "--worker-class",
-         "rq.worker.SimpleWorker", "--name", f"bench{i}", "--quiet", QUEUE]
-        for i in range(2)
-    ]
+    worker = [sys.executable, "-m", "rq.cli", "worker", "--url", c.REDIS_URL]
+    options = ["--worker-class", "rq.worker.SimpleWorker", "--quiet"]
+    cmds = [[*worker, *options, "--name", f"bench{i}", QUEUE] for i in range(2)]
     c.log(f"rq: throughput, {sizes.jobs} jobs")
     with c.workers(cmds) as pool:
         worked = c.wait_done(pool, sizes.jobs, count_done)
         c.log("rq: pickup")
-
-        def wait_stamp(timeout: float) -> float:
-            got = r.blpop([c.PICKUP_KEY], timeout=timeout)
-            if got is None:
-                raise TimeoutError("no pickup stamp")
-            return float(got[1])
-
-        pickup = c.measure_pickup(pool, lambda: q.enqueue("rq_redis.stamp"), wait_stamp, sizes)
+        pickup = c.measure_pickup(pool, stamp_via(q), c.redis_stamp_waiter(r), sizes)
     r.flushdb()
-    c.emit(c.result(
-        "rq", f"redis {r.info()['redis_version']}",
-        f"rq {rq.__version__}; 2 `rq worker` processes, --worker-class rq.worker.SimpleWorker (no fork), "
-        "--quiet, default result_ttl",
-        single_enqueue_jobs_s=round(single, 1), bulk_enqueue_jobs_s=round(bulk, 1),
-        **worked, **pickup, jobs=sizes.jobs,
-        notes="bulk = Queue.enqueue_many (one pipeline); done-count = FinishedJobRegistry.count",
-    ))
+    settings = (
+        f"rq {rq.__version__}; 2 `rq worker` processes, {' '.join(options)} (no fork per job), "
+        "default result_ttl"
+    )
+    notes = "bulk = Queue.enqueue_many (one pipeline); done-count = FinishedJobRegistry.count"
+    store = f"redis {r.info()['redis_version']}"
+    figures = {"single_enqueue_jobs_s": round(single, 1), "bulk_enqueue_jobs_s": round(bulk, 1)}
+    c.emit(
+        c.result("rq", store, settings, **figures, **worked, **pickup, jobs=sizes.jobs, notes=notes)
+    )
 
 
 if __name__ == "__main__":
-    main()
+    try:
+        main()
+    finally:
+        _redis().flushdb()  # also after a failed run

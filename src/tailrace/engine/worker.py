@@ -82,7 +82,14 @@ class Worker:
         asyncio.run(self.run_async())
 
     def stop(self) -> None:
-        """Stop claiming; in-flight jobs get ``shutdown_grace_s`` to finish."""
+        """Stop claiming; in-flight jobs get ``shutdown_grace_s`` to finish. Thread-safe."""
+        loop: asyncio.AbstractEventLoop | None = getattr(self, "_loop", None)
+        if loop is not None and not loop.is_closed():
+            loop.call_soon_threadsafe(self._request_stop)
+        else:
+            self._request_stop()
+
+    def _request_stop(self) -> None:
         if not self._stopping:
             log.info("worker stopping", extra={"worker_id": self.id})
         self._stopping = True
@@ -139,7 +146,7 @@ class Worker:
     def _on_signal(self) -> None:
         if self._stopping:  # a second signal: stop now, releasing what still runs
             self.options.shutdown_grace_s = 0
-        self.stop()
+        self._request_stop()
 
     async def _on(self, pool: ThreadPoolExecutor, fn: Callable[..., T], *args: Any) -> T:
         return await self._loop.run_in_executor(pool, functools.partial(fn, *args))
@@ -147,8 +154,16 @@ class Worker:
     # -- claiming ---------------------------------------------------------------------------
 
     async def _fetch(self) -> None:
+        self._listening: asyncio.Future[bool] | None = None
+        try:
+            await self._fetch_until_stopped()
+        finally:
+            # the listener must be idle before it is closed, or it could reconnect after
+            if self._listening is not None:
+                await asyncio.wait([self._listening])
+
+    async def _fetch_until_stopped(self) -> None:
         opts = self.options
-        listen: asyncio.Future[bool] | None = None
         while not self._stopping:
             free = opts.concurrency - len(self._running)
             exhausted = False
@@ -173,17 +188,15 @@ class Worker:
             self._wake.clear()
             waits: list[asyncio.Future[Any]] = [asyncio.ensure_future(self._wake.wait())]
             if exhausted:
-                if listen is None:
-                    listen = self._loop.run_in_executor(
+                if self._listening is None:
+                    self._listening = self._loop.run_in_executor(
                         self._listen_db, self._listener.wait, opts.poll_s
                     )
-                waits.append(listen)
+                waits.append(self._listening)
             await asyncio.wait(waits, return_when=asyncio.FIRST_COMPLETED)
             waits[0].cancel()
-            if listen is not None and listen.done():
-                listen = None
-        if listen is not None:
-            await asyncio.wait([listen])
+            if self._listening is not None and self._listening.done():
+                self._listening = None
 
     def _nothing_left(self) -> bool:
         active = (JobState.PENDING, JobState.FAILED, JobState.RUNNING)

@@ -373,12 +373,18 @@ class PostgresListener:
     def wait(self, timeout: float) -> bool:
         try:
             conn = self._connection()
-            for _ in conn.notifies(timeout=timeout, stop_after=1):
+            # notifies() holds the connection's (non-reentrant) lock until the generator is
+            # closed: close the first one before draining with a second, or it deadlocks
+            first = conn.notifies(timeout=timeout, stop_after=1)
+            try:
+                got = next(first, None) is not None
+            finally:
+                first.close()
+            if got:
                 # drain what queued up meanwhile: one claim answers them all
                 for _ in conn.notifies(timeout=0.0):
                     pass
-                return True
-            return False
+            return got
         except psycopg.OperationalError:
             if self._conn is not None:
                 self._conn.close()

@@ -1,0 +1,159 @@
+"""Enqueue: one, many, inside the caller's transaction, dedup, capacity, bad arguments."""
+
+from __future__ import annotations
+
+import sqlite3
+import threading
+from datetime import UTC, datetime, timedelta
+
+import psycopg
+import pytest
+
+from tailrace import App, InvalidArgumentsError, JobSpec, JobState, Priority, QueueFullError
+from tailrace.engine.store.sqlite.store import path_from_url
+from tests.conformance.conftest import drain
+
+
+def test_enqueue_runs_sync_and_async_tasks_with_json_arguments(app: App) -> None:
+    seen: list[object] = []
+
+    @app.task
+    def add(a: int, b: int) -> None:
+        seen.append(a + b)
+
+    @app.task
+    async def greet(name: str) -> None:
+        seen.append(f"hi {name}")
+
+    ids = [app.enqueue(add, {"a": 1, "b": 2}), app.enqueue(greet, ["ada"])]
+    assert app.job(ids[0]).args == {"a": 1, "b": 2}
+    assert app.job(ids[1]).state is JobState.PENDING
+    drain(app)
+    assert sorted(map(str, seen)) == ["3", "hi ada"]
+    assert {app.job(i).state for i in ids} == {JobState.SUCCEEDED}
+
+
+def test_bulk_enqueue_returns_distinct_ids_and_every_job_runs(app: App) -> None:
+    ran: list[int] = []
+
+    @app.task(name="n")
+    def n(i: int) -> None:
+        ran.append(i)
+
+    ids = app.enqueue_many(JobSpec("n", {"i": i}) for i in range(500))
+    assert len(set(ids)) == 500
+    assert [app.job(ids[i]).args["i"] for i in (0, 250, 499)] == [0, 250, 499]
+    drain(app, concurrency=50)
+    assert sorted(ran) == list(range(500))
+
+
+def test_arguments_that_are_not_json_are_refused_with_a_clear_error(app: App) -> None:
+    with pytest.raises(InvalidArgumentsError, match="not JSON-serialisable"):
+        app.enqueue("t", {"when": object()})
+    assert app.jobs() == []
+
+
+def _caller_connection(url: str) -> psycopg.Connection | sqlite3.Connection:  # type: ignore[type-arg]
+    if url.startswith("postgresql"):
+        return psycopg.connect(url)
+    return sqlite3.connect(path_from_url(url))
+
+
+@pytest.mark.parametrize("commit", [True, False])
+def test_enqueue_in_the_callers_transaction(app: App, database_url: str, commit: bool) -> None:
+    app.store.migrate()  # the schema exists before the caller's transaction starts
+    conn = _caller_connection(database_url)
+    try:
+        conn.execute("CREATE TABLE orders (id integer)")
+        conn.execute("INSERT INTO orders VALUES (1)")
+        job_id = app.enqueue("ship", {"order": 1}, connection=conn)
+        conn.commit() if commit else conn.rollback()
+    finally:
+        conn.close()
+    if commit:
+        assert app.job(job_id).task == "ship"
+    else:
+        assert app.jobs() == []
+
+
+def test_dedup_key_returns_the_live_job(app: App) -> None:
+    first = app.enqueue("report", dedup_key="daily")
+    assert app.enqueue("report", dedup_key="daily") == first
+    app.cancel(first)
+    # no longer live, and no window: a new job
+    assert app.enqueue("report", dedup_key="daily") != first
+
+
+def test_dedup_window_covers_finished_jobs(app: App) -> None:
+    first = app.enqueue("report", dedup_key="k", dedup_window=timedelta(hours=24))
+    app.cancel(first)
+    assert app.enqueue("report", dedup_key="k", dedup_window=86400) == first
+
+
+def test_concurrent_enqueuers_with_one_dedup_key_create_one_job(database_url: str) -> None:
+    with App(database_url) as app:
+        app.store.migrate()
+    barrier = threading.Barrier(8)
+    ids: list[int] = []
+
+    def enqueue() -> None:
+        with App(database_url) as app:
+            app.store  # connect before the race
+            barrier.wait()
+            ids.append(app.enqueue("once", dedup_key="same"))
+
+    threads = [threading.Thread(target=enqueue) for _ in range(8)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert len(ids) == 8 and len(set(ids)) == 1
+
+
+def test_queue_capacity_refuses_or_waits(app: App, background_worker) -> None:  # type: ignore[no-untyped-def]
+    app.queue_capacity("small", 3)
+    for _ in range(3):
+        app.enqueue("t", queue="small")
+    with pytest.raises(QueueFullError, match="queue 'small' is full: 3 jobs"):
+        app.enqueue("t", queue="small")
+    with pytest.raises(QueueFullError):
+        app.enqueue_many([JobSpec("t", queue="small")] * 2)
+    assert len(app.jobs()) == 3
+
+    @app.task(name="t")
+    def t() -> None:
+        pass
+
+    background_worker(app, queues=["small"])
+    # waits until the worker makes room
+    job_id = app.enqueue("t", queue="small", on_full="wait", wait_timeout=10)
+    assert app.job(job_id).queue == "small"
+    app.queue_capacity("small", None)
+    app.enqueue_many([JobSpec("t", queue="small")] * 10)
+
+
+def test_defaults_follow_task_then_priority(app: App) -> None:
+    @app.task(name="urgent", priority="CRITICAL", queue="payments")
+    def urgent() -> None:
+        pass
+
+    job = app.job(app.enqueue("urgent"))
+    assert (job.priority, job.queue, job.max_attempts) == (Priority.CRITICAL, "payments", 5)
+    job = app.job(app.enqueue("other", priority="LOW"))
+    assert (job.priority, job.queue, job.max_attempts) == (Priority.LOW, "default", 3)
+    job = app.job(app.enqueue("other", max_attempts=7))
+    assert job.max_attempts == 7
+
+
+def test_delayed_job_is_not_claimed_before_run_at(app: App) -> None:
+    job_id = app.enqueue("later", delay=0.5)
+    store = app.store
+    assert store.jobs_claim("w", 10, 30, None, list(Priority)) == []
+    run_at = app.job(job_id).run_at
+    assert run_at > datetime.now(UTC)
+    from tests.waiting import wait_until
+
+    claimed = wait_until(lambda: store.jobs_claim("w", 10, 30, None, list(Priority)), 5,
+                         "the delayed job to become claimable")
+    assert [c.id for c in claimed] == [job_id]
+    assert datetime.now(UTC) >= run_at

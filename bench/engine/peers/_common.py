@@ -45,6 +45,10 @@ PICKUP_KEY = "bench:pickup"
 # random so that polling workers are not sampled at one phase of their loop.
 PICKUP_GAP_S = (0.02, 0.08)
 
+# Figures are only comparable on an otherwise idle machine: each result carries
+# the 1-minute load average seen when its script started.
+LOAD_AT_START = os.getloadavg()[0]
+
 
 @dataclass
 class Sizes:
@@ -246,6 +250,7 @@ def result(peer: str, store: str, settings: str, **figures: Any) -> dict[str, An
         "pickup_p90_ms": None,
         "pickup_p99_ms": None,
         "notes": "",
+        "loadavg_1m_at_start": round(LOAD_AT_START, 2),
     }
     out.update(figures)
     return out

@@ -258,20 +258,56 @@ class App:
         wait_timeout: float = 30.0,
     ) -> list[int]:
         """Enqueue many jobs in one transaction (COPY on PostgreSQL); returns their ids."""
-        resolved = [
-            j
-            if isinstance(j, NewJob)
-            else self.new_job(
-                j.task,
-                j.args,
-                queue=j.queue,
-                priority=j.priority,
-                run_at=j.run_at,
-                max_attempts=j.max_attempts,
-                dedup_key=j.dedup_key,
+        # Jobs that differ only in their arguments share one resolved template: resolving
+        # defaults per job would cost more than writing it.
+        templates: dict[tuple[Any, ...], NewJob] = {}
+        resolved: list[NewJob] = []
+        for j in jobs:
+            if isinstance(j, NewJob):
+                resolved.append(j)
+                continue
+            if j.dedup_key is not None:
+                resolved.append(
+                    self.new_job(
+                        j.task,
+                        j.args,
+                        queue=j.queue,
+                        priority=j.priority,
+                        run_at=j.run_at,
+                        max_attempts=j.max_attempts,
+                        dedup_key=j.dedup_key,
+                    )
+                )
+                continue
+            key = (j.task, j.queue, j.priority, j.run_at, j.max_attempts)
+            template = templates.get(key)
+            if template is None:
+                template = templates[key] = self.new_job(
+                    j.task,
+                    None,
+                    queue=j.queue,
+                    priority=j.priority,
+                    run_at=j.run_at,
+                    max_attempts=j.max_attempts,
+                )
+            try:
+                args_json = orjson.dumps(j.args).decode()
+            except TypeError as exc:
+                raise InvalidArgumentsError(
+                    f"arguments of a {template.task!r} job are not JSON-serialisable: {exc}"
+                ) from None
+            resolved.append(
+                NewJob(
+                    template.task,
+                    args_json,
+                    template.queue,
+                    template.priority,
+                    template.run_at,
+                    template.sort_at,
+                    template.max_attempts,
+                    template.timeout_s,
+                )
             )
-            for j in jobs
-        ]
         return self._insert(resolved, connection, on_full, wait_timeout)
 
     def _insert(

@@ -4,6 +4,15 @@ VALUES (%(queue)s, %(task)s, %(args)s::jsonb, %(priority)s, %(run_at)s, %(sort_a
         %(max_attempts)s, %(timeout_s)s, %(dedup_key)s)
 RETURNING id;
 
+-- name: job_insert_uncapped
+-- One statement, so one round trip in autocommit; inserts nothing when the queue has a
+-- capacity, and the caller takes the locked path instead.
+INSERT INTO tailrace_jobs (queue, task, args, priority, run_at, sort_at, max_attempts, timeout_s, dedup_key)
+SELECT %(queue)s, %(task)s, %(args)s::jsonb, %(priority)s, %(run_at)s, %(sort_at)s,
+       %(max_attempts)s, %(timeout_s)s, NULL
+WHERE NOT EXISTS (SELECT 1 FROM tailrace_queues WHERE name = %(queue)s AND capacity IS NOT NULL)
+RETURNING id;
+
 -- name: dedup_lock
 SELECT pg_advisory_xact_lock(hashtextextended('tailrace-dedup:' || %(dedup_key)s, 0));
 
@@ -26,11 +35,14 @@ SELECT count(*) FROM tailrace_jobs
 WHERE queue = %(queue)s AND state IN ('pending', 'failed', 'running');
 
 -- name: ids_reserve
-SELECT nextval('tailrace_jobs_id_seq') FROM generate_series(1, %(n)s);
+SELECT array_agg(nextval('tailrace_jobs_id_seq')) FROM generate_series(1, %(n)s);
 
 -- name: jobs_copy
-COPY tailrace_jobs (id, queue, task, args, priority, run_at, sort_at, max_attempts, timeout_s)
+COPY tailrace_jobs (id, args, queue, task, priority, run_at, sort_at, max_attempts, timeout_s)
 FROM STDIN;
+
+-- name: claim_async_commit
+SET LOCAL synchronous_commit = off;
 
 -- name: jobs_claim
 WITH picked AS (

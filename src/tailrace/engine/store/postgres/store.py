@@ -124,6 +124,10 @@ class PostgresStore:
                 return self._insert(connection, jobs)
 
         def op(conn: psycopg.Connection[Any]) -> list[int]:
+            if len(jobs) == 1 and jobs[0].dedup_key is None:
+                row = conn.execute(Q["job_insert_uncapped"], self._params(jobs[0])).fetchone()
+                if row is not None:
+                    return [row[0]]
             with conn.transaction():
                 return self._insert(conn, jobs)
 
@@ -182,22 +186,42 @@ class PostgresStore:
             raise QueueFullError(queue, row[0], depth)
 
     def _copy(self, conn: psycopg.Connection[Any], jobs: Sequence[NewJob]) -> list[int]:
-        ids = [r[0] for r in conn.execute(Q["ids_reserve"], {"n": len(jobs)})]
+        row = conn.execute(Q["ids_reserve"], {"n": len(jobs)}).fetchone()
+        assert row is not None
+        ids: list[int] = row[0]
+        # COPY's text format written by hand: rows of one batch share every column but the
+        # id and the arguments, so the rest of the line is formatted once per template.
+        tails: dict[tuple[Any, ...], str] = {}
+        lines: list[str] = []
         with conn.cursor().copy(Q["jobs_copy"]) as copy:
             for job_id, job in zip(ids, jobs, strict=True):
-                copy.write_row(
-                    (
-                        job_id,
-                        job.queue,
-                        job.task,
-                        job.args_json,
-                        int(job.priority),
-                        job.run_at,
-                        job.sort_at,
-                        job.max_attempts,
-                        job.timeout_s,
-                    )
+                key = (
+                    job.queue,
+                    job.task,
+                    job.priority,
+                    job.run_at,
+                    job.sort_at,
+                    job.max_attempts,
+                    job.timeout_s,
                 )
+                tail = tails.get(key)
+                if tail is None:
+                    tail = tails[key] = "\t".join(
+                        (
+                            _copy_escape(job.queue),
+                            _copy_escape(job.task),
+                            str(int(job.priority)),
+                            job.run_at.isoformat(),
+                            job.sort_at.isoformat(),
+                            str(job.max_attempts),
+                            "\\N" if job.timeout_s is None else repr(float(job.timeout_s)),
+                        )
+                    )
+                lines.append(f"{job_id}\t{_copy_escape(job.args_json)}\t{tail}\n")
+                if len(lines) == 2000:  # send as we go: the server parses while we format
+                    copy.write("".join(lines))
+                    lines.clear()
+            copy.write("".join(lines))
         return ids
 
     # -- working ----------------------------------------------------------------------------
@@ -217,7 +241,15 @@ class PostgresStore:
             "queues": list(queues) if queues else None,
             "priorities": [int(p) for p in priorities],
         }
-        rows = self._run(lambda conn: conn.execute(Q["jobs_claim"], params).fetchall())
+
+        def op(conn: psycopg.Connection[Any]) -> list[Any]:
+            with conn.transaction():
+                # A claim lost in a server crash only means the job is claimed again, so it
+                # need not wait for the WAL flush; enqueue and completion do wait for it.
+                conn.execute(Q["claim_async_commit"])
+                return conn.execute(Q["jobs_claim"], params).fetchall()
+
+        rows = self._run(op)
         return sorted((claimed_from_row(r) for r in rows), key=lambda j: j.id)
 
     def jobs_finish(self, worker_id: str, outcomes: Sequence[Outcome]) -> int:
@@ -355,6 +387,18 @@ class PostgresStore:
     def cron_ticks_prune(self, older_than_s: float) -> int:
         params = {"older_than_s": older_than_s}
         return self._run(lambda conn: conn.execute(Q["cron_ticks_prune"], params).rowcount)
+
+
+def _copy_escape(value: str) -> str:
+    """Escape a value for COPY's text format (backslash, tab, newline, carriage return)."""
+    if "\\" in value or "\t" in value or "\n" in value or "\r" in value:
+        return (
+            value.replace("\\", "\\\\")
+            .replace("\t", "\\t")
+            .replace("\n", "\\n")
+            .replace("\r", "\\r")
+        )
+    return value
 
 
 class PostgresListener:

@@ -1,0 +1,203 @@
+"""tailrace's engine on PostgreSQL, measured the way bench/engine/peers measure the peers.
+
+- worked throughput: N no-op jobs waiting in a paused queue, 2 worker processes started and
+  ready, queue resumed; time until every job has succeeded.
+- bulk enqueue: ``enqueue_many`` in batches (COPY), jobs/s.
+- single enqueue: one ``enqueue`` call (its own transaction, durable) at a time, jobs/s.
+- pickup latency: an idle worker; one job enqueued at a time; latency = the job's start time
+  (recorded by the job) minus the time just before ``enqueue`` was called.
+- bloat: after the throughput run of N jobs (1,000,000 with --million), the size of the job
+  table and its indexes, live and dead tuples, before and after pruning.
+
+Usage: python bench/engine/tailrace_bench.py [--jobs 200000] [--million] > result.json
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import signal
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+
+import psycopg
+
+from tailrace import App, JobSpec
+
+HERE = Path(__file__).resolve().parent
+BASE_URL = os.environ.get("BENCH_POSTGRES", "postgresql://postgres@127.0.0.1:5432/test")
+SCHEMA = "bench_tailrace"
+URL = f"{BASE_URL}?options=-csearch_path%3D{SCHEMA}"
+
+
+def reset_schema() -> None:
+    with psycopg.connect(BASE_URL, autocommit=True) as conn:
+        conn.execute(f"DROP SCHEMA IF EXISTS {SCHEMA} CASCADE")
+        conn.execute(f"CREATE SCHEMA {SCHEMA}")
+    with App(URL) as app:
+        app.store.migrate()
+
+
+def count(state: str) -> int:
+    with psycopg.connect(URL) as conn:
+        row = conn.execute("SELECT count(*) FROM tailrace_jobs WHERE state = %s", (state,))
+        return int(row.fetchone()[0])  # type: ignore[index]
+
+
+def start_workers(n: int, concurrency: int, log: Path, env: dict[str, str]) -> list[subprocess.Popen[bytes]]:
+    procs = []
+    for i in range(n):
+        out = open(log.with_suffix(f".{i}.log"), "wb")  # noqa: SIM115 - closed with the process
+        procs.append(subprocess.Popen(
+            [sys.executable, "-c", "from tailrace.cli import main; main()",
+             "--app", "bench_app:app", "--log-level", "WARNING", "worker",
+             "-c", str(concurrency), "--batch-size", "200", "--poll", "1"],
+            cwd=HERE, env={**os.environ, **env, "TAILRACE_DATABASE_URL": URL,
+                           "PYTHONPATH": str(HERE)},
+            stdout=out, stderr=out,
+        ))
+    return procs
+
+
+def wait_ready(app: App, procs: list[subprocess.Popen[bytes]]) -> None:
+    """Every worker has connected and LISTENs once it shows in pg_stat_activity's LISTEN."""
+    deadline = time.monotonic() + 30
+    with psycopg.connect(BASE_URL, autocommit=True) as conn:
+        while time.monotonic() < deadline:
+            row = conn.execute(
+                "SELECT count(*) FROM pg_stat_activity WHERE query = 'LISTEN tailrace_jobs'"
+            ).fetchone()
+            if row and row[0] >= len(procs):
+                return
+            time.sleep(0.05)
+    raise RuntimeError("workers did not start")
+
+
+def stop(procs: list[subprocess.Popen[bytes]]) -> None:
+    for p in procs:
+        p.send_signal(signal.SIGTERM)
+    for p in procs:
+        p.wait(30)
+
+
+def throughput(jobs: int, processes: int, concurrency: int, task: str) -> dict[str, Any]:
+    reset_schema()
+    with App(URL) as app:
+        app.queue_pause("default")
+        for start in range(0, jobs, 50_000):
+            app.enqueue_many([JobSpec(task)] * min(50_000, jobs - start))
+        with tempfile.TemporaryDirectory() as tmp:
+            procs = start_workers(processes, concurrency, Path(tmp) / "w", {})
+            try:
+                wait_ready(app, procs)
+                started = time.perf_counter()
+                app.queue_resume("default")
+                while count("succeeded") < jobs:
+                    time.sleep(0.02)
+                elapsed = time.perf_counter() - started
+            finally:
+                stop(procs)
+    return {"jobs": jobs, "processes": processes, "concurrency": concurrency, "task": task,
+            "seconds": round(elapsed, 3), "jobs_per_s": round(jobs / elapsed)}
+
+
+def bulk_enqueue(jobs: int, batch: int) -> dict[str, Any]:
+    reset_schema()
+    with App(URL) as app:
+        app.store  # noqa: B018 - connect first
+        started = time.perf_counter()
+        for start in range(0, jobs, batch):
+            app.enqueue_many([JobSpec("noop", {"i": i}) for i in range(start, min(jobs, start + batch))])
+        elapsed = time.perf_counter() - started
+    return {"jobs": jobs, "batch": batch, "jobs_per_s": round(jobs / elapsed)}
+
+
+def single_enqueue(jobs: int) -> dict[str, Any]:
+    reset_schema()
+    with App(URL) as app:
+        app.enqueue("noop")
+        started = time.perf_counter()
+        for i in range(jobs):
+            app.enqueue("noop", {"i": i})
+        elapsed = time.perf_counter() - started
+    return {"jobs": jobs, "jobs_per_s": round(jobs / elapsed)}
+
+
+def pickup_latency(samples: int) -> dict[str, Any]:
+    reset_schema()
+    with tempfile.TemporaryDirectory() as tmp:
+        stamps = Path(tmp) / "stamps"
+        procs = start_workers(1, 16, Path(tmp) / "w", {"BENCH_STAMP_FILE": str(stamps)})
+        sent: dict[int, float] = {}
+        try:
+            with App(URL) as app:
+                wait_ready(app, procs)
+                for i in range(samples + 20):
+                    before = time.time()
+                    job_id = app.enqueue("stamp")
+                    if i >= 20:  # warm-up
+                        sent[job_id] = before
+                    deadline = time.monotonic() + 5
+                    while not stamps.exists() or stamps.read_text().count("\n") < i + 1:
+                        if time.monotonic() > deadline:
+                            raise RuntimeError("job did not start")
+                        time.sleep(0.0005)
+                    time.sleep(0.01)  # idle worker again, as in the peers' measurement
+        finally:
+            stop(procs)
+        started = {int(a): float(b) for a, b in (ln.split() for ln in stamps.read_text().splitlines())}
+    lat = sorted((started[j] - t) * 1000 for j, t in sent.items())
+    return {"samples": len(lat), "p50_ms": round(statistics.median(lat), 2),
+            "p90_ms": round(lat[int(len(lat) * 0.9)], 2), "p99_ms": round(lat[int(len(lat) * 0.99)], 2),
+            "max_ms": round(lat[-1], 2)}
+
+
+def bloat(jobs: int) -> dict[str, Any]:
+    """Run after a throughput run: how big the table is with ``jobs`` finished jobs in it."""
+    query = """SELECT pg_total_relation_size('tailrace_jobs'), pg_relation_size('tailrace_jobs'),
+                      n_live_tup, n_dead_tup
+               FROM pg_stat_user_tables WHERE relname = 'tailrace_jobs' AND schemaname = %s"""
+    with psycopg.connect(URL, autocommit=True) as conn:
+        conn.execute("ANALYZE tailrace_jobs")
+        total, heap, live, dead = conn.execute(query, (SCHEMA,)).fetchone()  # type: ignore[misc]
+        conn.execute("DELETE FROM tailrace_jobs WHERE state = 'succeeded'")  # what pruning does
+        conn.execute("VACUUM tailrace_jobs")
+        total2, heap2, live2, dead2 = conn.execute(query, (SCHEMA,)).fetchone()  # type: ignore[misc]
+    mib = 1024 * 1024
+    return {"jobs": jobs, "total_mib": round(total / mib, 1), "heap_mib": round(heap / mib, 1),
+            "live_tuples": live, "dead_tuples": dead,
+            "after_prune_and_vacuum": {"total_mib": round(total2 / mib, 1),
+                                       "heap_mib": round(heap2 / mib, 1),
+                                       "live_tuples": live2, "dead_tuples": dead2}}
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--jobs", type=int, default=200_000)
+    parser.add_argument("--million", action="store_true", help="also the 1M-job bloat run")
+    parser.add_argument("--only", choices=["throughput", "bulk", "single", "latency"])
+    args = parser.parse_args()
+    result: dict[str, Any] = {"peer": "tailrace", "store": "postgresql"}
+    if args.only in (None, "throughput"):
+        result["throughput"] = throughput(args.jobs, 2, 200, "noop")
+        result["throughput_sync_task"] = throughput(args.jobs // 2, 2, 200, "noop_sync")
+    if args.only in (None, "bulk"):
+        result["bulk_enqueue"] = bulk_enqueue(200_000, 10_000)
+    if args.only in (None, "single"):
+        result["single_enqueue"] = single_enqueue(2_000)
+    if args.only in (None, "latency"):
+        result["pickup_latency"] = pickup_latency(300)
+    if args.million:
+        result["million"] = throughput(1_000_000, 2, 200, "noop")
+        result["million"]["table"] = bloat(1_000_000)
+    print(json.dumps(result, indent=2))
+
+
+if __name__ == "__main__":
+    main()

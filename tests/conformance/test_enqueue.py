@@ -98,7 +98,7 @@ def test_concurrent_enqueuers_with_one_dedup_key_create_one_job(database_url: st
 
     def enqueue() -> None:
         with App(database_url) as app:
-            app.store  # connect before the race
+            app.store.migrate()  # connect before the race
             barrier.wait()
             ids.append(app.enqueue("once", dedup_key="same"))
 
@@ -157,3 +157,25 @@ def test_delayed_job_is_not_claimed_before_run_at(app: App) -> None:
                          "the delayed job to become claimable")
     assert [c.id for c in claimed] == [job_id]
     assert datetime.now(UTC) >= run_at
+
+
+def test_bulk_arguments_survive_every_awkward_character(app: App) -> None:
+    awkward = ["tab\there", "back\\slash", "new\nline", "cr\rlf", "quote\"s", "ünï©ødé ☃",
+               "\\N", "nul-ish \\0", ""]
+    specs = [JobSpec("t", {"s": s, "n": [1, 2.5, None, True]}) for s in awkward] * 3
+    ids = app.enqueue_many(specs)
+    for job_id, spec in zip(ids, specs, strict=True):
+        assert app.job(job_id).args == spec.args
+
+
+def test_migrate_is_idempotent(database_url: str) -> None:
+    from tailrace.engine.store import open_store
+
+    store = open_store(database_url)
+    try:
+        assert store.migrations_pending() == ["0001_init"]
+        assert store.migrate() == ["0001_init"]
+        assert store.migrate() == []
+        assert store.migrations_pending() == []
+    finally:
+        store.close()

@@ -53,3 +53,7 @@ class JobCancelledError(TailraceError):
 
 class LeaseLostError(TailraceError):
     """The worker lost a job's lease (it expired and the job went back to the queue)."""
+
+
+class StoreClosedError(TailraceError):
+    """An operation on a store after it was closed."""

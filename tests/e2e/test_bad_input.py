@@ -35,10 +35,10 @@ def test_enqueue_with_args_that_are_not_json_exits_2(harness: Harness) -> None:
     assert missing.stderr.strip() == f"error: no job with id {job.id + 1000}"
 
 
-def test_bad_priority_filter_is_a_usage_error(harness: Harness) -> None:
+def test_bad_priority_filter_is_a_usage_error(sqlite_harness: Harness) -> None:
     for how in ({"WORKER_PRIORITY_FILTER": "CRITICAL,URGENT"}, None):
         extra = () if how else ("--priorities", "CRITICAL,URGENT")
-        result = harness.cli("--app", APP_SPEC, "worker", "--burst", *extra, env=how)
+        result = sqlite_harness.cli("--app", APP_SPEC, "worker", "--burst", *extra, env=how)
         assert result.returncode == 2, (how, result.stderr)
         assert "URGENT" in result.stderr and "--priorities" in result.stderr, result.stderr
         assert "Traceback" not in result.stderr
@@ -46,14 +46,13 @@ def test_bad_priority_filter_is_a_usage_error(harness: Harness) -> None:
 
 
 @pytest.mark.xfail(
-    strict=True,
+    strict=False,  # a race: lost most of the time when run alone, rarely on a loaded machine
     reason="src bug: Worker.run_async closes its SQLite connections from the event loop while "
     "a cancelled maintenance tick still runs on them in the done thread: the process segfaults "
-    "(exit -11) most of the time; see the e2e report",
+    "(exit -11); see the e2e report",
 )
 def test_burst_worker_with_nothing_to_do_exits_0(sqlite_harness: Harness) -> None:
-    # the crash is a race that loses about one time in five: five runs make it near-certain
-    for _ in range(5):
+    for _ in range(10):
         result = sqlite_harness.cli("--app", APP_SPEC, "worker", "--burst", "--poll", "0.2")
         assert result.returncode == 0, result.stdout + result.stderr
         assert '"msg":"worker stopped"' in result.stderr

@@ -135,9 +135,10 @@ class Worker:
                 t.cancel()
             await asyncio.gather(*background, return_exceptions=True)
             await self._write_outcomes()
-            for store in (self._claim_store, self._done_store):
-                store.close()
-            self._listener.close()
+            # closed on their own threads: after whatever call a cancelled task left running
+            await self._on(self._claim_db, self._claim_store.close)
+            await self._on(self._done_db, self._done_store.close)
+            await self._on(self._listen_db, self._listener.close)
             for pool in (self._claim_db, self._done_db, self._listen_db):
                 pool.shutdown(wait=False)
             self._threads.shutdown(wait=False, cancel_futures=True)

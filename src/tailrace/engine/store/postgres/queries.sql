@@ -41,11 +41,14 @@ SELECT array_agg(nextval('tailrace_jobs_id_seq')) FROM generate_series(1, %(n)s)
 COPY tailrace_jobs (id, args, queue, task, priority, run_at, sort_at, max_attempts, timeout_s)
 FROM STDIN;
 
--- name: claim_async_commit
-SET LOCAL synchronous_commit = off;
-
 -- name: jobs_claim
-WITH picked AS (
+-- A claim lost in a server crash only means the job is claimed again, so this statement's
+-- commit need not wait for the WAL flush (enqueue and completion do). set_config(…, true)
+-- lasts for this statement's own transaction; joining `relaxed` makes sure it runs.
+WITH relaxed AS (
+    SELECT set_config('synchronous_commit', 'off', true)
+),
+picked AS (
     SELECT id FROM tailrace_jobs
     WHERE state IN ('pending', 'failed')
       AND run_at <= now()
@@ -62,7 +65,7 @@ SET state = 'running',
     started_at = now(),
     lease_expires_at = now() + make_interval(secs => %(lease_s)s::float8),
     worker_id = %(worker_id)s
-FROM picked
+FROM picked, relaxed
 WHERE j.id = picked.id
 RETURNING j.id, j.task, j.args, j.queue, j.priority, j.attempts, j.max_attempts, j.timeout_s;
 

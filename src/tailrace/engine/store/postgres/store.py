@@ -13,7 +13,7 @@ import orjson
 import psycopg
 from psycopg.types.json import set_json_loads
 
-from ....errors import JobNotFoundError, QueueFullError
+from ....errors import JobNotFoundError, QueueFullError, StoreClosedError
 from ...jobs import ClaimedJob, Job, JobFilter, NewJob, Outcome, QueueInfo, QueueStats
 from ...states import JobState, Priority
 from ..queries import load_migrations, load_queries
@@ -40,10 +40,13 @@ class PostgresStore:
     def __init__(self, url: str) -> None:
         self.url = url
         self._conn: psycopg.Connection[Any] | None = None
+        self._closed = False
 
     # -- connection -------------------------------------------------------------------------
 
     def _connection(self) -> psycopg.Connection[Any]:
+        if self._closed:
+            raise StoreClosedError("the store was closed")
         if self._conn is None or self._conn.closed or self._conn.broken:
             if self._conn is not None:
                 self._conn.close()
@@ -70,6 +73,7 @@ class PostgresStore:
                 delay = min(delay * 2, 2.0)
 
     def close(self) -> None:
+        self._closed = True
         if self._conn is not None:
             self._conn.close()
             self._conn = None
@@ -242,14 +246,7 @@ class PostgresStore:
             "priorities": [int(p) for p in priorities],
         }
 
-        def op(conn: psycopg.Connection[Any]) -> list[Any]:
-            with conn.transaction():
-                # A claim lost in a server crash only means the job is claimed again, so it
-                # need not wait for the WAL flush; enqueue and completion do wait for it.
-                conn.execute(Q["claim_async_commit"])
-                return conn.execute(Q["jobs_claim"], params).fetchall()
-
-        rows = self._run(op)
+        rows = self._run(lambda conn: conn.execute(Q["jobs_claim"], params).fetchall())
         return sorted((claimed_from_row(r) for r in rows), key=lambda j: j.id)
 
     def jobs_finish(self, worker_id: str, outcomes: Sequence[Outcome]) -> int:

@@ -3,6 +3,9 @@
 from __future__ import annotations
 
 import os
+from collections.abc import Iterable
+
+from .errors import ConfigurationError
 
 DEFAULT_DATABASE_URL = "sqlite:///.tailrace/tailrace.db"
 
@@ -25,3 +28,18 @@ def redact_url(url: str) -> str:
     creds, _, host = rest.rpartition("@")
     user = creds.split(":", 1)[0]
     return f"{scheme}://{user}:***@{host}" if ":" in creds else f"{scheme}://{user}@{host}"
+
+
+def max_attempts_from_env(priorities: Iterable[str]) -> dict[str, int]:
+    """``JOBS_RETRY_MAX_ATTEMPTS_<PRIORITY>`` overrides (the variables of reference 002)."""
+    found: dict[str, int] = {}
+    for name in priorities:
+        raw = os.environ.get(f"JOBS_RETRY_MAX_ATTEMPTS_{name}")
+        if raw is None:
+            continue
+        if not raw.strip().isdigit() or int(raw) < 1:
+            raise ConfigurationError(
+                f"JOBS_RETRY_MAX_ATTEMPTS_{name}={raw!r}: expected a whole number of at least 1"
+            )
+        found[name] = int(raw)
+    return found

@@ -78,3 +78,18 @@ def test_public_surface() -> None:
     for name in tailrace.__all__:
         assert getattr(tailrace, name) is not None
     assert {"App", "Worker", "Priority", "JobState", "RetryPolicy"} <= set(tailrace.__all__)
+
+
+def test_attempt_limits_from_the_environment(monkeypatch: pytest.MonkeyPatch) -> None:
+    from tailrace import App
+    from tailrace.errors import ConfigurationError
+
+    monkeypatch.setenv("JOBS_RETRY_MAX_ATTEMPTS_CRITICAL", "8")
+    monkeypatch.setenv("JOBS_RETRY_MAX_ATTEMPTS_DEFAULT", "2")
+    app = App("sqlite:///unused.db")
+    assert app.max_attempts[Priority.CRITICAL] == 8
+    assert app.max_attempts[Priority.DEFAULT] == 2
+    assert app.max_attempts[Priority.LOW] == 3
+    monkeypatch.setenv("JOBS_RETRY_MAX_ATTEMPTS_LOW", "lots")
+    with pytest.raises(ConfigurationError, match="JOBS_RETRY_MAX_ATTEMPTS_LOW='lots'"):
+        App("sqlite:///unused.db")

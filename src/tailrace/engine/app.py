@@ -12,6 +12,7 @@ import orjson
 
 from ..errors import InvalidArgumentsError, QueueFullError, TailraceError
 from ..settings import database_url as resolve_database_url
+from ..settings import max_attempts_from_env
 from .cron import Cron
 from .jobs import Job, JobFilter, NewJob, QueueInfo, QueueStats
 from .retry import RetryPolicy
@@ -67,7 +68,12 @@ class App:
         self.database_url = resolve_database_url(database_url)
         self.priority_aging_s = priority_aging_s
         self.retry = retry or RetryPolicy()
-        self.max_attempts = {**DEFAULT_MAX_ATTEMPTS, **(max_attempts or {})}
+        from_env = max_attempts_from_env(p.name for p in Priority)
+        self.max_attempts = {
+            **DEFAULT_MAX_ATTEMPTS,
+            **{Priority[name]: n for name, n in from_env.items()},
+            **(max_attempts or {}),
+        }
         self.default_queue = default_queue
         self.auto_migrate = auto_migrate
         self.tasks: dict[str, Task] = {}

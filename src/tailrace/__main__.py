@@ -1,0 +1,5 @@
+"""``python -m tailrace`` is the ``tailrace`` command."""
+
+from .cli import main
+
+main()

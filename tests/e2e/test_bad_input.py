@@ -45,12 +45,6 @@ def test_bad_priority_filter_is_a_usage_error(sqlite_harness: Harness) -> None:
         assert "worker started" not in result.stderr
 
 
-@pytest.mark.xfail(
-    strict=False,  # a race: lost most of the time when run alone, rarely on a loaded machine
-    reason="src bug: Worker.run_async closes its SQLite connections from the event loop while "
-    "a cancelled maintenance tick still runs on them in the done thread: the process segfaults "
-    "(exit -11); see the e2e report",
-)
 def test_burst_worker_with_nothing_to_do_exits_0(sqlite_harness: Harness) -> None:
     for _ in range(10):
         result = sqlite_harness.cli("--app", APP_SPEC, "worker", "--burst", "--poll", "0.2")
@@ -140,12 +134,6 @@ def test_timed_out_tasks_record_job_timeout_and_the_worker_goes_on(harness: Harn
     assert w.alive(), w.tail()
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="src bug: a timed-out sync task keeps its thread-pool thread, so with every thread "
-    "stuck the next sync job waits in the pool queue (and, with a timeout, can time out without "
-    "ever running); see the e2e report",
-)
 def test_a_hung_sync_task_does_not_starve_the_next_sync_job(sqlite_harness: Harness) -> None:
     h = sqlite_harness
     w = h.start_worker("-c", "1", "--poll", "0.2")

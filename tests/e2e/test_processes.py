@@ -5,8 +5,6 @@ from __future__ import annotations
 import os
 import signal
 
-import pytest
-
 from tailrace import JobFilter, JobSpec, JobState
 
 from .support import Harness, duplicates, wait_until
@@ -47,11 +45,6 @@ def test_processes_share_the_jobs_and_run_each_once(harness: Harness) -> None:
     assert {j.attempts for j in jobs} == {1}
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="src bug: run_workers does not forward SIGTERM to its children: the parent dies at "
-    "once (exit -15) and the children run on as orphans; see the e2e report",
-)
 def test_sigterm_to_the_parent_stops_every_child(sqlite_harness: Harness) -> None:
     h = sqlite_harness
     w = h.start_worker("-p", "2", "--poll", "0.2", "--grace", "5")
@@ -61,11 +54,6 @@ def test_sigterm_to_the_parent_stops_every_child(sqlite_harness: Harness) -> Non
     assert len(w.logged("worker stopped")) == 2, w.tail()
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="src bug: `tailrace worker -p N` exits max(exit codes), so a child killed by a "
-    "signal (negative code) still gives 0; and SIGTERM is not forwarded; see the e2e report",
-)
 def test_a_child_killed_by_a_signal_makes_the_parent_fail(sqlite_harness: Harness) -> None:
     h = sqlite_harness
     w = h.start_worker("-p", "2", "--poll", "0.2", "--grace", "5")

@@ -12,12 +12,6 @@ from tailrace import JobState
 from .support import Harness, wait_until
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="src bug: at shutdown Worker.run_async cancels the completer while its write of the "
-    "last outcomes runs on the done thread, then closes that store under it: the outcome is lost, "
-    "the job stays running until its lease expires and runs again; see the e2e report",
-)
 def test_sigterm_lets_the_running_job_finish_and_claims_nothing_new(harness: Harness) -> None:
     h = harness
     w = h.start_worker("--grace", "10", "--poll", "0.2")
@@ -49,18 +43,7 @@ def test_sigterm_lets_the_running_job_finish_and_claims_nothing_new(harness: Har
 
 @pytest.mark.parametrize(
     "task",
-    [
-        "slow",
-        pytest.param(
-            "slow_sync",
-            marks=pytest.mark.xfail(
-                strict=True,
-                reason="src bug: the process exit joins the thread-pool thread still running a "
-                "released sync job, so the worker lingers until the job ends (and the released "
-                "job can run twice at once); see the e2e report",
-            ),
-        ),
-    ],
+    ["slow", "slow_sync"],
 )
 def test_sigterm_past_the_grace_period_releases_the_job(harness: Harness, task: str) -> None:
     h = harness

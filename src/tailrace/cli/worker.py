@@ -104,4 +104,6 @@ def worker(
     codes = run_workers(
         lambda: load_app(root.get("app"), root.get("database_url")), options, processes
     )
-    sys.exit(max(codes))
+    # like a shell: a child killed by signal N (exit code -N) makes ours 128 + N
+    failed = [c if c > 0 else 128 - c for c in codes if c != 0]
+    sys.exit(failed[0] if failed else 0)

@@ -31,6 +31,7 @@ from .maintenance import Maintenance
 from .states import JobState, Priority
 from .store import Store
 from .tasks import JobContext, call_args
+from .threads import TaskThreads
 
 log = logging.getLogger("tailrace.worker")
 T = TypeVar("T")
@@ -100,9 +101,7 @@ class Worker:
         self._claim_db = ThreadPoolExecutor(1, thread_name_prefix="tailrace-claim")
         self._done_db = ThreadPoolExecutor(1, thread_name_prefix="tailrace-done")
         self._listen_db = ThreadPoolExecutor(1, thread_name_prefix="tailrace-listen")
-        self._threads = ThreadPoolExecutor(
-            self.options.concurrency, thread_name_prefix="tailrace-job"
-        )
+        self._threads = TaskThreads(self._loop, self.options.concurrency, "tailrace-job")
         self._claim_store: Store = await self._on(self._claim_db, self.app.open_store)
         self._done_store: Store = await self._on(self._done_db, self.app.open_store)
         self._listener = await self._on(self._listen_db, self._claim_store.listener)
@@ -141,7 +140,7 @@ class Worker:
             await self._on(self._listen_db, self._listener.close)
             for pool in (self._claim_db, self._done_db, self._listen_db):
                 pool.shutdown(wait=False)
-            self._threads.shutdown(wait=False, cancel_futures=True)
+            self._threads.shutdown()
             log.info("worker stopped", extra={"worker_id": self.id, "processed": self.processed})
 
     def _on_signal(self) -> None:
@@ -232,14 +231,17 @@ class Worker:
             args, kwargs = call_args(job.args)
             if task.pass_context:
                 args = (run.ctx, *args)
-            timeout = job.timeout_s
+            timeout = job.timeout_s if job.timeout_s is not None else task.timeout_s
             if task.is_async:
                 coro = task.fn(*args, **kwargs)
                 await (asyncio.wait_for(coro, timeout) if timeout else coro)
             else:
-                call = functools.partial(task.fn, *args, **kwargs)
-                future = self._loop.run_in_executor(self._threads, call)
-                await (asyncio.wait_for(future, timeout) if timeout else future)
+                future = self._threads.submit(functools.partial(task.fn, *args, **kwargs))
+                try:
+                    await (asyncio.wait_for(future, timeout) if timeout else future)
+                except (TimeoutError, asyncio.CancelledError):
+                    self._threads.abandon()  # the thread runs on; the next job gets another
+                    raise
         except asyncio.CancelledError:
             if run.stop_reason is None:
                 raise
@@ -317,9 +319,12 @@ class Worker:
     # -- reporting --------------------------------------------------------------------------
 
     async def _write_outcomes(self) -> None:
+        # a batch leaves the list only once written: if this task is cancelled mid-write
+        # (shutdown), the final call writes it again, which is harmless (finish is idempotent)
         while self._outcomes:
-            batch, self._outcomes = self._outcomes, []
+            batch = self._outcomes[:]
             await self._on(self._done_db, self._done_store.jobs_finish, self.id, batch)
+            del self._outcomes[: len(batch)]
 
     async def _completer(self) -> None:
         # outcomes that arrive while a write is in flight form the next batch
@@ -406,12 +411,22 @@ def run_workers(
     procs = [ctx.Process(target=_child, args=(app_factory, options)) for _ in range(processes)]
     for p in procs:
         p.start()
+
+    def forward(signum: int, _frame: Any) -> None:
+        # docker stop, Kubernetes and systemd (KillMode=mixed) signal only the main process
+        for p in procs:
+            if p.pid is not None and p.exitcode is None:
+                os.kill(p.pid, signum)
+
+    previous = signal.signal(signal.SIGTERM, forward)
     try:
         for p in procs:
-            p.join()
-    except KeyboardInterrupt:
-        for p in procs:
-            p.join()
+            try:
+                p.join()
+            except KeyboardInterrupt:  # Ctrl-C reached the children too: wait for them
+                p.join()
+    finally:
+        signal.signal(signal.SIGTERM, previous)
     return [p.exitcode or 0 for p in procs]
 
 

@@ -60,7 +60,8 @@ class SqliteStore:
         self._lock = threading.Lock()  # one connection, used from several threads
 
     def close(self) -> None:
-        self._conn.close()
+        with self._lock:  # never under a statement another thread is running: that segfaults
+            self._conn.close()
 
     @contextmanager
     def _write(self) -> Iterator[sqlite3.Connection]:

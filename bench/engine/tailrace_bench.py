@@ -56,14 +56,16 @@ def unfinished(conn: psycopg.Connection[Any]) -> int:
     return int(row[0])  # type: ignore[index]
 
 
-def start_workers(n: int, concurrency: int, log: Path, env: dict[str, str]) -> list[subprocess.Popen[bytes]]:
+def start_workers(
+    n: int, concurrency: int, log: Path, env: dict[str, str], *extra: str
+) -> list[subprocess.Popen[bytes]]:
     procs = []
     for i in range(n):
         out = open(log.with_suffix(f".{i}.log"), "wb")  # noqa: SIM115 - closed with the process
         procs.append(subprocess.Popen(
             [sys.executable, "-c", "from tailrace.cli import main; main()",
              "--app", "bench_app:app", "--log-level", "WARNING", "worker",
-             "-c", str(concurrency), "--batch-size", "200", "--poll", "1"],
+             "-c", str(concurrency), "--batch-size", "200", "--poll", "1", *extra],
             cwd=HERE, env={**os.environ, **env, "TAILRACE_DATABASE_URL": URL,
                            "PYTHONPATH": str(HERE)},
             stdout=out, stderr=out,
@@ -190,11 +192,45 @@ def bloat(jobs: int) -> dict[str, Any]:
                                        "live_tuples": live2, "dead_tuples": dead2}}
 
 
+def steady(jobs: int) -> dict[str, Any]:
+    """A long run as in production: jobs keep arriving while 2 workers work them and prune
+    what finished (retention 2 s); the job table's size is sampled every 100,000 jobs."""
+    reset_schema()
+    size_query = """SELECT pg_total_relation_size('tailrace_jobs'), n_live_tup, n_dead_tup
+                    FROM pg_stat_user_tables WHERE relname = 'tailrace_jobs' AND schemaname = %s"""
+    samples = []
+    with tempfile.TemporaryDirectory() as tmp, App(URL) as app:
+        procs = start_workers(2, 200, Path(tmp) / "w", {}, "--retention", "2",
+                              "--prune-every", "2")
+        try:
+            wait_ready(app, procs)
+            started = time.perf_counter()
+            with psycopg.connect(URL, autocommit=True) as conn:
+                sent = 0
+                while sent < jobs:
+                    if unfinished(conn) < 20_000:  # a backlog, never an ever-growing one
+                        app.enqueue_many([JobSpec("noop")] * 5_000)
+                        sent += 5_000
+                        if sent % 100_000 == 0:
+                            total, live, dead = conn.execute(size_query, (SCHEMA,)).fetchone()  # type: ignore[misc]
+                            samples.append({"jobs": sent, "total_mib": round(total / 2**20, 1),
+                                            "live_tuples": live, "dead_tuples": dead})
+                    else:
+                        time.sleep(0.01)
+                while unfinished(conn):
+                    time.sleep(0.05)
+                elapsed = time.perf_counter() - started
+        finally:
+            stop(procs)
+    return {"jobs": jobs, "seconds": round(elapsed, 1), "jobs_per_s": round(jobs / elapsed),
+            "table_every_100k": samples}
+
+
 def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--jobs", type=int, default=200_000)
     parser.add_argument("--million", action="store_true", help="also the 1M-job bloat run")
-    parser.add_argument("--only", choices=["throughput", "bulk", "single", "latency"])
+    parser.add_argument("--only", choices=["throughput", "bulk", "single", "latency", "steady"])
     args = parser.parse_args()
     result: dict[str, Any] = {"peer": "tailrace", "store": "postgresql"}
     if args.only in (None, "throughput"):
@@ -209,6 +245,8 @@ def main() -> None:
     if args.million:
         result["million"] = throughput(1_000_000, 2, 200, "noop")
         result["million"]["table"] = bloat(1_000_000)
+    if args.million or args.only == "steady":
+        result["steady"] = steady(1_000_000)
     print(json.dumps(result, indent=2))
 
 

@@ -317,3 +317,19 @@ def test_cron_tick_fires_once_across_workers(app: App, request_close) -> None:  
 @pytest.mark.parametrize("expression", ["*/15 * * * *", "0 2 * * *"])
 def test_periodic_accepts_cron_expressions(app: App, expression: str) -> None:
     assert app.periodic(expression, "t", name=expression).cron.expression == expression
+
+
+def test_vacuum_runs_only_when_dead_rows_pile_up(app: App, database_url: str) -> None:
+    app.store.migrate()
+    assert app.store.jobs_vacuum() is False  # nothing to reclaim
+    if database_url.startswith("sqlite"):
+        return  # SQLite reuses freed pages by itself
+    import psycopg
+
+    app.enqueue_many([JobSpec("t")] * 30_000)
+    with psycopg.connect(database_url, autocommit=True) as conn:
+        conn.execute("DELETE FROM tailrace_jobs")
+        # the statistics the decision reads are sent by the backend at the end of its work
+        conn.execute("SELECT pg_stat_force_next_flush()")
+    assert wait_until(app.store.jobs_vacuum, 10, "a vacuum of 30,000 dead rows")
+    assert app.store.jobs_vacuum() is False

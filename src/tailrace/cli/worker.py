@@ -59,6 +59,13 @@ def _split(text: str | None) -> list[str] | None:
     show_default=True,
     help="Seconds finished jobs are kept before pruning.",
 )
+@click.option(
+    "--prune-every",
+    "prune_every_s",
+    default=60.0,
+    show_default=True,
+    help="Seconds between pruning passes.",
+)
 @click.option("--burst", is_flag=True, help="Exit once no job is left to run.")
 @click.option("--metrics-port", type=int, help="Serve Prometheus metrics on this port.")
 @click.pass_context
@@ -73,6 +80,7 @@ def worker(
     poll_s: float,
     grace_s: float,
     retention_s: float,
+    prune_every_s: float,
     burst: bool,
     metrics_port: int | None,
 ) -> None:
@@ -90,6 +98,7 @@ def worker(
         poll_s=poll_s,
         shutdown_grace_s=grace_s,
         retention_s=retention_s,
+        prune_every_s=prune_every_s,
         burst=burst,
     )
     app = app_from(ctx)

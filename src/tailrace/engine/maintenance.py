@@ -1,4 +1,4 @@
-"""Housekeeping that every worker runs: reap expired leases, fire cron ticks, prune.
+"""Housekeeping that every worker runs: reap expired leases, fire cron ticks, prune, vacuum.
 
 Every step is safe to run from many workers at once: the reaper skips rows another worker
 has locked, a cron tick is fired by whichever worker inserts its row first, and pruning
@@ -17,26 +17,34 @@ from .store import Store
 
 log = logging.getLogger("tailrace.maintenance")
 
-PRUNE_EVERY_S = 60.0
 CRON_TICK_RETENTION_S = 7 * 86400.0
+VACUUM_EVERY_S = 10.0
 
 
 class Maintenance:
-    def __init__(self, app: App, store: Store, retention_s: float) -> None:
+    def __init__(
+        self, app: App, store: Store, retention_s: float, prune_every_s: float = 60.0
+    ) -> None:
         self.app = app
         self.store = store
         self.retention_s = retention_s
+        self.prune_every_s = prune_every_s
         # ticks at or before this instant are not ours to fire: a worker that starts late
         # does not replay a schedule's past
         self._cron_since = datetime.now(UTC)
-        self._next_prune = time.monotonic() + PRUNE_EVERY_S
+        self._next_prune = time.monotonic() + prune_every_s
+        self._next_vacuum = time.monotonic() + VACUUM_EVERY_S
 
     def tick(self) -> None:
         self.reap()
         self.fire_schedules()
         if time.monotonic() >= self._next_prune:
-            self._next_prune = time.monotonic() + PRUNE_EVERY_S
+            self._next_prune = time.monotonic() + self.prune_every_s
             self.prune()
+        if time.monotonic() >= self._next_vacuum:
+            self._next_vacuum = time.monotonic() + VACUUM_EVERY_S
+            if self.store.jobs_vacuum():
+                log.info("vacuumed the job table")
 
     def reap(self) -> int:
         reaped = self.store.leases_reap()

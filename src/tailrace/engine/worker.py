@@ -1,9 +1,9 @@
 """The worker: claims jobs in batches, runs them, reports outcomes in batches.
 
-One asyncio loop per process. Async tasks run on the loop; sync tasks in a thread pool.
-Store calls are blocking and run on two single-thread executors, one per connection: one
-claims, the other completes, renews leases and does maintenance, so neither waits for the
-other's round trip.
+One asyncio loop per process. Async tasks run on the loop; sync tasks on daemon threads.
+Store calls are blocking and run on single-thread executors, each with its own connection, so
+that none waits for another's round trip: claims; completions and lease renewals; the listener
+(which also claims when it wakes an idle worker); and maintenance.
 """
 
 from __future__ import annotations
@@ -49,6 +49,7 @@ class WorkerOptions:
     shutdown_grace_s: float = 30.0
     maintenance_s: float = 1.0
     retention_s: float = 86400.0  # succeeded and cancelled jobs are pruned after this
+    prune_every_s: float = 60.0
     burst: bool = False  # exit once nothing is left to run in our queues
 
     @property
@@ -107,7 +108,12 @@ class Worker:
         self._claim_store: Store = await self._on(self._claim_db, self.app.open_store)
         self._done_store: Store = await self._on(self._done_db, self.app.open_store)
         self._listener = await self._on(self._listen_db, self._claim_store.listener)
-        self._maintenance = Maintenance(self.app, self._done_store, self.options.retention_s)
+        # maintenance has its own connection: a vacuum must not hold up completions
+        self._upkeep_db = ThreadPoolExecutor(1, thread_name_prefix="tailrace-upkeep")
+        self._upkeep_store: Store = await self._on(self._upkeep_db, self.app.open_store)
+        self._maintenance = Maintenance(
+            self.app, self._upkeep_store, self.options.retention_s, self.options.prune_every_s
+        )
         for sig in (signal.SIGTERM, signal.SIGINT):
             try:
                 self._loop.add_signal_handler(sig, self._on_signal)
@@ -139,8 +145,9 @@ class Worker:
             # closed on their own threads: after whatever call a cancelled task left running
             await self._on(self._claim_db, self._claim_store.close)
             await self._on(self._done_db, self._done_store.close)
+            await self._on(self._upkeep_db, self._upkeep_store.close)
             await self._on(self._listen_db, self._listener.close)
-            for pool in (self._claim_db, self._done_db, self._listen_db):
+            for pool in (self._claim_db, self._done_db, self._listen_db, self._upkeep_db):
                 pool.shutdown(wait=False)
             self._threads.shutdown()
             log.info("worker stopped", extra={"worker_id": self.id, "processed": self.processed})
@@ -397,7 +404,7 @@ class Worker:
     async def _maintain(self) -> None:
         while True:
             try:
-                await self._on(self._done_db, self._maintenance.tick)
+                await self._on(self._upkeep_db, self._maintenance.tick)
             except Exception:
                 log.exception("maintenance failed")
             await asyncio.sleep(self.options.maintenance_s)

@@ -210,3 +210,17 @@ UPDATE tailrace_cron_ticks SET job_id = %(job_id)s WHERE schedule = %(schedule)s
 
 -- name: cron_ticks_prune
 DELETE FROM tailrace_cron_ticks WHERE tick < now() - make_interval(secs => %(older_than_s)s::float8);
+
+-- name: vacuum_needed
+-- PostgreSQL's autovacuum may be off, or slow to visit a table that churns this fast
+SELECT coalesce(n_dead_tup > greatest(10000, n_live_tup / 10), false)
+FROM pg_stat_user_tables WHERE relid = 'tailrace_jobs'::regclass;
+
+-- name: vacuum_lock
+SELECT pg_try_advisory_lock(hashtext('tailrace-vacuum:' || current_schema()));
+
+-- name: vacuum_unlock
+SELECT pg_advisory_unlock(hashtext('tailrace-vacuum:' || current_schema()));
+
+-- name: vacuum
+VACUUM (ANALYZE) tailrace_jobs;

@@ -373,6 +373,22 @@ class PostgresStore:
         rows = self._run(lambda conn: conn.execute(Q["queues_stats"]).fetchall())
         return [QueueStats(r[0], Priority(r[1]), JobState(r[2]), r[3]) for r in rows]
 
+    def jobs_vacuum(self) -> bool:
+        def op(conn: psycopg.Connection[Any]) -> bool:
+            needed = conn.execute(Q["vacuum_needed"]).fetchone()
+            if not (needed and needed[0]):
+                return False
+            locked = conn.execute(Q["vacuum_lock"]).fetchone()
+            if not (locked and locked[0]):
+                return False  # another worker is at it
+            try:
+                conn.execute(Q["vacuum"])
+            finally:
+                conn.execute(Q["vacuum_unlock"])
+            return True
+
+        return self._run(op)
+
     # -- schedules --------------------------------------------------------------------------
 
     def cron_fire(self, schedule: str, tick: datetime, job: NewJob) -> int | None:

@@ -344,6 +344,9 @@ class SqliteStore:
             rows = conn.execute(Q["queues_stats"]).fetchall()
         return [QueueStats(r[0], Priority(r[1]), JobState(r[2]), r[3]) for r in rows]
 
+    def jobs_vacuum(self) -> bool:
+        return False  # SQLite reuses the pages of deleted rows without help
+
     # -- schedules --------------------------------------------------------------------------
 
     def cron_fire(self, schedule: str, tick: datetime, job: NewJob) -> int | None:

@@ -82,8 +82,8 @@ def _terminate(admin: psycopg.Connection[Any], application_name: str) -> set[int
     return {pid for pid, ok in rows if ok}
 
 
-# a worker holds three connections: one claims, one completes and maintains, one listens
-WORKER_CONNECTIONS = 3
+# a worker holds four connections: one claims, one completes, one listens, one maintains
+WORKER_CONNECTIONS = 4
 
 
 @pytest.mark.postgres

@@ -205,8 +205,9 @@ class Worker:
                 self._start(job)
             if len(jobs) == want:
                 continue  # there may be more
-            if opts.burst and not self._running and not jobs and self._nothing_left():
-                return
+            if opts.burst and not self._running and not jobs:
+                if await self._on(self._claim_db, self._nothing_left):
+                    return
             # The queue is empty; only a notification (or time) brings more. The listener
             # claims alone meanwhile; the claim connection is not used from here until then.
             want = min(opts.concurrency - len(self._running), opts.batch_size)

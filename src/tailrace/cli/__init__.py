@@ -12,6 +12,7 @@ from ..errors import TailraceError
 from ..observability.logs import configure as configure_logs
 from . import db, jobs, queues, worker
 from .demo import demo
+from .samples import sample_logs
 
 
 class _Group(click.Group):
@@ -51,7 +52,7 @@ def cli(ctx: click.Context, database_url: str | None, app_spec: str | None, log_
     ctx.obj = {"database_url": database_url, "app": app_spec}
 
 
-for command in (db.db, worker.worker, jobs.jobs, queues.queues, demo):
+for command in (db.db, worker.worker, jobs.jobs, queues.queues, demo, sample_logs):
     cli.add_command(command)
 
 

@@ -153,15 +153,27 @@ def test_delayed_job_is_not_claimed_before_run_at(app: App) -> None:
     assert run_at > datetime.now(UTC)
     from tests.waiting import wait_until
 
-    claimed = wait_until(lambda: store.jobs_claim("w", 10, 30, None, list(Priority)), 5,
-                         "the delayed job to become claimable")
+    claimed = wait_until(
+        lambda: store.jobs_claim("w", 10, 30, None, list(Priority)),
+        5,
+        "the delayed job to become claimable",
+    )
     assert [c.id for c in claimed] == [job_id]
     assert datetime.now(UTC) >= run_at
 
 
 def test_bulk_arguments_survive_every_awkward_character(app: App) -> None:
-    awkward = ["tab\there", "back\\slash", "new\nline", "cr\rlf", "quote\"s", "ünï©ødé ☃",
-               "\\N", "nul-ish \\0", ""]
+    awkward = [
+        "tab\there",
+        "back\\slash",
+        "new\nline",
+        "cr\rlf",
+        'quote"s',
+        "ünï©ødé ☃",
+        "\\N",
+        "nul-ish \\0",
+        "",
+    ]
     specs = [JobSpec("t", {"s": s, "n": [1, 2.5, None, True]}) for s in awkward] * 3
     ids = app.enqueue_many(specs)
     for job_id, spec in zip(ids, specs, strict=True):

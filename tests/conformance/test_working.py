@@ -123,8 +123,11 @@ def test_backoff_delays_the_retry(database_url: str, request_close) -> None:  # 
     thread = threading.Thread(target=worker.run)
     thread.start()
     try:
-        job = wait_until(lambda: (j := app.job(job_id)).state is JobState.FAILED and j,
-                         10, "the first attempt to fail")
+        job = wait_until(
+            lambda: (j := app.job(job_id)).state is JobState.FAILED and j,
+            10,
+            "the first attempt to fail",
+        )
     finally:
         worker.stop()
         thread.join()
@@ -177,8 +180,10 @@ def test_unknown_task_and_timeouts_are_recorded_and_the_worker_lives_on(app: App
     slow_s = app.enqueue("hangs_sync", max_attempts=1)
     good = app.enqueue("fine", priority="LOW")
     drain(app)
-    assert app.job(unknown).errors[0]["error"].startswith(
-        "UnknownTaskError: no task named 'no_such_task' is registered"
+    assert (
+        app.job(unknown)
+        .errors[0]["error"]
+        .startswith("UnknownTaskError: no task named 'no_such_task' is registered")
     )
     for job_id in (slow_a, slow_s):
         job = app.job(job_id)
@@ -238,14 +243,18 @@ def test_cancel_pending_at_once_and_running_cooperatively(app: App, background_w
     a = app.enqueue("loop_async")
     s = app.enqueue("loop_sync")
     background_worker(app, heartbeat_s=0.05)
-    wait_until(lambda: app.job(a).state is JobState.RUNNING and app.job(s).state
-               is JobState.RUNNING, 10, "both jobs to run")
+    wait_until(
+        lambda: app.job(a).state is JobState.RUNNING and app.job(s).state is JobState.RUNNING,
+        10,
+        "both jobs to run",
+    )
     for job_id in (a, s):
         job = app.cancel(job_id)
         assert job.state is JobState.RUNNING and job.cancel_requested
     for job_id in (a, s):
-        wait_until(lambda j=job_id: app.job(j).state is JobState.CANCELLED, 10,
-                   f"job {job_id} to stop")
+        wait_until(
+            lambda j=job_id: app.job(j).state is JobState.CANCELLED, 10, f"job {job_id} to stop"
+        )
     assert "JobCancelledError" in app.job(s).errors[-1]["error"]
 
 
@@ -274,8 +283,9 @@ def test_shutdown_releases_unfinished_jobs(app: App, background_worker) -> None:
     worker = background_worker(app, shutdown_grace_s=0.1)
     wait_until(lambda: app.job(job_id).state is JobState.RUNNING, 10, "the job to start")
     worker.stop()
-    job = wait_until(lambda: (j := app.job(job_id)).state is JobState.PENDING and j, 10,
-                     "the job to be released")
+    job = wait_until(
+        lambda: (j := app.job(job_id)).state is JobState.PENDING and j, 10, "the job to be released"
+    )
     assert job.attempts == 0
 
 

@@ -28,7 +28,10 @@ def test_seed_attempt_defaults() -> None:
 
 def test_finished_states() -> None:
     assert {s for s in JobState if s.finished} == {
-        JobState.SUCCEEDED, JobState.DEAD, JobState.CANCELLED}
+        JobState.SUCCEEDED,
+        JobState.DEAD,
+        JobState.CANCELLED,
+    }
 
 
 def test_backoff_grows_exponentially_within_jitter_and_cap() -> None:
@@ -68,8 +71,16 @@ def test_call_args() -> None:
 def test_each_store_has_the_same_named_queries_and_numbered_migrations(store: str) -> None:
     package = f"tailrace.engine.store.{store}"
     queries = load_queries(package)
-    assert {"jobs_claim", "jobs_succeed", "lease_renew", "leases_reap", "jobs_replay",
-            "jobs_discard", "jobs_prune", "cron_tick_insert"} <= set(queries)
+    assert {
+        "jobs_claim",
+        "jobs_succeed",
+        "lease_renew",
+        "leases_reap",
+        "jobs_replay",
+        "jobs_discard",
+        "jobs_prune",
+        "cron_tick_insert",
+    } <= set(queries)
     versions = [m.version for m in load_migrations(package)]
     assert versions == list(range(1, len(versions) + 1))
 

@@ -32,8 +32,9 @@ def test_next_tick(expression: str, after: str, expected: str) -> None:
 
 
 def test_ticks_between_is_half_open() -> None:
-    ticks = Cron.parse("*/10 * * * * *").ticks_between(at("2026-01-01 00:00:00"),
-                                                        at("2026-01-01 00:00:30"))
+    ticks = Cron.parse("*/10 * * * * *").ticks_between(
+        at("2026-01-01 00:00:00"), at("2026-01-01 00:00:30")
+    )
     assert [t.second for t in ticks] == [10, 20, 30]
 
 

@@ -1,0 +1,437 @@
+"""Newline framing: a decompressed stream split into numbered lines with their offsets.
+
+The hot path reads large chunks and splits them with `bytes.split`; no per-byte Python loop.
+A line longer than the limit is never held whole: it is skipped to its end and reported as a
+`BadLine`. A corrupt or truncated compressed stream ends the file with one `BadLine`.
+"""
+
+from __future__ import annotations
+
+import enum
+import re
+from collections.abc import Iterator
+from dataclasses import dataclass
+from typing import Any
+
+from tailrace.pipeline.decoders.compression import (
+    Compression,
+    DecompressedStream,
+    Readable,
+    detect_compression,
+)
+from tailrace.pipeline.errors import DecompressionError
+
+DEFAULT_MAX_LINE_BYTES = 1 << 20
+DEFAULT_CHUNK_BYTES = 1 << 20
+# How much of the start of a file is read to tell NDJSON from a JSON array.
+_SNIFF_BYTES = 64 * 1024
+_WHITESPACE = b" \t\r\n"
+
+
+@dataclass(slots=True)
+class Line:
+    """One non-empty line: its 1-based number, the offsets of its start and of the next line
+    in the uncompressed stream, and its bytes without the newline (nor a trailing CR)."""
+
+    number: int
+    offset: int
+    end: int
+    data: bytes
+
+
+@dataclass(slots=True)
+class BadLine:
+    """A line that cannot be processed, as it goes to the dead-letter output."""
+
+    file: str
+    line: int
+    offset: int
+    reason: str
+    data: bytes = b""
+    """The line's bytes when they are known and small enough to keep (not for overlong lines)."""
+
+    def to_dict(self) -> dict[str, Any]:
+        record: dict[str, Any] = {
+            "file": self.file,
+            "line": self.line,
+            "offset": self.offset,
+            "reason": self.reason,
+        }
+        if self.data:
+            record["data"] = self.data.decode("utf-8", errors="replace")
+        return record
+
+
+@dataclass(frozen=True, slots=True)
+class Checkpoint:
+    """Where to resume a file: `line` lines are done and the next starts at byte `offset` of
+    the uncompressed stream (a `Line`'s `number` and `end`)."""
+
+    line: int = 0
+    offset: int = 0
+
+
+class LineReader:
+    """Iterate the records of one file: `Line` records, and `BadLine` records for the bad ones.
+
+    `raw` is the file as stored (compressed or not), positioned at its start. In NDJSON a
+    record is a line: empty lines are not yielded but count in the numbering. A file whose
+    first non-whitespace byte is ``[`` is a JSON array (unless `json_array` says otherwise):
+    its records are the array's elements, numbered from 1, as their original bytes.
+    `position` and `compressed_position` report progress in uncompressed and stored bytes.
+    """
+
+    def __init__(
+        self,
+        raw: Readable,
+        *,
+        file: str = "",
+        start: Checkpoint | None = None,
+        max_line_bytes: int = DEFAULT_MAX_LINE_BYTES,
+        chunk_bytes: int = DEFAULT_CHUNK_BYTES,
+        json_array: bool | None = None,
+    ) -> None:
+        self.file = file
+        self.max_line_bytes = max_line_bytes
+        self.chunk_bytes = chunk_bytes
+        self._start = start or Checkpoint()
+        self._raw = raw
+        self._stream: DecompressedStream | None = None
+        self._prefix = b""
+        self._head = b""
+        self._json_array = json_array
+
+    @property
+    def stream(self) -> DecompressedStream:
+        """The decompressed stream (opened on first use, which reads the magic bytes)."""
+        if self._stream is None:
+            self._stream = self._open()
+        return self._stream
+
+    @property
+    def position(self) -> int:
+        return self.stream.position
+
+    @property
+    def compressed_position(self) -> int:
+        return self.stream.compressed_position
+
+    @property
+    def is_json_array(self) -> bool:
+        """Whether the file is one JSON array (its first non-whitespace byte is ``[``)."""
+        if self._json_array is None:
+            if self._stream is None:
+                self._stream = self._open()  # which reads the head
+            self._json_array = self._head.lstrip(_WHITESPACE)[:1] == b"["
+        return self._json_array
+
+    def _open(self) -> DecompressedStream:
+        offset = self._start.offset
+        if offset and _is_plain_seekable(self._raw):
+            self._head = self._raw.read(_SNIFF_BYTES)
+            self._raw.seek(offset)  # type: ignore[attr-defined]
+            # The bytes at `offset` are mid-file: never sniff them for magic numbers.
+            stream = DecompressedStream(self._raw, Compression.PLAIN)
+            stream.position = offset
+            return stream
+        stream = DecompressedStream(self._raw)
+        # The head tells NDJSON from a JSON array, also when resuming mid-file.
+        self._head = stream.read(_SNIFF_BYTES)
+        if offset < len(self._head):
+            self._prefix = self._head[offset:]
+        elif offset > len(self._head):
+            wanted = offset - len(self._head)
+            skipped = stream.skip(wanted)
+            if skipped < wanted:
+                raise DecompressionError(
+                    f"cannot resume at byte {offset}: the stream has {stream.position} bytes"
+                )
+        return stream
+
+    def chunks(self) -> Iterator[bytes]:
+        """The decompressed stream in chunks, from the resume point."""
+        stream = self.stream
+        if self._prefix:
+            prefix, self._prefix = self._prefix, b""
+            yield prefix
+        size = self.chunk_bytes
+        while chunk := stream.read(size):
+            yield chunk
+
+    def __iter__(self) -> Iterator[Line | BadLine]:
+        try:
+            array = self.is_json_array
+        except DecompressionError as exc:
+            yield BadLine(self.file, self._start.line + 1, self._start.offset, str(exc))
+            return
+        if array:
+            yield from self._elements()
+        else:
+            yield from self._lines()
+
+    def _elements(self) -> Iterator[Line | BadLine]:
+        scanner = ArrayScanner(self.file, self.max_line_bytes, self._start)
+        try:
+            for chunk in self.chunks():
+                yield from scanner.feed(chunk)
+        except DecompressionError as exc:
+            yield scanner.fail(str(exc))
+            return
+        yield from scanner.finish()
+
+    def _lines(self) -> Iterator[Line | BadLine]:
+        number = self._start.line
+        offset = self._start.offset
+        limit = self.max_line_bytes
+        pending = b""
+        skipping = False  # inside an overlong line, discarding until its newline
+        chunks = self.chunks()
+        while True:
+            try:
+                chunk = next(chunks)
+            except StopIteration:
+                break
+            except DecompressionError as exc:
+                yield BadLine(self.file, number + 1, offset, str(exc))
+                return
+            if skipping:
+                newline = chunk.find(b"\n")
+                if newline < 0:
+                    offset += len(chunk)
+                    continue
+                offset += newline + 1
+                chunk = chunk[newline + 1 :]
+                skipping = False
+            parts = chunk.split(b"\n")
+            size = len(pending) + len(chunk)
+            has_cr = b"\r" in chunk or pending[-1:] == b"\r"
+            if pending:
+                # Joining only the first part saves copying the whole chunk.
+                parts[0] = pending + parts[0]
+            pending = parts.pop()
+            if has_cr or (size > limit and max(map(len, parts), default=0) > limit):
+                yield from self._careful(parts, number, offset)
+            else:
+                # The hot path: no CR to strip and no line over the limit in this chunk.
+                # Inlined rather than a helper: `yield from` costs per line.
+                line, at = number, offset
+                for part in parts:
+                    line += 1
+                    if part:
+                        end = at + len(part) + 1
+                        yield Line(line, at, end, part)
+                        at = end
+                    else:
+                        at += 1
+            number += len(parts)
+            offset += size - len(pending)
+            if len(pending) > limit:
+                number += 1
+                yield BadLine(self.file, number, offset, f"line over {limit} bytes")
+                offset += len(pending)
+                pending = b""
+                skipping = True
+        if pending and not skipping:
+            number += 1
+            end = offset + len(pending)
+            part = pending[:-1] if pending[-1] == 13 else pending
+            if part:
+                yield Line(number, offset, end, part)
+
+    def _careful(self, parts: list[bytes], number: int, offset: int) -> Iterator[Line | BadLine]:
+        """The lines of one chunk when some end in CR or are over the limit."""
+        limit = self.max_line_bytes
+        for part in parts:
+            number += 1
+            end = offset + len(part) + 1
+            if len(part) > limit:
+                yield BadLine(self.file, number, offset, f"line over {limit} bytes")
+            elif part[-1:] == b"\r":
+                if len(part) > 1:
+                    yield Line(number, offset, end, part[:-1])
+            elif part:
+                yield Line(number, offset, end, part)
+            offset = end
+
+
+def _is_plain_seekable(raw: Readable) -> bool:
+    """Whether `raw` is an uncompressed, seekable stream (peeks its magic, then rewinds)."""
+    seekable = getattr(raw, "seekable", None)
+    if seekable is None or not seekable():
+        return False
+    tell = raw.tell  # type: ignore[attr-defined]
+    seek = raw.seek  # type: ignore[attr-defined]
+    here = tell()
+    head = raw.read(4)
+    seek(here)
+    return detect_compression(head) is Compression.PLAIN
+
+
+# Inside an array element, everything up to the next bracket or unfinished string: plain bytes
+# and whole strings (with their escapes) in one regex match, so the Python loop below turns
+# once per bracket, not once per byte or per string.
+# Possessive quantifiers (Python 3.11) spare the regex engine its backtracking bookkeeping:
+# 100 MB/s here against 63 without them.
+_CONTAINER_TEXT = re.compile(
+    rb'[^"{}\[\]]*+(?:"[^"\\]*+(?:\\.[^"\\]*+)*+"[^"{}\[\]]*+)*+', re.DOTALL
+)
+_STRING_REST = re.compile(rb'[^"\\]*+(?:\\.[^"\\]*+)*+', re.DOTALL)
+_SCALAR = re.compile(rb"[^,\]\s]*")
+_GAP = re.compile(rb"[\s,]*")
+_SPACE = re.compile(rb"\s*")
+_OPEN = frozenset(b"{[")
+_QUOTE = ord('"')
+_BACKSLASH = ord("\\")
+
+
+def _skip(pattern: re.Pattern[bytes], buf: bytes, pos: int) -> int:
+    match = pattern.match(buf, pos)
+    assert match is not None  # every pattern here also matches the empty string
+    return match.end()
+
+
+class _Phase(enum.Enum):
+    BEFORE = "before the array"
+    BETWEEN = "between elements"
+    ELEMENT = "inside an element"
+    AFTER = "after the array"
+    DONE = "done"
+
+
+class ArrayScanner:
+    """Splits a JSON array, fed in chunks, into its elements' original bytes.
+
+    It follows only strings and bracket depth: each element's bytes are validated later by
+    the JSON parser. An element over `max_bytes` is skipped to its end (never held whole)
+    and reported, like an overlong line.
+    """
+
+    def __init__(self, file: str, max_bytes: int, start: Checkpoint) -> None:
+        self.file = file
+        self.max_bytes = max_bytes
+        self.number = start.line
+        self.base = start.offset  # offset of the current chunk in the uncompressed stream
+        self.phase = _Phase.BETWEEN if start.offset else _Phase.BEFORE
+        self.kind = 0  # the element's first byte: `{`, `[`, `"` or a scalar's
+        self.depth = 0
+        self.in_string = False
+        self.escaped = False  # the chunk ended on a backslash inside a string
+        self.start = 0
+        self.parts: list[bytes] = []
+        self.size = 0
+
+    def feed(self, buf: bytes) -> list[Line | BadLine]:
+        out: list[Line | BadLine] = []
+        pos, n = 0, len(buf)
+        begin = 0  # where the current element starts in `buf`
+        while pos < n:
+            phase = self.phase
+            if phase is _Phase.ELEMENT:
+                pos, ended = self._scan(buf, pos)
+                if ended:
+                    out.append(self._element(buf[begin:pos], self.base + pos))
+                continue
+            if phase is _Phase.DONE:
+                break
+            pos = _skip(_GAP if phase is _Phase.BETWEEN else _SPACE, buf, pos)
+            if pos >= n:
+                break
+            byte = buf[pos]
+            if phase is _Phase.BETWEEN and byte == 0x5D:  # "]"
+                self.phase = _Phase.AFTER
+                pos += 1
+            elif phase is _Phase.BETWEEN:
+                begin = pos
+                self._begin(byte, self.base + pos)
+                if byte in _OPEN or byte == _QUOTE:
+                    pos += 1  # a scalar's first byte is left for _scan
+            elif phase is _Phase.BEFORE and byte == 0x5B:  # "["
+                self.phase = _Phase.BETWEEN
+                pos += 1
+            else:
+                where = "before" if phase is _Phase.BEFORE else "after"
+                reason = f"unexpected data {where} the JSON array at byte {self.base + pos}"
+                out.append(BadLine(self.file, self.number + 1, self.base + pos, reason))
+                self.phase = _Phase.DONE
+        if self.phase is _Phase.ELEMENT:
+            self._keep(buf[begin:])
+        self.base += n
+        return out
+
+    def fail(self, reason: str) -> BadLine:
+        """The record for a stream that broke (decompression) in the middle of the array."""
+        at = self.start if self.phase is _Phase.ELEMENT else self.base
+        number = self.number if self.phase is _Phase.ELEMENT else self.number + 1
+        self.phase = _Phase.DONE
+        return BadLine(self.file, number, at, reason)
+
+    def finish(self) -> list[Line | BadLine]:
+        """What the end of the stream means: nothing if the array was closed."""
+        if self.phase in (_Phase.AFTER, _Phase.DONE):
+            return []
+        return [self.fail("truncated JSON array: the file ends before its closing ]")]
+
+    def _begin(self, byte: int, offset: int) -> None:
+        self.phase = _Phase.ELEMENT
+        self.number += 1
+        self.kind = byte
+        self.start = offset
+        self.depth = 1 if byte in _OPEN else 0
+        self.in_string = byte == _QUOTE
+        self.parts = []
+        self.size = 0
+
+    def _scan(self, buf: bytes, pos: int) -> tuple[int, bool]:
+        """Advance through the current element; returns the position and whether it ended."""
+        n = len(buf)
+        while pos < n:
+            if self.escaped:
+                self.escaped = False
+                pos += 1
+                continue
+            if self.in_string:
+                pos = _skip(_STRING_REST, buf, pos)
+                if pos >= n:
+                    return n, False
+                if buf[pos] == _BACKSLASH:  # the last byte: the escaped one is in the next chunk
+                    self.escaped = True
+                    return n, False
+                pos += 1
+                self.in_string = False
+                if self.kind == _QUOTE:
+                    return pos, True
+                continue
+            if self.depth == 0:  # a scalar element: it ends at a comma, "]" or whitespace
+                pos = _skip(_SCALAR, buf, pos)
+                return pos, pos < n
+            pos = _skip(_CONTAINER_TEXT, buf, pos)
+            if pos >= n:
+                return n, False
+            byte = buf[pos]
+            pos += 1
+            if byte == _QUOTE:
+                self.in_string = True
+            elif byte in _OPEN:
+                self.depth += 1
+            else:
+                self.depth -= 1
+                if self.depth == 0:
+                    return pos, True
+        return pos, False
+
+    def _keep(self, part: bytes) -> None:
+        self.size += len(part)
+        if self.size <= self.max_bytes:
+            self.parts.append(part)
+        else:
+            self.parts = []
+
+    def _element(self, last: bytes, end: int) -> Line | BadLine:
+        self.phase = _Phase.BETWEEN
+        self._keep(last)
+        if self.size > self.max_bytes:
+            reason = f"array element over {self.max_bytes} bytes"
+            return BadLine(self.file, self.number, self.start, reason)
+        data = b"".join(self.parts) if len(self.parts) != 1 else self.parts[0]
+        self.parts = []
+        return Line(self.number, self.start, end, data)

@@ -1,0 +1,138 @@
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta, timezone
+
+import orjson
+import pytest
+
+from tailrace.pipeline.decoders.framing import Line
+from tailrace.pipeline.errors import FilterSpecError
+from tailrace.pipeline.events import Event, EventDecoder
+from tailrace.pipeline.filters import (
+    REASON_AFTER,
+    REASON_BEFORE,
+    REASON_NO_TIME,
+    REASON_STREAM,
+    EventFilter,
+    Predicate,
+    field_text,
+    parse_time_bound,
+)
+
+
+def make(payload: dict[str, object]) -> Event:
+    raw = orjson.dumps(payload)
+    parsed = EventDecoder().decode(Line(1, 0, len(raw) + 1, raw))
+    assert isinstance(parsed, Event)
+    return parsed
+
+
+def at(moment: str, **extra: object) -> Event:
+    return make({"messageCreated": moment, **extra})
+
+
+def test_no_conditions_selects_everything() -> None:
+    keep = EventFilter()
+    assert keep.selects_all
+    assert keep.check(make({})) is None
+    assert not EventFilter(stream_ids=["a"]).selects_all
+
+
+def test_stream_ids() -> None:
+    keep = EventFilter(stream_ids=["a", "b"])
+    assert keep.check(make({"origin": {"sourceId": "a"}})) is None
+    assert keep.check(make({"origin": {"slug": "b"}})) is None
+    assert keep.check(make({"origin": {"sourceId": "c"}})) == REASON_STREAM
+    assert keep.check(make({})) == REASON_STREAM
+
+
+def test_date_range_is_inclusive_at_both_ends() -> None:
+    keep = EventFilter(
+        date_from=parse_time_bound("2024-01-01T00:00:00Z"),
+        date_to=parse_time_bound("2024-01-31T23:59:59Z"),
+    )
+    assert keep.check(at("2024-01-01T00:00:00Z")) is None
+    assert keep.check(at("2024-01-31T23:59:59Z")) is None
+    assert keep.check(at("2023-12-31T23:59:59.999Z")) == REASON_BEFORE
+    assert keep.check(at("2024-01-31T23:59:59.001Z")) == REASON_AFTER
+
+
+def test_date_range_compares_instants_across_timezones() -> None:
+    keep = EventFilter(date_from=datetime(2024, 1, 1, tzinfo=timezone(timedelta(hours=2))))
+    # 2023-12-31T22:00Z is the bound itself; one second earlier is out.
+    assert keep.check(at("2023-12-31T22:00:00Z")) is None
+    assert keep.check(at("2023-12-31T23:59:00+02:00")) == REASON_BEFORE
+    assert keep.check(at("2023-12-31T21:59:59")) == REASON_BEFORE  # naive event time: UTC
+
+
+def test_naive_bounds_mean_utc() -> None:
+    keep = EventFilter(date_to=datetime(2024, 1, 1))
+    assert keep.date_to == datetime(2024, 1, 1, tzinfo=UTC)
+    assert keep.check(at("2024-01-01T00:00:00Z")) is None
+    assert keep.check(at("2024-01-01T00:00:00-01:00")) == REASON_AFTER
+    assert parse_time_bound("2024-01-01") == datetime(2024, 1, 1, tzinfo=UTC)
+
+
+def test_epoch_millis_in_range() -> None:
+    keep = EventFilter(date_from=datetime(2025, 4, 1, tzinfo=UTC))
+    assert keep.check(make({"timestamp": 1743532441581})) is None
+    assert keep.check(make({"timestamp": 1_000})) == REASON_BEFORE
+
+
+def test_event_without_time_only_filtered_when_range_set() -> None:
+    no_time = make({"timestamp": "not a date"})
+    assert EventFilter(date_to=datetime(2030, 1, 1, tzinfo=UTC)).check(no_time) == REASON_NO_TIME
+    assert EventFilter(where=["timestamp=not a date"]).check(no_time) is None
+
+
+def test_empty_range_rejected() -> None:
+    with pytest.raises(FilterSpecError, match="date range is empty"):
+        EventFilter(date_from=datetime(2024, 2, 1), date_to=datetime(2024, 1, 1))
+    with pytest.raises(FilterSpecError, match="invalid date"):
+        parse_time_bound("last tuesday")
+
+
+def test_predicates_with_dotted_paths() -> None:
+    keep = EventFilter(where=["type=track", "origin.slug=web"])
+    assert keep.check(make({"type": "track", "origin": {"slug": "web"}})) is None
+    assert keep.check(make({"type": "page", "origin": {"slug": "web"}})) == "type != 'track'"
+    assert keep.check(make({"type": "track", "origin": {"slug": "app"}})) == (
+        "origin.slug != 'web'"
+    )
+    assert keep.check(make({"type": "track"})) == "origin.slug != 'web'"
+
+
+def test_predicate_value_may_contain_equals_and_be_empty() -> None:
+    assert Predicate.parse("q=a=b").value == "a=b"
+    empty = EventFilter(where=["name="])
+    assert empty.check(make({"name": ""})) is None
+    assert empty.check(make({})) == "name != ''"
+
+
+@pytest.mark.parametrize(
+    ("value", "text"),
+    [("x", "x"), (3, "3"), (1.5, "1.5"), (True, "true"), (False, "false"), ([1], "[1]")],
+)
+def test_field_text(value: object, text: str) -> None:
+    assert field_text(value) == text
+
+
+def test_predicate_compares_numbers_and_booleans_as_text() -> None:
+    keep = EventFilter(where=["level=30", "cacheHit=true"])
+    assert keep.check(make({"level": 30, "cacheHit": True})) is None
+    assert keep.check(make({"level": 40, "cacheHit": True})) == "level != '30'"
+
+
+@pytest.mark.parametrize("spec", ["no-equals", "=value", "a..b=1"])
+def test_bad_predicates(spec: str) -> None:
+    with pytest.raises(FilterSpecError):
+        EventFilter(where=[spec])
+
+
+def test_stream_then_date_then_predicates_order() -> None:
+    keep = EventFilter(
+        stream_ids=["s"], date_from=datetime(2024, 1, 1, tzinfo=UTC), where=["type=track"]
+    )
+    wrong_everything = at("2000-01-01T00:00:00Z", origin={"slug": "x"}, type="page")
+    assert keep.check(wrong_everything) == REASON_STREAM
+    assert keep.check(at("2000-01-01T00:00:00Z", origin={"slug": "s"})) == REASON_BEFORE

@@ -9,6 +9,7 @@ that none waits for another's round trip: claims; completions and lease renewals
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import functools
 import logging
 import os
@@ -439,9 +440,12 @@ def run_workers(
 
     def forward(signum: int, _frame: Any) -> None:
         # docker stop, Kubernetes and systemd (KillMode=mixed) signal only the main process
+        # Nothing here may poll the children: this handler can run inside a join() that has
+        # just reaped one, and asking for its exit code again there breaks that join.
         for p in procs:
-            if p.pid is not None and p.exitcode is None:
-                os.kill(p.pid, signum)
+            if p.pid is not None:
+                with contextlib.suppress(ProcessLookupError):  # already gone
+                    os.kill(p.pid, signum)
 
     previous = signal.signal(signal.SIGTERM, forward)
     try:

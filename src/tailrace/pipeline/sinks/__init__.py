@@ -1,0 +1,52 @@
+"""Sinks: where events go, as their original bytes, acknowledged only once delivered.
+
+`open_sink` opens a sink from its URL (`file:`, `stdout:`, `null:`; `kafka:` and
+`postgresql:` are parsed but not built yet); `open_deadletter` opens the dead-letter output
+that goes with it.
+"""
+
+from tailrace.pipeline.sinks.base import Sink, SinkBase, SinkCounters, SinkError, frame_lines
+from tailrace.pipeline.sinks.deadletter import (
+    DEFAULT_MAX_DATA_BYTES,
+    DeadLetterWriter,
+    deadletter_path,
+    deadletter_spec,
+    encode_record,
+    open_deadletter,
+)
+from tailrace.pipeline.sinks.file import FileSink
+from tailrace.pipeline.sinks.null import NullSink
+from tailrace.pipeline.sinks.stdout import StdoutSink
+from tailrace.pipeline.sinks.url import (
+    DEFAULT_KAFKA_TOPIC,
+    SinkKind,
+    SinkNotBuiltError,
+    SinkSpec,
+    SinkURLError,
+    open_sink,
+    parse_sink_url,
+)
+
+__all__ = [
+    "DEFAULT_KAFKA_TOPIC",
+    "DEFAULT_MAX_DATA_BYTES",
+    "DeadLetterWriter",
+    "FileSink",
+    "NullSink",
+    "Sink",
+    "SinkBase",
+    "SinkCounters",
+    "SinkError",
+    "SinkKind",
+    "SinkNotBuiltError",
+    "SinkSpec",
+    "SinkURLError",
+    "StdoutSink",
+    "deadletter_path",
+    "deadletter_spec",
+    "encode_record",
+    "frame_lines",
+    "open_deadletter",
+    "open_sink",
+    "parse_sink_url",
+]

@@ -1,0 +1,108 @@
+"""The sink protocol: where events go once they have been read, filtered and routed.
+
+As in Vector, a sink acknowledges only after delivery: when `flush()` returns, everything
+given to `write()` so far is durable (a file: written and fsync'd) or acknowledged (a broker,
+a database). The worker takes its checkpoint after `flush()`, so a checkpoint never covers
+an event that could still be lost.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from types import TracebackType
+from typing import Protocol, Self, runtime_checkable
+
+from tailrace.errors import TailraceError
+
+
+class SinkError(TailraceError):
+    """A sink could not deliver (disk full, closed pipe, write after close); names the sink."""
+
+
+@dataclass(slots=True)
+class SinkCounters:
+    """What a sink has delivered: events and their bytes (original bytes, without the newline
+    a line-oriented sink adds). Events written but not yet flushed are not counted."""
+
+    events: int = 0
+    bytes: int = 0
+
+
+@runtime_checkable
+class Sink(Protocol):
+    """Takes batches of events as their original bytes, one item per event, no newline."""
+
+    @property
+    def counters(self) -> SinkCounters:
+        """Events and bytes delivered so far."""
+        ...
+
+    def write(self, batch: Sequence[bytes]) -> None:
+        """Accept a batch; it may stay buffered until `flush()`."""
+        ...
+
+    def flush(self) -> None:
+        """Deliver everything written so far; return only once it is durable."""
+        ...
+
+    def close(self) -> None:
+        """Flush, then release the sink. Closing twice is allowed."""
+        ...
+
+
+class SinkBase:
+    """Shared plumbing: counters, the closed state, and use as a context manager.
+
+    Leaving the `with` block closes the sink, which flushes even when an exception is
+    propagating: events delivered past the last checkpoint are duplicates at worst, never
+    losses.
+    """
+
+    name = "sink"
+
+    def __init__(self) -> None:
+        self._counters = SinkCounters()
+        self._closed = False
+
+    @property
+    def counters(self) -> SinkCounters:
+        return self._counters
+
+    @property
+    def closed(self) -> bool:
+        return self._closed
+
+    def _check_open(self) -> None:
+        if self._closed:
+            raise SinkError(f"{self.name}: write after close")
+
+    def __enter__(self) -> Self:
+        return self
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        self.close()
+
+    def close(self) -> None:  # pragma: no cover - each sink defines its own
+        raise NotImplementedError
+
+
+def frame_lines(batch: Sequence[bytes]) -> bytes:
+    """The batch as NDJSON: each item followed by a newline, in one buffer.
+
+    An item holding a newline (a pretty-printed element of a JSON-array file) would split
+    into several lines, so its newlines become spaces: outside strings they are JSON
+    whitespace, and a valid JSON string cannot hold a raw newline, so the value is unchanged.
+    Counting newlines is one C-level scan; items are only looked at one by one when it fails.
+    """
+    if not batch:
+        return b""
+    joined = b"\n".join(batch)
+    if joined.count(b"\n") != len(batch) - 1:
+        joined = b"\n".join(item.replace(b"\n", b" ") for item in batch)
+    return joined + b"\n"

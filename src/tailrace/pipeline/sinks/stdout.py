@@ -1,0 +1,56 @@
+"""The stdout sink: NDJSON on standard output, for trying things and for pipes."""
+
+from __future__ import annotations
+
+import sys
+from collections.abc import Sequence
+from typing import BinaryIO
+
+from tailrace.pipeline.sinks.base import SinkBase, SinkError, frame_lines
+
+
+class StdoutSink(SinkBase):
+    """Writes each event's original bytes and a newline to `stream` (``sys.stdout.buffer``).
+
+    `flush()` flushes the stream: "delivered" means handed to the reader of the pipe or
+    terminal. Closing does not close standard output itself.
+    """
+
+    name = "stdout:"
+
+    def __init__(self, stream: BinaryIO | None = None) -> None:
+        super().__init__()
+        self._stream = stream if stream is not None else sys.stdout.buffer
+        self._pending_events = 0
+        self._pending_bytes = 0
+
+    def write(self, batch: Sequence[bytes]) -> None:
+        self._check_open()
+        if not batch:
+            return
+        data = frame_lines(batch)
+        try:
+            self._stream.write(data)
+        except OSError as exc:  # BrokenPipeError when the reader went away
+            raise SinkError(f"{self.name}: write failed: {exc.strerror or exc}") from exc
+        self._pending_events += len(batch)
+        self._pending_bytes += len(data) - len(batch)
+
+    def flush(self) -> None:
+        self._check_open()
+        try:
+            self._stream.flush()
+        except OSError as exc:
+            raise SinkError(f"{self.name}: flush failed: {exc.strerror or exc}") from exc
+        self._counters.events += self._pending_events
+        self._counters.bytes += self._pending_bytes
+        self._pending_events = 0
+        self._pending_bytes = 0
+
+    def close(self) -> None:
+        if self._closed:
+            return
+        try:
+            self.flush()
+        finally:
+            self._closed = True

@@ -1,0 +1,148 @@
+"""Files on a local (or mounted) file system: one file, a directory tree, or a glob.
+
+Directories are walked recursively. Names starting with ``.`` are skipped, as a shell glob
+skips them: editors, sync tools and uploaders keep their temporary files there. Symbolic links
+are followed, but a directory already visited (a link loop, or a second link to it) is not
+walked twice, so no file is listed twice.
+"""
+
+from __future__ import annotations
+
+import fnmatch
+import os
+import re
+from pathlib import Path
+from typing import BinaryIO
+
+from tailrace.pipeline.sources.base import (
+    SourceAccessError,
+    SourceError,
+    SourceFile,
+    SourceNotFoundError,
+)
+
+_GLOB_MAGIC = re.compile(r"[*?\[]")
+_ANY_DIRS = None  # a ``**`` component: zero or more directories
+ComponentPattern = re.Pattern[str] | None
+
+
+class LocalSource:
+    """A local file, a directory (recursive), or a glob (``**`` spans directories)."""
+
+    def __init__(self, spec: str) -> None:
+        if not spec:
+            raise SourceNotFoundError("empty local source path", spec)
+        self.spec = spec
+        self.path = os.path.abspath(os.path.expanduser(spec))
+
+    def list_files(self) -> list[SourceFile]:
+        path = self.path
+        if _GLOB_MAGIC.search(path):
+            files = self._glob(path)
+        elif os.path.isdir(path):
+            files = _walk(path)
+        elif os.path.isfile(path):
+            files = [SourceFile(path, _size(path))]
+        elif os.path.lexists(path):
+            raise SourceNotFoundError(f"not a regular file or directory: {path}", path)
+        else:
+            raise SourceNotFoundError(f"no such file or directory: {path}", path)
+        return sorted(files, key=lambda file: file.url)
+
+    def open(self, file: SourceFile, offset: int = 0) -> BinaryIO:
+        if offset < 0:
+            raise ValueError(f"negative offset {offset} for {file.url}")
+        try:
+            stream = Path(file.url).open("rb")
+        except FileNotFoundError:
+            raise SourceNotFoundError(f"no such file: {file.url}", file.url) from None
+        except PermissionError:
+            raise SourceAccessError(f"permission denied: {file.url}", file.url) from None
+        except OSError as exc:
+            raise SourceError(f"cannot open {file.url}: {exc.strerror}", file.url) from None
+        if offset:
+            stream.seek(offset)
+        return stream
+
+    def _glob(self, pattern: str) -> list[SourceFile]:
+        parts = pattern.split(os.sep)
+        first = next(i for i, part in enumerate(parts) if _GLOB_MAGIC.search(part))
+        base = os.sep.join(parts[:first]) or os.sep
+        components = [_compile(part) for part in parts[first:]]
+        recursive = any(component is _ANY_DIRS for component in components)
+        if not os.path.isdir(base):
+            raise SourceNotFoundError(
+                f"glob {self.spec!r} matches nothing: no such directory {base}", self.spec
+            )
+        depth = None if recursive else len(components)
+        files = [file for names, file in _walk_named(base, depth) if _match(components, names)]
+        if not files:
+            raise SourceNotFoundError(f"glob {self.spec!r} matches no file", self.spec)
+        return files
+
+
+def _compile(part: str) -> ComponentPattern:
+    if part == "**":
+        return _ANY_DIRS
+    return re.compile(fnmatch.translate(part))
+
+
+def _match(components: list[ComponentPattern], names: tuple[str, ...]) -> bool:
+    if not components:
+        return not names
+    head, rest = components[0], components[1:]
+    if head is _ANY_DIRS:
+        return any(_match(rest, names[skip:]) for skip in range(len(names) + 1))
+    return bool(names) and head.match(names[0]) is not None and _match(rest, names[1:])
+
+
+def _walk(root: str) -> list[SourceFile]:
+    return [file for _, file in _walk_named(root, None)]
+
+
+def _walk_named(root: str, max_depth: int | None) -> list[tuple[tuple[str, ...], SourceFile]]:
+    """Files under `root` with their path components below it, down to `max_depth` levels."""
+    found: list[tuple[tuple[str, ...], SourceFile]] = []
+    seen = {_identity(root)}
+    pending: list[tuple[str, tuple[str, ...]]] = [(root, ())]
+    while pending:
+        directory, names = pending.pop()
+        for entry in _entries(directory, is_root=directory == root):
+            relative = (*names, entry.name)
+            try:
+                if entry.is_dir():
+                    if max_depth is not None and len(relative) >= max_depth:
+                        continue
+                    identity = _identity(entry.path)
+                    if identity not in seen:
+                        seen.add(identity)
+                        pending.append((entry.path, relative))
+                elif entry.is_file():
+                    found.append((relative, SourceFile(entry.path, entry.stat().st_size)))
+            except FileNotFoundError:
+                continue  # removed while we listed: not part of the source any more
+    return found
+
+
+def _entries(directory: str, *, is_root: bool) -> list[os.DirEntry[str]]:
+    try:
+        with os.scandir(directory) as scan:
+            return [entry for entry in scan if not entry.name.startswith(".")]
+    except PermissionError:
+        raise SourceAccessError(f"permission denied: {directory}", directory) from None
+    except FileNotFoundError:
+        if is_root:
+            raise SourceNotFoundError(f"no such directory: {directory}", directory) from None
+        return []
+
+
+def _identity(path: str) -> tuple[int, int]:
+    stat = os.stat(path)
+    return stat.st_dev, stat.st_ino
+
+
+def _size(path: str) -> int:
+    try:
+        return os.stat(path).st_size
+    except PermissionError:
+        raise SourceAccessError(f"permission denied: {path}", path) from None

@@ -63,7 +63,18 @@ class SinkBase:
 
     def __init__(self) -> None:
         self._counters = SinkCounters()
+        self._unacked = SinkCounters()  # written, not yet delivered
         self._closed = False
+
+    def _written(self, events: int, event_bytes: int) -> None:
+        self._unacked.events += events
+        self._unacked.bytes += event_bytes
+
+    def _acknowledge(self) -> None:
+        """Everything written so far is delivered: count it."""
+        self._counters.events += self._unacked.events
+        self._counters.bytes += self._unacked.bytes
+        self._unacked = SinkCounters()
 
     @property
     def counters(self) -> SinkCounters:

@@ -32,8 +32,6 @@ class FileSink(SinkBase):
         self._buffer_bytes = buffer_bytes
         self._pending: list[bytes] = []
         self._pending_size = 0
-        self._pending_events = 0
-        self._pending_event_bytes = 0
         self._dirty = False
         try:
             self.path.parent.mkdir(parents=True, exist_ok=True)
@@ -66,8 +64,7 @@ class FileSink(SinkBase):
         data = frame_lines(batch)
         self._pending.append(data)
         self._pending_size += len(data)
-        self._pending_events += len(batch)
-        self._pending_event_bytes += len(data) - len(batch)
+        self._written(len(batch), len(data) - len(batch))
         if self._pending_size >= self._buffer_bytes:
             self._drain()
 
@@ -101,10 +98,7 @@ class FileSink(SinkBase):
             except OSError as exc:
                 raise SinkError(f"{self.name}: fsync failed: {exc.strerror or exc}") from exc
             self._dirty = False
-        self._counters.events += self._pending_events
-        self._counters.bytes += self._pending_event_bytes
-        self._pending_events = 0
-        self._pending_event_bytes = 0
+        self._acknowledge()
 
     def close(self) -> None:
         if self._closed:

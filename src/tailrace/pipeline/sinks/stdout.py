@@ -21,8 +21,6 @@ class StdoutSink(SinkBase):
     def __init__(self, stream: BinaryIO | None = None) -> None:
         super().__init__()
         self._stream = stream if stream is not None else sys.stdout.buffer
-        self._pending_events = 0
-        self._pending_bytes = 0
 
     def write(self, batch: Sequence[bytes]) -> None:
         self._check_open()
@@ -33,8 +31,7 @@ class StdoutSink(SinkBase):
             self._stream.write(data)
         except OSError as exc:  # BrokenPipeError when the reader went away
             raise SinkError(f"{self.name}: write failed: {exc.strerror or exc}") from exc
-        self._pending_events += len(batch)
-        self._pending_bytes += len(data) - len(batch)
+        self._written(len(batch), len(data) - len(batch))
 
     def flush(self) -> None:
         self._check_open()
@@ -42,10 +39,7 @@ class StdoutSink(SinkBase):
             self._stream.flush()
         except OSError as exc:
             raise SinkError(f"{self.name}: flush failed: {exc.strerror or exc}") from exc
-        self._counters.events += self._pending_events
-        self._counters.bytes += self._pending_bytes
-        self._pending_events = 0
-        self._pending_bytes = 0
+        self._acknowledge()
 
     def close(self) -> None:
         if self._closed:

@@ -99,8 +99,21 @@ class SinkBase:
     ) -> None:
         self.close()
 
-    def close(self) -> None:  # pragma: no cover - each sink defines its own
+    def flush(self) -> None:  # pragma: no cover - each sink defines its own
         raise NotImplementedError
+
+    def close(self) -> None:
+        """Flush, then release the sink's resources even if the flush failed."""
+        if self._closed:
+            return
+        try:
+            self.flush()
+        finally:
+            self._closed = True
+            self._release()
+
+    def _release(self) -> None:
+        """Free what the sink holds (a file descriptor…); nothing by default."""
 
 
 def frame_lines(batch: Sequence[bytes]) -> bytes:

@@ -100,16 +100,7 @@ class FileSink(SinkBase):
             self._dirty = False
         self._acknowledge()
 
-    def close(self) -> None:
-        if self._closed:
-            return
-        try:
-            self.flush()
-        finally:
-            self._release()
-
     def _release(self) -> None:
-        self._closed = True
         os.close(self._fd)
 
 

@@ -40,11 +40,3 @@ class StdoutSink(SinkBase):
         except OSError as exc:
             raise SinkError(f"{self.name}: flush failed: {exc.strerror or exc}") from exc
         self._acknowledge()
-
-    def close(self) -> None:
-        if self._closed:
-            return
-        try:
-            self.flush()
-        finally:
-            self._closed = True

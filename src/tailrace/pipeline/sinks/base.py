@@ -8,12 +8,13 @@ an event that could still be lost.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
-from dataclasses import dataclass
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
 from types import TracebackType
 from typing import Protocol, Self, runtime_checkable
 
 from tailrace.errors import TailraceError
+from tailrace.pipeline.decoders.framing import Checkpoint
 
 
 class SinkError(TailraceError):
@@ -29,21 +30,56 @@ class SinkCounters:
     bytes: int = 0
 
 
+@dataclass(frozen=True, slots=True)
+class FileMark:
+    """A checkpoint of one file of a job, as a sink may store it with the events.
+
+    `key` names the file within its job (``"<job id>/<file index>"``); `counters` are the
+    file's counters (lines, sent, filtered, skipped, dead-lettered, bytes) at `checkpoint`.
+    """
+
+    key: str
+    checkpoint: Checkpoint
+    counters: Mapping[str, int] = field(default_factory=dict)
+
+
+Keys = Sequence[str | None]
+Routes = Sequence[str | None]
+
+
 @runtime_checkable
 class Sink(Protocol):
-    """Takes batches of events as their original bytes, one item per event, no newline."""
+    """Takes batches of events as their original bytes, one item per event, no newline.
+
+    `keys` (the message ids) and `routes` (the connection ids, comma-separated), when given,
+    run parallel to `batch`; sinks without keys or headers (files) ignore them.
+
+    A sink with `exactly_once` stores the `FileMark` given to `flush()` in the same
+    transaction as the events, and `committed()` reads it back: a worker resuming a file
+    starts from there, so nothing is written twice. Other sinks ignore the mark and
+    `committed()` returns None; the worker's own checkpoint (taken after `flush()`) bounds
+    their duplicates.
+    """
+
+    exactly_once: bool
 
     @property
     def counters(self) -> SinkCounters:
         """Events and bytes delivered so far."""
         ...
 
-    def write(self, batch: Sequence[bytes]) -> None:
+    def write(
+        self, batch: Sequence[bytes], *, keys: Keys | None = None, routes: Routes | None = None
+    ) -> None:
         """Accept a batch; it may stay buffered until `flush()`."""
         ...
 
-    def flush(self) -> None:
+    def flush(self, mark: FileMark | None = None) -> None:
         """Deliver everything written so far; return only once it is durable."""
+        ...
+
+    def committed(self, key: str) -> FileMark | None:
+        """The last mark stored with the events for file `key` (exactly-once sinks only)."""
         ...
 
     def close(self) -> None:
@@ -60,6 +96,7 @@ class SinkBase:
     """
 
     name = "sink"
+    exactly_once = False
 
     def __init__(self) -> None:
         self._counters = SinkCounters()
@@ -99,8 +136,11 @@ class SinkBase:
     ) -> None:
         self.close()
 
-    def flush(self) -> None:  # pragma: no cover - each sink defines its own
+    def flush(self, mark: FileMark | None = None) -> None:  # pragma: no cover - per sink
         raise NotImplementedError
+
+    def committed(self, key: str) -> FileMark | None:
+        return None
 
     def close(self) -> None:
         """Flush, then release the sink's resources even if the flush failed."""

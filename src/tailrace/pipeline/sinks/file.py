@@ -12,7 +12,7 @@ import os
 from collections.abc import Sequence
 from pathlib import Path
 
-from tailrace.pipeline.sinks.base import SinkBase, SinkError, frame_lines
+from tailrace.pipeline.sinks.base import FileMark, Keys, Routes, SinkBase, SinkError, frame_lines
 
 DEFAULT_BUFFER_BYTES = 1 << 20
 
@@ -57,7 +57,9 @@ class FileSink(SinkBase):
             self._pending.append(b"\n")
             self._pending_size += 1
 
-    def write(self, batch: Sequence[bytes]) -> None:
+    def write(
+        self, batch: Sequence[bytes], *, keys: Keys | None = None, routes: Routes | None = None
+    ) -> None:
         self._check_open()
         if not batch:
             return
@@ -85,7 +87,7 @@ class FileSink(SinkBase):
             raise SinkError(f"{self.name}: write failed: {exc.strerror or exc}") from exc
         self._dirty = True
 
-    def flush(self) -> None:
+    def flush(self, mark: FileMark | None = None) -> None:
         """Write what is buffered and fsync it (and, the first time, the new file's entry)."""
         self._check_open()
         self._drain()

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
-from tailrace.pipeline.sinks.base import SinkBase
+from tailrace.pipeline.sinks.base import FileMark, Keys, Routes, SinkBase
 
 
 class NullSink(SinkBase):
@@ -12,13 +12,15 @@ class NullSink(SinkBase):
 
     name = "null:"
 
-    def write(self, batch: Sequence[bytes]) -> None:
+    def write(
+        self, batch: Sequence[bytes], *, keys: Keys | None = None, routes: Routes | None = None
+    ) -> None:
         self._check_open()
         counters = self._counters
         counters.events += len(batch)
         counters.bytes += sum(map(len, batch))
 
-    def flush(self) -> None:
+    def flush(self, mark: FileMark | None = None) -> None:
         self._check_open()
 
     def close(self) -> None:

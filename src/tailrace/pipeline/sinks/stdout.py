@@ -6,7 +6,7 @@ import sys
 from collections.abc import Sequence
 from typing import BinaryIO
 
-from tailrace.pipeline.sinks.base import SinkBase, SinkError, frame_lines
+from tailrace.pipeline.sinks.base import FileMark, Keys, Routes, SinkBase, SinkError, frame_lines
 
 
 class StdoutSink(SinkBase):
@@ -22,7 +22,9 @@ class StdoutSink(SinkBase):
         super().__init__()
         self._stream = stream if stream is not None else sys.stdout.buffer
 
-    def write(self, batch: Sequence[bytes]) -> None:
+    def write(
+        self, batch: Sequence[bytes], *, keys: Keys | None = None, routes: Routes | None = None
+    ) -> None:
         self._check_open()
         if not batch:
             return
@@ -33,7 +35,7 @@ class StdoutSink(SinkBase):
             raise SinkError(f"{self.name}: write failed: {exc.strerror or exc}") from exc
         self._written(len(batch), len(data) - len(batch))
 
-    def flush(self) -> None:
+    def flush(self, mark: FileMark | None = None) -> None:
         self._check_open()
         try:
             self._stream.flush()

@@ -12,6 +12,7 @@ from ..errors import TailraceError
 from ..observability.logs import configure as configure_logs
 from . import db, jobs, queues, worker
 from .demo import demo
+from .reprocess import reprocess, reprocessing
 from .samples import sample_logs
 
 
@@ -52,7 +53,16 @@ def cli(ctx: click.Context, database_url: str | None, app_spec: str | None, log_
     ctx.obj = {"database_url": database_url, "app": app_spec}
 
 
-for command in (db.db, worker.worker, jobs.jobs, queues.queues, demo, sample_logs):
+for command in (
+    db.db,
+    worker.worker,
+    jobs.jobs,
+    queues.queues,
+    demo,
+    sample_logs,
+    reprocess,
+    reprocessing,
+):
     cli.add_command(command)
 
 

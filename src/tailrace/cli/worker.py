@@ -68,6 +68,21 @@ def _split(text: str | None) -> list[str] | None:
 )
 @click.option("--burst", is_flag=True, help="Exit once no job is left to run.")
 @click.option("--metrics-port", type=int, help="Serve Prometheus metrics on this port.")
+@click.option(
+    "--job",
+    "job_id",
+    envvar="JOB_ID",
+    help="Work the files of this reprocessing job, then exit (env JOB_ID).",
+)
+@click.option(
+    "--index",
+    "worker_index",
+    envvar="WORKER_INDEX",
+    type=int,
+    default=0,
+    show_default=True,
+    help="This worker's index within its reprocessing job (env WORKER_INDEX).",
+)
 @click.pass_context
 def worker(
     ctx: click.Context,
@@ -83,8 +98,21 @@ def worker(
     prune_every_s: float,
     burst: bool,
     metrics_port: int | None,
+    job_id: str | None,
+    worker_index: int,
 ) -> None:
-    """Run a worker: claim jobs from the queues and run them until SIGTERM."""
+    """Run a worker: claim jobs from the queues and run them until SIGTERM.
+
+    With --job, work one reprocessing job's files instead, and exit when none is left.
+    """
+    if job_id:
+        from ..pipeline.jobs.model import JobStatus
+        from ..pipeline.worker import ReprocessWorker
+        from ..settings import database_url
+
+        url = database_url(ctx.find_root().obj.get("database_url"))
+        status = ReprocessWorker(url, job_id, worker_index).run()
+        sys.exit(1 if status is JobStatus.FAILED else 0)
     try:
         prios = Priority.parse_list(priorities) if priorities else list(Priority)
     except ValueError as exc:

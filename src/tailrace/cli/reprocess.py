@@ -1,0 +1,312 @@
+"""``tailrace reprocess``: replay event-log files into a sink, with live progress.
+
+Also ``tailrace reprocessing``: list, show, cancel and resume jobs.
+"""
+
+from __future__ import annotations
+
+import signal
+import sys
+import time
+from pathlib import Path
+from types import FrameType
+from typing import Any
+
+import click
+from rich.console import Console
+from rich.progress import (
+    BarColumn,
+    DownloadColumn,
+    Progress,
+    ProgressColumn,
+    Task,
+    TextColumn,
+    TimeElapsedColumn,
+    TimeRemainingColumn,
+)
+from rich.table import Table
+from rich.text import Text
+
+from ..engine.app import App
+from ..executors import LocalExecutor
+from ..observability.logs import configure as configure_logs
+from ..pipeline.jobs import JobConfig, JobRecord, JobStatus, JobStore
+from ..pipeline.plan import cancel_job, plan_job, resume_job
+from ..settings import database_url, redact_url
+from .context import echo_json
+
+POLL_S = 0.25
+
+
+class _RateColumn(ProgressColumn):
+    """Events read per second, from the job's line counter."""
+
+    def render(self, task: Task) -> Text:
+        rate = task.fields.get("rate")
+        return Text(f"{rate:,.0f} events/s" if rate else "", style="cyan")
+
+
+@click.command()
+@click.argument("source")
+@click.option(
+    "--sink", "sink", required=True, help="kafka://, postgresql://, file://, stdout:, null:"
+)
+@click.option("--stream-id", "stream_ids", multiple=True, help="Keep only these streams.")
+@click.option(
+    "--connection-id",
+    "connection_ids",
+    multiple=True,
+    help="Send every event to these connections (else: REPOSITORY_URL's destinations).",
+)
+@click.option("--from", "date_from", help="Keep events at or after this ISO time.")
+@click.option("--to", "date_to", help="Keep events at or before this ISO time.")
+@click.option("--where", "where", multiple=True, help="Keep events where FIELD=VALUE.")
+@click.option("--workers", type=int, help="At most this many worker processes.")
+@click.option("--s3-endpoint-url", envvar="AWS_ENDPOINT_URL", help="For MinIO and other S3 stores.")
+@click.option("--json", "as_json", is_flag=True, help="Print the summary as JSON.")
+@click.pass_context
+def reprocess(
+    ctx: click.Context,
+    source: str,
+    sink: str,
+    stream_ids: tuple[str, ...],
+    connection_ids: tuple[str, ...],
+    date_from: str | None,
+    date_to: str | None,
+    where: tuple[str, ...],
+    workers: int | None,
+    s3_endpoint_url: str | None,
+    as_json: bool,
+) -> None:
+    """Replay the event-log files at SOURCE (a file, directory, glob or s3://bucket/prefix)
+    into a sink, filtered and routed, resumable; exit 0 only if every file completed."""
+    url = database_url(ctx.find_root().obj.get("database_url"))
+    config = JobConfig(
+        source=source,
+        sink=sink,
+        stream_ids=stream_ids,
+        connection_ids=connection_ids,
+        date_from=date_from,
+        date_to=date_to,
+        where=where,
+        max_workers=workers or 50,
+        s3_endpoint_url=s3_endpoint_url,
+    )
+    with App(url) as app, JobStore(url) as store:
+        app.store.migrate()
+        job = plan_job(app, store, config)
+        _run(app, store, job, as_json)
+
+
+def _run(app: App, store: JobStore, job: JobRecord, as_json: bool) -> None:
+    console = Console(stderr=True)
+    if not as_json:
+        console.print(
+            f"[bold]job {job.id}[/bold]: {job.total_files} files, "
+            f"{_size(job.total_bytes)}, {job.total_workers} workers, "
+            f"into {job.config.sink} (database {redact_url(store.url)})"
+        )
+    configure_logs("WARNING")
+    executor = LocalExecutor(
+        store.url, job.id, job.total_workers, log_dir=Path(".tailrace") / "logs" / job.id
+    )
+    interrupted = False
+
+    def on_interrupt(signum: int, frame: FrameType | None) -> None:
+        nonlocal interrupted
+        if interrupted:  # a second Ctrl-C: stop now
+            executor.signal(signal.SIGKILL)
+            return
+        interrupted = True
+        cancel_job(app, store, job.id)
+
+    previous = signal.signal(signal.SIGINT, on_interrupt)
+    started = time.monotonic()
+    try:
+        executor.start()
+        with Progress(
+            TextColumn("[bold]{task.description}"),
+            BarColumn(),
+            DownloadColumn(binary_units=True),
+            _RateColumn(),
+            TimeRemainingColumn(),
+            TimeElapsedColumn(),
+            console=console,
+            disable=as_json,
+        ) as bar:
+            task = bar.add_task("reprocessing", total=job.total_bytes)
+            last_lines, last_at = 0, time.monotonic()
+            rate = 0.0
+            while True:
+                current = store.job(job.id)
+                running = executor.poll(job_finished=current.status.finished)
+                now = time.monotonic()
+                lines = _live_lines(store, current)
+                if now - last_at >= 1.0:
+                    rate = (lines - last_lines) / (now - last_at)
+                    last_lines, last_at = lines, now
+                bar.update(task, completed=_live_bytes(store, current), rate=rate)
+                if not running:
+                    break
+                time.sleep(POLL_S)
+        executor.close()
+        status = store.job_finalize(job.id)
+        final = store.job(job.id)
+        if status is JobStatus.RUNNING or status is JobStatus.PENDING:
+            # every worker gave up (crashed more often than the executor restarts them)
+            store.job_set_status(job.id, JobStatus.FAILED, "every worker process exited")
+            final = store.job(job.id)
+    finally:
+        signal.signal(signal.SIGINT, previous)
+        executor.close()
+    elapsed = time.monotonic() - started
+    _summary(console, final, elapsed, as_json)
+    sys.exit(0 if final.status is JobStatus.COMPLETED else 1)
+
+
+def _live_bytes(store: JobStore, job: JobRecord) -> int:
+    """Bytes done: finished files' checkpoints plus what the workers report now."""
+    live = sum(w.counters.processed_bytes for w in store.workers(job.id))
+    return max(job.counters.processed_bytes, live)
+
+
+def _live_lines(store: JobStore, job: JobRecord) -> int:
+    live = sum(w.counters.lines for w in store.workers(job.id))
+    return max(job.counters.lines, live)
+
+
+def summary_json(job: JobRecord, elapsed: float | None = None) -> dict[str, Any]:
+    counters = job.counters
+    data: dict[str, Any] = {
+        "job_id": job.id,
+        "status": str(job.status),
+        "source": job.config.source,
+        "sink": job.config.sink,
+        "files": {"total": job.total_files, **job.files_by_status},
+        "workers": job.total_workers,
+        "bytes": job.total_bytes,
+        **counters.to_json(),
+        "balanced": counters.balanced,
+        "skip_reasons": job.skip_reasons,
+        "error": job.error,
+    }
+    if elapsed is not None:
+        data["seconds"] = round(elapsed, 3)
+        data["events_per_second"] = round(counters.lines / elapsed) if elapsed > 0 else None
+    return data
+
+
+def _summary(console: Console, job: JobRecord, elapsed: float, as_json: bool) -> None:
+    if as_json:
+        echo_json(summary_json(job, elapsed))
+        return
+    c = job.counters
+    colour = {"completed": "green", "cancelled": "yellow"}.get(str(job.status), "red")
+    table = Table(title=f"job {job.id}: [{colour}]{job.status}[/{colour}] in {elapsed:.1f} s")
+    table.add_column("lines read", justify="right")
+    table.add_column("sent", justify="right")
+    table.add_column("filtered", justify="right")
+    table.add_column("skipped", justify="right")
+    table.add_column("dead-lettered", justify="right")
+    table.add_column("events/s", justify="right")
+    table.add_row(
+        f"{c.lines:,}",
+        f"{c.sent:,}",
+        f"{c.filtered:,}",
+        f"{c.skipped:,}",
+        f"{c.deadlettered:,}",
+        f"{c.lines / elapsed:,.0f}" if elapsed > 0 else "-",
+    )
+    console.print(table)
+    files = ", ".join(f"{n} {status}" for status, n in sorted(job.files_by_status.items()))
+    console.print(f"files: {files} of {job.total_files}")
+    for reason, count in sorted(job.skip_reasons.items()):
+        console.print(f"skipped {count:,}: {reason}")
+    if c.deadlettered:
+        console.print(
+            f"[yellow]{c.deadlettered:,} bad lines[/yellow] went to the dead-letter output"
+        )
+    if job.error:
+        console.print(f"[red]error:[/red] {job.error}")
+    if job.status in (JobStatus.CANCELLED, JobStatus.FAILED):
+        console.print(f"resume with: [cyan]tailrace reprocessing resume {job.id}[/cyan]")
+
+
+def _size(n: int) -> str:
+    for unit in ("B", "KiB", "MiB", "GiB"):
+        if n < 1024 or unit == "GiB":
+            return f"{n:,.0f} {unit}" if unit == "B" else f"{n:,.1f} {unit}"
+        n /= 1024  # type: ignore[assignment]
+    return f"{n} B"
+
+
+@click.group()
+def reprocessing() -> None:
+    """Inspect and operate on reprocessing jobs."""
+
+
+@reprocessing.command("list")
+@click.option("--limit", default=20, show_default=True)
+@click.pass_context
+def list_jobs(ctx: click.Context, limit: int) -> None:
+    """The latest jobs."""
+    url = database_url(ctx.find_root().obj.get("database_url"))
+    with JobStore(url) as store:
+        table = Table("id", "status", "files", "created", "source", "sink")
+        for job in store.jobs(limit):
+            table.add_row(
+                job.id,
+                str(job.status),
+                str(job.total_files),
+                job.created_at.isoformat(timespec="seconds"),
+                job.config.source,
+                job.config.sink,
+            )
+        Console().print(table)
+
+
+@reprocessing.command("show")
+@click.argument("job_id")
+@click.pass_context
+def show_job(ctx: click.Context, job_id: str) -> None:
+    """A job's status and counters, with its workers, as JSON."""
+    url = database_url(ctx.find_root().obj.get("database_url"))
+    with JobStore(url) as store:
+        job = store.job(job_id)
+        data = summary_json(job)
+        data["workers_detail"] = [
+            {
+                "worker_index": w.worker_index,
+                "status": str(w.status),
+                "current_file": w.current_file,
+                "current_line": w.current_line,
+                "processed_files": w.processed_files,
+                "restarts": w.restarts,
+                **w.counters.to_json(),
+            }
+            for w in store.workers(job_id)
+        ]
+        echo_json(data)
+
+
+@reprocessing.command("cancel")
+@click.argument("job_id")
+@click.pass_context
+def cancel(ctx: click.Context, job_id: str) -> None:
+    """Stop a job; its workers checkpoint and exit. Counters stay."""
+    url = database_url(ctx.find_root().obj.get("database_url"))
+    with App(url) as app, JobStore(url) as store:
+        job = cancel_job(app, store, job_id)
+        click.echo(f"job {job.id}: {job.status}")
+
+
+@reprocessing.command("resume")
+@click.argument("job_id")
+@click.option("--json", "as_json", is_flag=True, help="Print the summary as JSON.")
+@click.pass_context
+def resume(ctx: click.Context, job_id: str, as_json: bool) -> None:
+    """Run a cancelled or failed job again, each file from its checkpoint."""
+    url = database_url(ctx.find_root().obj.get("database_url"))
+    with App(url) as app, JobStore(url) as store:
+        job = resume_job(app, store, job_id)
+        _run(app, store, job, as_json)

@@ -1,0 +1,186 @@
+"""Reprocessing jobs as records: the job, its files and its workers, with their counters.
+
+The counters keep one invariant, per file and per job: lines read = sent + filtered +
+skipped + dead-lettered. "Sent" means delivered (acknowledged by the broker, committed by
+the database, fsync'd to the file) as of the file's last checkpoint.
+"""
+
+from __future__ import annotations
+
+import enum
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any
+
+
+class JobStatus(enum.StrEnum):
+    PENDING = "pending"
+    RUNNING = "running"
+    COMPLETED = "completed"
+    FAILED = "failed"
+    CANCELLED = "cancelled"
+
+    @property
+    def finished(self) -> bool:
+        return self in (JobStatus.COMPLETED, JobStatus.FAILED, JobStatus.CANCELLED)
+
+
+FileStatus = JobStatus
+WorkerStatus = JobStatus
+
+
+@dataclass(frozen=True, slots=True)
+class JobConfig:
+    """What a reprocessing job does: stored as the job's `config` JSON."""
+
+    source: str
+    sink: str
+    stream_ids: tuple[str, ...] = ()
+    connection_ids: tuple[str, ...] = ()
+    date_from: str | None = None
+    date_to: str | None = None
+    where: tuple[str, ...] = ()
+    max_workers: int = 50
+    s3_endpoint_url: str | None = None
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "source": self.source,
+            "sink": self.sink,
+            "stream_ids": list(self.stream_ids),
+            "connection_ids": list(self.connection_ids),
+            "date_from": self.date_from,
+            "date_to": self.date_to,
+            "where": list(self.where),
+            "max_workers": self.max_workers,
+            "s3_endpoint_url": self.s3_endpoint_url,
+        }
+
+    @classmethod
+    def from_json(cls, data: dict[str, Any]) -> JobConfig:
+        return cls(
+            source=data["source"],
+            sink=data["sink"],
+            stream_ids=tuple(data.get("stream_ids") or ()),
+            connection_ids=tuple(data.get("connection_ids") or ()),
+            date_from=data.get("date_from"),
+            date_to=data.get("date_to"),
+            where=tuple(data.get("where") or ()),
+            max_workers=int(data.get("max_workers") or 50),
+            s3_endpoint_url=data.get("s3_endpoint_url"),
+        )
+
+
+@dataclass(slots=True)
+class Counters:
+    """One file's counters (or a sum of them)."""
+
+    lines: int = 0
+    sent: int = 0
+    filtered: int = 0
+    skipped: int = 0
+    deadlettered: int = 0
+    processed_bytes: int = 0
+
+    @property
+    def balanced(self) -> bool:
+        """The invariant: every line read is accounted for exactly once."""
+        return self.lines == self.sent + self.filtered + self.skipped + self.deadlettered
+
+    def add(self, other: Counters) -> None:
+        self.lines += other.lines
+        self.sent += other.sent
+        self.filtered += other.filtered
+        self.skipped += other.skipped
+        self.deadlettered += other.deadlettered
+        self.processed_bytes += other.processed_bytes
+
+    def copy(self) -> Counters:
+        return Counters(
+            self.lines,
+            self.sent,
+            self.filtered,
+            self.skipped,
+            self.deadlettered,
+            self.processed_bytes,
+        )
+
+    def to_json(self) -> dict[str, int]:
+        return {
+            "lines": self.lines,
+            "sent": self.sent,
+            "filtered": self.filtered,
+            "skipped": self.skipped,
+            "deadlettered": self.deadlettered,
+            "processed_bytes": self.processed_bytes,
+        }
+
+    @classmethod
+    def from_json(cls, data: dict[str, Any]) -> Counters:
+        return cls(**{name: int(data.get(name) or 0) for name in cls.__dataclass_fields__})
+
+
+@dataclass(slots=True)
+class FileRecord:
+    job_id: str
+    index: int
+    url: str
+    size: int
+    status: FileStatus
+    worker_index: int | None
+    attempts: int
+    line: int
+    offset: int
+    counters: Counters
+    skip_reasons: dict[str, int]
+    error: str | None
+    started_at: datetime | None
+    completed_at: datetime | None
+
+    @property
+    def key(self) -> str:
+        """Names the file within its job, for checkpoints stored by a sink."""
+        return f"{self.job_id}/{self.index}"
+
+
+@dataclass(slots=True)
+class WorkerRecord:
+    """A row of `reprocessing_workers`, with the columns of reference 000."""
+
+    job_id: str
+    worker_index: int
+    status: WorkerStatus
+    started_at: datetime | None
+    updated_at: datetime | None
+    completed_at: datetime | None
+    current_file: str | None
+    current_line: int
+    current_timestamp: str | None
+    assigned_files: int
+    processed_files: int
+    counters: Counters
+    total_bytes: int
+    restarts: int
+    error: str | None
+
+
+@dataclass(slots=True)
+class JobRecord:
+    id: str
+    config: JobConfig
+    status: JobStatus
+    created_at: datetime
+    started_at: datetime | None
+    completed_at: datetime | None
+    k8s_job_name: str | None
+    total_files: int
+    total_workers: int
+    total_bytes: int
+    error: str | None
+    counters: Counters = field(default_factory=Counters)
+    files_by_status: dict[str, int] = field(default_factory=dict)
+    skip_reasons: dict[str, int] = field(default_factory=dict)
+
+    @property
+    def processed_files(self) -> int:
+        return self.files_by_status.get(FileStatus.COMPLETED, 0)

@@ -1,0 +1,140 @@
+-- Reprocessing jobs, their files and workers. One file for both stores: placeholders are
+-- written %(name)s (psycopg) and turned into :name for SQLite; times and JSON are passed
+-- in each store's own form (timestamptz and jsonb there, epoch REAL and text here).
+
+-- name: job_insert
+INSERT INTO reprocessing_jobs
+    (id, config, status, created_at, total_files, total_workers, total_bytes)
+VALUES (%(id)s, %(config)s, 'pending', %(now)s, %(total_files)s, %(total_workers)s,
+        %(total_bytes)s)
+
+-- name: file_insert
+INSERT INTO reprocessing_files (job_id, file_index, url, size, status, updated_at)
+VALUES (%(job_id)s, %(file_index)s, %(url)s, %(size)s, 'pending', %(now)s)
+
+-- name: job_get
+SELECT id, config, status, created_at, started_at, completed_at, k8s_job_name, total_files,
+       total_workers, total_bytes, error
+FROM reprocessing_jobs WHERE id = %(id)s
+
+-- name: jobs_list
+SELECT id, config, status, created_at, started_at, completed_at, k8s_job_name, total_files,
+       total_workers, total_bytes, error
+FROM reprocessing_jobs ORDER BY created_at DESC, id LIMIT %(limit)s
+
+-- name: job_totals
+SELECT status, count(*), coalesce(sum(lines), 0), coalesce(sum(sent), 0),
+       coalesce(sum(filtered), 0), coalesce(sum(skipped), 0), coalesce(sum(deadlettered), 0),
+       coalesce(sum(processed_bytes), 0)
+FROM reprocessing_files WHERE job_id = %(id)s GROUP BY status
+
+-- name: job_skip_reasons
+SELECT skip_reasons FROM reprocessing_files
+WHERE job_id = %(id)s AND skip_reasons <> '{}'
+
+-- name: job_start
+UPDATE reprocessing_jobs
+SET status = 'running', started_at = coalesce(started_at, %(now)s), completed_at = NULL,
+    error = NULL
+WHERE id = %(id)s
+
+-- name: job_set_status
+UPDATE reprocessing_jobs
+SET status = %(status)s, error = coalesce(%(error)s, error),
+    completed_at = CASE WHEN %(finished)s THEN %(now)s ELSE completed_at END
+WHERE id = %(id)s AND status NOT IN ('completed', 'cancelled')
+
+-- name: job_set_workers
+UPDATE reprocessing_jobs SET total_workers = %(total_workers)s, k8s_job_name = %(k8s_job_name)s
+WHERE id = %(id)s
+
+-- name: job_delete
+DELETE FROM reprocessing_jobs WHERE id = %(id)s
+
+-- name: files_list
+SELECT job_id, file_index, url, size, status, worker_index, attempts, line, "offset", lines,
+       sent, filtered, skipped, deadlettered, processed_bytes, skip_reasons, error, started_at,
+       completed_at
+FROM reprocessing_files WHERE job_id = %(job_id)s ORDER BY file_index
+
+-- name: file_get
+SELECT job_id, file_index, url, size, status, worker_index, attempts, line, "offset", lines,
+       sent, filtered, skipped, deadlettered, processed_bytes, skip_reasons, error, started_at,
+       completed_at
+FROM reprocessing_files WHERE job_id = %(job_id)s AND file_index = %(file_index)s
+
+-- name: file_start
+UPDATE reprocessing_files
+SET status = 'running', worker_index = %(worker_index)s, attempts = attempts + 1,
+    started_at = coalesce(started_at, %(now)s), updated_at = %(now)s, error = NULL
+WHERE job_id = %(job_id)s AND file_index = %(file_index)s
+
+-- name: file_checkpoint
+UPDATE reprocessing_files
+SET line = %(line)s, "offset" = %(offset)s, lines = %(lines)s, sent = %(sent)s,
+    filtered = %(filtered)s, skipped = %(skipped)s, deadlettered = %(deadlettered)s,
+    processed_bytes = %(processed_bytes)s, skip_reasons = %(skip_reasons)s,
+    updated_at = %(now)s
+WHERE job_id = %(job_id)s AND file_index = %(file_index)s
+
+-- name: file_set_status
+UPDATE reprocessing_files
+SET status = %(status)s, error = %(error)s, updated_at = %(now)s,
+    completed_at = CASE WHEN %(finished)s THEN %(now)s ELSE NULL END
+WHERE job_id = %(job_id)s AND file_index = %(file_index)s
+
+-- name: files_reopen
+UPDATE reprocessing_files SET status = 'pending', error = NULL, updated_at = %(now)s
+WHERE job_id = %(job_id)s AND status <> 'completed'
+RETURNING file_index, size
+
+-- name: files_cancel_pending
+UPDATE reprocessing_files SET status = 'cancelled', updated_at = %(now)s
+WHERE job_id = %(job_id)s AND status = 'pending'
+
+-- name: worker_start
+INSERT INTO reprocessing_workers (job_id, worker_index, status, started_at, updated_at,
+                                  process_id)
+VALUES (%(job_id)s, %(worker_index)s, 'running', %(now)s, %(now)s, %(process_id)s)
+ON CONFLICT (job_id, worker_index) DO UPDATE
+SET status = 'running', updated_at = %(now)s, completed_at = NULL, error = NULL,
+    process_id = %(process_id)s,
+    restarts = reprocessing_workers.restarts
+               + CASE WHEN reprocessing_workers.status = 'running' THEN 1 ELSE 0 END
+
+-- name: worker_progress
+UPDATE reprocessing_workers
+SET updated_at = %(now)s, current_file = %(current_file)s, current_line = %(current_line)s,
+    "current_timestamp" = %(current_timestamp)s, assigned_files = %(assigned_files)s,
+    processed_files = %(processed_files)s, total_lines = %(lines)s, success_count = %(sent)s,
+    error_count = %(deadlettered)s, skipped_count = %(skipped)s,
+    filtered_count = %(filtered)s, total_bytes = %(total_bytes)s,
+    processed_bytes = %(processed_bytes)s
+WHERE job_id = %(job_id)s AND worker_index = %(worker_index)s
+
+-- name: worker_finish
+UPDATE reprocessing_workers
+SET status = %(status)s, completed_at = %(now)s, updated_at = %(now)s, error = %(error)s,
+    current_file = NULL
+WHERE job_id = %(job_id)s AND worker_index = %(worker_index)s
+
+-- name: worker_base
+SELECT count(*), coalesce(sum(size), 0), coalesce(sum(lines), 0), coalesce(sum(sent), 0),
+       coalesce(sum(filtered), 0), coalesce(sum(skipped), 0), coalesce(sum(deadlettered), 0),
+       coalesce(sum(processed_bytes), 0)
+FROM reprocessing_files
+WHERE job_id = %(job_id)s AND worker_index = %(worker_index)s AND status = 'completed'
+
+-- name: workers_list
+SELECT job_id, worker_index, status, started_at, updated_at, completed_at, current_file,
+       current_line, "current_timestamp", assigned_files, processed_files, total_lines,
+       success_count, filtered_count, skipped_count, error_count, processed_bytes, total_bytes,
+       restarts, error
+FROM reprocessing_workers WHERE job_id = %(job_id)s ORDER BY worker_index
+
+-- name: job_reset
+UPDATE reprocessing_jobs SET status = 'pending', completed_at = NULL, error = NULL
+WHERE id = %(id)s
+
+-- name: job_status
+SELECT status FROM reprocessing_jobs WHERE id = %(id)s

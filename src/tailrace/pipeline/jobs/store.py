@@ -1,0 +1,397 @@
+"""Where reprocessing jobs live: the same database as the engine's jobs (SQLite or PostgreSQL),
+in the tables of migration 0002. Each process opens its own `JobStore`.
+"""
+
+from __future__ import annotations
+
+import re
+import threading
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
+from datetime import UTC, datetime
+from typing import Any
+
+import orjson
+
+from tailrace.engine.store.queries import load_queries
+from tailrace.errors import TailraceError
+from tailrace.pipeline.jobs.model import (
+    Counters,
+    FileRecord,
+    FileStatus,
+    JobConfig,
+    JobRecord,
+    JobStatus,
+    WorkerRecord,
+    WorkerStatus,
+)
+from tailrace.pipeline.sources import SourceFile
+
+_PG_QUERIES = load_queries("tailrace.pipeline.jobs")
+_SQLITE_QUERIES = {name: re.sub(r"%\((\w+)\)s", r":\1", sql) for name, sql in _PG_QUERIES.items()}
+
+
+class ReprocessingJobNotFoundError(TailraceError):
+    """No reprocessing job has that id."""
+
+
+class JobStore:
+    """Reads and writes reprocessing jobs; every method is one short transaction."""
+
+    def __init__(self, database_url: str) -> None:
+        self.url = database_url
+        self._postgres = database_url.startswith(("postgresql://", "postgres://"))
+        self._lock = threading.Lock()
+        self._conn: Any
+        if self._postgres:
+            import psycopg
+
+            self._conn = psycopg.connect(database_url, autocommit=True)
+            self._q = _PG_QUERIES
+        else:
+            from tailrace.engine.store.sqlite.store import _connect, path_from_url
+
+            self._conn = _connect(path_from_url(database_url))
+            self._q = _SQLITE_QUERIES
+
+    def close(self) -> None:
+        with self._lock:
+            self._conn.close()
+
+    def __enter__(self) -> JobStore:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    # -- plumbing ---------------------------------------------------------------------------
+
+    def _now(self) -> Any:
+        now = datetime.now(UTC)
+        return now if self._postgres else now.timestamp()
+
+    def _json(self, value: Any) -> str:
+        return orjson.dumps(value).decode()
+
+    @contextmanager
+    def _tx(self) -> Iterator[Any]:
+        with self._lock:
+            if self._postgres:
+                with self._conn.transaction():
+                    yield self._conn
+                return
+            self._conn.execute("BEGIN IMMEDIATE")
+            try:
+                yield self._conn
+            except BaseException:
+                self._conn.execute("ROLLBACK")
+                raise
+            self._conn.execute("COMMIT")
+
+    def _all(self, name: str, **params: Any) -> list[tuple[Any, ...]]:
+        with self._lock:
+            return list(self._conn.execute(self._q[name], params).fetchall())
+
+    def _one(self, name: str, **params: Any) -> tuple[Any, ...] | None:
+        rows = self._all(name, **params)
+        return rows[0] if rows else None
+
+    def _exec(self, name: str, **params: Any) -> int:
+        with self._tx() as conn:
+            return int(conn.execute(self._q[name], params).rowcount)
+
+    # -- jobs -------------------------------------------------------------------------------
+
+    def job_create(
+        self, job_id: str, config: JobConfig, files: Sequence[SourceFile], total_workers: int
+    ) -> None:
+        now = self._now()
+        with self._tx() as conn:
+            conn.execute(
+                self._q["job_insert"],
+                {
+                    "id": job_id,
+                    "config": self._json(config.to_json()),
+                    "now": now,
+                    "total_files": len(files),
+                    "total_workers": total_workers,
+                    "total_bytes": sum(f.size for f in files),
+                },
+            )
+            rows = [
+                {"job_id": job_id, "file_index": i, "url": f.url, "size": f.size, "now": now}
+                for i, f in enumerate(files)
+            ]
+            if self._postgres:
+                with conn.cursor() as cur:
+                    cur.executemany(self._q["file_insert"], rows)
+            else:
+                conn.executemany(self._q["file_insert"], rows)
+
+    def job(self, job_id: str) -> JobRecord:
+        row = self._one("job_get", id=job_id)
+        if row is None:
+            raise ReprocessingJobNotFoundError(f"no reprocessing job {job_id!r}")
+        job = self._job_from_row(row)
+        for status, count, *sums in self._all("job_totals", id=job_id):
+            job.files_by_status[status] = int(count)
+            job.counters.add(Counters(*(int(v) for v in sums)))
+        for (reasons,) in self._all("job_skip_reasons", id=job_id):
+            for reason, count in _json_value(reasons).items():
+                job.skip_reasons[reason] = job.skip_reasons.get(reason, 0) + int(count)
+        return job
+
+    def job_status(self, job_id: str) -> JobStatus:
+        row = self._one("job_status", id=job_id)
+        if row is None:
+            raise ReprocessingJobNotFoundError(f"no reprocessing job {job_id!r}")
+        return JobStatus(row[0])
+
+    def jobs(self, limit: int = 100) -> list[JobRecord]:
+        return [self._job_from_row(row) for row in self._all("jobs_list", limit=limit)]
+
+    def job_start(self, job_id: str) -> None:
+        self._exec("job_start", id=job_id, now=self._now())
+
+    def job_reset(self, job_id: str) -> None:
+        """Back to pending, whatever the status was (to resume it)."""
+        self._exec("job_reset", id=job_id)
+
+    def job_set_status(self, job_id: str, status: JobStatus, error: str | None = None) -> bool:
+        changed = self._exec(
+            "job_set_status",
+            id=job_id,
+            status=str(status),
+            error=error,
+            finished=status.finished,
+            now=self._now(),
+        )
+        return changed > 0
+
+    def job_set_workers(
+        self, job_id: str, total_workers: int, k8s_job_name: str | None = None
+    ) -> None:
+        self._exec(
+            "job_set_workers", id=job_id, total_workers=total_workers, k8s_job_name=k8s_job_name
+        )
+
+    def job_delete(self, job_id: str) -> None:
+        self._exec("job_delete", id=job_id)
+
+    def job_finalize(self, job_id: str) -> JobStatus:
+        """Settle the job's status from its files once none is left to run; returns it."""
+        job = self.job(job_id)
+        if job.status in (JobStatus.COMPLETED, JobStatus.CANCELLED):
+            return job.status
+        by_status = job.files_by_status
+        if by_status.get(FileStatus.PENDING) or by_status.get(FileStatus.RUNNING):
+            return job.status
+        if by_status.get(FileStatus.FAILED):
+            status = JobStatus.FAILED
+            error = f"{by_status[FileStatus.FAILED]} of {job.total_files} files failed"
+        elif by_status.get(FileStatus.CANCELLED):
+            status, error = JobStatus.CANCELLED, None
+        else:
+            status, error = JobStatus.COMPLETED, None
+        self.job_set_status(job_id, status, error)
+        return status
+
+    def job_reopen(self, job_id: str) -> list[tuple[int, int]]:
+        """Make every unfinished file pending again (for resume); returns (index, size)."""
+        with self._tx() as conn:
+            rows = conn.execute(self._q["files_reopen"], {"job_id": job_id, "now": self._now()})
+            return [(int(index), int(size)) for index, size in rows.fetchall()]
+
+    def files_cancel_pending(self, job_id: str) -> int:
+        return self._exec("files_cancel_pending", job_id=job_id, now=self._now())
+
+    # -- files ------------------------------------------------------------------------------
+
+    def files(self, job_id: str) -> list[FileRecord]:
+        return [self._file_from_row(row) for row in self._all("files_list", job_id=job_id)]
+
+    def file(self, job_id: str, index: int) -> FileRecord:
+        row = self._one("file_get", job_id=job_id, file_index=index)
+        if row is None:
+            raise ReprocessingJobNotFoundError(f"job {job_id!r} has no file {index}")
+        return self._file_from_row(row)
+
+    def file_start(self, job_id: str, index: int, worker_index: int) -> FileRecord:
+        self._exec(
+            "file_start",
+            job_id=job_id,
+            file_index=index,
+            worker_index=worker_index,
+            now=self._now(),
+        )
+        return self.file(job_id, index)
+
+    def file_checkpoint(
+        self,
+        job_id: str,
+        index: int,
+        line: int,
+        offset: int,
+        counters: Counters,
+        skip_reasons: dict[str, int],
+    ) -> None:
+        self._exec(
+            "file_checkpoint",
+            job_id=job_id,
+            file_index=index,
+            line=line,
+            offset=offset,
+            skip_reasons=self._json(skip_reasons),
+            now=self._now(),
+            **counters.to_json(),
+        )
+
+    def file_set_status(
+        self, job_id: str, index: int, status: FileStatus, error: str | None = None
+    ) -> None:
+        self._exec(
+            "file_set_status",
+            job_id=job_id,
+            file_index=index,
+            status=str(status),
+            error=error,
+            finished=status.finished,
+            now=self._now(),
+        )
+
+    # -- workers ----------------------------------------------------------------------------
+
+    def worker_start(self, job_id: str, worker_index: int, process_id: str) -> None:
+        self._exec(
+            "worker_start",
+            job_id=job_id,
+            worker_index=worker_index,
+            process_id=process_id,
+            now=self._now(),
+        )
+
+    def worker_base(self, job_id: str, worker_index: int) -> tuple[int, int, Counters]:
+        """What this worker index finished before: (files, their bytes, their counters)."""
+        row = self._one("worker_base", job_id=job_id, worker_index=worker_index)
+        assert row is not None  # an aggregate always returns a row
+        files, size, *sums = (int(v) for v in row)
+        return files, size, Counters(*sums)
+
+    def worker_progress(
+        self,
+        job_id: str,
+        worker_index: int,
+        *,
+        current_file: str | None,
+        current_line: int,
+        current_timestamp: str | None,
+        assigned_files: int,
+        processed_files: int,
+        total_bytes: int,
+        counters: Counters,
+    ) -> None:
+        self._exec(
+            "worker_progress",
+            job_id=job_id,
+            worker_index=worker_index,
+            current_file=current_file,
+            current_line=current_line,
+            current_timestamp=current_timestamp,
+            assigned_files=assigned_files,
+            processed_files=processed_files,
+            total_bytes=total_bytes,
+            now=self._now(),
+            **counters.to_json(),
+        )
+
+    def worker_finish(
+        self, job_id: str, worker_index: int, status: WorkerStatus, error: str | None = None
+    ) -> None:
+        self._exec(
+            "worker_finish",
+            job_id=job_id,
+            worker_index=worker_index,
+            status=str(status),
+            error=error,
+            now=self._now(),
+        )
+
+    def workers(self, job_id: str) -> list[WorkerRecord]:
+        return [self._worker_from_row(row) for row in self._all("workers_list", job_id=job_id)]
+
+    # -- rows -------------------------------------------------------------------------------
+
+    def _job_from_row(self, row: tuple[Any, ...]) -> JobRecord:
+        (job_id, config, status, created, started, completed, k8s, files, workers, size, error) = (
+            row
+        )
+        return JobRecord(
+            id=job_id,
+            config=JobConfig.from_json(_json_value(config)),
+            status=JobStatus(status),
+            created_at=_time(created) or datetime.now(UTC),
+            started_at=_time(started),
+            completed_at=_time(completed),
+            k8s_job_name=k8s,
+            total_files=int(files),
+            total_workers=int(workers),
+            total_bytes=int(size),
+            error=error,
+        )
+
+    def _file_from_row(self, row: tuple[Any, ...]) -> FileRecord:
+        (job_id, index, url, size, status, worker, attempts, line, offset, *rest) = row
+        counts, (reasons, error, started, completed) = rest[:6], rest[6:]
+        return FileRecord(
+            job_id=job_id,
+            index=int(index),
+            url=url,
+            size=int(size),
+            status=FileStatus(status),
+            worker_index=None if worker is None else int(worker),
+            attempts=int(attempts),
+            line=int(line),
+            offset=int(offset),
+            counters=Counters(*(int(v) for v in counts)),
+            skip_reasons={k: int(v) for k, v in _json_value(reasons).items()},
+            error=error,
+            started_at=_time(started),
+            completed_at=_time(completed),
+        )
+
+    def _worker_from_row(self, row: tuple[Any, ...]) -> WorkerRecord:
+        (job_id, index, status, started, updated, completed, file, line, moment) = row[:9]
+        assigned, processed, lines, sent, filtered, skipped, errors, done_bytes = row[9:17]
+        total_bytes, restarts, error = row[17:]
+        return WorkerRecord(
+            job_id=job_id,
+            worker_index=int(index),
+            status=WorkerStatus(status),
+            started_at=_time(started),
+            updated_at=_time(updated),
+            completed_at=_time(completed),
+            current_file=file,
+            current_line=int(line),
+            current_timestamp=moment,
+            assigned_files=int(assigned),
+            processed_files=int(processed),
+            counters=Counters(
+                int(lines), int(sent), int(filtered), int(skipped), int(errors), int(done_bytes)
+            ),
+            total_bytes=int(total_bytes),
+            restarts=int(restarts),
+            error=error,
+        )
+
+
+def _time(value: Any) -> datetime | None:
+    if value is None or isinstance(value, datetime):
+        return value
+    return datetime.fromtimestamp(float(value), UTC)
+
+
+def _json_value(value: Any) -> Any:
+    return orjson.loads(value) if isinstance(value, str | bytes) else value
+
+
+__all__ = ["JobStore", "ReprocessingJobNotFoundError"]

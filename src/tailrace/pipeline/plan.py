@@ -1,0 +1,123 @@
+"""Planning a reprocessing job: list the files, pick a worker count, store the job and
+enqueue one engine task per file, largest first, so that uneven files still balance.
+
+Also the operations on a planned job that touch both the job's rows and its engine tasks:
+cancel and resume.
+"""
+
+from __future__ import annotations
+
+import math
+import uuid
+from collections.abc import Sequence
+from datetime import UTC, datetime, timedelta
+
+from tailrace.engine.app import App, JobSpec
+from tailrace.engine.jobs import JobFilter
+from tailrace.engine.states import JobState
+from tailrace.errors import ConfigurationError
+from tailrace.pipeline.filters import EventFilter, parse_time_bound
+from tailrace.pipeline.jobs import JobConfig, JobRecord, JobStatus, JobStore
+from tailrace.pipeline.sinks import parse_sink_url
+from tailrace.pipeline.sources import Source, SourceFile, open_source
+
+REPROCESS_TASK = "tailrace.reprocess_file"
+FILES_PER_WORKER = 10
+BYTES_PER_WORKER = 1 << 30
+MAX_WORKERS = 50
+FILE_ATTEMPTS = 5
+
+
+def job_queue(job_id: str) -> str:
+    """The engine queue holding one job's file tasks: its workers claim only from it."""
+    return f"reprocess:{job_id}"
+
+
+def worker_count(files: Sequence[SourceFile], limit: int | None = None) -> int:
+    """One worker per 10 files or per GiB, whichever asks more; at most 50, at most `limit`,
+    at most one per file, at least one."""
+    by_files = math.ceil(len(files) / FILES_PER_WORKER)
+    by_bytes = math.ceil(sum(f.size for f in files) / BYTES_PER_WORKER)
+    wanted = min(max(by_files, by_bytes, 1), MAX_WORKERS, len(files) or 1)
+    return max(1, min(wanted, limit)) if limit else wanted
+
+
+def check_config(config: JobConfig) -> EventFilter:
+    """Fail before anything is stored if the sink or the filters cannot be understood."""
+    parse_sink_url(config.sink)
+    return event_filter(config)
+
+
+def event_filter(config: JobConfig) -> EventFilter:
+    return EventFilter(
+        stream_ids=config.stream_ids or None,
+        date_from=parse_time_bound(config.date_from) if config.date_from else None,
+        date_to=parse_time_bound(config.date_to) if config.date_to else None,
+        where=config.where,
+    )
+
+
+def source_for(config: JobConfig) -> Source:
+    if config.source[:5].lower() == "s3://" and config.s3_endpoint_url:
+        return open_source(config.source, endpoint_url=config.s3_endpoint_url)
+    return open_source(config.source)
+
+
+def plan_job(
+    app: App, store: JobStore, config: JobConfig, *, job_id: str | None = None
+) -> JobRecord:
+    """Store a new job for `config` and enqueue its file tasks; returns the job."""
+    check_config(config)
+    files = source_for(config).list_files()
+    if not files:
+        raise ConfigurationError(f"no files found at {config.source}")
+    job_id = job_id or uuid.uuid4().hex[:12]
+    app.store.migrate()  # the job tables come with the engine's migrations
+    store.job_create(job_id, config, files, worker_count(files, config.max_workers))
+    _enqueue(app, job_id, [(index, f.size) for index, f in enumerate(files)])
+    return store.job(job_id)
+
+
+def _enqueue(app: App, job_id: str, files: Sequence[tuple[int, int]]) -> None:
+    # Claims go by run time, then id: stepping run times back a millisecond per rank makes
+    # the largest file the first claimed whatever order the ids come in.
+    ranked = sorted(files, key=lambda item: -item[1])
+    start = datetime.now(UTC) - timedelta(milliseconds=len(ranked))
+    app.enqueue_many(
+        JobSpec(
+            REPROCESS_TASK,
+            {"job_id": job_id, "file_index": index},
+            queue=job_queue(job_id),
+            run_at=start + timedelta(milliseconds=rank),
+            max_attempts=FILE_ATTEMPTS,
+        )
+        for rank, (index, _size) in enumerate(ranked)
+    )
+
+
+def cancel_job(app: App, store: JobStore, job_id: str) -> JobRecord:
+    """Stop a job: pending files are cancelled at once, running ones at their workers' next
+    heartbeat, which checkpoint first. Counters stay as they are."""
+    job = store.job(job_id)
+    if job.status.finished:
+        return job
+    store.job_set_status(job_id, JobStatus.CANCELLED)
+    store.files_cancel_pending(job_id)
+    queue = job_queue(job_id)
+    for state in (JobState.PENDING, JobState.FAILED, JobState.RUNNING):
+        for engine_job in app.jobs(JobFilter(state=state, queue=queue), limit=100_000):
+            app.cancel(engine_job.id)
+    return store.job(job_id)
+
+
+def resume_job(app: App, store: JobStore, job_id: str) -> JobRecord:
+    """Run a cancelled or failed job again: every unfinished file from its checkpoint."""
+    job = store.job(job_id)
+    if job.status is JobStatus.COMPLETED:
+        raise ConfigurationError(f"job {job_id} is completed: nothing to resume")
+    if job.status in (JobStatus.PENDING, JobStatus.RUNNING):
+        raise ConfigurationError(f"job {job_id} is {job.status}: cancel it before resuming")
+    reopened = store.job_reopen(job_id)
+    store.job_reset(job_id)
+    _enqueue(app, job_id, reopened)
+    return store.job(job_id)

@@ -1,0 +1,244 @@
+"""One file through the pipeline: read, decode, filter, route, write; checkpoint as it goes.
+
+The loop per event is kept to a type check, the filter, a route lookup and three list
+appends; everything periodic (status writes, cancel checks, checkpoints) happens every
+`check_every` lines, after a clock read.
+
+Checkpoints follow the sink's promise: `flush()` first, then the checkpoint, so a checkpoint
+never covers an event that could still be lost. A sink that is exactly once stores the mark
+in its own transaction, and a resumed file starts from the sink's mark.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Protocol
+
+from tailrace.pipeline.decoders.framing import BadLine, Checkpoint
+from tailrace.pipeline.events import Event, EventFields, read_events
+from tailrace.pipeline.filters import EventFilter
+from tailrace.pipeline.jobs.model import Counters
+from tailrace.pipeline.routing import Router
+from tailrace.pipeline.sinks.base import FileMark, Sink
+from tailrace.pipeline.sinks.deadletter import DeadLetterWriter
+from tailrace.pipeline.sources import Source, SourceFile
+
+
+@dataclass(frozen=True, slots=True)
+class RunSettings:
+    batch_size: int = 2_000  # events handed to the sink at once
+    check_every: int = 1_000  # lines between looks at the clock
+    status_s: float = 0.25  # at most this often a status write
+    checkpoint_s: float = 1.0  # flush and checkpoint at least this often
+    max_line_bytes: int = 1 << 20
+
+
+class FileHooks(Protocol):
+    """What the worker does around a file: report status, store checkpoints, say stop."""
+
+    def status(self, line: int, event_time: str | None, counters: Counters) -> None: ...
+
+    def checkpoint(
+        self, checkpoint: Checkpoint, counters: Counters, skip_reasons: dict[str, int]
+    ) -> None: ...
+
+    def cancelled(self) -> bool: ...
+
+
+@dataclass(slots=True)
+class FileState:
+    """Where a file stands: its position and its counters at that position."""
+
+    key: str
+    checkpoint: Checkpoint = field(default_factory=Checkpoint)
+    counters: Counters = field(default_factory=Counters)
+    skip_reasons: dict[str, int] = field(default_factory=dict)
+
+
+@dataclass(frozen=True, slots=True)
+class FileResult:
+    state: FileState
+    cancelled: bool
+
+
+class FileRun:
+    """Streams one file into a sink, resuming from `state` and updating it as it goes."""
+
+    def __init__(
+        self,
+        *,
+        sink: Sink,
+        deadletters: DeadLetterWriter,
+        event_filter: EventFilter,
+        router: Router | None = None,
+        fields: EventFields | None = None,
+        hooks: FileHooks | None = None,
+        settings: RunSettings | None = None,
+    ) -> None:
+        self.sink = sink
+        self.deadletters = deadletters
+        self.event_filter = event_filter
+        self.router = router
+        self.fields = fields
+        self.hooks = hooks
+        self.settings = settings or RunSettings()
+
+    def run(self, source: Source, file: SourceFile, state: FileState) -> FileResult:
+        settings = self.settings
+        sink, hooks = self.sink, self.hooks
+        counters = state.counters
+        skip_reasons = state.skip_reasons
+        with source.open(file) as raw:
+            items = read_events(
+                raw,
+                file=file.url,
+                fields=self.fields,
+                start=state.checkpoint,
+                max_line_bytes=settings.max_line_bytes,
+            )
+            check = None if self.event_filter.selects_all else self.event_filter.check
+            route: Callable[[str | None], str | None] | None = (
+                self.router.route if self.router is not None else None
+            )
+            raws: list[bytes] = []
+            keys: list[str | None] = []
+            routes: list[str | None] = []
+            bad: list[BadLine] = []
+            # Local counts, folded into `counters` at each checkpoint.
+            lines = filtered = skipped = unflushed = 0
+            last: Event | None = None
+            batch_size, check_every = settings.batch_size, settings.check_every
+            next_check = check_every
+            now = time.monotonic()
+            next_status = now + settings.status_s
+            next_checkpoint = now + settings.checkpoint_s
+            cancelled = False
+
+            def write() -> None:
+                nonlocal unflushed
+                if raws:
+                    sink.write(raws, keys=keys, routes=routes if route is not None else None)
+                    unflushed += len(raws)
+                    raws.clear()
+                    keys.clear()
+                    routes.clear()
+
+            def checkpoint(at: Checkpoint, final: bool) -> None:
+                nonlocal lines, filtered, skipped, unflushed
+                write()
+                counters.lines += lines
+                counters.filtered += filtered
+                counters.skipped += skipped
+                lines = filtered = skipped = 0
+                if bad:
+                    self.deadletters.write(bad)
+                    counters.deadlettered += len(bad)
+                    bad.clear()
+                # Dead letters first: a crash between the two repeats some, loses none.
+                self.deadletters.flush()
+                counters.processed_bytes = file.size if final else _position(raw, file.size)
+                committed = counters.copy()
+                committed.sent += unflushed
+                sink.flush(FileMark(state.key, at, mark_counters(committed, skip_reasons)))
+                failed = _take_failed(sink, file.url)
+                if failed:
+                    self.deadletters.write(failed)
+                    self.deadletters.flush()
+                counters.sent += unflushed - len(failed)
+                counters.deadlettered += len(failed)
+                unflushed = 0
+                state.checkpoint = at
+                if hooks is not None:
+                    hooks.checkpoint(at, counters, skip_reasons)
+
+            for item in items:
+                lines += 1
+                if type(item) is Event:
+                    last = item
+                    if check is not None and check(item) is not None:
+                        filtered += 1
+                    else:
+                        target = None
+                        if route is not None:
+                            target = route(item.stream_id)
+                            if target is None:
+                                skipped += 1
+                                reason = self.router.skip_reason(item.stream_id)  # type: ignore[union-attr]
+                                skip_reasons[reason] = skip_reasons.get(reason, 0) + 1
+                                continue
+                        raws.append(item.raw)
+                        keys.append(item.message_id)
+                        routes.append(target)
+                        if len(raws) >= batch_size:
+                            write()
+                else:
+                    bad.append(item)  # type: ignore[arg-type]
+                if lines < next_check:
+                    continue
+                next_check = lines + check_every
+                now = time.monotonic()
+                if hooks is not None and now >= next_status:
+                    next_status = now + settings.status_s
+                    live = counters.copy()
+                    live.lines += lines
+                    hooks.status(live.lines, _event_time(last), live)
+                    if hooks.cancelled():
+                        cancelled = True
+                if (now >= next_checkpoint or cancelled) and type(item) is Event:
+                    checkpoint(Checkpoint(item.line, item.end), final=False)
+                    next_checkpoint = time.monotonic() + settings.checkpoint_s
+                    if cancelled:
+                        return FileResult(state, cancelled=True)
+            end = Checkpoint(last.line, last.end) if last is not None else state.checkpoint
+            checkpoint(end, final=True)
+        if hooks is not None:
+            hooks.status(counters.lines, _event_time(last), counters)
+        return FileResult(state, cancelled=False)
+
+
+SKIP_PREFIX = "skip:"
+
+
+def mark_counters(counters: Counters, skip_reasons: dict[str, int]) -> dict[str, int]:
+    """Counters and skip reasons as one flat mapping, the form a `FileMark` stores."""
+    flat = counters.to_json()
+    flat.update({SKIP_PREFIX + reason: count for reason, count in skip_reasons.items()})
+    return flat
+
+
+def state_from_mark(mark: FileMark) -> FileState:
+    """The file state a sink's mark records (see `mark_counters`)."""
+    counts = {k: v for k, v in mark.counters.items() if not k.startswith(SKIP_PREFIX)}
+    reasons = {
+        k.removeprefix(SKIP_PREFIX): v
+        for k, v in mark.counters.items()
+        if k.startswith(SKIP_PREFIX)
+    }
+    return FileState(mark.key, mark.checkpoint, Counters.from_json(counts), reasons)
+
+
+def _position(raw: object, size: int) -> int:
+    """How far into the stored file the reading is (bytes), for progress."""
+    try:
+        return min(int(raw.tell()), size)  # type: ignore[attr-defined]
+    except (AttributeError, OSError, ValueError):
+        return 0
+
+
+def _event_time(event: Event | None) -> str | None:
+    if event is None or event.time is None:
+        return None
+    return event.time.isoformat()
+
+
+def _take_failed(sink: Sink, file: str) -> list[BadLine]:
+    """Events the sink finally could not deliver, as dead letters."""
+    take = getattr(sink, "take_failed", None)
+    if take is None:
+        return []
+    return [
+        BadLine(file, 0, 0, f"delivery failed: {failure.error}", failure.value)
+        for failure in take()
+    ]

@@ -1,0 +1,285 @@
+"""The reprocessing worker: one process, one file at a time, until its job has none left.
+
+It is an engine worker in burst mode on the job's queue, running one task: stream a file
+with `FileRun`. It needs only the database URL, the job id and its index, so any executor
+can start it (`tailrace worker --job ID --index I`, or `JOB_ID` and `WORKER_INDEX`).
+
+A worker killed mid-file leaves the file's engine task running under an expired lease; the
+reaper of any live worker returns it, and the next claim resumes the file from its last
+checkpoint (the sink's own mark for an exactly-once sink).
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import socket
+import time
+from dataclasses import dataclass
+
+from tailrace.engine.app import App
+from tailrace.engine.tasks import JobContext
+from tailrace.engine.worker import Worker, WorkerOptions
+from tailrace.errors import JobCancelledError
+from tailrace.pipeline.decoders.framing import Checkpoint
+from tailrace.pipeline.filters import EventFilter
+from tailrace.pipeline.jobs import Counters, FileRecord, FileStatus, JobConfig, JobStore
+from tailrace.pipeline.jobs.model import JobStatus
+from tailrace.pipeline.plan import REPROCESS_TASK, event_filter, job_queue, source_for
+from tailrace.pipeline.routing import Router, router_from_environment
+from tailrace.pipeline.run import FileRun, FileState, RunSettings, state_from_mark
+from tailrace.pipeline.sinks import (
+    DeadLetterWriter,
+    Sink,
+    open_deadletter,
+    open_sink,
+    parse_sink_url,
+)
+from tailrace.pipeline.sources import Source, SourceFile
+
+log = logging.getLogger("tailrace.reprocess")
+
+# Short leases: a killed worker's file is back in play within seconds.
+LEASE_S = 6.0
+
+
+@dataclass
+class _Totals:
+    """What this worker index has done: finished files plus the file in hand."""
+
+    assigned_files: int = 0
+    processed_files: int = 0
+    total_bytes: int = 0
+    done: Counters | None = None
+
+
+class ReprocessWorker:
+    def __init__(
+        self,
+        database_url: str,
+        job_id: str,
+        worker_index: int,
+        *,
+        settings: RunSettings | None = None,
+        lease_s: float = LEASE_S,
+    ) -> None:
+        self.database_url = database_url
+        self.job_id = job_id
+        self.index = worker_index
+        self.settings = settings or RunSettings()
+        self.lease_s = lease_s
+        self.process_id = f"{socket.gethostname()}:{os.getpid()}"
+        self._store: JobStore | None = None
+        self._config: JobConfig | None = None
+        self._source: Source | None = None
+        self._sink: Sink | None = None
+        self._deadletters: DeadLetterWriter | None = None
+        self._filter: EventFilter | None = None
+        self._router: Router | None = None
+        self._totals = _Totals()
+
+    @property
+    def store(self) -> JobStore:
+        if self._store is None:
+            self._store = JobStore(self.database_url)
+        return self._store
+
+    def run(self) -> JobStatus:
+        """Work the job's files until none is left; returns the job's status then."""
+        app = App(self.database_url)
+        app.task(name=REPROCESS_TASK, pass_context=True)(self.process_file)
+        try:
+            app.store.migrate()
+            job = self.store.job(self.job_id)
+            if job.status.finished:
+                log.info("job already finished", extra={"job_id": self.job_id})
+                return job.status
+            self._config = job.config
+            self.store.worker_start(self.job_id, self.index, self.process_id)
+            files, size, done = self.store.worker_base(self.job_id, self.index)
+            self._totals = _Totals(files, files, size, done)
+            if job.status is JobStatus.PENDING:
+                self.store.job_start(self.job_id)
+            options = WorkerOptions(
+                queues=[job_queue(self.job_id)],
+                concurrency=1,
+                batch_size=1,
+                lease_s=self.lease_s,
+                poll_s=0.5,
+                shutdown_grace_s=2.0,
+                burst=True,
+            )
+            error: str | None = None
+            try:
+                Worker(app, options).run()
+            except Exception as exc:
+                error = f"{type(exc).__name__}: {exc}"
+                raise
+            finally:
+                self._close_outputs()
+                status = self.store.job_finalize(self.job_id)
+                mine = (
+                    JobStatus.FAILED
+                    if error
+                    else (
+                        JobStatus.CANCELLED
+                        if status is JobStatus.CANCELLED
+                        else JobStatus.COMPLETED
+                    )
+                )
+                self.store.worker_finish(self.job_id, self.index, mine, error)
+            return status
+        finally:
+            app.close()
+            if self._store is not None:
+                self._store.close()
+
+    # -- one file ---------------------------------------------------------------------------
+
+    def process_file(self, ctx: JobContext, job_id: str, file_index: int) -> None:
+        store = self.store
+        record = store.file(job_id, file_index)
+        if record.status is FileStatus.COMPLETED:
+            return  # a task that ran twice: the file is done
+        record = store.file_start(job_id, file_index, self.index)
+        totals = self._totals
+        totals.assigned_files += 1
+        totals.total_bytes += record.size
+        try:
+            run = self._file_run(_Hooks(self, ctx, record))
+            state = self._resume_state(record)
+            log.info(
+                "file started",
+                extra={
+                    "job_id": job_id,
+                    "file": record.url,
+                    "size": record.size,
+                    "resume_line": state.checkpoint.line,
+                },
+            )
+            result = run.run(self._source_(), SourceFile(record.url, record.size), state)
+        except Exception as exc:
+            last = ctx.attempt >= ctx.max_attempts
+            status = FileStatus.FAILED if last else FileStatus.PENDING
+            store.file_set_status(job_id, file_index, status, f"{type(exc).__name__}: {exc}")
+            log.warning(
+                "file failed" if last else "file will be retried",
+                extra={"job_id": job_id, "file": record.url, "error": str(exc)},
+            )
+            raise
+        done = result.state
+        if result.cancelled:
+            store.file_set_status(job_id, file_index, FileStatus.CANCELLED)
+            raise JobCancelledError(f"file {record.url} stopped: job {job_id} was cancelled")
+        store.file_set_status(job_id, file_index, FileStatus.COMPLETED)
+        totals.processed_files += 1
+        if totals.done is None:
+            totals.done = Counters()
+        totals.done.add(done.counters)
+        log.info(
+            "file completed",
+            extra={"job_id": job_id, "file": record.url, **done.counters.to_json()},
+        )
+
+    def _resume_state(self, record: FileRecord) -> FileState:
+        sink = self._sink_()
+        if sink.exactly_once:
+            mark = sink.committed(record.key)
+            return state_from_mark(mark) if mark is not None else FileState(record.key)
+        return FileState(
+            record.key,
+            Checkpoint(record.line, record.offset),
+            record.counters.copy(),
+            dict(record.skip_reasons),
+        )
+
+    # -- what a file needs, built once per process ------------------------------------------
+
+    @property
+    def config(self) -> JobConfig:
+        assert self._config is not None, "run() loads the job's config first"
+        return self._config
+
+    def _source_(self) -> Source:
+        if self._source is None:
+            self._source = source_for(self.config)
+        return self._source
+
+    def _sink_(self) -> Sink:
+        if self._sink is None:
+            self._sink = open_sink(self.config.sink)
+        return self._sink
+
+    def _file_run(self, hooks: _Hooks) -> FileRun:
+        if self._deadletters is None:
+            self._deadletters = open_deadletter(parse_sink_url(self.config.sink))
+        if self._filter is None:
+            self._filter = event_filter(self.config)
+            self._router = router_from_environment(self.config.connection_ids or None)
+        return FileRun(
+            sink=self._sink_(),
+            deadletters=self._deadletters,
+            event_filter=self._filter,
+            router=self._router,
+            hooks=hooks,
+            settings=self.settings,
+        )
+
+    def _close_outputs(self) -> None:
+        for output in (self._sink, self._deadletters):
+            if output is not None:
+                try:
+                    output.close()
+                except Exception:
+                    log.exception("closing an output failed", extra={"job_id": self.job_id})
+
+
+class _Hooks:
+    """Status writes, checkpoints and the cancel signal for one file."""
+
+    def __init__(self, worker: ReprocessWorker, ctx: JobContext, record: FileRecord) -> None:
+        self.worker = worker
+        self.ctx = ctx
+        self.record = record
+        self._next_job_check = 0.0
+
+    def status(self, line: int, event_time: str | None, counters: Counters) -> None:
+        totals = self.worker._totals
+        total = totals.done.copy() if totals.done is not None else Counters()
+        total.add(counters)
+        self.worker.store.worker_progress(
+            self.record.job_id,
+            self.worker.index,
+            current_file=self.record.url,
+            current_line=line,
+            current_timestamp=event_time,
+            assigned_files=totals.assigned_files,
+            processed_files=totals.processed_files,
+            total_bytes=totals.total_bytes,
+            counters=total,
+        )
+
+    def checkpoint(
+        self, checkpoint: Checkpoint, counters: Counters, skip_reasons: dict[str, int]
+    ) -> None:
+        record = self.record
+        self.worker.store.file_checkpoint(
+            record.job_id,
+            record.index,
+            checkpoint.line,
+            checkpoint.offset,
+            counters,
+            skip_reasons,
+        )
+
+    def cancelled(self) -> bool:
+        if self.ctx.cancelled.is_set():
+            return True
+        # The engine sees a cancel at its next heartbeat; the job row says it sooner.
+        now = time.monotonic()
+        if now >= self._next_job_check:
+            self._next_job_check = now + 1.0
+            if self.worker.store.job_status(self.record.job_id) is JobStatus.CANCELLED:
+                self.ctx.cancelled.set()
+                return True
+        return False

@@ -1,0 +1,105 @@
+"""Running `tailrace reprocess` as a user would, and an oracle for what it should send:
+the sample files read back with the standard library (gzip, json), filtered by hand."""
+
+from __future__ import annotations
+
+import gzip
+import json
+import os
+import subprocess
+from collections import Counter
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+from .support import CLI, REPO_ROOT
+
+
+def expected_events(
+    files: list[Path],
+    *,
+    stream_ids: set[str] | None = None,
+    date_from: datetime | None = None,
+    date_to: datetime | None = None,
+) -> Counter[bytes]:
+    """Every line that parses as a JSON object and passes the filter, as its bytes."""
+    kept: Counter[bytes] = Counter()
+    for path in files:
+        data = path.read_bytes()
+        if data[:2] == b"\x1f\x8b":
+            try:
+                data = gzip.decompress(data)
+            except EOFError:  # truncated on purpose: keep what decompresses
+                data = _partial_gunzip(data)
+        for line in data.split(b"\n"):
+            line = line.rstrip(b"\r")
+            try:
+                event = json.loads(line.decode("utf-8"))
+            except (UnicodeDecodeError, ValueError):
+                continue
+            if not isinstance(event, dict):
+                continue
+            stream = stream_of(event)
+            if stream_ids is not None and stream not in stream_ids:
+                continue
+            if date_from is not None or date_to is not None:
+                raw_time = (
+                    event.get("messageCreated") or event.get("timestamp") or event.get("receivedAt")
+                )
+                if not isinstance(raw_time, str):
+                    continue
+                moment = datetime.fromisoformat(raw_time)
+                if moment.tzinfo is None:
+                    moment = moment.replace(tzinfo=UTC)
+                if (date_from and moment < date_from) or (date_to and moment > date_to):
+                    continue
+            kept[line] += 1
+    return kept
+
+
+def stream_of(event: dict[str, Any]) -> str | None:
+    origin = event.get("origin") or {}
+    stream = origin.get("sourceId") or origin.get("source_id") or origin.get("slug")
+    return stream if isinstance(stream, str) else None
+
+
+def _partial_gunzip(data: bytes) -> bytes:
+    import zlib
+
+    inflater = zlib.decompressobj(wbits=31)
+    return inflater.decompress(data)
+
+
+def output_lines(path: Path) -> Counter[bytes]:
+    if not path.exists():
+        return Counter()
+    return Counter(line for line in path.read_bytes().split(b"\n") if line)
+
+
+def run_cli(
+    args: list[str], database_url: str, cwd: Path, timeout: float = 120, **env: str
+) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [*CLI, *args],
+        cwd=cwd,
+        env={**os.environ, "TAILRACE_DATABASE_URL": database_url, **env},
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+    )
+
+
+def start_cli(args: list[str], database_url: str, cwd: Path) -> subprocess.Popen[str]:
+    return subprocess.Popen(
+        [*CLI, *args],
+        cwd=cwd,
+        env={**os.environ, "TAILRACE_DATABASE_URL": database_url, "PYTHONPATH": str(REPO_ROOT)},
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+
+
+def summary(stdout: str) -> dict[str, Any]:
+    data: dict[str, Any] = json.loads(stdout)
+    return data

@@ -123,13 +123,36 @@ def test_reopen_appends_for_resume(tmp_path: Path, fsyncs: list[int]) -> None:
     assert second.counters.events == 1
 
 
-def test_reopen_after_a_cut_write_starts_a_new_line(tmp_path: Path) -> None:
+@pytest.mark.parametrize(
+    ("before", "after"),
+    [
+        (PLAIN + b"\n" + b'{"half":', PLAIN + b"\n"),  # a write cut by SIGKILL
+        (b'{"half":', b""),  # nothing whole before it
+        (PLAIN + b"\n" + b"x" * 200_000, PLAIN + b"\n"),  # a tail longer than one read
+    ],
+)
+def test_a_partial_last_line_is_cut_before_the_next_write(
+    tmp_path: Path, before: bytes, after: bytes
+) -> None:
     path = tmp_path / "out.ndjson"
-    path.write_bytes(PLAIN + b"\n" + b'{"half":')
+    path.write_bytes(before)
     with FileSink(path) as sink:
         sink.write([ODD])
-    assert path.read_bytes().split(b"\n") == [PLAIN, b'{"half":', ODD, b""]
+    assert path.read_bytes() == after + ODD + b"\n"
     assert sink.counters.bytes == len(ODD)
+
+
+def test_a_writer_cuts_the_fragment_another_left_while_both_append(tmp_path: Path) -> None:
+    path = tmp_path / "out.ndjson"
+    with FileSink(path) as alive, FileSink(path) as other:
+        alive.write([PLAIN])
+        alive.flush()
+        with path.open("ab") as dying:  # what a worker killed mid-write leaves
+            dying.write(b'{"cut": "in the mid')
+        other.write([ODD])
+        other.flush()
+        alive.write([PLAIN])
+    assert path.read_bytes().split(b"\n") == [PLAIN, ODD, PLAIN, b""]
 
 
 def test_file_sink_on_a_directory_is_a_sink_error(tmp_path: Path) -> None:

@@ -1,13 +1,17 @@
 """The file sink: NDJSON appended to a local file, each event's original bytes plus a newline.
 
-The sink keeps its own buffer and hands the kernel only whole lines. With ``O_APPEND`` each
-`os.write` lands at the end of the file in one piece, so a worker killed between flushes
-leaves whole lines behind (never half of one), and several workers appending to the same
-file do not interleave inside a line.
+The sink keeps its own buffer and hands the kernel only whole lines, with ``O_APPEND`` and
+under an exclusive `flock`, so several workers appending to the same file never interleave
+inside a line. A worker killed *during* a write can still leave part of a buffer behind
+(Linux ends a large write early when a fatal signal arrives): the next writer, holding the
+lock, finds the file not ending in a newline and cuts that tail off. Nothing acknowledged
+is lost by that: a checkpoint only ever covers fsync'd whole lines, and the cut events are
+written again when the file resumes.
 """
 
 from __future__ import annotations
 
+import fcntl
 import os
 from collections.abc import Sequence
 from pathlib import Path
@@ -15,14 +19,14 @@ from pathlib import Path
 from tailrace.pipeline.sinks.base import FileMark, Keys, Routes, SinkBase, SinkError, frame_lines
 
 DEFAULT_BUFFER_BYTES = 1 << 20
+_TAIL_CHUNK = 64 * 1024
 
 
 class FileSink(SinkBase):
     """Appends to `path`, creating it and its parent directories if needed.
 
     Reopening an existing file appends to it (a worker resuming a file from its
-    checkpoint). If the file does not end with a newline (a write cut short by a full disk),
-    one is added first so that the next event starts a line of its own.
+    checkpoint). A partial last line left by a cut write is removed before the next write.
     """
 
     def __init__(self, path: str | os.PathLike[str], *, buffer_bytes: int = DEFAULT_BUFFER_BYTES):
@@ -37,25 +41,24 @@ class FileSink(SinkBase):
             self.path.parent.mkdir(parents=True, exist_ok=True)
             # The directory entry of a new file is made durable at the first flush.
             self._new = not self.path.exists()
-            self._fd = os.open(self.path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)
+            self._fd = os.open(self.path, os.O_RDWR | os.O_APPEND | os.O_CREAT, 0o644)
         except OSError as exc:
             raise SinkError(f"{self.name}: cannot open: {exc.strerror or exc}") from exc
-        self._end_partial_line()
 
-    def _end_partial_line(self) -> None:
-        try:
-            size = os.fstat(self._fd).st_size
-            if size == 0:
+    def _cut_partial_tail(self) -> None:
+        """Remove a last line without its newline (only a writer that died leaves one)."""
+        size = os.fstat(self._fd).st_size
+        if size == 0 or os.pread(self._fd, 1, size - 1) == b"\n":
+            return
+        end = size
+        while end > 0:
+            start = max(0, end - _TAIL_CHUNK)
+            newline = os.pread(self._fd, end - start, start).rfind(b"\n")
+            if newline >= 0:
+                os.ftruncate(self._fd, start + newline + 1)
                 return
-            with self.path.open("rb") as existing:
-                existing.seek(size - 1)
-                last = existing.read(1)
-        except OSError as exc:
-            self._release()
-            raise SinkError(f"{self.name}: cannot read its end: {exc.strerror or exc}") from exc
-        if last != b"\n":
-            self._pending.append(b"\n")
-            self._pending_size += 1
+            end = start
+        os.ftruncate(self._fd, 0)
 
     def write(
         self, batch: Sequence[bytes], *, keys: Keys | None = None, routes: Routes | None = None
@@ -78,11 +81,16 @@ class FileSink(SinkBase):
         self._pending_size = 0
         view = memoryview(data)
         try:
-            while view:
-                # A regular file takes the whole buffer except on errors such as a full
-                # disk, where the loop either finishes or raises.
-                written = os.write(self._fd, view)
-                view = view[written:]
+            fcntl.flock(self._fd, fcntl.LOCK_EX)
+            try:
+                self._cut_partial_tail()
+                while view:
+                    # A regular file takes the whole buffer except on errors such as a
+                    # full disk, where the loop either finishes or raises.
+                    written = os.write(self._fd, view)
+                    view = view[written:]
+            finally:
+                fcntl.flock(self._fd, fcntl.LOCK_UN)
         except OSError as exc:
             raise SinkError(f"{self.name}: write failed: {exc.strerror or exc}") from exc
         self._dirty = True

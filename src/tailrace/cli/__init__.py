@@ -12,6 +12,7 @@ from ..errors import TailraceError
 from ..observability.logs import configure as configure_logs
 from . import db, jobs, queues, worker
 from .demo import demo
+from .ingest import ingest
 from .reprocess import reprocess, reprocessing
 from .samples import sample_logs
 
@@ -62,6 +63,7 @@ for command in (
     sample_logs,
     reprocess,
     reprocessing,
+    ingest,
 ):
     cli.add_command(command)
 

@@ -8,6 +8,7 @@ from __future__ import annotations
 import signal
 import sys
 import time
+from collections.abc import Callable
 from pathlib import Path
 from types import FrameType
 from typing import Any
@@ -95,10 +96,19 @@ def reprocess(
     with App(url) as app, JobStore(url) as store:
         app.store.migrate()
         job = plan_job(app, store, config)
-        _run(app, store, job, as_json)
+        final = run_job(app, store, job, as_json)
+    sys.exit(0 if final.status is JobStatus.COMPLETED else 1)
 
 
-def _run(app: App, store: JobStore, job: JobRecord, as_json: bool) -> None:
+def run_job(
+    app: App,
+    store: JobStore,
+    job: JobRecord,
+    as_json: bool,
+    on_poll: Callable[[], None] | None = None,
+) -> JobRecord:
+    """Start the job's workers here, show progress until they are done, print the summary;
+    returns the job as it ended. Ctrl-C cancels the job (resumable), a second one kills."""
     console = Console(stderr=True)
     if not as_json:
         console.print(
@@ -146,6 +156,8 @@ def _run(app: App, store: JobStore, job: JobRecord, as_json: bool) -> None:
                     rate = (lines - last_lines) / (now - last_at)
                     last_lines, last_at = lines, now
                 bar.update(task, completed=_live_bytes(store, current), rate=rate)
+                if on_poll is not None:
+                    on_poll()
                 if not running:
                     break
                 time.sleep(POLL_S)
@@ -161,7 +173,7 @@ def _run(app: App, store: JobStore, job: JobRecord, as_json: bool) -> None:
         executor.close()
     elapsed = time.monotonic() - started
     _summary(console, final, elapsed, as_json)
-    sys.exit(0 if final.status is JobStatus.COMPLETED else 1)
+    return final
 
 
 def _live_bytes(store: JobStore, job: JobRecord) -> int:
@@ -309,4 +321,5 @@ def resume(ctx: click.Context, job_id: str, as_json: bool) -> None:
     url = database_url(ctx.find_root().obj.get("database_url"))
     with App(url) as app, JobStore(url) as store:
         job = resume_job(app, store, job_id)
-        _run(app, store, job, as_json)
+        final = run_job(app, store, job, as_json)
+    sys.exit(0 if final.status is JobStatus.COMPLETED else 1)

@@ -63,25 +63,47 @@ def source_for(config: JobConfig) -> Source:
     return open_source(config.source)
 
 
+def new_job_id() -> str:
+    return uuid.uuid4().hex[:12]
+
+
 def plan_job(
     app: App, store: JobStore, config: JobConfig, *, job_id: str | None = None
 ) -> JobRecord:
-    """Store a new job for `config` and enqueue its file tasks; returns the job."""
+    """Store a new job for every file of `config`'s source; returns the job."""
     check_config(config)
     files = source_for(config).list_files()
     if not files:
         raise ConfigurationError(f"no files found at {config.source}")
-    job_id = job_id or uuid.uuid4().hex[:12]
+    return create_job(app, store, config, files, job_id=job_id)
+
+
+def create_job(
+    app: App,
+    store: JobStore,
+    config: JobConfig,
+    files: Sequence[SourceFile],
+    *,
+    job_id: str | None = None,
+    checkpoint_keys: Sequence[str | None] | None = None,
+    largest_first: bool = True,
+) -> JobRecord:
+    """Store a job for `files` and enqueue one task per file: largest first, or in the
+    order given (ingestion goes in chronological order)."""
+    job_id = job_id or new_job_id()
     app.store.migrate()  # the job tables come with the engine's migrations
-    store.job_create(job_id, config, files, worker_count(files, config.max_workers))
-    _enqueue(app, job_id, [(index, f.size) for index, f in enumerate(files)])
+    workers = worker_count(files, config.max_workers)
+    store.job_create(job_id, config, files, workers, checkpoint_keys)
+    _enqueue(app, job_id, [(i, f.size) for i, f in enumerate(files)], largest_first)
     return store.job(job_id)
 
 
-def _enqueue(app: App, job_id: str, files: Sequence[tuple[int, int]]) -> None:
+def _enqueue(
+    app: App, job_id: str, files: Sequence[tuple[int, int]], largest_first: bool = True
+) -> None:
     # Claims go by run time, then id: stepping run times back a millisecond per rank makes
-    # the largest file the first claimed whatever order the ids come in.
-    ranked = sorted(files, key=lambda item: -item[1])
+    # the first-ranked file the first claimed whatever order the ids come in.
+    ranked = sorted(files, key=lambda item: -item[1]) if largest_first else list(files)
     start = datetime.now(UTC) - timedelta(milliseconds=len(ranked))
     app.enqueue_many(
         JobSpec(

@@ -136,11 +136,13 @@ class FileRecord:
     error: str | None
     started_at: datetime | None
     completed_at: datetime | None
+    checkpoint_key: str | None = None
 
     @property
     def key(self) -> str:
-        """Names the file within its job, for checkpoints stored by a sink."""
-        return f"{self.job_id}/{self.index}"
+        """Names the file for checkpoints stored by a sink: within its job, unless the job
+        gave it a key of its own (ingestion: the same file version across runs)."""
+        return self.checkpoint_key or f"{self.job_id}/{self.index}"
 
 
 @dataclass(slots=True)
@@ -184,3 +186,26 @@ class JobRecord:
     @property
     def processed_files(self) -> int:
         return self.files_by_status.get(FileStatus.COMPLETED, 0)
+
+
+class IngestStatus(enum.StrEnum):
+    """A file version's state in `tailrace ingest`'s record (the names of reference 003)."""
+
+    PENDING = "PENDING"
+    PROCESSING = "PROCESSING"
+    COMPLETED = "COMPLETED"
+    FAILED = "FAILED"
+
+
+@dataclass(frozen=True, slots=True)
+class ProcessedFile:
+    """One version of a stored file, as `tailrace ingest` tracks it."""
+
+    bucket: str
+    key: str
+    version: str
+    size: int
+    status: IngestStatus
+    attempts: int
+    job_id: str | None = None
+    error: str | None = None

@@ -9,8 +9,9 @@ VALUES (%(id)s, %(config)s, 'pending', %(now)s, %(total_files)s, %(total_workers
         %(total_bytes)s)
 
 -- name: file_insert
-INSERT INTO reprocessing_files (job_id, file_index, url, size, status, updated_at)
-VALUES (%(job_id)s, %(file_index)s, %(url)s, %(size)s, 'pending', %(now)s)
+INSERT INTO reprocessing_files
+    (job_id, file_index, url, size, status, updated_at, checkpoint_key)
+VALUES (%(job_id)s, %(file_index)s, %(url)s, %(size)s, 'pending', %(now)s, %(checkpoint_key)s)
 
 -- name: job_get
 SELECT id, config, status, created_at, started_at, completed_at, k8s_job_name, total_files,
@@ -54,13 +55,13 @@ DELETE FROM reprocessing_jobs WHERE id = %(id)s
 -- name: files_list
 SELECT job_id, file_index, url, size, status, worker_index, attempts, line, "offset", lines,
        sent, filtered, skipped, deadlettered, processed_bytes, skip_reasons, error, started_at,
-       completed_at
+       completed_at, checkpoint_key
 FROM reprocessing_files WHERE job_id = %(job_id)s ORDER BY file_index
 
 -- name: file_get
 SELECT job_id, file_index, url, size, status, worker_index, attempts, line, "offset", lines,
        sent, filtered, skipped, deadlettered, processed_bytes, skip_reasons, error, started_at,
-       completed_at
+       completed_at, checkpoint_key
 FROM reprocessing_files WHERE job_id = %(job_id)s AND file_index = %(file_index)s
 
 -- name: file_start
@@ -138,3 +139,39 @@ WHERE id = %(id)s
 
 -- name: job_status
 SELECT status FROM reprocessing_jobs WHERE id = %(id)s
+
+-- name: processed_insert
+INSERT INTO tailrace_processed_files
+    (bucket, key, version, size, modified, status, created_at, updated_at)
+VALUES (%(bucket)s, %(key)s, %(version)s, %(size)s, %(modified)s, 'PENDING', %(now)s, %(now)s)
+ON CONFLICT (bucket, key, version) DO NOTHING
+
+-- name: processed_claimable
+SELECT bucket, key, version, size, modified, status, attempts
+FROM tailrace_processed_files
+WHERE status = 'PENDING'
+   OR (status = 'FAILED' AND attempts < %(max_attempts)s)
+   OR (status = 'PROCESSING' AND updated_at < %(stale_before)s)
+ORDER BY modified, key
+LIMIT %(limit)s
+
+-- name: processed_claim
+UPDATE tailrace_processed_files
+SET status = 'PROCESSING', attempts = attempts + 1, job_id = %(job_id)s,
+    last_attempt = %(now)s, updated_at = %(now)s, error = NULL
+WHERE bucket = %(bucket)s AND key = %(key)s AND version = %(version)s
+
+-- name: processed_touch
+UPDATE tailrace_processed_files SET updated_at = %(now)s
+WHERE job_id = %(job_id)s AND status = 'PROCESSING'
+
+-- name: processed_finish
+UPDATE tailrace_processed_files
+SET status = %(status)s, error = %(error)s, updated_at = %(now)s,
+    processed_at = CASE WHEN %(completed)s THEN %(now)s ELSE processed_at END
+WHERE bucket = %(bucket)s AND key = %(key)s AND version = %(version)s
+  AND job_id = %(job_id)s
+
+-- name: processed_list
+SELECT bucket, key, version, size, status, attempts, job_id, error
+FROM tailrace_processed_files ORDER BY modified, key

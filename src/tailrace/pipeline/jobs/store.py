@@ -19,9 +19,11 @@ from tailrace.pipeline.jobs.model import (
     Counters,
     FileRecord,
     FileStatus,
+    IngestStatus,
     JobConfig,
     JobRecord,
     JobStatus,
+    ProcessedFile,
     WorkerRecord,
     WorkerStatus,
 )
@@ -29,6 +31,9 @@ from tailrace.pipeline.sources import SourceFile
 
 _PG_QUERIES = load_queries("tailrace.pipeline.jobs")
 _SQLITE_QUERIES = {name: re.sub(r"%\((\w+)\)s", r":\1", sql) for name, sql in _PG_QUERIES.items()}
+
+
+_INGEST_LOCK = 0x7A11_16E5  # serialises the claims of overlapping `tailrace ingest` runs
 
 
 class ReprocessingJobNotFoundError(TailraceError):
@@ -103,7 +108,12 @@ class JobStore:
     # -- jobs -------------------------------------------------------------------------------
 
     def job_create(
-        self, job_id: str, config: JobConfig, files: Sequence[SourceFile], total_workers: int
+        self,
+        job_id: str,
+        config: JobConfig,
+        files: Sequence[SourceFile],
+        total_workers: int,
+        checkpoint_keys: Sequence[str | None] | None = None,
     ) -> None:
         now = self._now()
         with self._tx() as conn:
@@ -118,9 +128,17 @@ class JobStore:
                     "total_bytes": sum(f.size for f in files),
                 },
             )
+            keys = checkpoint_keys or [None] * len(files)
             rows = [
-                {"job_id": job_id, "file_index": i, "url": f.url, "size": f.size, "now": now}
-                for i, f in enumerate(files)
+                {
+                    "job_id": job_id,
+                    "file_index": i,
+                    "url": f.url,
+                    "size": f.size,
+                    "now": now,
+                    "checkpoint_key": key,
+                }
+                for i, (f, key) in enumerate(zip(files, keys, strict=True))
             ]
             if self._postgres:
                 with conn.cursor() as cur:
@@ -319,6 +337,105 @@ class JobStore:
     def workers(self, job_id: str) -> list[WorkerRecord]:
         return [self._worker_from_row(row) for row in self._all("workers_list", job_id=job_id)]
 
+    # -- ingestion's record of files -------------------------------------------------------
+
+    def processed_claim(
+        self,
+        files: Sequence[tuple[str, str, str, SourceFile]],
+        job_id: str,
+        *,
+        max_attempts: int,
+        stale_after_s: float,
+        limit: int,
+    ) -> list[ProcessedFile]:
+        """Record unseen files (bucket, key, version, file) as PENDING, then claim for
+        `job_id`, oldest first, what is PENDING, FAILED with attempts left, or PROCESSING
+        by a run that stopped updating it. Serialised across overlapping runs."""
+        now = datetime.now(UTC)
+        stale_before = now.timestamp() - stale_after_s
+        with self._tx() as conn:
+            if self._postgres:
+                conn.execute("SELECT pg_advisory_xact_lock(%s)", (_INGEST_LOCK,))
+            rows = [
+                {
+                    "bucket": bucket,
+                    "key": key,
+                    "version": version,
+                    "size": f.size,
+                    "modified": self._stamp(f.modified),
+                    "now": self._stamp(now.timestamp()),
+                }
+                for bucket, key, version, f in files
+            ]
+            if rows:
+                if self._postgres:
+                    with conn.cursor() as cur:
+                        cur.executemany(self._q["processed_insert"], rows)
+                else:
+                    conn.executemany(self._q["processed_insert"], rows)
+            claimable = conn.execute(
+                self._q["processed_claimable"],
+                {
+                    "max_attempts": max_attempts,
+                    "stale_before": self._stamp(stale_before),
+                    "limit": limit,
+                },
+            ).fetchall()
+            claimed = []
+            for bucket, key, version, size, _modified, _status, attempts in claimable:
+                conn.execute(
+                    self._q["processed_claim"],
+                    {
+                        "bucket": bucket,
+                        "key": key,
+                        "version": version,
+                        "job_id": job_id,
+                        "now": self._stamp(now.timestamp()),
+                    },
+                )
+                claimed.append(
+                    ProcessedFile(
+                        bucket,
+                        key,
+                        version,
+                        int(size),
+                        IngestStatus.PROCESSING,
+                        int(attempts) + 1,
+                        job_id,
+                    )
+                )
+            return claimed
+
+    def processed_touch(self, job_id: str) -> None:
+        """Say this run is alive: its PROCESSING files are not stuck."""
+        self._exec("processed_touch", job_id=job_id, now=self._now())
+
+    def processed_finish(
+        self, file: ProcessedFile, status: IngestStatus, error: str | None = None
+    ) -> None:
+        self._exec(
+            "processed_finish",
+            bucket=file.bucket,
+            key=file.key,
+            version=file.version,
+            job_id=file.job_id,
+            status=str(status),
+            completed=status is IngestStatus.COMPLETED,
+            error=error,
+            now=self._now(),
+        )
+
+    def processed_files(self) -> list[ProcessedFile]:
+        return [
+            ProcessedFile(b, k, v, int(size), IngestStatus(status), int(attempts), job, error)
+            for b, k, v, size, status, attempts, job, error in self._all("processed_list")
+        ]
+
+    def _stamp(self, seconds: float | None) -> Any:
+        if seconds is None:
+            return None
+        return datetime.fromtimestamp(seconds, UTC) if self._postgres else seconds
+
     # -- rows -------------------------------------------------------------------------------
 
     def _job_from_row(self, row: tuple[Any, ...]) -> JobRecord:
@@ -341,7 +458,7 @@ class JobStore:
 
     def _file_from_row(self, row: tuple[Any, ...]) -> FileRecord:
         (job_id, index, url, size, status, worker, attempts, line, offset, *rest) = row
-        counts, (reasons, error, started, completed) = rest[:6], rest[6:]
+        counts, (reasons, error, started, completed, checkpoint_key) = rest[:6], rest[6:]
         return FileRecord(
             job_id=job_id,
             index=int(index),
@@ -357,6 +474,7 @@ class JobStore:
             error=error,
             started_at=_time(started),
             completed_at=_time(completed),
+            checkpoint_key=checkpoint_key,
         )
 
     def _worker_from_row(self, row: tuple[Any, ...]) -> WorkerRecord:

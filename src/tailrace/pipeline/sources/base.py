@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any, BinaryIO, Protocol
 
 from tailrace.errors import TailraceError
@@ -29,10 +29,16 @@ class SourceAccessError(SourceError):
 
 @dataclass(frozen=True, slots=True)
 class SourceFile:
-    """One stored file: `url` is an absolute local path or ``s3://bucket/key``."""
+    """One stored file: `url` is an absolute local path or ``s3://bucket/key``.
+
+    `modified` (Unix seconds) and `etag` (S3's, else None) tell versions of a file apart,
+    for incremental ingestion; listings fill them in, other callers may leave them out.
+    """
 
     url: str
     size: int
+    modified: float | None = field(default=None, compare=False)
+    etag: str | None = field(default=None, compare=False)
 
     @property
     def name(self) -> str:

@@ -42,7 +42,7 @@ class LocalSource:
         elif os.path.isdir(path):
             files = _walk(path)
         elif os.path.isfile(path):
-            files = [SourceFile(path, _size(path))]
+            files = [SourceFile(path, _size(path), os.path.getmtime(path))]
         elif os.path.lexists(path):
             raise SourceNotFoundError(f"not a regular file or directory: {path}", path)
         else:
@@ -118,7 +118,8 @@ def _walk_named(root: str, max_depth: int | None) -> list[tuple[tuple[str, ...],
                         seen.add(identity)
                         pending.append((entry.path, relative))
                 elif entry.is_file():
-                    found.append((relative, SourceFile(entry.path, entry.stat().st_size)))
+                    stat = entry.stat()
+                    found.append((relative, SourceFile(entry.path, stat.st_size, stat.st_mtime)))
             except FileNotFoundError:
                 continue  # removed while we listed: not part of the source any more
     return found

@@ -95,7 +95,12 @@ class S3Source:
         try:
             for page in pages:
                 files.extend(
-                    SourceFile(f"s3://{self.bucket}/{item['Key']}", item["Size"])
+                    SourceFile(
+                        f"s3://{self.bucket}/{item['Key']}",
+                        item["Size"],
+                        item["LastModified"].timestamp() if "LastModified" in item else None,
+                        item.get("ETag", "").strip('"') or None,
+                    )
                     for item in page.get("Contents", ())
                     if not item["Key"].endswith("/")
                 )

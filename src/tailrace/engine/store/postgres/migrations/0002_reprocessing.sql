@@ -60,5 +60,25 @@ CREATE TABLE reprocessing_files (
     started_at      TIMESTAMPTZ,
     completed_at    TIMESTAMPTZ,
     updated_at      TIMESTAMPTZ,
+    checkpoint_key  TEXT,
     PRIMARY KEY (job_id, file_index)
+);
+
+-- Files seen by `tailrace ingest`: one row per version of a file (an S3 ETag, else the size).
+CREATE TABLE tailrace_processed_files (
+    bucket       TEXT        NOT NULL,
+    key          TEXT        NOT NULL,
+    version      TEXT        NOT NULL,
+    size         BIGINT      NOT NULL,
+    modified     TIMESTAMPTZ,
+    status       VARCHAR(16) NOT NULL DEFAULT 'PENDING'
+                 CHECK (status IN ('PENDING', 'PROCESSING', 'COMPLETED', 'FAILED')),
+    attempts     INTEGER     NOT NULL DEFAULT 0,
+    job_id       VARCHAR(64),
+    error        TEXT,
+    created_at   TIMESTAMPTZ NOT NULL,
+    updated_at   TIMESTAMPTZ NOT NULL,
+    last_attempt TIMESTAMPTZ,
+    processed_at TIMESTAMPTZ,
+    PRIMARY KEY (bucket, key, version)
 );

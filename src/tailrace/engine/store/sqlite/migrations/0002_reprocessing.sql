@@ -61,5 +61,25 @@ CREATE TABLE reprocessing_files (
     started_at      REAL,
     completed_at    REAL,
     updated_at      REAL,
+    checkpoint_key  TEXT,
     PRIMARY KEY (job_id, file_index)
+);
+
+-- Files seen by `tailrace ingest`: one row per version of a file (an S3 ETag, else the size).
+CREATE TABLE tailrace_processed_files (
+    bucket       TEXT    NOT NULL,
+    key          TEXT    NOT NULL,
+    version      TEXT    NOT NULL,
+    size         INTEGER NOT NULL,
+    modified     REAL,
+    status       TEXT    NOT NULL DEFAULT 'PENDING'
+                 CHECK (status IN ('PENDING', 'PROCESSING', 'COMPLETED', 'FAILED')),
+    attempts     INTEGER NOT NULL DEFAULT 0,
+    job_id       TEXT,
+    error        TEXT,
+    created_at   REAL    NOT NULL,
+    updated_at   REAL    NOT NULL,
+    last_attempt REAL,
+    processed_at REAL,
+    PRIMARY KEY (bucket, key, version)
 );

@@ -1,0 +1,76 @@
+"""The ingestion record on both stores: what a run claims, and what it leaves to others."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+
+import pytest
+
+from tailrace import App
+from tailrace.pipeline.jobs import JobStore
+from tailrace.pipeline.jobs.model import IngestStatus
+from tailrace.pipeline.sources import SourceFile
+
+
+@pytest.fixture
+def store(database_url: str) -> Iterator[JobStore]:
+    with App(database_url) as app:
+        app.store.migrate()
+    with JobStore(database_url) as job_store:
+        yield job_store
+
+
+def _files(*names: str, size: int = 10) -> list[tuple[str, str, str, SourceFile]]:
+    return [
+        ("bucket", name, f"size:{size}", SourceFile(f"s3://bucket/{name}", size, modified=i))
+        for i, name in enumerate(names)
+    ]
+
+
+def _claim(store: JobStore, files: list[tuple[str, str, str, SourceFile]], job: str) -> list[str]:
+    claimed = store.processed_claim(files, job, max_attempts=2, stale_after_s=60, limit=100)
+    return [c.key for c in claimed]
+
+
+def test_new_files_are_claimed_once_in_time_order(store: JobStore) -> None:
+    files = _files("b.gz", "a.gz", "c.gz")
+    assert _claim(store, files, "run1") == ["b.gz", "a.gz", "c.gz"]  # by modified time
+    assert _claim(store, files, "run2") == []  # an overlapping run finds them taken
+
+
+def test_completed_files_stay_done_and_a_new_version_is_new(store: JobStore) -> None:
+    [first] = store.processed_claim(
+        _files("a.gz"), "run1", max_attempts=2, stale_after_s=60, limit=10
+    )
+    store.processed_finish(first, IngestStatus.COMPLETED)
+    assert _claim(store, _files("a.gz"), "run2") == []
+    assert _claim(store, _files("a.gz", size=20), "run3") == ["a.gz"]  # rewritten file
+
+
+def test_failed_files_are_retried_until_attempts_run_out(store: JobStore) -> None:
+    for run in ("run1", "run2"):
+        [claimed] = store.processed_claim(
+            _files("a.gz"), run, max_attempts=2, stale_after_s=60, limit=10
+        )
+        store.processed_finish(claimed, IngestStatus.FAILED, "boom")
+    assert _claim(store, _files("a.gz"), "run3") == []
+    [record] = store.processed_files()
+    assert (record.status, record.attempts, record.error) == (IngestStatus.FAILED, 2, "boom")
+
+
+def test_files_stuck_in_processing_are_taken_by_a_later_run(store: JobStore) -> None:
+    store.processed_claim(_files("a.gz"), "dead-run", max_attempts=3, stale_after_s=60, limit=9)
+    # Not stale yet: a live run owns it.
+    assert _claim(store, _files("a.gz"), "run2") == []
+    claimed = store.processed_claim(
+        _files("a.gz"), "run3", max_attempts=3, stale_after_s=-1, limit=9
+    )
+    assert [(c.key, c.job_id, c.attempts) for c in claimed] == [("a.gz", "run3", 2)]
+
+
+def test_a_finish_from_a_run_that_lost_the_file_changes_nothing(store: JobStore) -> None:
+    [old] = store.processed_claim(_files("a.gz"), "old", max_attempts=3, stale_after_s=60, limit=9)
+    store.processed_claim(_files("a.gz"), "new", max_attempts=3, stale_after_s=-1, limit=9)
+    store.processed_finish(old, IngestStatus.FAILED, "late")
+    [record] = store.processed_files()
+    assert (record.status, record.job_id) == (IngestStatus.PROCESSING, "new")

@@ -1,0 +1,57 @@
+"""`tailrace ingest` end to end: incremental runs, and overlapping runs on one source."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from tailrace.pipeline.jobs import JobStore
+from tailrace.pipeline.jobs.model import IngestStatus
+from tailrace.pipeline.samples import write_samples
+
+from .reprocess_support import expected_events, output_lines, run_cli, start_cli, summary
+
+
+def test_each_run_takes_only_what_is_new(database_url: str, tmp_path: Path) -> None:
+    logs, out = tmp_path / "logs", tmp_path / "out.ndjson"
+    first = [f.path for f in write_samples(logs, 3, 500, seed=1)]
+    args = ["ingest", str(logs), "--sink", f"file://{out}", "--json"]
+
+    run1 = run_cli(args, database_url, tmp_path)
+    assert run1.returncode == 0, run1.stderr
+    assert summary(run1.stdout)["files"]["completed"] == 3
+
+    run2 = run_cli(args, database_url, tmp_path)
+    assert run2.returncode == 0, run2.stderr
+    assert summary(run2.stdout) == {"status": "nothing to do", "files": {"total": 0}}
+
+    second = [f.path for f in write_samples(logs / "later", 2, 500, seed=2)]
+    run3 = run_cli(args, database_url, tmp_path)
+    assert run3.returncode == 0, run3.stderr
+    assert summary(run3.stdout)["files"]["completed"] == 2
+    assert output_lines(out) == expected_events(first + second)
+    with JobStore(database_url) as store:
+        records = store.processed_files()
+    assert len(records) == 5
+    assert {r.status for r in records} == {IngestStatus.COMPLETED}
+
+
+def test_overlapping_runs_ingest_each_file_once(database_url: str, tmp_path: Path) -> None:
+    logs, out = tmp_path / "logs", tmp_path / "out.ndjson"
+    paths = [f.path for f in write_samples(logs, 12, 2_000, seed=3)]
+    args = ["ingest", str(logs), "--sink", f"file://{out}", "--json", "--workers", "1"]
+
+    runs = [start_cli(args, database_url, tmp_path) for _ in range(3)]
+    results: list[tuple[int, str, str]] = []
+    try:
+        for run in runs:
+            stdout, stderr = run.communicate(timeout=120)
+            results.append((run.returncode, stdout, stderr))
+    finally:
+        for run in runs:
+            if run.poll() is None:
+                run.kill()
+                run.communicate()
+    assert all(code == 0 for code, _, _ in results), [err for _, _, err in results]
+    ingested = sum(summary(out_).get("files", {}).get("completed", 0) for _, out_, _ in results)
+    assert ingested == 12
+    assert output_lines(out) == expected_events(paths)  # each event exactly once

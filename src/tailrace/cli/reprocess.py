@@ -202,6 +202,11 @@ def summary_json(job: JobRecord, elapsed: float | None = None) -> dict[str, Any]
         "skip_reasons": job.skip_reasons,
         "error": job.error,
     }
+    if job.started_at and job.completed_at:
+        # from the first worker's start to the last file's end: the job's own pace
+        work = (job.completed_at - job.started_at).total_seconds()
+        data["work_seconds"] = round(work, 3)
+        data["work_events_per_second"] = round(counters.lines / work) if work > 0 else None
     if elapsed is not None:
         data["seconds"] = round(elapsed, 3)
         data["events_per_second"] = round(counters.lines / elapsed) if elapsed > 0 else None

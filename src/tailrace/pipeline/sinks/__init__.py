@@ -1,8 +1,7 @@
 """Sinks: where events go, as their original bytes, acknowledged only once delivered.
 
-`open_sink` opens a sink from its URL (`file:`, `stdout:`, `null:`; `kafka:` and
-`postgresql:` are parsed but not built yet); `open_deadletter` opens the dead-letter output
-that goes with it.
+`open_sink` opens a sink from its URL (`file:`, `stdout:`, `null:`, `kafka:`,
+`postgresql:`); `open_deadletter` opens the dead-letter output that goes with it.
 """
 
 from tailrace.pipeline.sinks.base import Sink, SinkBase, SinkCounters, SinkError, frame_lines

@@ -10,7 +10,7 @@ Where it goes, by sink (`deadletter_spec`):
   progress and the summary, and bad lines are data to inspect and replay, so they get a file.
 - ``null:`` -> counted and discarded, like everything else sent to ``null:``.
 - ``kafka://.../topic`` -> topic ``<topic>.deadletter``; ``postgresql://...`` -> table
-  ``<table>_deadletter`` (not built yet).
+  ``<table>_deadletter``.
 
 The file is only created when the first bad line arrives: a clean run leaves none behind.
 Each record is one JSON object on its own line::
@@ -167,4 +167,20 @@ def open_deadletter(
         )
     if target.kind is SinkKind.NULL:
         return DeadLetterWriter(NullSink, location="null:", max_data_bytes=max_data_bytes)
+    if target.kind is SinkKind.KAFKA:
+        from tailrace.pipeline.sinks.kafka import KafkaSink
+
+        return DeadLetterWriter(
+            lambda: KafkaSink.from_spec(target),
+            location=target.display,
+            max_data_bytes=max_data_bytes,
+        )
+    if target.kind is SinkKind.POSTGRESQL:
+        from tailrace.pipeline.sinks.postgres import PostgresDeadLetterSink
+
+        return DeadLetterWriter(
+            lambda: PostgresDeadLetterSink.from_spec(target),
+            location=target.display,
+            max_data_bytes=max_data_bytes,
+        )
     raise SinkNotBuiltError(f"the {target.kind} dead-letter output is not built yet")

@@ -10,8 +10,7 @@
 - ``postgresql://...`` or ``postgres://...``: a libpq URL, passed on as the DSN, with an
   optional ``table`` parameter (default ``logs``, ``schema.table`` allowed) taken out of it.
 
-Kafka and PostgreSQL URLs are parsed (so a job can be checked before it starts) but cannot
-be opened yet. No error or repr shows a password.
+No error or repr shows a password.
 """
 
 from __future__ import annotations
@@ -207,4 +206,13 @@ def open_sink(url: str | SinkSpec) -> Sink:
         return StdoutSink()
     if spec.kind is SinkKind.NULL:
         return NullSink()
+    # Imported here: a run into a file never pays for loading librdkafka or psycopg.
+    if spec.kind is SinkKind.KAFKA:
+        from tailrace.pipeline.sinks.kafka import KafkaSink
+
+        return KafkaSink.from_spec(spec)
+    if spec.kind is SinkKind.POSTGRESQL:
+        from tailrace.pipeline.sinks.postgres import PostgresSink
+
+        return PostgresSink.from_spec(spec)
     raise SinkNotBuiltError(f"the {spec.kind} sink is not built yet ({spec.display})")

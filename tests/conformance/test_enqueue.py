@@ -185,8 +185,8 @@ def test_migrate_is_idempotent(database_url: str) -> None:
 
     store = open_store(database_url)
     try:
-        assert store.migrations_pending() == ["0001_init"]
-        assert store.migrate() == ["0001_init"]
+        assert store.migrations_pending() == ["0001_init", "0002_reprocessing"]
+        assert store.migrate() == ["0001_init", "0002_reprocessing"]
         assert store.migrate() == []
         assert store.migrations_pending() == []
     finally:

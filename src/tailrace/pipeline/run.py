@@ -97,6 +97,7 @@ class FileRun:
                 fields=self.fields,
                 start=state.checkpoint,
                 max_line_bytes=settings.max_line_bytes,
+                extra_paths=self.event_filter.paths,
             )
             check = None if self.event_filter.selects_all else self.event_filter.check
             route: Callable[[str | None], str | None] | None = (

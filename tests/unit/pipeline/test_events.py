@@ -14,6 +14,8 @@ from tailrace.pipeline.events import (
     Event,
     EventDecoder,
     EventFields,
+    FieldPath,
+    lookup,
     parse_event_time,
     parse_path,
     read_events,
@@ -212,3 +214,238 @@ def test_json_array_invalid_element_is_one_bad_line() -> None:
     items = list(read_events(io.BytesIO(b'[{"a":1}, {"b":,}, {"c":3}]'), file="x.json"))
     assert [type(i).__name__ for i in items] == ["Event", "BadLine", "Event"]
     assert isinstance(items[1], BadLine) and items[1].reason.startswith("invalid JSON")
+
+
+# --- Partial decoding gives what the full parse gives --------------------------------------
+
+
+def reference(raw: bytes, fields: EventFields, paths: tuple[FieldPath, ...]) -> tuple[object, ...]:
+    """What decoding meant before partial decoding: orjson parses the whole line."""
+    try:
+        data = orjson.loads(raw)
+    except orjson.JSONDecodeError as exc:
+        try:
+            raw.decode()
+        except UnicodeDecodeError as bad:
+            return ("bad", f"invalid UTF-8 at byte {bad.start}")
+        return ("bad", f"invalid JSON: {exc}")
+    if not isinstance(data, dict):
+        return ("bad", "not an object")
+
+    def first(alternatives: tuple[FieldPath, ...], text: bool) -> object:
+        for path in alternatives:
+            value = lookup(data, path)
+            if value is not None and not (text and value == ""):
+                return value if not text or isinstance(value, str) else str(value)
+        return None
+
+    return (
+        "event",
+        first(fields.stream_id, text=True),
+        first(fields.message_id, text=True),
+        parse_event_time(first(fields.time, text=False)),
+        tuple(lookup(data, path) for path in paths),
+    )
+
+
+def outcome(result: Event | BadLine) -> tuple[object, ...]:
+    if isinstance(result, BadLine):
+        reason = result.reason
+        return ("bad", "not an object" if reason.startswith("JSON value is") else reason)
+    return ("event", result.stream_id, result.message_id, result.time, result.values)
+
+
+DEEP = b"[" * 1100 + b"]" * 1100
+TRICKY = [
+    # Ordinary lines.
+    b'{"messageId":"m","messageCreated":"2024-05-01T10:00:00Z","origin":{"sourceId":"s"}}',
+    b'{"origin":{"slug":"web"},"timestamp":"2024-05-01T10:00:00+02:00","type":"track"}',
+    b'  {"messageId" : "m" ,"origin" : { "slug" : "w" } }  ',
+    b"{}",
+    # `origin` (a prefix of the stream id paths) that is not an object.
+    b'{"origin":"web","messageId":"m"}',
+    b'{"origin":null,"messageId":"m"}',
+    b'{"origin":42,"messageId":"m"}',
+    b'{"origin":123456789012345678901234567890}',
+    b'{"origin":[{"slug":"in an array"}]}',
+    b'{"origin":true}',
+    b'{"origin":{"sourceId":null,"source_id":null,"slug":"s"}}',
+    b'{"origin":{"sourceId":"","slug":"s"}}',
+    b'{"origin":{"sourceId":{"nested":1},"slug":"s"}}',
+    # Ids that are not strings.
+    b'{"messageId":3558,"origin":{"sourceId":12}}',
+    b'{"messageId":1.5,"origin":{"slug":true}}',
+    b'{"messageId":-0,"origin":{"slug":1e2}}',
+    b'{"messageId":-0.0,"origin":{"slug":0.1}}',
+    b'{"messageId":9223372036854775807}',
+    b'{"messageId":9223372036854775808}',
+    b'{"messageId":18446744073709551616}',
+    b'{"messageId":-9223372036854775809}',
+    b'{"messageId":123456789012345678901234567890}',
+    b'{"messageId":["a"]}',
+    b'{"messageId":{"a":1}}',
+    b'{"x":123456789012345678901234567890,"messageId":"m"}',
+    # Times.
+    b'{"timestamp":1743532441581}',
+    b'{"timestamp":1743532441581.5}',
+    b'{"timestamp":-1000}',
+    b'{"timestamp":1e30}',
+    b'{"timestamp":true}',
+    b'{"timestamp":"yesterday","receivedAt":"2024-01-01"}',
+    b'{"messageCreated":null,"timestamp":"2024-01-02T03:04:05.123456"}',
+    b'{"messageCreated":{"at":1},"timestamp":"2024-01-02"}',
+    b'{"messageCreated":"","timestamp":"2024-01-02"}',
+    # Duplicate keys: the last wins, also for objects.
+    b'{"messageId":"a","messageId":"b"}',
+    b'{"origin":{"slug":"a"},"origin":{"sourceId":"b"}}',
+    b'{"origin":{"slug":"a"},"origin":"x"}',
+    b'{"origin":"x","origin":{"slug":"a"}}',
+    # Other fields (for the custom configuration).
+    b'{"ctx":{"stream":"s","more":1},"req":{"id":7},"ts":"2024-01-01","a.b":"dot"}',
+    b'{"ctx":{"stream":{"deeper":"d"}},"meta":{"time":1743532441581},"ts":null}',
+    b'{"ctx":"flat","req":{"id":""},"meta":"2024-01-01","":"empty","\\u043a\\u043b\\u044e\\u0447":1}',
+    b'{"ctx":{"stream":null},"type":"page","context":{"page":{"path":"/p"}}}',
+    b'{"we\\"ird key":"w","back\\\\slash":"b","new\\nline":"n"}',
+    # Escapes in keys and values.
+    b'{"\\u006frigin":{"source\\u0049d":"esc"},"message\\u0049d":"m\\u00e9"}',
+    b'{"messageId":"tab\\there \\"quoted\\" \\ud83d\\ude00"}',
+    # Valid UTF-8 that is not ASCII.
+    '{"messageId":"café","origin":{"slug":"ü"},"note":"日本語"}'.encode(),
+    # Invalid UTF-8: in a skipped field, a used field, a key; overlong; a surrogate; cut.
+    b'{"note":"\xff\xfe","messageId":"m","origin":{"slug":"x"}}',
+    b'{"messageId":"\xff"}',
+    b'{"\xff":1,"messageId":"m"}',
+    b'{"note":"\xc0\xaf","messageId":"m"}',
+    b'{"note":"\xed\xa0\x80","messageId":"m"}',
+    b'{"messageId":"m","note":"\xe6\x97"}',
+    # Not an object.
+    b"[1, 2]",
+    b"[1, 2",
+    b'"text"',
+    b"null",
+    b"42",
+    b"true",
+    # Invalid JSON, in skipped and in used fields.
+    b'{"a": 1,',
+    b'{"messageId":"m"} x',
+    b'{"x":[1,],"messageId":"m"}',
+    b'{"x":01,"messageId":"m"}',
+    b'{"x":"a\tb","messageId":"m"}',
+    b'{"x":"\\ud800","messageId":"m"}',
+    b'{"x":"\\q","messageId":"m"}',
+    b'{"x":NaN,"messageId":"m"}',
+    b"\xef\xbb\xbf{}",
+    b"",
+    # Nesting deeper than msgspec follows, in a skipped field and on a used path.
+    b'{"x":' + DEEP + b',"messageId":"m"}',
+    b'{"origin":' + DEEP + b',"messageId":"m"}',
+]
+
+PATHS: tuple[FieldPath, ...] = (
+    ("type",),
+    ("origin", "slug"),  # also a stream id path: shares the decoded `origin`
+    ("context", "page", "path"),
+    ("a.b",),  # a key with a dot, not a path
+    ("",),
+    ("ключ",),
+)
+CONFIGS = {
+    "defaults": (EventFields(), ()),
+    "predicates": (EventFields(), PATHS),
+    "custom": (
+        EventFields.from_strings(
+            stream_id=["ctx.stream", "origin"], time=["ts", "meta.time"], message_id=["req.id"]
+        ),
+        (("ctx",), ("ctx", "stream", "deeper")),
+    ),
+    # Read, and a prefix of other paths: an object there takes the full parse.
+    "leaf and prefix": (EventFields(), (("origin",), ("type",))),
+    # Keys msgspec cannot name a field after: every line takes the full parse.
+    "unnameable": (EventFields(), (('we"ird key',), ("back\\slash",), ("new\nline",))),
+}
+
+
+@pytest.mark.parametrize("config", CONFIGS)
+@pytest.mark.parametrize("raw", TRICKY, ids=lambda raw: raw[:40].decode(errors="replace"))
+def test_partial_decode_matches_full_parse(raw: bytes, config: str) -> None:
+    fields, paths = CONFIGS[config]
+    decoder = EventDecoder(fields, file="f", extra_paths=paths)
+    result = decoder.decode(Line(3, 40, 40 + len(raw) + 1, raw))
+    assert outcome(result) == reference(raw, fields, paths)
+    if isinstance(result, Event):
+        assert result.raw is raw
+        assert result.paths is decoder.extra_paths
+    else:
+        assert (result.file, result.line, result.offset, result.data) == ("f", 3, 40, raw)
+
+
+@pytest.mark.parametrize(
+    "raw",
+    [
+        b'{"messageId":"m","messageCreated":"2024-05-01T10:00:00Z","origin":{"sourceId":"s"}}',
+        b'{"origin":"web","messageId":7}',
+        b'{"origin":null,"timestamp":1743532441581}',
+        b'{"origin":[1,{"slug":"x"}],"messageId":"m"}',
+        '{"messageId":"café","origin":{"slug":"ü"}}'.encode(),
+        b'{"x":123456789012345678901234567890,"x":{"y":[1e300]},"messageId":"m"}',
+    ],
+)
+def test_common_lines_need_no_full_parse(raw: bytes, monkeypatch: pytest.MonkeyPatch) -> None:
+    def full_parse(*_: object) -> None:
+        raise AssertionError("took the full parse")
+
+    monkeypatch.setattr(EventDecoder, "_decode_full", full_parse)
+    monkeypatch.setattr(orjson, "loads", full_parse)
+    assert isinstance(decode(raw), Event)
+
+
+def test_numbers_beyond_float_range_in_skipped_fields_are_accepted() -> None:
+    # The one difference from the full parse: orjson rejects a number beyond the float range
+    # anywhere in the line; the partial decode does not read skipped numbers' values. It is
+    # valid JSON (RFC 8259 leaves the range to implementations), so it goes on as an event.
+    raw = b'{"x":1e400,"messageId":"m"}'
+    parsed = event(raw)
+    assert parsed.message_id == "m"
+    with pytest.raises(orjson.JSONDecodeError):
+        _ = parsed.data
+    # Where it is read, it is as before.
+    bad = decode(b'{"messageId":1e400}')
+    assert isinstance(bad, BadLine) and bad.reason.startswith("invalid JSON: number is inf")
+
+
+def test_invalid_utf8_in_a_skipped_field_is_a_bad_line() -> None:
+    raw = b'{"a":"\xff\xfe","origin":{"slug":"x"}}'
+    bad = decode(raw)
+    assert isinstance(bad, BadLine)
+    assert bad.reason == "invalid UTF-8 at byte 6"
+
+
+def test_extra_paths_give_values_in_order() -> None:
+    paths = (("type",), ("context", "page", "path"), ("missing", "deeper"))
+    raw = b'{"type":"page","context":{"page":{"path":"/x"}},"missing":"scalar"}'
+    parsed = EventDecoder(extra_paths=paths).decode(Line(1, 0, len(raw) + 1, raw))
+    assert isinstance(parsed, Event)
+    assert parsed.values == ("page", "/x", None)
+    assert parsed.paths == paths
+    assert parsed.value(("context", "page", "path")) == "/x"
+    # A path not decoded comes from a full parse of the bytes.
+    assert parsed.value(("context", "page")) == {"path": "/x"}
+    assert parsed.value(("nothing",)) is None
+
+
+def test_event_time_and_data_are_computed_on_access() -> None:
+    parsed = event(b'{"messageCreated":"2024-01-02T03:04:05Z","b":[1,{"c":null}]}')
+    assert parsed.time_value == "2024-01-02T03:04:05Z"
+    assert parsed.time == datetime(2024, 1, 2, 3, 4, 5, tzinfo=UTC)
+    assert parsed.data == {"messageCreated": "2024-01-02T03:04:05Z", "b": [1, {"c": None}]}
+
+
+def test_empty_field_path_rejected() -> None:
+    with pytest.raises(FieldPathError):
+        EventDecoder(EventFields(message_id=((),)))
+
+
+def test_read_events_with_extra_paths() -> None:
+    data = b'{"type":"track","messageId":"1"}\n{"type":"page","messageId":"2"}\n'
+    items = list(read_events(io.BytesIO(gzip.compress(data)), extra_paths=[("type",)]))
+    assert [i.values for i in items if isinstance(i, Event)] == [("track",), ("page",)]

@@ -136,3 +136,88 @@ def test_stream_then_date_then_predicates_order() -> None:
     wrong_everything = at("2000-01-01T00:00:00Z", origin={"slug": "x"}, type="page")
     assert keep.check(wrong_everything) == REASON_STREAM
     assert keep.check(at("2000-01-01T00:00:00Z", origin={"slug": "s"})) == REASON_BEFORE
+
+
+# --- Predicates read the values decoded for them -----------------------------------------
+
+
+def decoded_for(keep: EventFilter, payload: dict[str, object]) -> Event:
+    raw = orjson.dumps(payload)
+    parsed = EventDecoder(extra_paths=keep.paths).decode(Line(1, 0, len(raw) + 1, raw))
+    assert isinstance(parsed, Event)
+    return parsed
+
+
+def test_paths_are_the_predicates_distinct_paths_in_order() -> None:
+    keep = EventFilter(where=["origin.slug=web", "type=track", "origin.slug=app"])
+    assert keep.paths == (("origin", "slug"), ("type",))
+    assert EventFilter(stream_ids=["a"]).paths == ()
+
+
+def test_predicates_use_decoded_values_without_a_full_parse(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    keep = EventFilter(where=["type=track", "context.page.path=/cart", "level=30"])
+    passing = decoded_for(
+        keep, {"type": "track", "context": {"page": {"path": "/cart"}}, "level": 30}
+    )
+    failing = decoded_for(keep, {"type": "track", "context": {"page": "flat"}, "level": 30})
+
+    def no_full_parse(_: Event) -> None:
+        raise AssertionError("parsed the whole event")
+
+    monkeypatch.setattr(Event, "data", property(no_full_parse))
+    assert keep.check(passing) is None
+    assert keep.check(failing) == "context.page.path != '/cart'"
+
+
+@pytest.mark.parametrize(
+    ("payload", "expected"),
+    [
+        ({"type": "track", "origin": {"slug": "web"}}, None),
+        ({"type": "track", "origin": {"slug": "app"}}, "origin.slug != 'web'"),
+        ({"type": "track", "origin": "web"}, "origin.slug != 'web'"),
+        ({"type": "track", "origin": None}, "origin.slug != 'web'"),
+        ({"origin": {"slug": "web"}}, "type != 'track'"),
+    ],
+)
+def test_decoded_and_full_parse_predicates_agree(
+    payload: dict[str, object], expected: str | None
+) -> None:
+    keep = EventFilter(where=["origin.slug=web", "type=track"])
+    assert keep.check(decoded_for(keep, payload)) == expected
+    assert keep.check(make(payload)) == expected  # decoded without the filter's paths
+
+
+def test_predicate_on_an_object_compares_its_json() -> None:
+    # `origin` is read whole here and is also a prefix of the stream id paths.
+    keep = EventFilter(stream_ids=["s"], where=['origin={"sourceId":"s","n":1}'])
+    assert keep.check(decoded_for(keep, {"origin": {"sourceId": "s", "n": 1}})) is None
+    assert keep.check(decoded_for(keep, {"origin": {"sourceId": "s"}})) == (
+        'origin != \'{"sourceId":"s","n":1}\''
+    )
+
+
+def test_event_decoded_for_other_paths_still_checks() -> None:
+    keep = EventFilter(where=["type=track"])
+    other = EventFilter(where=["level=1", "type=track"])
+    assert keep.check(decoded_for(other, {"type": "track", "level": 1})) is None
+    assert keep.check(decoded_for(other, {"type": "page", "level": 1})) == "type != 'track'"
+    # Equal paths in another tuple work as well.
+    raw = b'{"type":"page"}'
+    parsed = EventDecoder(extra_paths=[("type",)]).decode(Line(1, 0, len(raw) + 1, raw))
+    assert isinstance(parsed, Event)
+    assert keep.check(parsed) == "type != 'track'"
+
+
+def test_time_is_parsed_only_when_a_range_is_set(monkeypatch: pytest.MonkeyPatch) -> None:
+    parsed = at("2024-01-01T00:00:00Z", origin={"slug": "s"})
+
+    def no_time(_: Event) -> None:
+        raise AssertionError("parsed the time")
+
+    monkeypatch.setattr(Event, "time", property(no_time))
+    assert EventFilter(stream_ids=["s"]).check(parsed) is None
+    assert EventFilter(stream_ids=["x"], date_from=datetime(2020, 1, 1)).check(parsed) == (
+        REASON_STREAM
+    )

@@ -13,6 +13,8 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Any
 
+import msgspec
+
 from tailrace.pipeline.decoders.compression import (
     Compression,
     DecompressedStream,
@@ -22,16 +24,19 @@ from tailrace.pipeline.decoders.compression import (
 from tailrace.pipeline.errors import DecompressionError
 
 DEFAULT_MAX_LINE_BYTES = 1 << 20
-DEFAULT_CHUNK_BYTES = 1 << 20
+# 256 KiB: a chunk and its split lines stay in cache (measured faster than 1 MiB).
+DEFAULT_CHUNK_BYTES = 256 * 1024
 # How much of the start of a file is read to tell NDJSON from a JSON array.
 _SNIFF_BYTES = 64 * 1024
 _WHITESPACE = b" \t\r\n"
 
 
-@dataclass(slots=True)
-class Line:
+class Line(msgspec.Struct, gc=False):
     """One non-empty line: its 1-based number, the offsets of its start and of the next line
-    in the uncompressed stream, and its bytes without the newline (nor a trailing CR)."""
+    in the uncompressed stream, and its bytes without the newline (nor a trailing CR).
+
+    A msgspec struct without GC tracking: one is made per line, and that is cheaper to build
+    than a dataclass."""
 
     number: int
     offset: int

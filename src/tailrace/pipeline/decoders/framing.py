@@ -29,6 +29,7 @@ DEFAULT_CHUNK_BYTES = 256 * 1024
 # How much of the start of a file is read to tell NDJSON from a JSON array.
 _SNIFF_BYTES = 64 * 1024
 _WHITESPACE = b" \t\r\n"
+_BOM = b"\xef\xbb\xbf"
 
 
 class Line(msgspec.Struct, gc=False):
@@ -127,7 +128,7 @@ class LineReader:
         if self._json_array is None:
             if self._stream is None:
                 self._stream = self._open()  # which reads the head
-            self._json_array = self._head.lstrip(_WHITESPACE)[:1] == b"["
+            self._json_array = self._head.removeprefix(_BOM).lstrip(_WHITESPACE)[:1] == b"["
         return self._json_array
 
     def _open(self) -> DecompressedStream:
@@ -142,6 +143,10 @@ class LineReader:
         stream = DecompressedStream(self._raw)
         # The head tells NDJSON from a JSON array, also when resuming mid-file.
         self._head = stream.read(_SNIFF_BYTES)
+        if offset == 0 and self._head.startswith(_BOM):
+            # A UTF-8 byte order mark (some Windows tools write one) is not part of line 1.
+            offset = len(_BOM)
+            self._start = Checkpoint(self._start.line, offset)
         if offset < len(self._head):
             self._prefix = self._head[offset:]
         elif offset > len(self._head):

@@ -34,7 +34,7 @@ from typing import Any
 import orjson
 
 from tailrace.pipeline.decoders.framing import BadLine
-from tailrace.pipeline.sinks.base import Sink
+from tailrace.pipeline.sinks.base import Sink, SinkError
 from tailrace.pipeline.sinks.file import FileSink
 from tailrace.pipeline.sinks.null import NullSink
 from tailrace.pipeline.sinks.url import SinkKind, SinkNotBuiltError, SinkSpec
@@ -143,6 +143,15 @@ class DeadLetterWriter:
     def flush(self) -> None:
         if self._output is not None:
             self._output.flush()
+            # A broker output reports what it finally could not deliver; a dead letter has
+            # nowhere further to go, so that stops the file (it resumes from its checkpoint).
+            take_failed = getattr(self._output, "take_failed", None)
+            failed = take_failed() if take_failed is not None else []
+            if failed:
+                raise SinkError(
+                    f"dead-letter output {self.location}: {len(failed)} records not delivered: "
+                    f"{failed[0].error}"
+                )
 
     def close(self) -> None:
         if self._output is not None:

@@ -184,6 +184,8 @@ class FileRun:
                     next_status = now + settings.status_s
                     live = counters.copy()
                     live.lines += lines
+                    live.filtered += filtered
+                    live.skipped += skipped
                     hooks.status(live.lines, _event_time(last), live)
                     if hooks.cancelled():
                         cancelled = True

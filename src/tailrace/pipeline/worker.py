@@ -141,6 +141,10 @@ class ReprocessWorker:
         record = store.file(job_id, file_index)
         if record.status is FileStatus.COMPLETED:
             return  # a task that ran twice: the file is done
+        if store.job_status(job_id) is JobStatus.CANCELLED:
+            # claimed in the instant the job was cancelled: leave the file as it stands
+            store.file_set_status(job_id, file_index, FileStatus.CANCELLED)
+            raise JobCancelledError(f"job {job_id} was cancelled")
         record = store.file_start(job_id, file_index, self.index)
         totals = self._totals
         totals.assigned_files += 1

@@ -91,11 +91,14 @@ def test_open_reads_the_whole_object_or_a_range(s3: Any, bucket: str) -> None:
     source = open_source(f"s3://{bucket}/f.bin")
     [file] = source.list_files()
     assert file.size == len(body)
+    assert file.etag and file.modified  # what ingestion tells versions apart by
     with source.open(file) as stream:
         assert stream.read(10) == body[:10]
+        assert stream.tell() == 10  # progress by stored bytes, as for a local file
         assert stream.read() == body[10:]
     with source.open(file, offset=5000) as stream:
         assert stream.read(7) == body[5000:5007]
+        assert stream.tell() == 5007
         assert stream.read() == body[5007:]
     with source.open(file, offset=len(body)) as stream:
         assert stream.read() == b""

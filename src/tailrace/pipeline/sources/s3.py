@@ -124,7 +124,7 @@ class S3Source:
             raise _source_error(exc, "open", file.url, self._endpoint) from None
         except BotoCoreError as exc:
             raise _source_error(exc, "open", file.url, self._endpoint) from None
-        body = _Body(response["Body"], file.url, self._endpoint)
+        body = _Body(response["Body"], file.url, self._endpoint, offset)
         return io.BufferedReader(body, READ_BUFFER_BYTES)
 
     @property
@@ -136,14 +136,19 @@ class _Body(io.RawIOBase):
     """botocore's streaming body as a raw binary stream, so that `io.BufferedReader` makes it
     a full `BinaryIO`; errors while streaming become `SourceError`."""
 
-    def __init__(self, body: Any, url: str, endpoint: str) -> None:
+    def __init__(self, body: Any, url: str, endpoint: str, offset: int = 0) -> None:
         super().__init__()
         self._body = body
         self._url = url
         self._endpoint = endpoint
+        self._position = offset
 
     def readable(self) -> bool:
         return True
+
+    def tell(self) -> int:
+        """Bytes of the object read so far (from its start): progress, not seeking."""
+        return self._position
 
     def readinto(self, buffer: Any) -> int:
         view = memoryview(buffer).cast("B")
@@ -152,6 +157,7 @@ class _Body(io.RawIOBase):
         except BotoCoreError as exc:
             raise _source_error(exc, "read", self._url, self._endpoint) from None
         view[: len(data)] = data
+        self._position += len(data)
         return len(data)
 
     def close(self) -> None:

@@ -63,6 +63,15 @@ class _RateColumn(ProgressColumn):
 @click.option("--to", "date_to", help="Keep events at or before this ISO time.")
 @click.option("--where", "where", multiple=True, help="Keep events where FIELD=VALUE.")
 @click.option("--workers", type=int, help="At most this many worker processes.")
+@click.option(
+    "--checkpoint-every",
+    "checkpoint_s",
+    type=click.FloatRange(min=0.05),
+    default=1.0,
+    show_default=True,
+    help="Seconds between sink flushes and checkpoints: a killed worker resends at most this "
+    "much to Kafka or a file (nothing to PostgreSQL).",
+)
 @click.option("--s3-endpoint-url", envvar="AWS_ENDPOINT_URL", help="For MinIO and other S3 stores.")
 @click.option("--json", "as_json", is_flag=True, help="Print the summary as JSON.")
 @click.pass_context
@@ -76,6 +85,7 @@ def reprocess(
     date_to: str | None,
     where: tuple[str, ...],
     workers: int | None,
+    checkpoint_s: float,
     s3_endpoint_url: str | None,
     as_json: bool,
 ) -> None:
@@ -92,6 +102,7 @@ def reprocess(
         where=where,
         max_workers=workers or 50,
         s3_endpoint_url=s3_endpoint_url,
+        checkpoint_s=checkpoint_s,
     )
     with App(url) as app, JobStore(url) as store:
         app.store.migrate()

@@ -66,7 +66,7 @@ class ReprocessWorker:
         self.database_url = database_url
         self.job_id = job_id
         self.index = worker_index
-        self.settings = settings or RunSettings()
+        self._settings = settings
         self.lease_s = lease_s
         self.process_id = f"{socket.gethostname()}:{os.getpid()}"
         self._store: JobStore | None = None
@@ -226,7 +226,7 @@ class ReprocessWorker:
             event_filter=self._filter,
             router=self._router,
             hooks=hooks,
-            settings=self.settings,
+            settings=self._settings or RunSettings(checkpoint_s=self.config.checkpoint_s),
         )
 
     def _close_outputs(self) -> None:

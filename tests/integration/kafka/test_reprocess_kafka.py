@@ -4,6 +4,7 @@ stopped mid-job lose nothing."""
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import signal
@@ -57,15 +58,31 @@ def test_events_arrive_byte_identical_with_key_and_connection_ids(
         assert record.header("connection_ids") == b"c1,c2"
 
 
+def _consume_covering(broker: TansuBroker, topic: str, want: Counter[bytes]) -> Counter[bytes]:
+    """The topic read back, again until it holds every wanted event or a minute passes:
+    Tansu may report a partition's end before the last stored messages are readable."""
+    got: Counter[bytes] = Counter()
+
+    def covers() -> bool:
+        nonlocal got
+        got = Counter(r.value for r in broker.consume_all(topic, expected=sum(want.values())))
+        return set(got) >= set(want)
+
+    with contextlib.suppress(AssertionError):
+        wait_until(covers, 60, "the topic never held every event", interval=0.5)
+    return got
+
+
 @pytest.mark.slow
 def test_sigkill_mid_file_delivers_every_event_at_least_once(
     kafka_broker: TansuBroker, kafka_topic: str, tmp_path: Path
 ) -> None:
-    paths = _samples(tmp_path, files=2, lines=100_000)
+    paths = _samples(tmp_path, files=2, lines=150_000)
     want = expected_events(paths)
     url = f"sqlite:///{tmp_path}/t.db"
     sink = f"kafka://{kafka_broker.bootstrap}/{kafka_topic}"
-    cli = start_cli(["reprocess", str(tmp_path / "logs"), "--sink", sink, "--json"], url, tmp_path)
+    args = ["reprocess", str(tmp_path / "logs"), "--sink", sink, "--json"]
+    cli = start_cli([*args, "--checkpoint-every", "0.2"], url, tmp_path)
     try:
         with JobStore(url) as store:
             job_id = wait_until(lambda: _job_id(store), 30, "the job was never created")
@@ -87,17 +104,21 @@ def test_sigkill_mid_file_delivers_every_event_at_least_once(
     assert cli.returncode == 0, stderr
     report = summary(stdout)
     assert report["sent"] == sum(want.values()) and report["balanced"] is True
-    got = Counter(r.value for r in kafka_broker.consume_all(kafka_topic, timeout=60))
+    got = _consume_covering(kafka_broker, kafka_topic, want)
     assert set(got) == set(want)  # nothing lost
     duplicates = sum(got.values()) - sum(want.values())
-    # at most what was sent after the last checkpoint: one interval (1 s) of events
-    assert 0 <= duplicates < 100_000
+    # at most what was sent after the last checkpoint: one interval (0.2 s) of events
+    assert 0 <= duplicates < 60_000
 
 
 @pytest.mark.slow
 def test_broker_stopped_mid_job_then_started_loses_nothing(
-    durable_kafka_broker: TansuBroker, tmp_path: Path
+    durable_kafka_broker: TansuBroker, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
+    # Tansu 0.6 restarted answers a batch resent by an idempotent producer with "duplicate
+    # sequence" without having stored it (~one batch lost in 2 of 3 runs here, none in runs
+    # without idempotence): the broker's bug, so this test runs the producer without it.
+    monkeypatch.setenv("KAFKA_ENABLE_IDEMPOTENCE", "false")
     broker = durable_kafka_broker
     topic = f"tailrace-{uuid.uuid4().hex[:12]}"
     broker.create_topic(topic)
@@ -124,5 +145,6 @@ def test_broker_stopped_mid_job_then_started_loses_nothing(
     report = summary(stdout)
     assert report["status"] == "completed"
     assert report["sent"] == sum(want.values()) > stalled_at
-    got = Counter(r.value for r in broker.consume_all(topic, timeout=60))
-    assert set(got) == set(want)
+    got = _consume_covering(broker, topic, want)
+    missing = set(want) - set(got)
+    assert not missing, f"{len(missing)} of {len(want)} events never reached the topic"

@@ -290,6 +290,10 @@ _SCALAR = re.compile(rb"[^,\]\s]*")
 _GAP = re.compile(rb"[\s,]*")
 _SPACE = re.compile(rb"\s*")
 _OPEN = frozenset(b"{[")
+_BRACE = ord("{")
+_BOUNDARIES = (b"},{", b"},\n", b"}, {", b"},\r\n", b"}\n,")
+_FAST_TRIES = 4
+_decode_elements = msgspec.json.Decoder(list[msgspec.Raw]).decode
 _QUOTE = ord('"')
 _BACKSLASH = ord("\\")
 
@@ -329,9 +333,12 @@ class ArrayScanner:
         self.start = 0
         self.parts: list[bytes] = []
         self.size = 0
+        self._fast_end = 0
+        self._fast_failed = False  # this chunk has no clean run of elements: walk it
 
     def feed(self, buf: bytes) -> list[Line | BadLine]:
         out: list[Line | BadLine] = []
+        self._fast_failed = False
         pos, n = 0, len(buf)
         begin = 0  # where the current element starts in `buf`
         while pos < n:
@@ -350,6 +357,8 @@ class ArrayScanner:
             if phase is _Phase.BETWEEN and byte == 0x5D:  # "]"
                 self.phase = _Phase.AFTER
                 pos += 1
+            elif phase is _Phase.BETWEEN and self._fast(buf, pos, out):
+                pos = self._fast_end
             elif phase is _Phase.BETWEEN:
                 begin = pos
                 self._begin(byte, self.base + pos)
@@ -367,6 +376,51 @@ class ArrayScanner:
             self._keep(buf[begin:])
         self.base += n
         return out
+
+    def _fast(self, buf: bytes, pos: int, out: list[Line | BadLine]) -> bool:
+        """Take the whole object elements from `pos` up to a late element boundary of `buf`
+        at once, parsed by msgspec in C. A boundary (``},{`` and its spaced forms) may also
+        sit inside an element (an array of objects): a few candidates are tried from the
+        end. False, with nothing taken, when none gives a clean run of elements (a broken
+        element among them): the scanner then walks this chunk byte by byte as before,
+        which isolates a broken element."""
+        if self._fast_failed or buf[pos] != _BRACE:
+            return False
+        end = len(buf)
+        for _ in range(_FAST_TRIES):
+            cut = max(buf.rfind(boundary, pos, end) for boundary in _BOUNDARIES) + 1
+            if cut <= pos:
+                break
+            try:
+                elements = _decode_elements(b"[" + buf[pos:cut] + b"]")
+            except (msgspec.DecodeError, msgspec.ValidationError):
+                end = cut - 1
+                continue
+            self._take(buf, pos, cut, elements, out)
+            return True
+        self._fast_failed = True
+        return False
+
+    def _take(
+        self, buf: bytes, pos: int, cut: int, elements: list[msgspec.Raw], out: list[Line | BadLine]
+    ) -> None:
+        number, limit = self.number, self.max_bytes
+        origin = self.base
+        find = buf.find
+        at = pos
+        for element in elements:
+            data = bytes(element)
+            at = find(data, at)  # only whitespace and one comma lie between elements
+            number += 1
+            end = at + len(data)
+            if len(data) > limit:
+                reason = f"array element over {limit} bytes"
+                out.append(BadLine(self.file, number, origin + at, reason))
+            else:
+                out.append(Line(number, origin + at, origin + end, data))
+            at = end
+        self.number = number
+        self._fast_end = cut  # what follows the last element is left to the scanner
 
     def fail(self, reason: str) -> BadLine:
         """The record for a stream that broke (decompression) in the middle of the array."""

@@ -42,6 +42,7 @@ class JobConfig:
     where: tuple[str, ...] = ()
     max_workers: int = 50
     s3_endpoint_url: str | None = None
+    checkpoint_s: float = 1.0  # flush and checkpoint this often: bounds duplicates after a crash
 
     def to_json(self) -> dict[str, Any]:
         return {
@@ -54,6 +55,7 @@ class JobConfig:
             "where": list(self.where),
             "max_workers": self.max_workers,
             "s3_endpoint_url": self.s3_endpoint_url,
+            "checkpoint_s": self.checkpoint_s,
         }
 
     @classmethod
@@ -68,6 +70,7 @@ class JobConfig:
             where=tuple(data.get("where") or ()),
             max_workers=int(data.get("max_workers") or 50),
             s3_endpoint_url=data.get("s3_endpoint_url"),
+            checkpoint_s=float(data.get("checkpoint_s") or 1.0),
         )
 
 

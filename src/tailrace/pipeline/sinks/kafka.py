@@ -12,7 +12,8 @@ route and error, for the caller to dead-letter (`KafkaSink.take_failed`): none i
 silently.
 
 Connection settings beyond the URL come from the environment: ``KAFKA_SECURITY_PROTOCOL``,
-``KAFKA_SASL_MECHANISM``, ``KAFKA_SASL_USERNAME`` and ``KAFKA_SASL_PASSWORD``. No message,
+``KAFKA_SASL_MECHANISM``, ``KAFKA_SASL_USERNAME``, ``KAFKA_SASL_PASSWORD`` and
+``KAFKA_ENABLE_IDEMPOTENCE``. No message,
 log line or repr shows the password.
 """
 
@@ -56,6 +57,11 @@ ENVIRONMENT: Mapping[str, str] = {
     "KAFKA_SASL_MECHANISM": "sasl.mechanism",
     "KAFKA_SASL_USERNAME": "sasl.username",
     "KAFKA_SASL_PASSWORD": "sasl.password",
+    # `false` for a broker whose idempotence support is broken: Tansu 0.6, restarted, can
+    # answer a resent batch with "duplicate sequence" without having stored it, and the
+    # producer then takes it as delivered. Without idempotence a resend may duplicate, never
+    # lose.
+    "KAFKA_ENABLE_IDEMPOTENCE": "enable.idempotence",
 }
 _Headers = list[tuple[str, str | bytes | None]] | None
 _SECRET_KEYS = frozenset({"sasl.password", "ssl.key.password", "ssl.keystore.password"})

@@ -31,6 +31,7 @@ from tailrace.pipeline.run import FileRun, FileState, RunSettings, state_from_ma
 from tailrace.pipeline.sinks import (
     DeadLetterWriter,
     Sink,
+    SinkError,
     open_deadletter,
     open_sink,
     parse_sink_url,
@@ -163,6 +164,8 @@ class ReprocessWorker:
             )
             result = run.run(self._source_(), SourceFile(record.url, record.size), state)
         except Exception as exc:
+            if isinstance(exc, SinkError):
+                self._drop_sink()  # a sink that failed may be unusable: the retry opens anew
             last = ctx.attempt >= ctx.max_attempts
             status = FileStatus.FAILED if last else FileStatus.PENDING
             store.file_set_status(job_id, file_index, status, f"{type(exc).__name__}: {exc}")
@@ -228,6 +231,14 @@ class ReprocessWorker:
             hooks=hooks,
             settings=self._settings or RunSettings(checkpoint_s=self.config.checkpoint_s),
         )
+
+    def _drop_sink(self) -> None:
+        sink, self._sink = self._sink, None
+        if sink is not None:
+            try:
+                sink.close()
+            except Exception:
+                log.warning("closing a failed sink failed too", extra={"job_id": self.job_id})
 
     def _close_outputs(self) -> None:
         for output in (self._sink, self._deadletters):

@@ -12,7 +12,7 @@ import pytest
 from tailrace.pipeline.decoders.framing import BadLine, Checkpoint
 from tailrace.pipeline.sinks import deadletter_spec, encode_record, parse_sink_url
 from tailrace.pipeline.sinks.base import FileMark, SinkError
-from tailrace.pipeline.sinks.postgres import PostgresDeadLetterSink, PostgresSink
+from tailrace.pipeline.sinks.postgres import STREAM_ROWS, PostgresDeadLetterSink, PostgresSink
 
 pytestmark = pytest.mark.postgres
 
@@ -270,10 +270,11 @@ def test_a_failed_copy_names_the_table_and_keeps_its_events(url: str) -> None:
         with pytest.raises(SinkError, match=r"\(table logs\): 1 events not delivered.*check"):
             sink.flush(mark("job/4", 1))
         assert sink.counters.events == 0
-        assert sink.committed("job/4") is None
     finally:
         with pytest.raises(SinkError, match="1 events not delivered"):
             sink.close()  # still undelivered: closing says so instead of dropping them
+    with PostgresSink(url) as fresh:
+        assert fresh.committed("job/4") is None
 
 
 def test_an_event_that_is_not_json_fails_the_flush(url: str) -> None:
@@ -428,3 +429,43 @@ def test_writing_after_close_fails(url: str) -> None:
         sink.write([b"{}"])
     with pytest.raises(ValueError, match="unknown mapping"):
         PostgresSink(url, mapping="xml")  # type: ignore[arg-type]
+
+
+def test_a_named_file_streams_into_one_transaction_committed_with_its_mark(url: str) -> None:
+    events = [orjson.dumps({**EVENT, "req": {"id": n}}) for n in range(3 * STREAM_ROWS + 5)]
+    with PostgresSink(url) as sink:
+        assert sink.committed("job/7") is None  # a worker names its file first
+        sink.write(events[: 2 * STREAM_ROWS])
+        assert one(url, "SELECT count(*) FROM logs") == 0  # sent, not committed
+        sink.write(events[2 * STREAM_ROWS :])
+        sink.flush(mark("job/7", len(events)))
+        assert sink.counters.events == len(events)
+    assert one(url, "SELECT count(DISTINCT id) FROM logs") == len(events)
+    assert one(url, "SELECT events FROM tailrace_sink_checkpoints") == len(events)
+
+
+def test_a_worker_dying_mid_stream_commits_nothing_past_the_mark(url: str) -> None:
+    first = [orjson.dumps({**EVENT, "req": {"id": n}}) for n in range(10)]
+    with PostgresSink(url) as sink:
+        sink.committed("job/8")
+        sink.write(first)
+        sink.flush(mark("job/8", 10))
+    dying = PostgresSink(url)
+    dying.committed("job/8")
+    dying.write([orjson.dumps({**EVENT, "req": {"id": 100 + n}}) for n in range(STREAM_ROWS)])
+    assert dying._stream_copy is not None  # streaming: the rows are at the server
+    dying.close()  # a file that stops without its final flush: rolled back, not committed
+    with PostgresSink(url) as resumed:
+        assert resumed.committed("job/8") == mark("job/8", 10)
+    assert one(url, "SELECT count(*) FROM logs") == 10
+
+
+def test_a_new_file_drops_what_an_unfinished_one_left(url: str) -> None:
+    with PostgresSink(url) as sink:
+        sink.committed("job/a")
+        sink.write([orjson.dumps({**EVENT, "req": {"id": n}}) for n in range(STREAM_ROWS + 3)])
+        sink.committed("job/b")  # job/a failed mid-file; it will resume from its own mark
+        sink.write([orjson.dumps({**EVENT, "req": {"id": "b1"}})])
+        sink.flush(mark("job/b", 1))
+        assert sink.counters.events == 1
+    assert [r[0] for r in rows(url, "SELECT id FROM logs")] == ["b1"]

@@ -1,11 +1,14 @@
 """The PostgreSQL sink: events COPY'd into a table, each file's checkpoint in the same transaction.
 
-`flush(mark)` runs one transaction: COPY the buffered events, upsert the mark into
-``tailrace_sink_checkpoints`` (key, line, offset, counters, events: how many rows the file
-has in the table, updated_at; beside the table, in the same schema), commit. The events and
-the mark land together or not at all, so a worker resuming from `committed()` writes nothing
-twice. Nothing reaches the database before `flush()`: memory holds the events written since
-the last one. A failed flush keeps them, so no later mark can pass over them.
+`flush(mark)` ends one transaction: COPY the events written since the last flush, upsert the
+mark into ``tailrace_sink_checkpoints`` (beside the table, in the same schema), commit. The
+events and the mark land together or not at all, so a worker resuming from `committed()`
+writes nothing twice. Once `committed(key)` has named the file being written (a worker asks
+it at each file's start), events stream into the transaction's COPY as they are written, so
+the server parses them while the worker reads on; without it they wait in memory for
+`flush()`. A failed flush keeps them, so no later mark can pass over them; events streamed
+for a file that stops without its final flush are rolled back at `close()` (the file resumes
+from its mark).
 
 Mappings (the table and the checkpoint table are created if missing; no indexes, each one
 slows COPY down: add those your queries need):
@@ -53,7 +56,14 @@ from psycopg.conninfo import conninfo_to_dict, make_conninfo
 from psycopg.rows import TupleRow
 
 from tailrace.pipeline.decoders.framing import Checkpoint
-from tailrace.pipeline.sinks.base import FileMark, Keys, Routes, SinkBase, SinkError
+from tailrace.pipeline.sinks.base import (
+    FileMark,
+    Keys,
+    Routes,
+    SinkBase,
+    SinkCounters,
+    SinkError,
+)
 from tailrace.settings import redact_url
 
 if TYPE_CHECKING:
@@ -64,6 +74,8 @@ APPLICATION_NAME = "tailrace-sink"
 CONNECT_TIMEOUT_S = 10
 # Rows per COPY message: the server parses one chunk while the next is built.
 CHUNK_ROWS = 256
+# Events buffered before they stream into the open COPY (once a file is named).
+STREAM_ROWS = 1024
 # One lock for all sink DDL: creating a table is rare, and CREATE TABLE IF NOT EXISTS alone
 # still fails when two sessions create the same table at the same moment.
 _DDL_LOCK = "SELECT pg_advisory_xact_lock(hashtextextended('tailrace-sink-ddl', 0))"
@@ -390,6 +402,15 @@ class _CopySink(SinkBase):
         self._secret = ""
         self._events: list[bytes] = []
         self._keys: list[str | None] = []
+        # Streaming (see `_stream`): the file whose events are being written, and the open
+        # COPY of the current transaction.
+        self._file_key: str | None = None
+        self._stream_copy: Any = None  # psycopg's Copy context, entered, while a COPY is open
+        self._stream_cm: Any = None
+        self._cursor: Cursor | None = None
+        self._start = 0  # events of the file committed before this transaction
+        self._streamed = 0  # events sent by the open COPY
+        self._broken: str | None = None
         schema, dot, name = table.rpartition(".")
         prefix = (schema,) if dot else ()
         self._table = sql.Identifier(*prefix, name)
@@ -480,16 +501,22 @@ class _CopySink(SinkBase):
         self._check_open()
         if keys is not None and len(keys) != len(batch):
             raise SinkError(f"{self.name}: {len(keys)} keys for {len(batch)} events")
+        self._check_broken()
         self._events.extend(batch)
         self._keys.extend(repeat(None, len(batch)) if keys is None else keys)
         self._written(len(batch), sum(map(len, batch)))
+        if self._file_key is not None and len(self._events) >= STREAM_ROWS:
+            self._stream()
 
     def flush(self, mark: FileMark | None = None) -> None:
         """COPY what is buffered and store `mark` in one transaction; commit; count it."""
         self._check_open()
+        self._check_broken()
         if not self.exactly_once:
             mark = None
-        if self._events or mark is not None:
+        if self._stream_copy is not None:
+            self._finish_stream(mark)
+        elif self._events or mark is not None:
             self._commit(mark)
             self._events, self._keys = [], []
         self._acknowledge()
@@ -499,6 +526,10 @@ class _CopySink(SinkBase):
         self._check_open()
         if not self.exactly_once:
             return None
+        if self._stream_copy is not None or self._events:
+            # Left by a file that stopped without its final flush: never committed, and that
+            # file resumes from its own mark, so drop it rather than let the next mark take it.
+            self._abandon()
         query = sql.SQL('SELECT line, "offset", counters FROM {} WHERE key = %s')
         try:
             with self._conn.transaction():
@@ -507,13 +538,102 @@ class _CopySink(SinkBase):
             raise SinkError(
                 f"{self.name}: cannot read checkpoint {key!r}: {self._describe(exc)}"
             ) from exc
+        # A worker asks this at a file's start: from now on its events stream (`_stream`).
+        self._file_key = key
         if row is None:
             return None
         line, offset, counters = row
         return FileMark(key, Checkpoint(line, offset), dict(counters or {}))
 
+    def close(self) -> None:
+        """Flush and release; but events streamed for a file since its last mark are
+        rolled back, not committed without one: the file resumes from its mark and sends
+        them again, so committing them here would store them twice."""
+        if self.closed:
+            return
+        if self._stream_copy is not None or (self._file_key is not None and self._broken is None):
+            self._closed = True
+            self._abandon()
+            self._release()
+            return
+        super().close()
+
     def _release(self) -> None:
         self._conn.close()
+
+    # -- streaming ----------------------------------------------------------------------
+    #
+    # Once `committed(key)` named the file, events do not wait for `flush()`: every
+    # `STREAM_ROWS` they go into a COPY held open in the flush's transaction, so the server
+    # parses them while the worker reads on. `flush(mark)` sends the rest, stores the mark
+    # and commits: still one transaction, still exactly once.
+
+    def _stream(self) -> None:
+        conn = self._conn
+        try:
+            if self._stream_copy is None:
+                self._cursor = conn.cursor()
+                self._start = self._count_before(self._cursor, self._file_key)
+                self._streamed = 0
+                self._stream_cm = self._cursor.copy(self._copy_sql)
+                self._stream_copy = self._stream_cm.__enter__()
+            prefix = f"{self._file_key}:" if self._layout.numbered else None
+            for chunk in self._chunks_of(prefix, self._start + self._streamed):
+                self._stream_copy.write(chunk)
+        except psycopg.Error as exc:
+            self._fail(exc)
+        except SinkError:
+            self._abandon()
+            raise
+        self._streamed += len(self._events)
+        self._events, self._keys = [], []
+
+    def _finish_stream(self, mark: FileMark | None) -> None:
+        self._stream()
+        copy_cm, self._stream_copy, self._stream_cm = self._stream_cm, None, None
+        cursor, self._cursor = self._cursor, None
+        assert cursor is not None
+        try:
+            copy_cm.__exit__(None, None, None)
+            if mark is not None:
+                self._store_mark(cursor, mark, self._streamed)
+            self._conn.commit()
+        except psycopg.Error as exc:
+            self._fail(exc)
+        finally:
+            cursor.close()
+
+    def _count_before(self, cursor: Cursor, key: str | None) -> int:
+        if key is None or not self._layout.numbered:
+            return 0
+        query = sql.SQL("SELECT events FROM {} WHERE key = %s FOR UPDATE")
+        row = cursor.execute(query.format(self._checkpoints), (key,)).fetchone()
+        return int(row[0]) if row else 0
+
+    def _fail(self, exc: psycopg.Error) -> None:
+        lost = self._streamed + len(self._events)
+        self._broken = f"{lost} events not delivered: {self._describe(exc)}"
+        self._abandon()
+        raise SinkError(f"{self.name}: {self._broken}") from exc
+
+    def _abandon(self) -> None:
+        """Roll back the open transaction, if any, and drop what it held."""
+        self._stream_copy = self._stream_cm = None
+        if self._cursor is not None:
+            self._cursor.close()
+            self._cursor = None
+        if not self._conn.closed:
+            try:
+                self._conn.rollback()
+            except psycopg.Error:
+                pass  # a broken connection: nothing was committed either way
+        self._events, self._keys = [], []
+        self._streamed = 0
+        self._unacked = SinkCounters()
+
+    def _check_broken(self) -> None:
+        if self._broken is not None:
+            raise SinkError(f"{self.name}: an earlier flush failed ({self._broken})")
 
     # -- one flush ----------------------------------------------------------------------
 
@@ -545,8 +665,11 @@ class _CopySink(SinkBase):
                 copy.write(chunk)
 
     def _chunks(self, mark: FileMark | None, start: int) -> Iterator[bytes]:
-        row, events, keys = self._layout.row, self._events, self._keys
         prefix = f"{mark.key}:" if mark is not None and self._layout.numbered else None
+        return self._chunks_of(prefix, start)
+
+    def _chunks_of(self, prefix: str | None, start: int) -> Iterator[bytes]:
+        row, events, keys = self._layout.row, self._events, self._keys
         for first in range(0, len(events), CHUNK_ROWS):
             part = range(first, min(first + CHUNK_ROWS, len(events)))
             self._check_sentinels(part)

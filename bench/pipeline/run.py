@@ -479,7 +479,7 @@ def main() -> None:
             log(json.dumps(results["workers"]))
         if "kafka" in only:
             log("kafka…")
-            results["kafka"] = kafka_section(workdir, min(args.events, 300_000))
+            results["kafka"] = kafka_section(workdir, min(args.events, 1_000_000))
             log(json.dumps(results["kafka"]))
         if "postgres" in only:
             log("postgres…")

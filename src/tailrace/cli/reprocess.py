@@ -64,6 +64,25 @@ class _RateColumn(ProgressColumn):
 @click.option("--where", "where", multiple=True, help="Keep events where FIELD=VALUE.")
 @click.option("--workers", type=int, help="At most this many worker processes.")
 @click.option(
+    "--stream-id-field",
+    "stream_id_fields",
+    multiple=True,
+    help="Dotted path of the stream id, tried in order "
+    "(default: origin.sourceId, origin.source_id, origin.slug).",
+)
+@click.option(
+    "--time-field",
+    "time_fields",
+    multiple=True,
+    help="Dotted path of the event time (default: messageCreated, timestamp, receivedAt).",
+)
+@click.option(
+    "--message-id-field",
+    "message_id_fields",
+    multiple=True,
+    help="Dotted path of the message id, the Kafka key (default: messageId).",
+)
+@click.option(
     "--checkpoint-every",
     "checkpoint_s",
     type=click.FloatRange(min=0.05),
@@ -85,6 +104,9 @@ def reprocess(
     date_to: str | None,
     where: tuple[str, ...],
     workers: int | None,
+    stream_id_fields: tuple[str, ...],
+    time_fields: tuple[str, ...],
+    message_id_fields: tuple[str, ...],
     checkpoint_s: float,
     s3_endpoint_url: str | None,
     as_json: bool,
@@ -103,6 +125,9 @@ def reprocess(
         max_workers=workers or 50,
         s3_endpoint_url=s3_endpoint_url,
         checkpoint_s=checkpoint_s,
+        stream_id_fields=stream_id_fields,
+        time_fields=time_fields,
+        message_id_fields=message_id_fields,
     )
     with App(url) as app, JobStore(url) as store:
         app.store.migrate()

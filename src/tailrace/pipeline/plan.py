@@ -16,6 +16,7 @@ from tailrace.engine.app import App, JobSpec
 from tailrace.engine.jobs import JobFilter
 from tailrace.engine.states import JobState
 from tailrace.errors import ConfigurationError
+from tailrace.pipeline.events import EventFields
 from tailrace.pipeline.filters import EventFilter, parse_time_bound
 from tailrace.pipeline.jobs import JobConfig, JobRecord, JobStatus, JobStore
 from tailrace.pipeline.sinks import parse_sink_url
@@ -43,9 +44,19 @@ def worker_count(files: Sequence[SourceFile], limit: int | None = None) -> int:
 
 
 def check_config(config: JobConfig) -> EventFilter:
-    """Fail before anything is stored if the sink or the filters cannot be understood."""
+    """Fail before anything is stored if the sink, the fields or the filters cannot be
+    understood."""
     parse_sink_url(config.sink)
+    event_fields(config)
     return event_filter(config)
+
+
+def event_fields(config: JobConfig) -> EventFields:
+    return EventFields.from_strings(
+        stream_id=config.stream_id_fields or None,
+        time=config.time_fields or None,
+        message_id=config.message_id_fields or None,
+    )
 
 
 def event_filter(config: JobConfig) -> EventFilter:

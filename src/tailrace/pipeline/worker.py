@@ -25,7 +25,13 @@ from tailrace.pipeline.decoders.framing import Checkpoint
 from tailrace.pipeline.filters import EventFilter
 from tailrace.pipeline.jobs import Counters, FileRecord, FileStatus, JobConfig, JobStore
 from tailrace.pipeline.jobs.model import JobStatus
-from tailrace.pipeline.plan import REPROCESS_TASK, event_filter, job_queue, source_for
+from tailrace.pipeline.plan import (
+    REPROCESS_TASK,
+    event_fields,
+    event_filter,
+    job_queue,
+    source_for,
+)
 from tailrace.pipeline.routing import Router, router_from_environment
 from tailrace.pipeline.run import FileRun, FileState, RunSettings, state_from_mark
 from tailrace.pipeline.sinks import (
@@ -228,6 +234,7 @@ class ReprocessWorker:
             deadletters=self._deadletters,
             event_filter=self._filter,
             router=self._router,
+            fields=event_fields(self.config),
             hooks=hooks,
             settings=self._settings or RunSettings(checkpoint_s=self.config.checkpoint_s),
         )

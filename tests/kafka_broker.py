@@ -247,6 +247,12 @@ class TansuBroker:
             _stop_process(self._process, timeout)
             self._process = None
 
+    def freeze(self) -> None:
+        """SIGSTOP: the broker stays connected but answers nothing, as a hung host would.
+        `kill` ends it from there."""
+        if self._process is not None:
+            self._process.send_signal(signal.SIGSTOP)
+
     def kill(self) -> None:
         """Stop at once, as a crash would (SIGKILL)."""
         if self._process is not None:

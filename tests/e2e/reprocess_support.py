@@ -100,6 +100,16 @@ def start_cli(args: list[str], database_url: str, cwd: Path) -> subprocess.Popen
     )
 
 
+def stop_cli(cli: subprocess.Popen[str]) -> None:
+    """However the test went: the process gone and its pipes closed."""
+    if cli.poll() is None:
+        cli.kill()
+    for stream in (cli.stdout, cli.stderr):
+        if stream is not None and not stream.closed:
+            stream.close()
+    cli.wait()
+
+
 def summary(stdout: str) -> dict[str, Any]:
     data: dict[str, Any] = json.loads(stdout)
     return data

@@ -8,7 +8,7 @@ from tailrace.pipeline.jobs import JobStore
 from tailrace.pipeline.jobs.model import IngestStatus
 from tailrace.pipeline.samples import write_samples
 
-from .reprocess_support import expected_events, output_lines, run_cli, start_cli, summary
+from .reprocess_support import expected_events, output_lines, run_cli, start_cli, stop_cli, summary
 
 
 def test_each_run_takes_only_what_is_new(database_url: str, tmp_path: Path) -> None:
@@ -48,9 +48,7 @@ def test_overlapping_runs_ingest_each_file_once(database_url: str, tmp_path: Pat
             results.append((run.returncode, stdout, stderr))
     finally:
         for run in runs:
-            if run.poll() is None:
-                run.kill()
-                run.communicate()
+            stop_cli(run)
     assert all(code == 0 for code, _, _ in results), [err for _, _, err in results]
     ingested = sum(summary(out_).get("files", {}).get("completed", 0) for _, out_, _ in results)
     assert ingested == 12

@@ -19,6 +19,7 @@ from .reprocess_support import (
     output_lines,
     run_cli,
     start_cli,
+    stop_cli,
     stream_of,
     summary,
 )
@@ -104,9 +105,7 @@ def test_sigkill_mid_file_resumes_from_checkpoint(sqlite_url: str, tmp_path: Pat
             os.kill(pids[0], signal.SIGKILL)
         stdout, stderr = cli.communicate(timeout=180)
     finally:
-        if cli.poll() is None:
-            cli.kill()
-            cli.communicate()
+        stop_cli(cli)
     assert cli.returncode == 0, stderr
     report = summary(stdout)
     want = expected_events(paths)
@@ -135,9 +134,7 @@ def test_cancel_then_resume(sqlite_url: str, tmp_path: Path) -> None:
             assert cancelled.returncode == 0, cancelled.stderr
         stdout, stderr = cli.communicate(timeout=60)
     finally:
-        if cli.poll() is None:
-            cli.kill()
-            cli.communicate()
+        stop_cli(cli)
     assert cli.returncode == 1, stderr
     first = summary(stdout)
     assert first["status"] == "cancelled"

@@ -14,7 +14,7 @@ import pytest
 
 from tailrace.pipeline.jobs import JobStatus, JobStore
 
-from .reprocess_support import start_cli, summary
+from .reprocess_support import start_cli, stop_cli, summary
 from .support import wait_until
 from .test_reprocess import _job_id, _worker_pids
 
@@ -82,9 +82,7 @@ def test_sigkill_mid_file_leaves_each_event_exactly_once(pg_url: str, tmp_path: 
             os.kill(pids[0], signal.SIGKILL)
         stdout, stderr = cli.communicate(timeout=240)
     finally:
-        if cli.poll() is None:
-            cli.kill()
-            cli.communicate()
+        stop_cli(cli)
     assert cli.returncode == 0, stderr
     report = summary(stdout)
     assert report["status"] == "completed"

@@ -125,15 +125,7 @@ class ReprocessWorker:
             finally:
                 self._close_outputs()
                 status = self.store.job_finalize(self.job_id)
-                mine = (
-                    JobStatus.FAILED
-                    if error
-                    else (
-                        JobStatus.CANCELLED
-                        if status is JobStatus.CANCELLED
-                        else JobStatus.COMPLETED
-                    )
-                )
+                mine = _worker_status(status, error)
                 self.store.worker_finish(self.job_id, self.index, mine, error)
             return status
         finally:
@@ -254,6 +246,14 @@ class ReprocessWorker:
                     output.close()
                 except Exception:
                     log.exception("closing an output failed", extra={"job_id": self.job_id})
+
+
+def _worker_status(job: JobStatus, error: str | None) -> JobStatus:
+    """A worker's own ending: failed if it crashed, else cancelled or completed with its job
+    (files it left unfinished are the job's to report)."""
+    if error:
+        return JobStatus.FAILED
+    return JobStatus.CANCELLED if job is JobStatus.CANCELLED else JobStatus.COMPLETED
 
 
 class _Hooks:

@@ -449,3 +449,28 @@ def test_read_events_with_extra_paths() -> None:
     data = b'{"type":"track","messageId":"1"}\n{"type":"page","messageId":"2"}\n'
     items = list(read_events(io.BytesIO(gzip.compress(data)), extra_paths=[("type",)]))
     assert [i.values for i in items if isinstance(i, Event)] == [("track",), ("page",)]
+
+
+def test_runs_of_lines_decode_like_single_lines() -> None:
+    """`decode_many` (one msgspec call per run) gives what `decode` gives line by line,
+    including lines that make the run fall back: two values on one line, a non-object,
+    non-ASCII, invalid UTF-8, and values the partial Struct cannot hold."""
+    from tailrace.pipeline.decoders.framing import Line
+    from tailrace.pipeline.events import EventDecoder
+
+    raws = [
+        b'{"messageId":"m1","origin":{"sourceId":"s"},"messageCreated":"2026-01-01T00:00:00Z"}',
+        b'{"messageId":"m2","origin":"not an object"}',
+        b'{"messageId":{"nested":1}}',
+        b'{"a":1},{"b":2}',
+        b"[1,2]",
+        b'{"messageId":"caf\xc3\xa9"}',
+        b'{"messageId":"bad \xff"}',
+        b'{"messageId":"m3","origin":{"slug":"x"}}',
+    ]
+    lines = [Line(n, n * 100, n * 100 + len(raw), raw) for n, raw in enumerate(raws, 1)]
+    decoder = EventDecoder()
+    one_by_one = [decoder.decode(line) for line in lines]
+    assert decoder.decode_many(lines) == one_by_one
+    clean = [lines[0], lines[7]]  # a run msgspec takes in one call
+    assert decoder.decode_many(clean) == [decoder.decode(line) for line in clean]

@@ -192,10 +192,15 @@ class EventDecoder:
         except (msgspec.DecodeError, RecursionError, _NeedFullParse):
             return self._decode_full(line)
 
-    def decode_many(self, lines: list[Line]) -> list[Event | BadLine]:
+    def decode_many(
+        self, lines: list[Line], keep: frozenset[str] | None = None
+    ) -> list[Event | BadLine | Line]:
         """`decode` for a run of lines, with one msgspec call for all of them when they are
         clean (ASCII, one JSON object each): the per-call cost is most of what a short
-        partial decode costs. Anything else falls back to `decode` line by line."""
+        partial decode costs. Anything else falls back to `decode` line by line.
+
+        With `keep` (a filter's stream ids), a valid line whose stream id is not in it is
+        returned as its `Line`, no `Event` built: most lines of a stream-filtered run."""
         plan = self._plan
         if plan.decode_many is None or len(lines) < 2:
             return [self.decode(line) for line in lines]
@@ -210,9 +215,13 @@ class EventDecoder:
         if structs is None or len(structs) != len(lines):
             return [self.decode(line) for line in lines]
         make_event, paths = plan.make_event, self.extra_paths
-        events: list[Event | BadLine] = []
+        stream_of = plan.stream_of if keep is not None else None
+        events: list[Event | BadLine | Line] = []
         for struct, line, raw in zip(structs, lines, raws, strict=True):
             try:
+                if stream_of is not None and stream_of(struct) not in keep:  # type: ignore[operator]
+                    events.append(line)
+                    continue
                 events.append(make_event(struct, line, raw, paths))
             except _NeedFullParse:
                 events.append(self._decode_full(line))
@@ -285,6 +294,7 @@ class _Plan:
     decode: Callable[[bytes], Any]
     make_event: MakeEvent
     decode_many: Callable[[bytes], list[Any]] | None = None  # a JSON array of such objects
+    stream_of: Callable[[Any], str | None] | None = None  # only the stream id, from a Struct
 
 
 # Keys msgspec cannot name a Struct field after: paths through them take the full parse.
@@ -314,6 +324,7 @@ def _plan(fields: EventFields, extra_paths: tuple[FieldPath, ...]) -> _Plan:
         msgspec.json.Decoder(struct).decode,
         _compile(root, fields, extra_paths),
         msgspec.json.Decoder(list[struct]).decode,  # type: ignore[valid-type]
+        _compile(root, fields, extra_paths, stream_only=True),  # type: ignore[arg-type]
     )
 
 
@@ -345,7 +356,13 @@ def _struct(node: _Node, name: str) -> type[_Partial]:
     return cast(type[_Partial], struct)
 
 
-def _compile(root: _Node, fields: EventFields, extra_paths: tuple[FieldPath, ...]) -> MakeEvent:
+def _compile(
+    root: _Node,
+    fields: EventFields,
+    extra_paths: tuple[FieldPath, ...],
+    *,
+    stream_only: bool = False,
+) -> MakeEvent:
     """Generates the function that reads the paths from a decoded Struct into an `Event`.
 
     Straight-line code (attribute chains, no loops or calls per path) costs ~0.2 µs per
@@ -384,6 +401,11 @@ def _compile(root: _Node, fields: EventFields, extra_paths: tuple[FieldPath, ...
             else:
                 code.append(f"{indent}{name} = value")
 
+    if stream_only:  # `stream_of(fields)`: what a stream-id filter needs, no Event built
+        code[0] = "def make_event(fields):"
+        first("stream_id", fields.stream_id, text=True)
+        code.append("    return stream_id")
+        return _exec(code)
     first("stream_id", fields.stream_id, text=True)
     first("message_id", fields.message_id, text=True)
     first("time_value", fields.time, text=False)
@@ -395,6 +417,10 @@ def _compile(root: _Node, fields: EventFields, extra_paths: tuple[FieldPath, ...
         "    return Event(line.number, line.offset, line.end, raw,"
         f" stream_id, message_id, time_value, ({values}), paths)"
     )
+    return _exec(code)
+
+
+def _exec(code: list[str]) -> MakeEvent:
     namespace: dict[str, Any] = {
         "Event": Event,
         "_Partial": _Partial,
@@ -454,11 +480,14 @@ def read_events(
     extra_paths: Iterable[FieldPath] = (),
     start: Checkpoint | None = None,
     max_line_bytes: int = DEFAULT_MAX_LINE_BYTES,
-) -> Iterator[Event | BadLine]:
+    stream_ids: frozenset[str] | None = None,
+) -> Iterator[Event | BadLine | Line]:
     """The events of one stored file: NDJSON or a JSON array; plain, gzip or zstd.
 
     In a JSON array, element i plays the part of line i: its `raw` is its original bytes.
-    `extra_paths` (a filter's `paths`) are decoded into each event's `values`.
+    `extra_paths` (a filter's `paths`) are decoded into each event's `values`. With
+    `stream_ids` (a filter's), a valid line of another stream may come as its bare `Line`:
+    filtered out, its `Event` never built.
     """
     decoder = EventDecoder(fields, file=file, extra_paths=extra_paths)
     reader = LineReader(raw, file=file, start=start, max_line_bytes=max_line_bytes)
@@ -468,12 +497,12 @@ def read_events(
         if isinstance(item, Line):
             run.append(item)
             if len(run) >= _DECODE_RUN:
-                yield from decode_many(run)
+                yield from decode_many(run, stream_ids)
                 run = []
         else:
             if run:  # what came before the bad line, first: order is kept
-                yield from decode_many(run)
+                yield from decode_many(run, stream_ids)
                 run = []
             yield item
     if run:
-        yield from decode_many(run)
+        yield from decode_many(run, stream_ids)

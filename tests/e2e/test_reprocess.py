@@ -4,26 +4,25 @@ what arrives is compared line by line with the sample files read back independen
 from __future__ import annotations
 
 import json
-import os
-import signal
 from datetime import timedelta
 from pathlib import Path
 
 import pytest
 
-from tailrace.pipeline.jobs import JobStatus, JobStore
+from tailrace.pipeline.jobs import JobStore
 from tailrace.pipeline.samples import default_range, write_samples
 
 from .reprocess_support import (
     expected_events,
     output_lines,
     run_cli,
+    run_killing_a_worker,
     start_cli,
     stop_cli,
     stream_of,
     summary,
+    wait_for_checkpoint,
 )
-from .support import wait_until
 
 
 def _samples(tmp_path: Path, files: int, lines: int, bad: float = 0.0) -> list[Path]:
@@ -74,40 +73,10 @@ def test_bad_source_and_sink_say_what_is_wrong(tmp_path: Path) -> None:
 def test_sigkill_mid_file_resumes_from_checkpoint(sqlite_url: str, tmp_path: Path) -> None:
     paths = _samples(tmp_path, files=2, lines=150_000)
     out = tmp_path / "out.ndjson"
-    cli = start_cli(
-        [
-            "reprocess",
-            str(tmp_path / "logs"),
-            "--sink",
-            f"file://{out}",
-            "--json",
-            "--workers",
-            "2",
-        ],
-        sqlite_url,
-        tmp_path,
-    )
-    try:
-        with JobStore(sqlite_url) as store:
-            job_id = wait_until(lambda: _job_id(store), 30, "the job was never created")
-
-            def checkpointed_worker() -> str | None:
-                for record in store.files(job_id):
-                    if record.line > 0 and record.status is JobStatus.RUNNING:
-                        for worker in store.workers(job_id):
-                            if worker.worker_index == record.worker_index and worker.current_file:
-                                return record.url
-                return None
-
-            wait_until(checkpointed_worker, 60, "no file reached a checkpoint")
-            pids = _worker_pids(tmp_path)
-            assert pids, "no worker process found"
-            os.kill(pids[0], signal.SIGKILL)
-        stdout, stderr = cli.communicate(timeout=180)
-    finally:
-        stop_cli(cli)
-    assert cli.returncode == 0, stderr
-    report = summary(stdout)
+    args = ["reprocess", str(tmp_path / "logs"), "--sink", f"file://{out}", "--json"]
+    result = run_killing_a_worker([*args, "--workers", "2"], sqlite_url, tmp_path, timeout=180)
+    assert result.returncode == 0, result.stderr
+    report = summary(result.stdout)
     want = expected_events(paths)
     got = output_lines(out)
     assert set(got) == set(want)  # nothing lost
@@ -128,8 +97,7 @@ def test_cancel_then_resume(sqlite_url: str, tmp_path: Path) -> None:
     )
     try:
         with JobStore(sqlite_url) as store:
-            job_id = wait_until(lambda: _job_id(store), 30, "the job was never created")
-            wait_until(lambda: any(f.line > 0 for f in store.files(job_id)), 60, "no checkpoint")
+            job_id = wait_for_checkpoint(store)
             cancelled = run_cli(["reprocessing", "cancel", job_id], sqlite_url, tmp_path)
             assert cancelled.returncode == 0, cancelled.stderr
         stdout, stderr = cli.communicate(timeout=60)
@@ -149,30 +117,6 @@ def test_cancel_then_resume(sqlite_url: str, tmp_path: Path) -> None:
     assert final["status"] == "completed"
     assert final["sent"] == sum(want.values())
     assert set(output_lines(out)) == set(want)
-
-
-def _job_id(store: JobStore) -> str | None:
-    try:
-        jobs = store.jobs(1)
-    except Exception:  # the tables may not exist yet
-        return None
-    return jobs[0].id if jobs else None
-
-
-def _worker_pids(tmp_path: Path) -> list[int]:
-    """Worker processes started by the CLI under test (their command line names the job)."""
-    pids = []
-    for entry in Path("/proc").iterdir():
-        if not entry.name.isdigit():
-            continue
-        try:
-            cmdline = (entry / "cmdline").read_bytes().split(b"\0")
-            cwd = os.readlink(entry / "cwd")
-        except OSError:
-            continue
-        if b"--job" in cmdline and cwd == str(tmp_path):
-            pids.append(int(entry.name))
-    return pids
 
 
 @pytest.fixture

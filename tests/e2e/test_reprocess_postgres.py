@@ -4,19 +4,13 @@ worker processes; a worker killed mid-file leaves every event in the table exact
 from __future__ import annotations
 
 import gzip
-import os
-import signal
 from pathlib import Path
 
 import orjson
 import psycopg
 import pytest
 
-from tailrace.pipeline.jobs import JobStatus, JobStore
-
-from .reprocess_support import start_cli, stop_cli, summary
-from .support import wait_until
-from .test_reprocess import _job_id, _worker_pids
+from .reprocess_support import run_killing_a_worker, summary
 
 
 def write_api_logs(directory: Path, files: int, per_file: int) -> int:
@@ -64,27 +58,10 @@ def _count(url: str) -> tuple[int, int]:
 def test_sigkill_mid_file_leaves_each_event_exactly_once(pg_url: str, tmp_path: Path) -> None:
     total = write_api_logs(tmp_path / "logs", files=2, per_file=120_000)
     sink = f"{pg_url}&table=logs"
-    cli = start_cli(
-        ["reprocess", str(tmp_path / "logs"), "--sink", sink, "--json"], pg_url, tmp_path
-    )
-    try:
-        with JobStore(pg_url) as store:
-            job_id = wait_until(lambda: _job_id(store), 30, "the job was never created")
-            wait_until(
-                lambda: any(
-                    f.line > 0 and f.status is JobStatus.RUNNING for f in store.files(job_id)
-                ),
-                60,
-                "no file reached a checkpoint",
-            )
-            pids = _worker_pids(tmp_path)
-            assert pids, "no worker process found"
-            os.kill(pids[0], signal.SIGKILL)
-        stdout, stderr = cli.communicate(timeout=240)
-    finally:
-        stop_cli(cli)
-    assert cli.returncode == 0, stderr
-    report = summary(stdout)
+    args = ["reprocess", str(tmp_path / "logs"), "--sink", sink, "--json"]
+    result = run_killing_a_worker(args, pg_url, tmp_path)
+    assert result.returncode == 0, result.stderr
+    report = summary(result.stdout)
     assert report["status"] == "completed"
     assert report["sent"] == total and report["balanced"] is True
     assert _count(pg_url) == (total, total)  # no event twice, none missing

@@ -187,11 +187,11 @@ def run_job(
                 current = store.job(job.id)
                 running = executor.poll(job_finished=current.status.finished)
                 now = time.monotonic()
-                lines = _live_lines(store, current)
+                done_bytes, lines = _live(store, current)
                 if now - last_at >= 1.0:
                     rate = (lines - last_lines) / (now - last_at)
                     last_lines, last_at = lines, now
-                bar.update(task, completed=_live_bytes(store, current), rate=rate)
+                bar.update(task, completed=done_bytes, rate=rate)
                 if on_poll is not None:
                     on_poll()
                 if not running:
@@ -212,15 +212,13 @@ def run_job(
     return final
 
 
-def _live_bytes(store: JobStore, job: JobRecord) -> int:
-    """Bytes done: finished files' checkpoints plus what the workers report now."""
-    live = sum(w.counters.processed_bytes for w in store.workers(job.id))
-    return max(job.counters.processed_bytes, live)
-
-
-def _live_lines(store: JobStore, job: JobRecord) -> int:
-    live = sum(w.counters.lines for w in store.workers(job.id))
-    return max(job.counters.lines, live)
+def _live(store: JobStore, job: JobRecord) -> tuple[int, int]:
+    """Bytes and lines done: the files' checkpoints, or what the workers report now when
+    that is further (their rows are written several times a second)."""
+    workers = store.workers(job.id)
+    live_bytes = sum(w.counters.processed_bytes for w in workers)
+    live_lines = sum(w.counters.lines for w in workers)
+    return max(job.counters.processed_bytes, live_bytes), max(job.counters.lines, live_lines)
 
 
 def summary_json(job: JobRecord, elapsed: float | None = None) -> dict[str, Any]:
@@ -286,11 +284,15 @@ def _summary(console: Console, job: JobRecord, elapsed: float, as_json: bool) ->
 
 
 def _size(n: int) -> str:
-    for unit in ("B", "KiB", "MiB", "GiB"):
-        if n < 1024 or unit == "GiB":
-            return f"{n:,.0f} {unit}" if unit == "B" else f"{n:,.1f} {unit}"
-        n /= 1024  # type: ignore[assignment]
-    return f"{n} B"
+    """Bytes in binary units, as the progress bar shows them: ``296.7 MiB``."""
+    if n < 1024:
+        return f"{n:,} B"
+    value = float(n)
+    for unit in ("KiB", "MiB", "GiB"):
+        value /= 1024
+        if value < 1024 or unit == "GiB":
+            break
+    return f"{value:,.1f} {unit}"
 
 
 @click.group()

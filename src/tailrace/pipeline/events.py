@@ -235,7 +235,7 @@ class EventDecoder:
         except orjson.JSONDecodeError as exc:
             return BadLine(self.file, line.number, line.offset, _json_error(raw, exc), raw)
         if not isinstance(data, dict):
-            reason = f"JSON value is {_describe(data)}, not an object"
+            reason = f"JSON value is {json_kind(data)}, not an object"
             return BadLine(self.file, line.number, line.offset, reason, raw)
         fields = self.fields
         return Event(
@@ -450,7 +450,10 @@ def _lookup_text(data: dict[str, Any], paths: tuple[FieldPath, ...]) -> str | No
     return None
 
 
-def _describe(value: Any) -> str:
+def json_kind(value: Any) -> str:
+    """What a decoded JSON value is, for error messages: "an object", "a string"…"""
+    if isinstance(value, dict):
+        return "an object"
     if isinstance(value, list):
         return "an array"
     if isinstance(value, str):

@@ -45,6 +45,7 @@ import orjson
 
 from tailrace import __version__
 from tailrace.errors import TailraceError
+from tailrace.pipeline.events import json_kind
 from tailrace.settings import redact_url
 
 log = logging.getLogger("tailrace.routing")
@@ -143,18 +144,18 @@ def parse_streams(document: Any) -> StreamDestinations:
     """Stream id and slug -> connection ids, from a decoded repository body (see the module
     docstring for the shapes). Raises `RoutingError` saying what is wrong and where."""
     if not isinstance(document, list):
-        raise RoutingError(f"expected a JSON array of streams, got {_kind(document)}")
+        raise RoutingError(f"expected a JSON array of streams, got {json_kind(document)}")
     by_id: StreamDestinations = {}
     by_slug: StreamDestinations = {}
     for index, item in enumerate(document):
         where = f"streams[{index}]"
         if not isinstance(item, dict):
-            raise RoutingError(f"{where} is {_kind(item)}, not an object")
+            raise RoutingError(f"{where} is {json_kind(item)}, not an object")
         stream = item.get("stream")
         if stream is None:
             stream = item
         elif not isinstance(stream, dict):
-            raise RoutingError(f"{where}.stream is {_kind(stream)}, not an object")
+            raise RoutingError(f"{where}.stream is {json_kind(stream)}, not an object")
         stream_id = _text(stream, "id", where) or _text(item, "id", where)
         if not stream_id:
             raise RoutingError(f"{where} has no id")
@@ -176,12 +177,12 @@ def _connection_ids(item: dict[str, Any], where: str) -> tuple[str, ...]:
     if destinations is None:
         return ()
     if not isinstance(destinations, list):
-        raise RoutingError(f"{where}: {key} is {_kind(destinations)}, not an array")
+        raise RoutingError(f"{where}: {key} is {json_kind(destinations)}, not an array")
     found: list[str] = []
     for position, destination in enumerate(destinations):
         at = f"{where}: {key}[{position}]"
         if not isinstance(destination, dict):
-            raise RoutingError(f"{at} is {_kind(destination)}, not an object")
+            raise RoutingError(f"{at} is {json_kind(destination)}, not an object")
         if _text(destination, "destinationType", at) in DEVICE_DESTINATION_TYPES:
             continue
         connection_id = _text(destination, "connectionId", at)
@@ -196,21 +197,7 @@ def _text(obj: dict[str, Any], key: str, where: str) -> str | None:
     value = obj.get(key)
     if value is None or isinstance(value, str):
         return value
-    raise RoutingError(f"{where}.{key} is {_kind(value)}, not a string")
-
-
-def _kind(value: Any) -> str:
-    if isinstance(value, dict):
-        return "an object"
-    if isinstance(value, list):
-        return "an array"
-    if isinstance(value, str):
-        return "a string"
-    if isinstance(value, bool):
-        return "a boolean"
-    if value is None:
-        return "null"
-    return "a number"
+    raise RoutingError(f"{where}.{key} is {json_kind(value)}, not a string")
 
 
 def fetch_streams(

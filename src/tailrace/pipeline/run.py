@@ -145,7 +145,10 @@ class FileRun:
                 committed = counters.copy()
                 committed.sent += unflushed
                 sink.flush(FileMark(state.key, at, mark_counters(committed, skip_reasons)))
-                failed = _take_failed(sink, file.url)
+                failed = [
+                    BadLine(file.url, 0, 0, f"delivery failed: {f.error}", f.value)
+                    for f in sink.take_failed()
+                ]
                 if failed:
                     self.deadletters.write(failed)
                     self.deadletters.flush()
@@ -245,14 +248,3 @@ def _event_time(event: Event | None) -> str | None:
     if event is None or event.time is None:
         return None
     return event.time.isoformat()
-
-
-def _take_failed(sink: Sink, file: str) -> list[BadLine]:
-    """Events the sink finally could not deliver, as dead letters."""
-    take = getattr(sink, "take_failed", None)
-    if take is None:
-        return []
-    return [
-        BadLine(file, 0, 0, f"delivery failed: {failure.error}", failure.value)
-        for failure in take()
-    ]

@@ -15,7 +15,7 @@ import logging
 import os
 import socket
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from tailrace.engine.app import App
 from tailrace.engine.tasks import JobContext
@@ -57,7 +57,7 @@ class _Totals:
     assigned_files: int = 0
     processed_files: int = 0
     total_bytes: int = 0
-    done: Counters | None = None
+    done: Counters = field(default_factory=Counters)
 
 
 class ReprocessWorker:
@@ -178,8 +178,6 @@ class ReprocessWorker:
             raise JobCancelledError(f"file {record.url} stopped: job {job_id} was cancelled")
         store.file_set_status(job_id, file_index, FileStatus.COMPLETED)
         totals.processed_files += 1
-        if totals.done is None:
-            totals.done = Counters()
         totals.done.add(done.counters)
         log.info(
             "file completed",
@@ -267,7 +265,7 @@ class _Hooks:
 
     def status(self, line: int, event_time: str | None, counters: Counters) -> None:
         totals = self.worker._totals
-        total = totals.done.copy() if totals.done is not None else Counters()
+        total = totals.done.copy()
         total.add(counters)
         self.worker.store.worker_progress(
             self.record.job_id,

@@ -8,7 +8,8 @@ from pathlib import Path
 
 import pytest
 
-from tests.kafka_broker import MotoS3, TansuBroker
+from tests.kafka_broker import TansuBroker
+from tests.s3_server import MotoS3
 
 
 @pytest.fixture(scope="session")

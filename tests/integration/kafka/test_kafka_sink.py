@@ -16,7 +16,8 @@ from tailrace.pipeline.sinks.kafka import (
     config_from_env,
 )
 from tailrace.pipeline.sinks.url import parse_sink_url
-from tests.kafka_broker import TansuBroker, free_port
+from tests.kafka_broker import TansuBroker
+from tests.services import free_port
 
 pytestmark = pytest.mark.kafka
 

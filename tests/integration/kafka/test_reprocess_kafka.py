@@ -6,8 +6,6 @@ from __future__ import annotations
 
 import contextlib
 import json
-import os
-import signal
 import uuid
 from collections import Counter
 from pathlib import Path
@@ -19,13 +17,14 @@ from tailrace.pipeline.samples import write_samples
 from tests.e2e.reprocess_support import (
     expected_events,
     run_cli,
+    run_killing_a_worker,
     start_cli,
     stop_cli,
     stream_of,
     summary,
+    wait_for_checkpoint,
 )
 from tests.e2e.support import wait_until
-from tests.e2e.test_reprocess import _job_id, _worker_pids
 from tests.kafka_broker import TansuBroker
 
 pytestmark = pytest.mark.kafka
@@ -84,25 +83,9 @@ def test_sigkill_mid_file_delivers_every_event_at_least_once(
     url = f"sqlite:///{tmp_path}/t.db"
     sink = f"kafka://{kafka_broker.bootstrap}/{kafka_topic}"
     args = ["reprocess", str(tmp_path / "logs"), "--sink", sink, "--json"]
-    cli = start_cli([*args, "--checkpoint-every", "0.2"], url, tmp_path)
-    try:
-        with JobStore(url) as store:
-            job_id = wait_until(lambda: _job_id(store), 30, "the job was never created")
-            wait_until(
-                lambda: any(
-                    f.line > 0 and f.status is JobStatus.RUNNING for f in store.files(job_id)
-                ),
-                60,
-                "no file reached a checkpoint",
-            )
-            pids = _worker_pids(tmp_path)
-            assert pids, "no worker process found"
-            os.kill(pids[0], signal.SIGKILL)
-        stdout, stderr = cli.communicate(timeout=240)
-    finally:
-        stop_cli(cli)
-    assert cli.returncode == 0, stderr
-    report = summary(stdout)
+    result = run_killing_a_worker([*args, "--checkpoint-every", "0.2"], url, tmp_path)
+    assert result.returncode == 0, result.stderr
+    report = summary(result.stdout)
     assert report["sent"] == sum(want.values()) and report["balanced"] is True
     got = _consume_covering(kafka_broker, kafka_topic, want)
     assert set(got) == set(want)  # nothing lost
@@ -130,8 +113,7 @@ def test_broker_stopped_mid_job_then_started_loses_nothing(
     cli = start_cli([*args, "--checkpoint-every", "0.2"], url, tmp_path)
     try:
         with JobStore(url) as store:
-            job_id = wait_until(lambda: _job_id(store), 30, "the job was never created")
-            wait_until(lambda: any(f.line > 0 for f in store.files(job_id)), 60, "no checkpoint")
+            job_id = wait_for_checkpoint(store)
             broker.freeze()  # from here nothing is acknowledged: the job cannot finish
             assert store.job_status(job_id) is JobStatus.RUNNING, "the job outran the broker"
             stalled_at = sum(f.counters.sent for f in store.files(job_id))

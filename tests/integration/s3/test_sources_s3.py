@@ -17,7 +17,8 @@ from tailrace.pipeline.sources import (
     open_source,
 )
 from tailrace.pipeline.sources.s3 import S3Source
-from tests.integration.s3.conftest import SECRET_KEY, _free_port
+from tests.integration.s3.conftest import SECRET_KEY
+from tests.services import free_port
 
 
 def put_many(s3: Any, bucket: str, objects: dict[str, bytes]) -> None:
@@ -139,7 +140,7 @@ def test_an_explicit_endpoint_url_wins(
     s3_env: str, bucket: str, s3: Any, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     s3.put_object(Bucket=bucket, Key="a", Body=b"abc")
-    monkeypatch.setenv("AWS_ENDPOINT_URL", f"http://127.0.0.1:{_free_port()}")
+    monkeypatch.setenv("AWS_ENDPOINT_URL", f"http://127.0.0.1:{free_port()}")
     source = open_source(f"s3://{bucket}/", endpoint_url=s3_env)
     assert source.list_files() == [SourceFile(f"s3://{bucket}/a", 3)]
 
@@ -164,7 +165,7 @@ def test_opening_a_missing_key_is_a_clear_error(bucket: str) -> None:
 
 
 def test_an_unreachable_endpoint_is_a_clear_error(s3_env: str) -> None:
-    endpoint = f"http://127.0.0.1:{_free_port()}"
+    endpoint = f"http://127.0.0.1:{free_port()}"
     source = open_source("s3://bucket/logs/", endpoint_url=endpoint, max_attempts=1)
     with pytest.raises(SourceError, match="cannot connect to the endpoint") as caught:
         source.list_files()

@@ -4,7 +4,14 @@
 `postgresql:`); `open_deadletter` opens the dead-letter output that goes with it.
 """
 
-from tailrace.pipeline.sinks.base import Sink, SinkBase, SinkCounters, SinkError, frame_lines
+from tailrace.pipeline.sinks.base import (
+    FailedDelivery,
+    Sink,
+    SinkBase,
+    SinkCounters,
+    SinkError,
+    frame_lines,
+)
 from tailrace.pipeline.sinks.deadletter import (
     DEFAULT_MAX_DATA_BYTES,
     DeadLetterWriter,
@@ -30,6 +37,7 @@ __all__ = [
     "DEFAULT_KAFKA_TOPIC",
     "DEFAULT_MAX_DATA_BYTES",
     "DeadLetterWriter",
+    "FailedDelivery",
     "FileSink",
     "NullSink",
     "Sink",

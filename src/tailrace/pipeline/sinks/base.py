@@ -43,6 +43,17 @@ class FileMark:
     counters: Mapping[str, int] = field(default_factory=dict)
 
 
+@dataclass(frozen=True, slots=True)
+class FailedDelivery:
+    """An event a sink finally could not deliver (a broker never acknowledged it): to be
+    dead-lettered, not dropped."""
+
+    value: bytes
+    key: str | None
+    route: str | None
+    error: str
+
+
 Keys = Sequence[str | None]
 Routes = Sequence[str | None]
 
@@ -80,6 +91,11 @@ class Sink(Protocol):
 
     def committed(self, key: str) -> FileMark | None:
         """The last mark stored with the events for file `key` (exactly-once sinks only)."""
+        ...
+
+    def take_failed(self) -> list[FailedDelivery]:
+        """Events that finally failed since the last call, each handed over once; a sink
+        that either delivers or raises never has any."""
         ...
 
     def close(self) -> None:
@@ -141,6 +157,9 @@ class SinkBase:
 
     def committed(self, key: str) -> FileMark | None:
         return None
+
+    def take_failed(self) -> list[FailedDelivery]:
+        return []
 
     def close(self) -> None:
         """Flush, then release the sink's resources even if the flush failed."""

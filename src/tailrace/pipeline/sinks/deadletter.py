@@ -145,8 +145,7 @@ class DeadLetterWriter:
             self._output.flush()
             # A broker output reports what it finally could not deliver; a dead letter has
             # nowhere further to go, so that stops the file (it resumes from its checkpoint).
-            take_failed = getattr(self._output, "take_failed", None)
-            failed = take_failed() if take_failed is not None else []
+            failed = self._output.take_failed()
             if failed:
                 raise SinkError(
                     f"dead-letter output {self.location}: {len(failed)} records not delivered: "

@@ -23,12 +23,18 @@ import logging
 import os
 import time
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass
 from typing import Any
 
 from confluent_kafka import KafkaError, KafkaException, Message, Producer
 
-from tailrace.pipeline.sinks.base import FileMark, Keys, Routes, SinkBase, SinkError
+from tailrace.pipeline.sinks.base import (
+    FailedDelivery,
+    FileMark,
+    Keys,
+    Routes,
+    SinkBase,
+    SinkError,
+)
 from tailrace.pipeline.sinks.url import SinkKind, SinkSpec
 
 log = logging.getLogger("tailrace.sink.kafka")
@@ -83,16 +89,6 @@ class _LibrdkafkaLog:
         if args and args[0] == "FAIL":
             level = min(level, logging.WARNING)
         log.log(level, msg, *args)
-
-
-@dataclass(frozen=True, slots=True)
-class FailedDelivery:
-    """An event the broker never acknowledged: to be dead-lettered, not dropped."""
-
-    value: bytes
-    key: str | None
-    route: str | None
-    error: str
 
 
 def config_from_env(environ: Mapping[str, str] | None = None) -> dict[str, str]:

@@ -4,10 +4,23 @@ from __future__ import annotations
 
 import os
 from collections.abc import Iterable
+from pathlib import Path
 
 from .errors import ConfigurationError
 
 DEFAULT_DATABASE_URL = "sqlite:///.tailrace/tailrace.db"
+DEFAULT_DATA_DIR = ".tailrace"
+
+
+def data_dir() -> Path:
+    """Where tailrace keeps local state (worker logs, the generated API token):
+    ``TAILRACE_DATA_DIR``, else ``.tailrace`` in the current directory."""
+    return Path(os.environ.get("TAILRACE_DATA_DIR") or DEFAULT_DATA_DIR)
+
+
+def worker_log_dir(job_id: str) -> Path:
+    """The directory of one reprocessing job's worker logs (``worker-<index>.log``)."""
+    return data_dir() / "logs" / job_id
 
 
 def database_url(explicit: str | None = None) -> str:

@@ -15,6 +15,7 @@ from .demo import demo
 from .ingest import ingest
 from .reprocess import reprocess, reprocessing
 from .samples import sample_logs
+from .serve import serve
 
 
 class _Group(click.Group):
@@ -64,6 +65,7 @@ for command in (
     reprocess,
     reprocessing,
     ingest,
+    serve,
 ):
     cli.add_command(command)
 

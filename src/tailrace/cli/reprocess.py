@@ -9,7 +9,6 @@ import signal
 import sys
 import time
 from collections.abc import Callable
-from pathlib import Path
 from types import FrameType
 from typing import Any
 
@@ -32,8 +31,8 @@ from ..engine.app import App
 from ..executors import LocalExecutor
 from ..observability.logs import configure as configure_logs
 from ..pipeline.jobs import JobConfig, JobRecord, JobStatus, JobStore
-from ..pipeline.plan import cancel_job, plan_job, resume_job
-from ..settings import database_url, redact_url
+from ..pipeline.plan import cancel_job, plan_job, resume_job, settle_job
+from ..settings import database_url, redact_url, worker_log_dir
 from .context import echo_json
 
 POLL_S = 0.25
@@ -154,7 +153,7 @@ def run_job(
         )
     configure_logs("WARNING")
     executor = LocalExecutor(
-        store.url, job.id, job.total_workers, log_dir=Path(".tailrace") / "logs" / job.id
+        store.url, job.id, job.total_workers, log_dir=worker_log_dir(job.id)
     )
     interrupted = False
 
@@ -198,12 +197,7 @@ def run_job(
                     break
                 time.sleep(POLL_S)
         executor.close()
-        status = store.job_finalize(job.id)
-        final = store.job(job.id)
-        if status is JobStatus.RUNNING or status is JobStatus.PENDING:
-            # every worker gave up (crashed more often than the executor restarts them)
-            store.job_set_status(job.id, JobStatus.FAILED, "every worker process exited")
-            final = store.job(job.id)
+        final = settle_job(store, job.id)
     finally:
         signal.signal(signal.SIGINT, previous)
         executor.close()

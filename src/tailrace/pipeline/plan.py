@@ -154,3 +154,12 @@ def resume_job(app: App, store: JobStore, job_id: str) -> JobRecord:
     store.job_reset(job_id)
     _enqueue(app, job_id, reopened)
     return store.job(job_id)
+
+
+def settle_job(store: JobStore, job_id: str) -> JobRecord:
+    """Give a job whose workers have all exited its final status, from its files."""
+    status = store.job_finalize(job_id)
+    if status in (JobStatus.RUNNING, JobStatus.PENDING):
+        # every worker gave up (crashed more often than the executor restarts them)
+        store.job_set_status(job_id, JobStatus.FAILED, "every worker process exited")
+    return store.job(job_id)

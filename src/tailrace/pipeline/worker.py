@@ -179,6 +179,18 @@ class ReprocessWorker:
         store.file_set_status(job_id, file_index, FileStatus.COMPLETED)
         totals.processed_files += 1
         totals.done.add(done.counters)
+        # the file's last status write came before it counted as processed
+        store.worker_progress(
+            job_id,
+            self.index,
+            current_file=record.url,
+            current_line=done.checkpoint.line,
+            current_timestamp=None,
+            assigned_files=totals.assigned_files,
+            processed_files=totals.processed_files,
+            total_bytes=totals.total_bytes,
+            counters=totals.done,
+        )
         log.info(
             "file completed",
             extra={"job_id": job_id, "file": record.url, **done.counters.to_json()},
@@ -226,7 +238,10 @@ class ReprocessWorker:
             router=self._router,
             fields=event_fields(self.config),
             hooks=hooks,
-            settings=self._settings or RunSettings(checkpoint_s=self.config.checkpoint_s),
+            settings=self._settings
+            or RunSettings(
+                checkpoint_s=self.config.checkpoint_s, batch_size=self.config.batch_size
+            ),
         )
 
     def _drop_sink(self) -> None:

@@ -43,6 +43,7 @@ class JobConfig:
     max_workers: int = 50
     s3_endpoint_url: str | None = None
     checkpoint_s: float = 1.0  # flush and checkpoint this often: bounds duplicates after a crash
+    batch_size: int = 2_000  # events handed to the sink at once
     # Dotted paths tried in order for each event field; empty keeps the defaults.
     stream_id_fields: tuple[str, ...] = ()
     time_fields: tuple[str, ...] = ()
@@ -60,6 +61,7 @@ class JobConfig:
             "max_workers": self.max_workers,
             "s3_endpoint_url": self.s3_endpoint_url,
             "checkpoint_s": self.checkpoint_s,
+            "batch_size": self.batch_size,
             "stream_id_fields": list(self.stream_id_fields),
             "time_fields": list(self.time_fields),
             "message_id_fields": list(self.message_id_fields),
@@ -78,6 +80,7 @@ class JobConfig:
             max_workers=int(data.get("max_workers") or 50),
             s3_endpoint_url=data.get("s3_endpoint_url"),
             checkpoint_s=float(data.get("checkpoint_s") or 1.0),
+            batch_size=int(data.get("batch_size") or 2_000),
             stream_id_fields=tuple(data.get("stream_id_fields") or ()),
             time_fields=tuple(data.get("time_fields") or ()),
             message_id_fields=tuple(data.get("message_id_fields") or ()),

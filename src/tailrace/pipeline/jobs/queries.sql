@@ -23,6 +23,16 @@ SELECT id, config, status, created_at, started_at, completed_at, k8s_job_name, t
        total_workers, total_bytes, error
 FROM reprocessing_jobs ORDER BY created_at DESC, id LIMIT %(limit)s
 
+-- name: jobs_page
+SELECT id, config, status, created_at, started_at, completed_at, k8s_job_name, total_files,
+       total_workers, total_bytes, error
+FROM reprocessing_jobs
+WHERE CAST(%(status)s AS text) IS NULL OR status = CAST(%(status)s AS text)
+ORDER BY created_at DESC, id LIMIT %(limit)s OFFSET %(offset)s
+
+-- name: jobs_count
+SELECT count(*) FROM reprocessing_jobs WHERE CAST(%(status)s AS text) IS NULL OR status = CAST(%(status)s AS text)
+
 -- name: job_totals
 SELECT status, count(*), coalesce(sum(lines), 0), coalesce(sum(sent), 0),
        coalesce(sum(filtered), 0), coalesce(sum(skipped), 0), coalesce(sum(deadlettered), 0),
@@ -106,8 +116,8 @@ SET status = 'running', updated_at = %(now)s, completed_at = NULL, error = NULL,
 -- name: worker_progress
 UPDATE reprocessing_workers
 SET updated_at = %(now)s, current_file = %(current_file)s, current_line = %(current_line)s,
-    "current_timestamp" = %(current_timestamp)s, assigned_files = %(assigned_files)s,
-    processed_files = %(processed_files)s, total_lines = %(lines)s, success_count = %(sent)s,
+    "current_timestamp" = coalesce(%(current_timestamp)s, "current_timestamp"),
+    assigned_files = %(assigned_files)s, processed_files = %(processed_files)s, total_lines = %(lines)s, success_count = %(sent)s,
     error_count = %(deadlettered)s, skipped_count = %(skipped)s,
     filtered_count = %(filtered)s, total_bytes = %(total_bytes)s,
     processed_bytes = %(processed_bytes)s

@@ -173,6 +173,19 @@ class JobStore:
     def jobs(self, limit: int = 100) -> list[JobRecord]:
         return [self._job_from_row(row) for row in self._all("jobs_list", limit=limit)]
 
+    def jobs_page(
+        self, status: JobStatus | None = None, limit: int = 20, offset: int = 0
+    ) -> tuple[list[JobRecord], int]:
+        """Newest first, with their file totals; and how many jobs match in all."""
+        want = str(status) if status is not None else None
+        rows = self._all("jobs_page", status=want, limit=limit, offset=offset)
+        return [self.job(row[0]) for row in rows], self.jobs_count(status)
+
+    def jobs_count(self, status: JobStatus | None = None) -> int:
+        want = str(status) if status is not None else None
+        (total,) = self._one("jobs_count", status=want) or (0,)
+        return int(total)
+
     def job_start(self, job_id: str) -> None:
         self._exec("job_start", id=job_id, now=self._now())
 

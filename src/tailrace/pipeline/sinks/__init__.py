@@ -31,6 +31,8 @@ from tailrace.pipeline.sinks.url import (
     SinkURLError,
     open_sink,
     parse_sink_url,
+    resolve_sink_url,
+    sink_has_credentials,
 )
 
 __all__ = [
@@ -56,4 +58,6 @@ __all__ = [
     "open_deadletter",
     "open_sink",
     "parse_sink_url",
+    "resolve_sink_url",
+    "sink_has_credentials",
 ]

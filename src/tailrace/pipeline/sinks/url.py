@@ -9,6 +9,9 @@
   ``bulker-destinations`` by default.
 - ``postgresql://...`` or ``postgres://...``: a libpq URL, passed on as the DSN, with an
   optional ``table`` parameter (default ``logs``, ``schema.table`` allowed) taken out of it.
+- ``@name``: a reference to the URL in the environment variable ``TAILRACE_SINK_<NAME>``,
+  resolved by each process that opens the sink; a job stored with a reference keeps no
+  credentials (the admin API asks for one when a sink URL holds a password).
 
 No error or repr shows a password.
 """
@@ -16,6 +19,7 @@ No error or repr shows a password.
 from __future__ import annotations
 
 import enum
+import os
 import re
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -106,8 +110,36 @@ def _shown(url: str) -> str:
     return _PASSWORD_PARAM.sub(r"\1***", redact_url(url))
 
 
+def sink_reference_variable(reference: str) -> str:
+    """``@kafka-main`` -> ``TAILRACE_SINK_KAFKA_MAIN``."""
+    return "TAILRACE_SINK_" + re.sub(r"[^A-Z0-9]", "_", reference[1:].upper())
+
+
+def resolve_sink_url(url: str) -> str:
+    """The URL a sink reference (``@name``) stands for; any other URL as it is."""
+    if not url.startswith("@"):
+        return url
+    variable = sink_reference_variable(url)
+    if len(url) < 2 or not re.fullmatch(r"@[A-Za-z0-9_.-]+", url):
+        raise SinkURLError(f"sink reference {url!r}: expected @ and a name (letters, digits, -_.)")
+    resolved = os.environ.get(variable)
+    if not resolved:
+        raise SinkURLError(f"sink reference {url!r}: set {variable} to the sink's URL")
+    if resolved.startswith("@"):
+        raise SinkURLError(f"{variable} holds another reference ({resolved!r}), not a URL")
+    return resolved
+
+
+def sink_has_credentials(url: str) -> bool:
+    """Whether a sink URL carries a password (in its user info or a ``password`` parameter)."""
+    if url.startswith("@"):
+        return False
+    return _shown(url) != url
+
+
 def parse_sink_url(url: str) -> SinkSpec:
-    """Parse a ``--sink`` URL; raises `SinkURLError` saying what is wrong."""
+    """Parse a ``--sink`` URL or ``@reference``; raises `SinkURLError` saying what is wrong."""
+    url = resolve_sink_url(url)
     scheme, colon, rest = url.partition(":")
     scheme = scheme.strip().lower()
     if not colon or not scheme:

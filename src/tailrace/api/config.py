@@ -1,0 +1,77 @@
+"""The admin service's settings, from the environment, with embedded defaults that need
+no configuration: SQLite under the data directory, and a generated token kept beside it."""
+
+from __future__ import annotations
+
+import os
+import secrets
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from ..errors import ConfigurationError
+from ..settings import data_dir, database_url
+
+TOKEN_FILE = "api-token"
+SESSION_TTL_S = 12 * 3600
+
+
+@dataclass(frozen=True)
+class ApiConfig:
+    database_url: str
+    tokens: tuple[str, ...] = field(repr=False)
+    data_dir: Path
+    metrics_public: bool = False
+    default_sink: str | None = None
+    session_ttl_s: int = SESSION_TTL_S
+    token_file: Path | None = None  # set when the token was generated, not configured
+    pool_size: int = 8
+
+    @classmethod
+    def from_environment(cls, database: str | None = None) -> ApiConfig:
+        directory = data_dir()
+        raw = os.environ.get("TAILRACE_API_TOKENS", "")
+        tokens = tuple(t.strip() for t in raw.split(",") if t.strip())
+        token_file = None
+        if not tokens:
+            token_file = directory / TOKEN_FILE
+            tokens = (_generated_token(token_file),)
+        short = [t for t in tokens if len(t) < 16]
+        if short:
+            raise ConfigurationError(
+                f"TAILRACE_API_TOKENS: {len(short)} token(s) shorter than 16 characters; "
+                "use long random ones, e.g. from secrets.token_urlsafe()"
+            )
+        return cls(
+            database_url=database_url(database),
+            tokens=tokens,
+            data_dir=directory,
+            metrics_public=_flag("TAILRACE_METRICS_PUBLIC"),
+            default_sink=os.environ.get("TAILRACE_DEFAULT_SINK") or _kafka_sink(),
+            token_file=token_file,
+            pool_size=int(os.environ.get("TAILRACE_API_POOL_SIZE") or 8),
+        )
+
+
+def _generated_token(path: Path) -> str:
+    """The token in `path`, made on first start (readable by its owner only)."""
+    if path.exists():
+        return path.read_text().strip()
+    path.parent.mkdir(parents=True, exist_ok=True)
+    token = secrets.token_urlsafe(32)
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    with os.fdopen(fd, "w") as f:
+        f.write(token + "\n")
+    return token
+
+
+def _flag(name: str) -> bool:
+    return os.environ.get(name, "").strip().lower() in ("1", "true", "yes", "on")
+
+
+def _kafka_sink() -> str | None:
+    """Reference 000's workers send to KAFKA_BOOTSTRAP_SERVERS's destinations topic."""
+    servers = os.environ.get("KAFKA_BOOTSTRAP_SERVERS")
+    if not servers:
+        return None
+    topic = os.environ.get("KAFKA_DESTINATIONS_TOPIC") or "bulker-destinations"
+    return f"kafka://{servers}/{topic}"

@@ -1,0 +1,101 @@
+"""Records as the API shows them: reference 000's field names, sink URLs without
+passwords."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from ..pipeline.jobs import Counters, JobRecord, WorkerRecord
+from ..pipeline.sinks.url import SinkURLError, parse_sink_url
+
+
+def shown_sink(url: str) -> str:
+    """A sink as it may be shown: references as they are, URLs with passwords hidden."""
+    if url.startswith("@"):
+        return url
+    try:
+        return parse_sink_url(url).display
+    except SinkURLError:
+        return "(invalid sink URL)"
+
+
+def job_json(job: JobRecord, workers: list[WorkerRecord] | None = None) -> dict[str, Any]:
+    counters = job.counters
+    if not job.status.finished:
+        counters = live_counters(job.counters, [w.counters for w in workers or ()])
+    config = job.config
+    total = job.total_bytes
+    if total:
+        progress = min(1.0, counters.processed_bytes / total)
+    else:
+        progress = 1.0 if job.status.finished else 0.0
+    return {
+        "id": job.id,
+        "status": str(job.status),
+        "config": {
+            "source": config.source,
+            "sink": shown_sink(config.sink),
+            "stream_ids": list(config.stream_ids),
+            "connection_ids": list(config.connection_ids),
+            "date_from": config.date_from,
+            "date_to": config.date_to,
+            "where": list(config.where),
+            "max_workers": config.max_workers,
+            "batch_size": config.batch_size,
+        },
+        "created_at": job.created_at,
+        "started_at": job.started_at,
+        "completed_at": job.completed_at,
+        "k8s_job_name": job.k8s_job_name,
+        "total_files": job.total_files,
+        "total_workers": job.total_workers,
+        "total_bytes": total,
+        "processed_files": job.processed_files,
+        "files_by_status": dict(job.files_by_status),
+        "total_lines": counters.lines,
+        "success_count": counters.sent,
+        "error_count": counters.deadlettered,
+        "skipped_count": counters.skipped,
+        "filtered_count": counters.filtered,
+        "processed_bytes": counters.processed_bytes,
+        "progress": progress,
+        "skip_reasons": dict(job.skip_reasons),
+        "balanced": counters.balanced,
+        "error": job.error,
+    }
+
+
+def live_counters(files: Counters, workers: list[Counters]) -> Counters:
+    """The files' checkpointed counters, or what the workers report now when further along
+    (they write several times a second, the checkpoints once per flush)."""
+    if not workers:
+        return files
+    live = Counters()
+    for counters in workers:
+        live.add(counters)
+    return live if live.lines > files.lines else files
+
+
+def worker_json(worker: WorkerRecord) -> dict[str, Any]:
+    c = worker.counters
+    return {
+        "worker_index": worker.worker_index,
+        "status": str(worker.status),
+        "started_at": worker.started_at,
+        "updated_at": worker.updated_at,
+        "completed_at": worker.completed_at,
+        "current_file": worker.current_file,
+        "current_line": worker.current_line,
+        "current_timestamp": worker.current_timestamp,
+        "assigned_files": worker.assigned_files,
+        "processed_files": worker.processed_files,
+        "total_lines": c.lines,
+        "success_count": c.sent,
+        "error_count": c.deadlettered,
+        "skipped_count": c.skipped,
+        "filtered_count": c.filtered,
+        "total_bytes": worker.total_bytes,
+        "processed_bytes": c.processed_bytes,
+        "restarts": worker.restarts,
+        "error": worker.error,
+    }

@@ -1,0 +1,200 @@
+"""Reprocessing jobs: the endpoints of reference 000, with their paths and JSON shapes."""
+
+from __future__ import annotations
+
+from typing import Any, Literal
+
+from fastapi import APIRouter, Depends, Query
+
+from ...executors.logs import merge_by_time, read_job_logs
+from ...pipeline.jobs import JobConfig, JobStatus
+from ...pipeline.plan import cancel_job, new_job_id, plan_job, resume_job
+from ...pipeline.sinks.url import sink_has_credentials
+from ...settings import worker_log_dir
+from ..deadletters import read_deadletters
+from ..errors import ApiError
+from ..present import job_json, worker_json
+from ..schemas import (
+    DeadLettersOut,
+    ErrorBody,
+    JobOut,
+    JobPage,
+    LogsByTime,
+    LogsByWorker,
+    StartJob,
+    WorkersOut,
+)
+from ..services import Services, Svc, authenticated
+
+_ERRORS: dict[int | str, dict[str, Any]] = {
+    401: {"model": ErrorBody, "description": "No valid token or session"},
+    404: {"model": ErrorBody, "description": "No such job"},
+    422: {"model": ErrorBody, "description": "The request is invalid"},
+}
+
+router = APIRouter(
+    prefix="/api/admin/reprocessing",
+    tags=["reprocessing"],
+    dependencies=[Depends(authenticated)],
+    responses=_ERRORS,
+)
+
+
+@router.post("/jobs", status_code=201, response_model=JobOut)
+def start_job(body: StartJob, svc: Svc) -> dict[str, Any]:
+    """Plan a job on the files at `s3_path` or `path` and start its workers."""
+    if (body.s3_path is None) == (body.path is None):
+        raise ApiError(422, "invalid_request", "give exactly one of s3_path and path")
+    source = body.s3_path or body.path or ""
+    if body.s3_path is not None and not body.s3_path.lower().startswith("s3://"):
+        raise ApiError(422, "invalid_request", "s3_path must start with s3://")
+    if body.date_from and body.date_to and body.date_from > body.date_to:
+        raise ApiError(422, "invalid_request", "date_from is after date_to")
+    job_id = new_job_id()
+    sink = body.sink or svc.config.default_sink or _default_file_sink(svc, job_id)
+    if sink_has_credentials(sink):
+        raise ApiError(
+            422,
+            "credentials_in_sink",
+            "the sink URL holds a password: jobs keep no credentials. Put the URL in the "
+            "service's environment as TAILRACE_SINK_<NAME> and send sink '@<name>'",
+        )
+    config = JobConfig(
+        source=source,
+        sink=sink,
+        stream_ids=tuple(body.stream_ids),
+        connection_ids=tuple(body.connection_ids),
+        date_from=body.date_from.isoformat() if body.date_from else None,
+        date_to=body.date_to.isoformat() if body.date_to else None,
+        where=tuple(body.where),
+        max_workers=body.max_workers,
+        batch_size=body.batch_size,
+        s3_endpoint_url=body.s3_endpoint_url,
+    )
+    with svc.db() as db:
+        job = plan_job(db.app, db.store, config, job_id=job_id)
+    svc.supervisor.launch(job)
+    return job_json(job)
+
+
+def _default_file_sink(svc: Services, job_id: str) -> str:
+    """With no sink configured anywhere: a file of the job's own in the data directory."""
+    directory = (svc.config.data_dir / "out").resolve()
+    directory.mkdir(parents=True, exist_ok=True)
+    return (directory / f"{job_id}.ndjson").as_uri()
+
+
+@router.get("/jobs", response_model=JobPage)
+def list_jobs(
+    svc: Svc,
+    status: Literal["pending", "running", "completed", "failed", "cancelled"] | None = None,
+    limit: int = Query(20, ge=1, le=100),
+    offset: int = Query(0, ge=0, le=1_000_000),
+) -> dict[str, Any]:
+    """The newest jobs first, optionally only those in one status."""
+    with svc.db() as db:
+        jobs, total = db.store.jobs_page(JobStatus(status) if status else None, limit, offset)
+        shown = [
+            job_json(job, None if job.status.finished else db.store.workers(job.id)) for job in jobs
+        ]
+    return {"jobs": shown, "total": total, "limit": limit, "offset": offset}
+
+
+@router.get("/jobs/{job_id}", response_model=JobOut)
+def get_job(job_id: str, svc: Svc) -> dict[str, Any]:
+    """A job with its counters aggregated over its files and workers."""
+    with svc.db() as db:
+        job = db.store.job(job_id)
+        workers = None if job.status.finished else db.store.workers(job_id)
+    return job_json(job, workers)
+
+
+@router.get("/jobs/{job_id}/workers", response_model=WorkersOut)
+def get_workers(job_id: str, svc: Svc) -> dict[str, Any]:
+    with svc.db() as db:
+        db.store.job_status(job_id)  # 404 for an unknown job, not an empty list
+        workers = db.store.workers(job_id)
+    return {"job_id": job_id, "workers": [worker_json(w) for w in workers]}
+
+
+@router.post("/jobs/{job_id}/cancel", response_model=JobOut)
+def cancel(job_id: str, svc: Svc) -> dict[str, Any]:
+    """Stop a job: its workers checkpoint and exit; the counters stay."""
+    with svc.db() as db:
+        return job_json(cancel_job(db.app, db.store, job_id))
+
+
+@router.post("/jobs/{job_id}/resume", response_model=JobOut, responses={409: {"model": ErrorBody}})
+def resume(job_id: str, svc: Svc) -> dict[str, Any]:
+    """Run a cancelled or failed job again, each file from its checkpoint."""
+    with svc.db() as db:
+        status = db.store.job_status(job_id)
+        if not status.finished or status is JobStatus.COMPLETED:
+            raise ApiError(
+                409,
+                "conflict",
+                f"job {job_id} is {status}: only a cancelled or failed job can be resumed",
+            )
+        job = resume_job(db.app, db.store, job_id)
+    svc.supervisor.launch(job)
+    return job_json(job)
+
+
+@router.get("/jobs/{job_id}/logs", response_model=LogsByWorker | LogsByTime)
+def logs(
+    svc: Svc,
+    job_id: str,
+    tail: int | None = Query(None, ge=1, le=10_000, description="Last N lines (default 50)"),
+    since: float | None = Query(None, gt=0, le=30 * 86400, description="Last N seconds"),
+    sort: bool = Query(False, description="One list sorted by time across workers"),
+) -> dict[str, Any]:
+    """The workers' log lines: per worker, or chronological with worker indexes."""
+    with svc.db() as db:
+        db.store.job_status(job_id)
+    if tail is None and since is None:
+        tail = 50
+    found = read_job_logs(worker_log_dir(job_id), job_id, tail=tail, since_s=since)
+    if sort:
+        lines = merge_by_time(found, tail)
+        return {
+            "job_id": job_id,
+            "sorted": True,
+            "lines": [
+                {
+                    "timestamp": line.timestamp,
+                    "worker_index": line.worker_index,
+                    "pod_name": line.pod_name,
+                    "message": line.message,
+                    "level": line.level,
+                }
+                for line in lines
+            ],
+        }
+    return {
+        "job_id": job_id,
+        "sorted": False,
+        "logs": [
+            {
+                "worker_index": log.worker_index,
+                "pod_name": log.pod_name,
+                "lines": [f"{line.timestamp} {line.message}" for line in log.lines],
+                **({"error": log.error} if log.error else {}),
+            }
+            for log in found
+        ],
+    }
+
+
+@router.get("/jobs/{job_id}/deadletters", response_model=DeadLettersOut)
+def deadletters(
+    svc: Svc,
+    job_id: str,
+    limit: int = Query(100, ge=1, le=1000),
+    offset: int = Query(0, ge=0, le=10_000_000),
+) -> dict[str, Any]:
+    """The job's bad lines, with file, line and reason, where the sink lets them be read."""
+    with svc.db() as db:
+        job = db.store.job(job_id)
+        files = {f.url for f in db.store.files(job_id)}
+    location, records = read_deadletters(job.config.sink, files, limit, offset)
+    return {"job_id": job_id, "location": location, "records": records}

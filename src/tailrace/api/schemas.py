@@ -1,0 +1,237 @@
+"""The API's request and response bodies: the JSON shapes of reference 000 for
+reprocessing, and the queue operations of reference 002. They make the OpenAPI document."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field
+
+JobStatusName = Literal["pending", "running", "completed", "failed", "cancelled"]
+EngineStateName = Literal["pending", "running", "succeeded", "failed", "dead", "cancelled"]
+PriorityName = Literal["CRITICAL", "HIGH", "DEFAULT", "LOW", "BULK"]
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+
+class ErrorDetail(BaseModel):
+    code: str
+    message: str
+
+
+class ErrorBody(BaseModel):
+    error: ErrorDetail
+
+
+# -- reprocessing ---------------------------------------------------------------------------
+
+
+class StartJob(_Strict):
+    """Start a reprocessing job on the files of `s3_path` or `path` (one of the two)."""
+
+    s3_path: str | None = Field(None, description="s3://bucket/prefix", max_length=2048)
+    path: str | None = Field(
+        None,
+        description="A local file, directory or glob, on the service's machine",
+        max_length=4096,
+    )
+    sink: str | None = Field(
+        None,
+        description="A sink URL without credentials, or @name for TAILRACE_SINK_<NAME>; "
+        "default: the service's TAILRACE_DEFAULT_SINK or KAFKA_BOOTSTRAP_SERVERS",
+        max_length=2048,
+    )
+    stream_ids: list[str] = Field(default_factory=list, max_length=10_000)
+    connection_ids: list[str] = Field(default_factory=list, max_length=10_000)
+    date_from: datetime | None = None
+    date_to: datetime | None = None
+    where: list[str] = Field(default_factory=list, description="FIELD=VALUE", max_length=100)
+    batch_size: int = Field(2_000, ge=1, le=100_000)
+    max_workers: int = Field(50, ge=1, le=50)
+    s3_endpoint_url: str | None = Field(None, max_length=2048)
+
+
+class JobConfigOut(BaseModel):
+    source: str
+    sink: str
+    stream_ids: list[str]
+    connection_ids: list[str]
+    date_from: str | None
+    date_to: str | None
+    where: list[str]
+    max_workers: int
+    batch_size: int
+
+
+class JobOut(BaseModel):
+    id: str
+    status: JobStatusName
+    config: JobConfigOut
+    created_at: datetime
+    started_at: datetime | None
+    completed_at: datetime | None
+    k8s_job_name: str | None
+    total_files: int
+    total_workers: int
+    total_bytes: int
+    processed_files: int
+    files_by_status: dict[str, int]
+    total_lines: int
+    success_count: int = Field(description="Events delivered to the sink")
+    error_count: int = Field(description="Lines dead-lettered")
+    skipped_count: int
+    filtered_count: int
+    processed_bytes: int
+    progress: float = Field(ge=0, le=1, description="Bytes processed over bytes in all files")
+    skip_reasons: dict[str, int]
+    balanced: bool = Field(description="lines = sent + filtered + skipped + dead-lettered")
+    error: str | None
+
+
+class JobPage(BaseModel):
+    jobs: list[JobOut]
+    total: int
+    limit: int
+    offset: int
+
+
+class WorkerOut(BaseModel):
+    worker_index: int
+    status: JobStatusName
+    started_at: datetime | None
+    updated_at: datetime | None
+    completed_at: datetime | None
+    current_file: str | None
+    current_line: int
+    current_timestamp: str | None
+    assigned_files: int
+    processed_files: int
+    total_lines: int
+    success_count: int
+    error_count: int
+    skipped_count: int
+    filtered_count: int
+    total_bytes: int
+    processed_bytes: int
+    restarts: int
+    error: str | None
+
+
+class WorkersOut(BaseModel):
+    job_id: str
+    workers: list[WorkerOut]
+
+
+class WorkerLogOut(BaseModel):
+    worker_index: int
+    pod_name: str
+    lines: list[str]
+    error: str | None = None
+
+
+class LogsByWorker(BaseModel):
+    job_id: str
+    sorted: Literal[False]
+    logs: list[WorkerLogOut]
+
+
+class LogLineOut(BaseModel):
+    timestamp: str
+    worker_index: int
+    pod_name: str
+    message: str
+    level: str | None
+
+
+class LogsByTime(BaseModel):
+    job_id: str
+    sorted: Literal[True]
+    lines: list[LogLineOut]
+
+
+class DeadLettersOut(BaseModel):
+    job_id: str
+    location: str
+    records: list[dict[str, Any]] | None = Field(
+        description="The job's bad lines, or null where they cannot be read back (Kafka)"
+    )
+
+
+# -- the engine's queues and jobs ------------------------------------------------------------
+
+
+class QueueOut(BaseModel):
+    name: str
+    paused: bool
+    capacity: int | None
+    counts: dict[str, int]
+    by_priority: dict[str, dict[str, int]]
+
+
+class QueuesOut(BaseModel):
+    queues: list[QueueOut]
+
+
+class QueueState(BaseModel):
+    name: str
+    paused: bool
+
+
+class EngineJobOut(BaseModel):
+    id: int
+    task: str
+    args: Any
+    queue: str
+    priority: PriorityName
+    state: EngineStateName
+    attempts: int
+    max_attempts: int
+    run_at: datetime
+    created_at: datetime
+    started_at: datetime | None
+    finished_at: datetime | None
+    worker_id: str | None
+    dedup_key: str | None
+    timeout_s: float | None
+    cancel_requested: bool
+    errors: list[dict[str, Any]]
+
+
+class EngineJobPage(BaseModel):
+    jobs: list[EngineJobOut]
+    limit: int
+    offset: int
+
+
+class Enqueue(_Strict):
+    task: str = Field(min_length=1, max_length=200)
+    args: Any = None
+    queue: str | None = Field(None, min_length=1, max_length=200)
+    priority: PriorityName | None = None
+    delay: float | None = Field(None, ge=0, le=365 * 86400)
+    max_attempts: int | None = Field(None, ge=1, le=1000)
+    timeout: float | None = Field(None, gt=0, le=86400)
+    dedup_key: str | None = Field(None, min_length=1, max_length=500)
+
+
+class DeadFilter(_Strict):
+    queue: str | None = Field(None, max_length=200)
+    task: str | None = Field(None, max_length=200)
+    priority: PriorityName | None = None
+
+
+class Count(BaseModel):
+    count: int
+
+
+class Discarded(BaseModel):
+    id: int
+    discarded: bool
+
+
+class Health(BaseModel):
+    status: str
+    detail: str | None = None

@@ -1,0 +1,94 @@
+"""What the routes use: the settings, the authenticator, the supervisor of local workers,
+and a pool of database handles (an engine `App` and a `JobStore` each), so that requests
+served on several threads never share a connection."""
+
+from __future__ import annotations
+
+import queue
+import threading
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from typing import Annotated
+
+from fastapi import Depends, Request
+
+from ..engine.app import App
+from ..executors.supervisor import JobSupervisor
+from ..pipeline.jobs import JobStore
+from .auth import Authenticator
+from .config import ApiConfig
+from .errors import ApiError
+
+POOL_WAIT_S = 10.0
+
+
+@dataclass
+class Handle:
+    app: App
+    store: JobStore
+
+    def close(self) -> None:
+        self.app.close()
+        self.store.close()
+
+
+class Services:
+    def __init__(self, config: ApiConfig) -> None:
+        self.config = config
+        self.auth = Authenticator(config.tokens, config.session_ttl_s)
+        self.supervisor = JobSupervisor(config.database_url)
+        self._idle: queue.LifoQueue[Handle] = queue.LifoQueue()
+        self._opened = 0
+        self._all: list[Handle] = []
+        self._lock = threading.Lock()
+
+    def start(self) -> None:
+        with App(self.config.database_url) as app:
+            app.store.migrate()
+        self.supervisor.start()
+
+    def close(self) -> None:
+        self.supervisor.stop()
+        with self._lock:
+            for handle in self._all:
+                handle.close()
+            self._all.clear()
+
+    @contextmanager
+    def db(self) -> Iterator[Handle]:
+        handle = self._checkout()
+        try:
+            yield handle
+        finally:
+            self._idle.put(handle)
+
+    def _checkout(self) -> Handle:
+        try:
+            return self._idle.get_nowait()
+        except queue.Empty:
+            pass
+        with self._lock:
+            if self._opened < self.config.pool_size:
+                self._opened += 1
+                url = self.config.database_url
+                handle = Handle(App(url, auto_migrate=False), JobStore(url))
+                self._all.append(handle)
+                return handle
+        try:
+            return self._idle.get(timeout=POOL_WAIT_S)
+        except queue.Empty:
+            raise ApiError(503, "busy", "every database connection is busy; retry") from None
+
+
+def services(request: Request) -> Services:
+    found: Services = request.app.state.services
+    return found
+
+
+def authenticated(request: Request) -> None:
+    """The dependency every protected route has."""
+    services(request).auth.check(request)
+
+
+Svc = Annotated[Services, Depends(services)]

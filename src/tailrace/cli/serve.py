@@ -1,0 +1,69 @@
+"""``tailrace serve``: the admin service (REST API, web UI, metrics) on uvicorn."""
+
+from __future__ import annotations
+
+import os
+from typing import Any
+
+import click
+
+from ..api.config import ApiConfig
+from ..settings import database_url, redact_url
+
+
+def _log_config(level: str) -> dict[str, Any]:
+    """uvicorn's own logs (startup, access) as JSON lines, like the rest of tailrace."""
+    formatter = {"()": "tailrace.observability.logs.JsonFormatter"}
+    handler = {"class": "logging.StreamHandler", "formatter": "json", "stream": "ext://sys.stderr"}
+    return {
+        "version": 1,
+        "disable_existing_loggers": False,
+        "formatters": {"json": formatter},
+        "handlers": {"default": handler},
+        "loggers": {
+            name: {"handlers": ["default"], "level": level.upper(), "propagate": False}
+            for name in ("uvicorn", "uvicorn.error", "uvicorn.access")
+        },
+    }
+
+
+@click.command()
+@click.option("--host", default="127.0.0.1", show_default=True, envvar="TAILRACE_HOST")
+@click.option("--port", default=3049, show_default=True, envvar="TAILRACE_PORT", type=int)
+@click.option(
+    "--processes",
+    default=1,
+    show_default=True,
+    type=click.IntRange(1, 64),
+    help="Server processes (each supervises the workers of the jobs it starts).",
+)
+@click.option("--access-log/--no-access-log", default=True, show_default=True)
+@click.pass_context
+def serve(ctx: click.Context, host: str, port: int, processes: int, access_log: bool) -> None:
+    """Serve the admin API, the web UI and /metrics (tokens: TAILRACE_API_TOKENS)."""
+    import uvicorn
+
+    url = database_url(ctx.find_root().obj.get("database_url"))
+    # the app factory reads its settings from the environment, in every server process
+    os.environ["TAILRACE_DATABASE_URL"] = url
+    config = ApiConfig.from_environment(url)
+    where = (
+        f"log in with the token in {config.token_file}"
+        if config.token_file
+        else f"{len(config.tokens)} token(s) from TAILRACE_API_TOKENS"
+    )
+    click.echo(
+        f"tailrace admin on http://{host}:{port}/ (database {redact_url(url)}); {where}",
+        err=True,
+    )
+    level = ctx.find_root().params.get("log_level") or "INFO"
+    uvicorn.run(
+        "tailrace.api.app:create_app",
+        factory=True,
+        host=host,
+        port=port,
+        workers=processes if processes > 1 else None,
+        log_config=_log_config(level),
+        access_log=access_log,
+        proxy_headers=False,
+    )

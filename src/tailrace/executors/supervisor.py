@@ -1,0 +1,88 @@
+"""Supervising the local workers of jobs that a long-lived process starts (the admin
+service): one background thread restarts workers that die and settles each job once its
+workers have all exited. ``tailrace reprocess`` does the same in its own loop, with a
+progress bar."""
+
+from __future__ import annotations
+
+import logging
+import signal
+import threading
+
+from ..pipeline.jobs import JobRecord, JobStore
+from ..pipeline.plan import settle_job
+from ..settings import worker_log_dir
+from .local import LocalExecutor
+
+log = logging.getLogger("tailrace.executor")
+
+
+class JobSupervisor:
+    def __init__(self, database_url: str, poll_s: float = 0.25) -> None:
+        self.database_url = database_url
+        self.poll_s = poll_s
+        self._executors: dict[str, LocalExecutor] = {}
+        self._lock = threading.Lock()
+        self._stopping = threading.Event()
+        self._thread: threading.Thread | None = None
+        self._store: JobStore | None = None
+
+    def start(self) -> None:
+        self._store = JobStore(self.database_url)
+        self._thread = threading.Thread(target=self._run, name="tailrace-supervisor", daemon=True)
+        self._thread.start()
+
+    def launch(self, job: JobRecord) -> None:
+        """Start `job`'s workers (after it was planned or resumed)."""
+        executor = LocalExecutor(
+            self.database_url, job.id, job.total_workers, log_dir=worker_log_dir(job.id)
+        )
+        with self._lock:
+            previous = self._executors.get(job.id)
+            if previous is not None:  # resumed while the last workers still wind down
+                previous.close()
+            executor.start()
+            self._executors[job.id] = executor
+
+    def running(self) -> list[str]:
+        with self._lock:
+            return sorted(self._executors)
+
+    def _run(self) -> None:
+        while not self._stopping.wait(self.poll_s):
+            self.poll()
+
+    def poll(self) -> None:
+        assert self._store is not None, "start() first"
+        with self._lock:
+            for job_id, executor in list(self._executors.items()):
+                try:
+                    finished = self._store.job_status(job_id).finished
+                    if executor.poll(job_finished=finished):
+                        continue
+                    executor.close()
+                    del self._executors[job_id]
+                    job = settle_job(self._store, job_id)
+                    log.info(
+                        "job settled",
+                        extra={"job_id": job_id, "status": str(job.status)},
+                    )
+                except Exception:
+                    # one job's trouble (a database hiccup) must not stop the others' care
+                    log.exception("supervising a job failed", extra={"job_id": job_id})
+
+    def stop(self, timeout: float = 10.0) -> None:
+        """Stop supervising: workers get SIGTERM (they checkpoint and release their
+        files), and are killed if still running after `timeout` seconds."""
+        self._stopping.set()
+        if self._thread is not None:
+            self._thread.join()
+        with self._lock:
+            for executor in self._executors.values():
+                executor.signal(signal.SIGTERM)
+            for executor in self._executors.values():
+                executor.wait(timeout)
+                executor.close()
+            self._executors.clear()
+        if self._store is not None:
+            self._store.close()

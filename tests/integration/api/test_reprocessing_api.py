@@ -1,0 +1,241 @@
+"""The reprocessing endpoints of reference 000 against PostgreSQL, through real workers."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import pytest
+from fastapi.testclient import TestClient
+
+from tailrace.pipeline.samples import SampleFile
+from tests.e2e.reprocess_support import expected_events, output_lines
+from tests.waiting import wait_until
+
+pytestmark = pytest.mark.postgres
+
+JOBS = "/api/admin/reprocessing/jobs"
+
+
+def start(client: TestClient, body: dict[str, Any]) -> dict[str, Any]:
+    response = client.post(JOBS, json=body)
+    assert response.status_code == 201, response.text
+    job: dict[str, Any] = response.json()
+    return job
+
+
+def finished(client: TestClient, job_id: str, timeout: float = 90) -> dict[str, Any]:
+    def done() -> dict[str, Any] | None:
+        job: dict[str, Any] = client.get(f"{JOBS}/{job_id}").json()
+        return job if job["status"] in ("completed", "failed", "cancelled") else None
+
+    return wait_until(done, timeout, f"job {job_id} to finish")
+
+
+def test_a_job_runs_to_completion_with_its_counters_workers_and_logs(
+    client: TestClient, samples: list[SampleFile], api_env: Path
+) -> None:
+    out = api_env / "out.ndjson"
+    job = start(
+        client,
+        {"path": str(api_env / "logs"), "sink": out.as_uri(), "max_workers": 2, "batch_size": 500},
+    )
+    assert job["status"] == "pending"
+    assert job["total_files"] == 6 and job["total_workers"] == 1
+    assert job["config"]["batch_size"] == 500
+    done = finished(client, job["id"])
+
+    lines = sum(s.lines for s in samples)
+    bad = sum(s.bad_lines for s in samples)
+    assert done["status"] == "completed", done
+    assert done["total_lines"] == lines
+    assert done["success_count"] == lines - bad
+    assert done["error_count"] == bad > 0
+    assert done["balanced"] and done["progress"] == 1.0
+    assert done["processed_files"] == 6 == done["files_by_status"]["completed"]
+    assert output_lines(out) == expected_events([s.path for s in samples])
+
+    workers = client.get(f"{JOBS}/{job['id']}/workers").json()["workers"]
+    assert [w["worker_index"] for w in workers] == [0]
+    assert workers[0]["status"] == "completed"
+    assert workers[0]["processed_files"] == workers[0]["assigned_files"] == 6
+    assert sum(w["total_lines"] for w in workers) == lines
+
+    per_worker = client.get(f"{JOBS}/{job['id']}/logs", params={"tail": 5}).json()
+    assert per_worker["sorted"] is False
+    (log,) = per_worker["logs"]
+    assert log["worker_index"] == 0 and 0 < len(log["lines"]) <= 5
+    assert all(line[:4].isdigit() and line[19:].startswith(".") for line in log["lines"])
+    by_time = client.get(f"{JOBS}/{job['id']}/logs", params={"sort": "true", "tail": 50}).json()
+    assert by_time["sorted"] is True
+    stamps = [line["timestamp"] for line in by_time["lines"]]
+    assert stamps == sorted(stamps) and len(stamps) > 5
+    assert any("file completed" in line["message"] for line in by_time["lines"])
+    recent = client.get(f"{JOBS}/{job['id']}/logs", params={"since": 3600}).json()
+    assert len(recent["logs"][0]["lines"]) >= len(log["lines"])
+
+    letters = client.get(f"{JOBS}/{job['id']}/deadletters", params={"limit": 1000}).json()
+    assert letters["location"].endswith("out.deadletter.ndjson")
+    assert len(letters["records"]) == bad
+    assert {r["file"] for r in letters["records"]} <= {str(s.path) for s in samples}
+    assert all(r["line"] >= 1 and r["reason"] for r in letters["records"])
+
+
+def test_jobs_are_listed_newest_first_page_by_page_and_by_status(
+    client: TestClient, samples: list[SampleFile], api_env: Path
+) -> None:
+    ids = [start(client, {"path": str(samples[i].path), "sink": "null:"})["id"] for i in range(3)]
+    for job_id in ids:
+        finished(client, job_id)
+    first = client.get(JOBS, params={"limit": 2}).json()
+    assert first["total"] == 3 and first["limit"] == 2 and first["offset"] == 0
+    assert [j["id"] for j in first["jobs"]] == ids[::-1][:2]
+    rest = client.get(JOBS, params={"limit": 2, "offset": 2}).json()
+    assert [j["id"] for j in rest["jobs"]] == ids[:1]
+    assert client.get(JOBS, params={"status": "completed"}).json()["total"] == 3
+    assert client.get(JOBS, params={"status": "failed"}).json() == {
+        "jobs": [],
+        "total": 0,
+        "limit": 20,
+        "offset": 0,
+    }
+    assert client.get(JOBS, params={"limit": 0}).status_code == 422
+    assert client.get(JOBS, params={"status": "nope"}).status_code == 422
+
+
+def test_cancel_keeps_counters_and_resume_finishes_every_line(
+    client: TestClient, api_env: Path
+) -> None:
+    from tailrace.pipeline.samples import write_samples
+
+    many = write_samples(api_env / "many", files=40, lines=4000, seed=3)
+    job = start(client, {"path": str(api_env / "many"), "sink": "null:", "max_workers": 2})
+    cancelled = client.post(f"{JOBS}/{job['id']}/cancel")
+    assert cancelled.status_code == 200 and cancelled.json()["status"] == "cancelled"
+    settled = finished(client, job["id"])
+    assert settled["status"] == "cancelled" and settled["balanced"]
+    assert settled["processed_files"] < 40
+
+    again = client.post(f"{JOBS}/{job['id']}/cancel").json()
+    assert again["status"] == "cancelled"  # cancelling twice changes nothing
+
+    resumed = client.post(f"{JOBS}/{job['id']}/resume")
+    assert resumed.status_code == 200, resumed.text
+    done = finished(client, job["id"], timeout=120)
+    assert done["status"] == "completed"
+    assert done["total_lines"] == sum(s.lines for s in many) == done["success_count"]
+
+    conflict = client.post(f"{JOBS}/{job['id']}/resume")
+    assert conflict.status_code == 409
+    assert conflict.json()["error"]["code"] == "conflict"
+
+
+@pytest.mark.parametrize(
+    ("body", "code", "says"),
+    [
+        ({}, "invalid_request", "exactly one of s3_path and path"),
+        ({"path": "/x", "s3_path": "s3://b/p"}, "invalid_request", "exactly one"),
+        ({"s3_path": "/not/s3"}, "invalid_request", "must start with s3://"),
+        ({"path": "{logs}", "sink": "mongodb://x"}, "invalid_request", "unsupported sink"),
+        ({"path": "{logs}/nothing-here-*"}, "bad_request", "matches no file"),
+        ({"path": "{logs}", "max_workers": 0}, "invalid_request", "max_workers"),
+        ({"path": "{logs}", "colour": "red"}, "invalid_request", "colour"),
+        ({"path": "{logs}", "date_from": "yesterday"}, "invalid_request", "date_from"),
+        (
+            {"path": "{logs}", "date_from": "2024-02-01T00:00Z", "date_to": "2024-01-01T00:00Z"},
+            "invalid_request",
+            "date_from is after date_to",
+        ),
+        (
+            {"path": "{logs}", "sink": "postgresql://me:hunter2@127.0.0.1/test"},
+            "credentials_in_sink",
+            "TAILRACE_SINK_",
+        ),
+        ({"path": "{logs}", "sink": "@nowhere"}, "invalid_request", "TAILRACE_SINK_NOWHERE"),
+    ],
+)
+def test_a_bad_start_request_is_a_4xx_that_says_what_is_wrong(
+    client: TestClient,
+    samples: list[SampleFile],
+    api_env: Path,
+    body: dict[str, Any],
+    code: str,
+    says: str,
+) -> None:
+    logs = str(api_env / "logs")
+    sent = {k: v.replace("{logs}", logs) if isinstance(v, str) else v for k, v in body.items()}
+    response = client.post(JOBS, json=sent)
+    assert response.status_code == (400 if code == "bad_request" else 422), response.text
+    error = response.json()["error"]
+    assert error["code"] == code
+    assert says in error["message"]
+    assert "hunter2" not in response.text
+    assert client.get(JOBS).json()["total"] == 0  # nothing was stored
+
+
+def test_sink_credentials_stay_in_the_environment(
+    client: TestClient,
+    samples: list[SampleFile],
+    api_env: Path,
+    pg_url: str,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    # the worker processes inherit the service's environment: that is where the URL lives
+    monkeypatch.setenv("TAILRACE_SINK_WAREHOUSE", f"{pg_url}&table=api_logs")
+    job = start(client, {"path": str(samples[0].path), "sink": "@warehouse"})
+    assert job["config"]["sink"] == "@warehouse"
+    done = finished(client, job["id"])
+    assert done["status"] == "completed", done
+    assert done["success_count"] == samples[0].events
+
+
+def test_a_password_stored_by_the_cli_is_never_shown(
+    client: TestClient, samples: list[SampleFile], pg_url: str
+) -> None:
+    from tailrace.engine.app import App
+    from tailrace.pipeline.jobs import JobConfig, JobStore
+    from tailrace.pipeline.plan import plan_job
+
+    config = JobConfig(
+        source=str(samples[0].path), sink="postgresql://me:hunter2@127.0.0.1:1/db?table=t"
+    )
+    with App(pg_url) as app, JobStore(pg_url) as store:
+        job = plan_job(app, store, config)
+    shown = client.get(f"{JOBS}/{job.id}")
+    listed = client.get(JOBS)
+    assert shown.status_code == 200
+    assert "hunter2" not in shown.text and "hunter2" not in listed.text
+    assert shown.json()["config"]["sink"].startswith("postgresql://me:***@")
+
+
+@pytest.mark.parametrize(
+    ("method", "suffix"),
+    [
+        ("GET", ""),
+        ("GET", "/workers"),
+        ("GET", "/logs"),
+        ("GET", "/deadletters"),
+        ("POST", "/cancel"),
+        ("POST", "/resume"),
+    ],
+)
+def test_an_unknown_job_is_a_404(client: TestClient, method: str, suffix: str) -> None:
+    response = client.request(method, f"{JOBS}/no-such-job{suffix}")
+    assert response.status_code == 404
+    assert response.json()["error"] == {
+        "code": "not_found",
+        "message": "no reprocessing job 'no-such-job'",
+    }
+
+
+def test_the_reference_log_viewer_address_asks_for_a_login_not_a_token(
+    anonymous: TestClient,
+) -> None:
+    response = anonymous.get(
+        f"{JOBS}/abc/logs/view", params={"token": "whatever"}, follow_redirects=False
+    )
+    assert response.status_code == 303
+    assert response.headers["location"] == "/ui/jobs/abc/logs"
+    page = anonymous.get("/ui/jobs/abc/logs", follow_redirects=False)
+    assert page.status_code == 303
+    assert page.headers["location"].startswith("/login?next=")

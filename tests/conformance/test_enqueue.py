@@ -33,6 +33,23 @@ def test_enqueue_runs_sync_and_async_tasks_with_json_arguments(app: App) -> None
     assert {app.job(i).state for i in ids} == {JobState.SUCCEEDED}
 
 
+@pytest.mark.parametrize("args", ["hello", "", 7, None, ["a"], {"k": "v"}, "null"])
+def test_every_json_value_comes_back_as_enqueued(app: App, args: object) -> None:
+    """A bare JSON string is the case a store could parse twice (found by the API fuzz)."""
+    got: list[object] = []
+
+    @app.task(name="echo")
+    def echo(*a: object, **kw: object) -> None:
+        got.append(a[0] if a else kw or None)
+
+    job_id = app.enqueue("echo", args)
+    assert app.job(job_id).args == args
+    (listed,) = app.jobs()
+    assert listed.args == args
+    drain(app)
+    assert app.job(job_id).state is JobState.SUCCEEDED, app.job(job_id).errors
+
+
 def test_bulk_enqueue_returns_distinct_ids_and_every_job_runs(app: App) -> None:
     ran: list[int] = []
 

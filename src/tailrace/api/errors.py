@@ -4,8 +4,10 @@ anything the request got wrong; a 500 only for our own bugs, still as JSON."""
 from __future__ import annotations
 
 import logging
+import re
 from typing import Any
 
+import psycopg
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
@@ -55,6 +57,29 @@ def _response(
     return JSONResponse(error_body(code, message, **detail), status_code=status, headers=headers)
 
 
+def allowed_methods(app: FastAPI, path: str) -> list[str]:
+    """Every method the documented routes accept at `path`; a literal path (``/jobs/replay``)
+    wins over a template that also matches it (``/jobs/{job_id}``), as in routing."""
+    table: list[tuple[re.Pattern[str], bool, set[str]]] | None = getattr(
+        app.state, "allow_table", None
+    )
+    if table is None:
+        table = []
+        for template, operations in app.openapi()["paths"].items():
+            pattern = "[^/]+".join(re.escape(part) for part in re.split(r"\{[^}]+\}", template))
+            table.append(
+                (re.compile(pattern), "{" not in template, {m.upper() for m in operations})
+            )
+        app.state.allow_table = table
+    matches = [(literal, methods) for pattern, literal, methods in table if pattern.fullmatch(path)]
+    if any(literal for literal, _ in matches):
+        matches = [(literal, methods) for literal, methods in matches if literal]
+    found: set[str] = set().union(*(methods for _, methods in matches))
+    if "GET" in found:
+        found.add("HEAD")
+    return sorted(found)
+
+
 def install(app: FastAPI) -> None:
     @app.exception_handler(ApiError)
     async def api_error(request: Request, exc: ApiError) -> JSONResponse:
@@ -64,12 +89,13 @@ def install(app: FastAPI) -> None:
     @app.exception_handler(HTTPException)
     async def http_error(request: Request, exc: HTTPException) -> JSONResponse:
         message = exc.detail if isinstance(exc.detail, str) else "request failed"
-        return _response(
-            exc.status_code,
-            _CODES.get(exc.status_code, "error"),
-            message,
-            dict(exc.headers) if exc.headers else None,
-        )
+        headers = dict(exc.headers) if exc.headers else {}
+        if exc.status_code == 405:
+            # the router names only the methods of the first route whose path matched
+            allowed = allowed_methods(app, request.url.path)
+            headers["Allow"] = ", ".join(allowed)
+            message = f"{request.method} is not allowed here; use {' or '.join(allowed)}"
+        return _response(exc.status_code, _CODES.get(exc.status_code, "error"), message, headers)
 
     @app.exception_handler(RequestValidationError)
     async def invalid(request: Request, exc: RequestValidationError) -> JSONResponse:
@@ -101,6 +127,12 @@ def install(app: FastAPI) -> None:
     @app.exception_handler(InvalidArgumentsError)
     async def bad_config(request: Request, exc: TailraceError) -> JSONResponse:
         return _response(422, "invalid_request", str(exc))
+
+    @app.exception_handler(psycopg.DataError)
+    async def refused_value(request: Request, exc: psycopg.DataError) -> JSONResponse:
+        # a value the database cannot store (a NUL inside JSON arguments, say)
+        first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+        return _response(422, "invalid_request", f"the database refused a value: {first}")
 
     @app.exception_handler(TailraceError)
     async def tailrace_error(request: Request, exc: TailraceError) -> JSONResponse:

@@ -4,13 +4,20 @@ reprocessing, and the queue operations of reference 002. They make the OpenAPI d
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, StringConstraints
 
 JobStatusName = Literal["pending", "running", "completed", "failed", "cancelled"]
 EngineStateName = Literal["pending", "running", "succeeded", "failed", "dead", "cancelled"]
 PriorityName = Literal["CRITICAL", "HIGH", "DEFAULT", "LOW", "BULK"]
+
+
+# PostgreSQL text cannot hold NUL: refuse it with a 422 at the door, not a 500 at the store
+NO_NUL = r"^[^\x00]*$"
+Text = Annotated[str, StringConstraints(max_length=4096, pattern=NO_NUL)]
+Name = Annotated[str, StringConstraints(min_length=1, max_length=200, pattern=NO_NUL)]
+Item = Annotated[str, StringConstraints(min_length=1, max_length=1000, pattern=NO_NUL)]
 
 
 class _Strict(BaseModel):
@@ -32,26 +39,23 @@ class ErrorBody(BaseModel):
 class StartJob(_Strict):
     """Start a reprocessing job on the files of `s3_path` or `path` (one of the two)."""
 
-    s3_path: str | None = Field(None, description="s3://bucket/prefix", max_length=2048)
-    path: str | None = Field(
-        None,
-        description="A local file, directory or glob, on the service's machine",
-        max_length=4096,
+    s3_path: Text | None = Field(None, description="s3://bucket/prefix")
+    path: Text | None = Field(
+        None, description="A local file, directory or glob, on the service's machine"
     )
-    sink: str | None = Field(
+    sink: Text | None = Field(
         None,
         description="A sink URL without credentials, or @name for TAILRACE_SINK_<NAME>; "
         "default: the service's TAILRACE_DEFAULT_SINK or KAFKA_BOOTSTRAP_SERVERS",
-        max_length=2048,
     )
-    stream_ids: list[str] = Field(default_factory=list, max_length=10_000)
-    connection_ids: list[str] = Field(default_factory=list, max_length=10_000)
+    stream_ids: list[Item] = Field(default_factory=list, max_length=10_000)
+    connection_ids: list[Item] = Field(default_factory=list, max_length=10_000)
     date_from: datetime | None = None
     date_to: datetime | None = None
-    where: list[str] = Field(default_factory=list, description="FIELD=VALUE", max_length=100)
-    batch_size: int = Field(2_000, ge=1, le=100_000)
-    max_workers: int = Field(50, ge=1, le=50)
-    s3_endpoint_url: str | None = Field(None, max_length=2048)
+    where: list[Item] = Field(default_factory=list, description="FIELD=VALUE", max_length=100)
+    batch_size: int = Field(2_000, ge=1, le=100_000, strict=True)
+    max_workers: int = Field(50, ge=1, le=50, strict=True)
+    s3_endpoint_url: Text | None = None
 
 
 class JobConfigOut(BaseModel):
@@ -207,19 +211,19 @@ class EngineJobPage(BaseModel):
 
 
 class Enqueue(_Strict):
-    task: str = Field(min_length=1, max_length=200)
+    task: Name
     args: Any = None
-    queue: str | None = Field(None, min_length=1, max_length=200)
+    queue: Name | None = None
     priority: PriorityName | None = None
-    delay: float | None = Field(None, ge=0, le=365 * 86400)
-    max_attempts: int | None = Field(None, ge=1, le=1000)
-    timeout: float | None = Field(None, gt=0, le=86400)
-    dedup_key: str | None = Field(None, min_length=1, max_length=500)
+    delay: float | None = Field(None, ge=0, le=365 * 86400, strict=True)
+    max_attempts: int | None = Field(None, ge=1, le=1000, strict=True)
+    timeout: float | None = Field(None, gt=0, le=86400, strict=True)
+    dedup_key: Item | None = None
 
 
 class DeadFilter(_Strict):
-    queue: str | None = Field(None, max_length=200)
-    task: str | None = Field(None, max_length=200)
+    queue: Name | None = None
+    task: Name | None = None
     priority: PriorityName | None = None
 
 

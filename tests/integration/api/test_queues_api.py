@@ -112,8 +112,9 @@ def test_an_unknown_engine_job_is_a_404(client: TestClient, method: str, path: s
     assert response.json()["error"] == {"code": "not_found", "message": "no job with id 999999"}
 
 
-def test_a_job_id_that_is_not_a_number_is_a_422(client: TestClient) -> None:
-    for job_id in ("abc", "0", "99999999999999999999"):
+def test_a_job_id_out_of_range_is_a_422_and_not_a_number_a_404(client: TestClient) -> None:
+    assert client.get("/api/admin/jobs/abc").status_code == 404
+    for job_id in ("0", "99999999999999999999"):
         path = f"/api/admin/jobs/{job_id}"
         response = client.get(path)
         assert response.status_code == 422, path

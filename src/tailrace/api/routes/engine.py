@@ -11,6 +11,7 @@ from ...engine.jobs import JobFilter
 from ...engine.states import JobState, Priority
 from ..errors import ApiError
 from ..schemas import (
+    NO_NUL,
     Count,
     DeadFilter,
     Discarded,
@@ -30,13 +31,14 @@ router = APIRouter(
     tags=["queues"],
     dependencies=[Depends(authenticated)],
     responses={
+        400: {"model": ErrorBody, "description": "The request cannot be carried out"},
         401: {"model": ErrorBody, "description": "No valid token or session"},
         404: {"model": ErrorBody, "description": "No such job"},
         422: {"model": ErrorBody, "description": "The request is invalid"},
     },
 )
 
-_QUEUE_NAME = Path(min_length=1, max_length=200)
+_QUEUE_NAME = Path(min_length=1, max_length=200, pattern=NO_NUL)
 
 
 @router.get("/queues", response_model=QueuesOut)
@@ -88,8 +90,8 @@ def resume(name: Annotated[str, _QUEUE_NAME], svc: Svc) -> dict[str, Any]:
 def list_jobs(
     svc: Svc,
     state: EngineStateName | None = None,
-    queue: str | None = Query(None, max_length=200),
-    task: str | None = Query(None, max_length=200),
+    queue: str | None = Query(None, max_length=200, pattern=NO_NUL),
+    task: str | None = Query(None, max_length=200, pattern=NO_NUL),
     priority: PriorityName | None = None,
     limit: int = Query(50, ge=1, le=500),
     offset: int = Query(0, ge=0, le=10_000_000),
@@ -148,14 +150,14 @@ def _dead(body: DeadFilter) -> JobFilter:
 _JOB_ID = Path(ge=1, le=2**63 - 1)
 
 
-@router.get("/jobs/{job_id}", response_model=EngineJobOut)
+@router.get("/jobs/{job_id:int}", response_model=EngineJobOut)
 def get_job(job_id: Annotated[int, _JOB_ID], svc: Svc) -> dict[str, Any]:
     with svc.db() as db:
         return db.app.job(job_id).to_dict()
 
 
 @router.post(
-    "/jobs/{job_id}/replay", response_model=EngineJobOut, responses={409: {"model": ErrorBody}}
+    "/jobs/{job_id:int}/replay", response_model=EngineJobOut, responses={409: {"model": ErrorBody}}
 )
 def replay_one(job_id: Annotated[int, _JOB_ID], svc: Svc) -> dict[str, Any]:
     """Put one dead (or cancelled) job back to pending."""
@@ -172,7 +174,7 @@ def replay_one(job_id: Annotated[int, _JOB_ID], svc: Svc) -> dict[str, Any]:
 
 
 @router.post(
-    "/jobs/{job_id}/discard", response_model=Discarded, responses={409: {"model": ErrorBody}}
+    "/jobs/{job_id:int}/discard", response_model=Discarded, responses={409: {"model": ErrorBody}}
 )
 def discard_one(job_id: Annotated[int, _JOB_ID], svc: Svc) -> dict[str, Any]:
     """Delete one dead job."""
@@ -186,7 +188,7 @@ def discard_one(job_id: Annotated[int, _JOB_ID], svc: Svc) -> dict[str, Any]:
     return {"id": job_id, "discarded": True}
 
 
-@router.post("/jobs/{job_id}/cancel", response_model=EngineJobOut)
+@router.post("/jobs/{job_id:int}/cancel", response_model=EngineJobOut)
 def cancel(job_id: Annotated[int, _JOB_ID], svc: Svc) -> dict[str, Any]:
     """Cancel a job: a waiting one at once, a running one at its worker's next heartbeat."""
     with svc.db() as db:

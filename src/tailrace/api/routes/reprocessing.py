@@ -27,6 +27,7 @@ from ..schemas import (
 from ..services import Services, Svc, authenticated
 
 _ERRORS: dict[int | str, dict[str, Any]] = {
+    400: {"model": ErrorBody, "description": "The request cannot be carried out"},
     401: {"model": ErrorBody, "description": "No valid token or session"},
     404: {"model": ErrorBody, "description": "No such job"},
     422: {"model": ErrorBody, "description": "The request is invalid"},

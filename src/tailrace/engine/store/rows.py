@@ -18,7 +18,14 @@ JOB_COLUMNS = (
 
 
 def _json(value: Any) -> Any:
+    """JSON stored as text (SQLite) to its value."""
     return orjson.loads(value) if isinstance(value, str | bytes) else value
+
+
+def as_stored(value: Any) -> Any:
+    """JSON the driver already decoded (psycopg and jsonb). Parsing it again would break
+    arguments that are a bare JSON string: ``"abc"`` comes back as ``abc``."""
+    return value
 
 
 def _epoch(value: Any) -> datetime | None:
@@ -27,14 +34,18 @@ def _epoch(value: Any) -> datetime | None:
     return datetime.fromtimestamp(float(value), UTC)
 
 
-def job_from_row(row: Sequence[Any], to_time: Callable[[Any], datetime | None] = _epoch) -> Job:
+def job_from_row(
+    row: Sequence[Any],
+    to_time: Callable[[Any], datetime | None] = _epoch,
+    decode: Callable[[Any], Any] = _json,
+) -> Job:
     run_at = to_time(row[8])
     created_at = to_time(row[9])
     assert run_at is not None and created_at is not None
     return Job(
         id=row[0],
         task=row[1],
-        args=_json(row[2]),
+        args=decode(row[2]),
         queue=row[3],
         priority=Priority(row[4]),
         state=JobState(row[5]),
@@ -48,15 +59,15 @@ def job_from_row(row: Sequence[Any], to_time: Callable[[Any], datetime | None] =
         dedup_key=row[13],
         timeout_s=row[14],
         cancel_requested=bool(row[15]),
-        errors=_json(row[16]),
+        errors=decode(row[16]),
     )
 
 
-def claimed_from_row(row: Sequence[Any]) -> ClaimedJob:
+def claimed_from_row(row: Sequence[Any], decode: Callable[[Any], Any] = _json) -> ClaimedJob:
     return ClaimedJob(
         id=row[0],
         task=row[1],
-        args=_json(row[2]),
+        args=decode(row[2]),
         queue=row[3],
         priority=Priority(row[4]),
         attempt=row[5],

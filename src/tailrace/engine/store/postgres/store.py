@@ -17,7 +17,7 @@ from ....errors import JobNotFoundError, QueueFullError, StoreClosedError
 from ...jobs import ClaimedJob, Job, JobFilter, NewJob, Outcome, QueueInfo, QueueStats
 from ...states import JobState, Priority
 from ..queries import load_migrations, load_queries
-from ..rows import claimed_from_row, filter_params, job_from_row
+from ..rows import as_stored, claimed_from_row, filter_params, job_from_row
 
 log = logging.getLogger("tailrace.store.postgres")
 Q = load_queries(__package__ or "tailrace.engine.store.postgres")
@@ -253,7 +253,7 @@ class PostgresStore:
             "priorities": [int(p) for p in priorities],
         }
         rows = self._run(lambda conn: conn.execute(Q["jobs_claim"], params).fetchall())
-        return sorted((claimed_from_row(r) for r in rows), key=lambda j: j.id)
+        return sorted((claimed_from_row(r, as_stored) for r in rows), key=lambda j: j.id)
 
     def jobs_finish(self, worker_id: str, outcomes: Sequence[Outcome]) -> int:
         ok = [o.job_id for o in outcomes if o.state is JobState.SUCCEEDED]
@@ -317,18 +317,18 @@ class PostgresStore:
         row = self._run(lambda conn: conn.execute(Q["job_get"], {"id": job_id}).fetchone())
         if row is None:
             raise JobNotFoundError(job_id)
-        return job_from_row(row)
+        return job_from_row(row, decode=as_stored)
 
     def jobs_list(self, where: JobFilter, limit: int = 100, offset: int = 0) -> list[Job]:
         params = {**filter_params(where), "limit": limit, "offset": offset}
         rows = self._run(lambda conn: conn.execute(Q["jobs_list"], params).fetchall())
-        return [job_from_row(r) for r in rows]
+        return [job_from_row(r, decode=as_stored) for r in rows]
 
     def job_cancel(self, job_id: int) -> Job:
         row = self._run(lambda conn: conn.execute(Q["job_cancel"], {"id": job_id}).fetchone())
         if row is None:
             raise JobNotFoundError(job_id)
-        return job_from_row(row)
+        return job_from_row(row, decode=as_stored)
 
     def jobs_replay(self, where: JobFilter, aging_s: float) -> int:
         params = {**filter_params(where), "aging_s": aging_s}

@@ -1,0 +1,268 @@
+/* The log viewer: the workers' JSON log lines, grouped per worker or merged by time.
+
+   The first request takes the last 200 lines of each worker; after that, every 2 s, the
+   lines of the seconds since the previous request (plus 2 s of overlap, so nothing falls in
+   a gap). The overlap returns lines already shown: a Set of line keys drops them. */
+"use strict";
+
+(function () {
+  const { el, $, fill } = TR;
+  const INITIAL_TAIL = 200;
+  const REFRESH_MS = 2000;
+  const OVERLAP_S = 2;
+  const MAX_LINES = 10000; // oldest lines go first past this, to keep the page light
+  const NEAR_BOTTOM_PX = 40;
+
+  const id = TR.jobIdFromPath();
+  const state = {
+    chronological: false,
+    paused: false,
+    lastFetch: null, // Date.now() when the last successful request was sent
+    entries: [], // every line kept, oldest first by arrival
+    seen: new Set(), // keys of the lines in `entries`
+    workers: new Map(), // worker_index -> {pod_name, error}
+    lastOrder: null, // the latest line by time, to tell when new lines can just be appended
+  };
+
+  TR.nav("jobs");
+  document.title = "Logs " + id + " · tailrace";
+  const jobLink = $("#job-link");
+  jobLink.textContent = id;
+  jobLink.href = "/ui/jobs/" + encodeURIComponent(id);
+  const box = $("#logbox");
+
+  // -- parsing --------------------------------------------------------------------------------
+
+  /** A string that sorts RFC 3339 timestamps in time order, whatever their precision
+   *  (Kubernetes drops trailing zeros from the fraction). */
+  function sortKey(ts) {
+    const m = /^(\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d)(?:\.(\d+))?(Z|[+-]\d\d:?\d\d)?$/.exec(ts || "");
+    if (!m) return ts || "";
+    if (m[3] && m[3] !== "Z") {
+      const ms = Date.parse(ts);
+      if (!isNaN(ms)) return new Date(ms).toISOString().slice(0, 19) + "." + (m[2] || "").padEnd(9, "0");
+    }
+    return m[1] + "." + (m[2] || "").padEnd(9, "0");
+  }
+
+  const LEVELS = {
+    critical: "error", fatal: "error", error: "error", err: "error",
+    warning: "warning", warn: "warning", info: "info", debug: "debug", trace: "debug",
+  };
+
+  function levelOf(value, raw) {
+    if (typeof value === "string" && LEVELS[value.toLowerCase()]) return LEVELS[value.toLowerCase()];
+    const match = /\b(CRITICAL|FATAL|ERROR|WARNING|WARN|INFO|DEBUG)\b/i.exec(raw || "");
+    return match ? LEVELS[match[1].toLowerCase()] : "info";
+  }
+
+  /** One line as the viewer keeps it. `key` is the same in both API formats, so a line
+   *  seen in one view is not shown twice after switching to the other. */
+  function entry(worker, ts, raw, level) {
+    let json = null;
+    if (raw.startsWith("{")) {
+      try {
+        const parsed = JSON.parse(raw);
+        if (parsed && typeof parsed === "object" && !Array.isArray(parsed)) json = parsed;
+      } catch (exc) {
+        json = null;
+      }
+    }
+    return {
+      key: worker + "|" + ts + " " + raw,
+      worker,
+      ts,
+      order: sortKey(ts),
+      raw,
+      json,
+      level: levelOf(json ? json.level : level, json ? "" : raw),
+    };
+  }
+
+  /** "<RFC3339 timestamp> <line>", as the per-worker format gives it. */
+  function splitStamped(line) {
+    const space = line.indexOf(" ");
+    if (space > 0 && /^\d{4}-\d\d-\d\dT/.test(line)) return [line.slice(0, space), line.slice(space + 1)];
+    return ["", line];
+  }
+
+  function entriesOf(data) {
+    const out = [];
+    if (data.sorted) {
+      for (const l of data.lines || []) {
+        if (!state.workers.has(l.worker_index)) state.workers.set(l.worker_index, { pod_name: l.pod_name });
+        out.push(entry(l.worker_index, l.timestamp || "", l.message || "", l.level));
+      }
+    } else {
+      for (const w of data.logs || []) {
+        state.workers.set(w.worker_index, { pod_name: w.pod_name, error: w.error });
+        for (const line of w.lines || []) {
+          const [ts, raw] = splitStamped(line);
+          out.push(entry(w.worker_index, ts, raw));
+        }
+      }
+    }
+    return out;
+  }
+
+  // -- rendering ------------------------------------------------------------------------------
+
+  function clockOf(ts) {
+    const m = /T(\d\d:\d\d:\d\d)(\.\d{1,3})?/.exec(ts || "");
+    return m ? m[1] + (m[2] || ".000").padEnd(4, "0") : "";
+  }
+
+  function fieldText(value) {
+    if (typeof value === "string") return /[\s"=]/.test(value) || value === "" ? JSON.stringify(value) : value;
+    return JSON.stringify(value);
+  }
+
+  function lineNode(e) {
+    const j = e.json;
+    const parts = [];
+    parts.push(el("span", { class: "ts", title: e.ts }, clockOf((j && j.ts) || e.ts) + " "));
+    if (state.chronological) parts.push(el("span", { class: "wb" }, "[W" + e.worker + "]"));
+    parts.push(el("span", { class: "lvl" }, e.level), " ");
+    if (j) {
+      parts.push(el("span", { class: "msg" }, j.msg !== undefined ? String(j.msg) : ""));
+      const fields = [];
+      for (const [k, v] of Object.entries(j)) {
+        if (k === "ts" || k === "level" || k === "msg" || k === "exc") continue;
+        fields.push(" ", el("span", { class: "k" }, k), "=", fieldText(v));
+      }
+      if (fields.length) parts.push(el("span", { class: "fields" }, fields));
+      if (j.exc) parts.push(el("span", { class: "exc" }, String(j.exc)));
+    } else {
+      parts.push(el("span", { class: "msg" }, e.raw));
+    }
+    return el("div", { class: "logline " + e.level, dataset: { worker: String(e.worker) } }, parts);
+  }
+
+  function nearBottom() {
+    return box.scrollHeight - box.scrollTop - box.clientHeight <= NEAR_BOTTOM_PX;
+  }
+
+  function workerHead(index) {
+    const w = state.workers.get(index) || {};
+    return el(
+      "div",
+      { class: "worker-head", dataset: { worker: String(index) } },
+      "Worker " + index + (w.pod_name ? " · " + w.pod_name : ""),
+      w.error ? el("span", { class: "err" }, w.error) : null,
+    );
+  }
+
+  function sectionOf(index) {
+    let section = box.querySelector('section[data-worker="' + index + '"]');
+    if (!section) {
+      section = el("section", { dataset: { worker: String(index) } }, workerHead(index));
+      const after = [...box.querySelectorAll("section[data-worker]")].find(
+        (s) => Number(s.dataset.worker) > index,
+      );
+      box.insertBefore(section, after || null);
+    }
+    return section;
+  }
+
+  function byTime(a, b) {
+    return a.order < b.order ? -1 : a.order > b.order ? 1 : a.worker - b.worker;
+  }
+
+  /** Redraw everything (on the first load and when the view changes). */
+  function renderAll() {
+    box.replaceChildren();
+    if (state.chronological) {
+      box.append(...state.entries.slice().sort(byTime).map(lineNode));
+    } else {
+      for (const index of [...state.workers.keys()].sort((a, b) => a - b)) sectionOf(index);
+      for (const e of state.entries) sectionOf(e.worker).append(lineNode(e));
+    }
+    if (!state.entries.length && !state.workers.size) {
+      box.append(el("div", { class: "none" }, "No log lines yet."));
+    }
+  }
+
+  /** Add the new lines without redrawing the rest, unless one belongs before a line already
+   *  shown (a worker's lines arrived late): then redraw in order. */
+  function renderNew(fresh) {
+    const none = box.querySelector(".none");
+    if (none) none.remove();
+    if (state.chronological) {
+      fresh.sort(byTime);
+      const last = state.lastOrder || null;
+      if (last !== null && fresh.length && byTime(fresh[0], last) < 0) {
+        renderAll();
+      } else {
+        box.append(...fresh.map(lineNode));
+      }
+    } else {
+      for (const [index, w] of state.workers) {
+        const head = sectionOf(index).querySelector(".worker-head");
+        if (head && w.error !== undefined) head.replaceWith(workerHead(index));
+      }
+      for (const e of fresh) sectionOf(e.worker).append(lineNode(e));
+    }
+  }
+
+  function trim() {
+    const extra = state.entries.length - MAX_LINES;
+    if (extra <= 0) return false;
+    for (const e of state.entries.splice(0, extra)) state.seen.delete(e.key);
+    return true;
+  }
+
+  function showCount() {
+    $("#line-count").textContent =
+      TR.fmtNum(state.entries.length) + " lines · " + state.workers.size + " workers";
+  }
+
+  // -- fetching -------------------------------------------------------------------------------
+
+  async function refresh() {
+    const query = new URLSearchParams({ sort: String(state.chronological) });
+    if (state.lastFetch === null) {
+      query.set("tail", String(INITIAL_TAIL));
+    } else {
+      query.set("since", String(Math.ceil((Date.now() - state.lastFetch) / 1000) + OVERLAP_S));
+    }
+    const sentAt = Date.now();
+    const data = await TR.get(TR.jobApi(id, "/logs?" + query), { quiet: true });
+    const first = state.lastFetch === null;
+    state.lastFetch = sentAt;
+    const fresh = entriesOf(data).filter((e) => {
+      if (state.seen.has(e.key)) return false;
+      state.seen.add(e.key);
+      return true;
+    });
+    const stick = nearBottom();
+    state.entries.push(...fresh);
+    if (trim() || first) renderAll();
+    else if (fresh.length) renderNew(fresh);
+    else if (!data.sorted) renderNew([]); // worker errors may have changed
+    if (state.entries.length) {
+      state.lastOrder = state.entries.reduce((a, b) => (byTime(a, b) >= 0 ? a : b));
+    }
+    if (stick || first) box.scrollTop = box.scrollHeight;
+    showCount();
+  }
+
+  const poller = TR.every(REFRESH_MS, refresh);
+
+  $("#toggle-view").addEventListener("click", (e) => {
+    state.chronological = !state.chronological;
+    e.currentTarget.textContent = state.chronological ? "Switch to Per-Worker" : "Switch to Chronological";
+    $("#view-name").textContent = state.chronological ? "chronological" : "per-worker";
+    renderAll();
+    box.scrollTop = box.scrollHeight;
+    if (!state.paused) poller.now();
+  });
+
+  $("#pause").addEventListener("click", (e) => {
+    state.paused = !state.paused;
+    if (state.paused) poller.stop();
+    else poller.start();
+    e.currentTarget.textContent = state.paused ? "Resume" : "Pause";
+    $("#live-dot").classList.toggle("paused", state.paused);
+    $("#live-text").textContent = state.paused ? "paused" : "live";
+  });
+})();

@@ -25,6 +25,7 @@ class ApiConfig:
     session_ttl_s: int = SESSION_TTL_S
     token_file: Path | None = None  # set when the token was generated, not configured
     pool_size: int = 8
+    status_ttl_s: float = 0.25  # how old a job's status may be when served (see recent.py)
 
     @classmethod
     def from_environment(cls, database: str | None = None) -> ApiConfig:
@@ -49,6 +50,7 @@ class ApiConfig:
             default_sink=os.environ.get("TAILRACE_DEFAULT_SINK") or _kafka_sink(),
             token_file=token_file,
             pool_size=int(os.environ.get("TAILRACE_API_POOL_SIZE") or 8),
+            status_ttl_s=float(os.environ.get("TAILRACE_API_STATUS_TTL_MS") or 250) / 1000,
         )
 
 

@@ -19,6 +19,7 @@ from ..pipeline.jobs import JobStore
 from .auth import Authenticator
 from .config import ApiConfig
 from .errors import ApiError
+from .recent import Recent
 
 POOL_WAIT_S = 10.0
 
@@ -38,6 +39,7 @@ class Services:
         self.config = config
         self.auth = Authenticator(config.tokens, config.session_ttl_s)
         self.supervisor = JobSupervisor(config.database_url)
+        self.recent = Recent(config.status_ttl_s)
         self._idle: queue.LifoQueue[Handle] = queue.LifoQueue()
         self._opened = 0
         self._all: list[Handle] = []

@@ -180,13 +180,28 @@ def test_sink_credentials_stay_in_the_environment(
     pg_url: str,
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
-    # the worker processes inherit the service's environment: that is where the URL lives
-    monkeypatch.setenv("TAILRACE_SINK_WAREHOUSE", f"{pg_url}&table=api_logs")
-    job = start(client, {"path": str(samples[0].path), "sink": "@warehouse"})
+    # The worker processes inherit the service's environment: that is where the URL lives.
+    # (The test server trusts local connections, so any password gets in.)
+    with_password = pg_url.replace("postgres@", "postgres:sekrit-pw@")
+    assert "sekrit-pw" in with_password
+    monkeypatch.setenv("TAILRACE_SINK_WAREHOUSE", f"{with_password}&table=api_logs")
+    job = start(client, {"path": str(api_env / "logs"), "sink": "@warehouse"})
     assert job["config"]["sink"] == "@warehouse"
     done = finished(client, job["id"])
     assert done["status"] == "completed", done
-    assert done["success_count"] == samples[0].events
+    assert done["success_count"] == sum(s.events for s in samples)
+
+    letters = client.get(f"{JOBS}/{job['id']}/deadletters").json()
+    assert letters["location"] == "table api_logs_deadletter"
+    assert len(letters["records"]) == done["error_count"] > 0
+    seen = [
+        client.get(f"{JOBS}/{job['id']}").text,
+        client.get(f"{JOBS}/{job['id']}/workers").text,
+        client.get(f"{JOBS}/{job['id']}/logs", params={"tail": 10_000}).text,
+        client.get("/metrics").text,
+        *(p.read_text() for p in (api_env / ".tailrace" / "logs").rglob("*.log")),
+    ]
+    assert not [text for text in seen if "sekrit-pw" in text]
 
 
 def test_a_password_stored_by_the_cli_is_never_shown(

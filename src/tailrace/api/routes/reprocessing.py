@@ -4,7 +4,8 @@ from __future__ import annotations
 
 from typing import Any, Literal
 
-from fastapi import APIRouter, Depends, Query
+import orjson
+from fastapi import APIRouter, Depends, Query, Response
 
 from ...executors.logs import merge_by_time, read_job_logs
 from ...pipeline.jobs import JobConfig, JobStatus
@@ -102,27 +103,47 @@ def list_jobs(
 
 
 @router.get("/jobs/{job_id}", response_model=JobOut)
-def get_job(job_id: str, svc: Svc) -> dict[str, Any]:
-    """A job with its counters aggregated over its files and workers."""
-    with svc.db() as db:
-        job = db.store.job(job_id)
-        workers = None if job.status.finished else db.store.workers(job_id)
-    return job_json(job, workers)
+async def get_job(svc: Svc, job_id: str) -> Response:
+    """A job with its counters aggregated over its files and workers (at most 0.25 s old)."""
+
+    def load() -> bytes:
+        with svc.db() as db:
+            job = db.store.job(job_id)
+            workers = None if job.status.finished else db.store.workers(job_id)
+        return _json(job_json(job, workers))
+
+    return _raw(await svc.recent.get(f"job:{job_id}", load))
 
 
 @router.get("/jobs/{job_id}/workers", response_model=WorkersOut)
-def get_workers(job_id: str, svc: Svc) -> dict[str, Any]:
-    with svc.db() as db:
-        db.store.job_status(job_id)  # 404 for an unknown job, not an empty list
-        workers = db.store.workers(job_id)
-    return {"job_id": job_id, "workers": [worker_json(w) for w in workers]}
+async def get_workers(svc: Svc, job_id: str) -> Response:
+    """Each worker's status row, with the columns of reference 000 (at most 0.25 s old)."""
+
+    def load() -> bytes:
+        with svc.db() as db:
+            db.store.job_status(job_id)  # 404 for an unknown job, not an empty list
+            workers = db.store.workers(job_id)
+        return _json({"job_id": job_id, "workers": [worker_json(w) for w in workers]})
+
+    return _raw(await svc.recent.get(f"workers:{job_id}", load))
+
+
+def _json(body: dict[str, Any]) -> bytes:
+    return orjson.dumps(body, option=orjson.OPT_UTC_Z)
+
+
+def _raw(body: bytes) -> Response:
+    # already shaped by job_json/worker_json (the schema tests check them): sent as is
+    return Response(body, media_type="application/json")
 
 
 @router.post("/jobs/{job_id}/cancel", response_model=JobOut)
 def cancel(job_id: str, svc: Svc) -> dict[str, Any]:
     """Stop a job: its workers checkpoint and exit; the counters stay."""
     with svc.db() as db:
-        return job_json(cancel_job(db.app, db.store, job_id))
+        job = cancel_job(db.app, db.store, job_id)
+    svc.recent.forget(f"job:{job_id}", f"workers:{job_id}")
+    return job_json(job)
 
 
 @router.post("/jobs/{job_id}/resume", response_model=JobOut, responses={409: {"model": ErrorBody}})
@@ -137,6 +158,7 @@ def resume(job_id: str, svc: Svc) -> dict[str, Any]:
                 f"job {job_id} is {status}: only a cancelled or failed job can be resumed",
             )
         job = resume_job(db.app, db.store, job_id)
+    svc.recent.forget(f"job:{job_id}", f"workers:{job_id}")
     svc.supervisor.launch(job)
     return job_json(job)
 

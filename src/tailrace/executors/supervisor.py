@@ -16,6 +16,8 @@ from .local import LocalExecutor
 
 log = logging.getLogger("tailrace.executor")
 
+_STOPPED = "stopped with the admin service that ran its workers; resume it to continue"
+
 
 class JobSupervisor:
     def __init__(self, database_url: str, poll_s: float = 0.25) -> None:
@@ -80,9 +82,12 @@ class JobSupervisor:
         with self._lock:
             for executor in self._executors.values():
                 executor.signal(signal.SIGTERM)
-            for executor in self._executors.values():
+            for job_id, executor in self._executors.items():
                 executor.wait(timeout)
                 executor.close()
+                if self._store is not None:
+                    # no process looks after the job now: say so, and let it be resumed
+                    settle_job(self._store, job_id, _STOPPED)
             self._executors.clear()
         if self._store is not None:
             self._store.close()

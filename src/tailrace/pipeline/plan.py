@@ -136,11 +136,17 @@ def cancel_job(app: App, store: JobStore, job_id: str) -> JobRecord:
         return job
     store.job_set_status(job_id, JobStatus.CANCELLED)
     store.files_cancel_pending(job_id)
+    _cancel_tasks(app, job_id)
+    return store.job(job_id)
+
+
+def _cancel_tasks(app: App, job_id: str) -> None:
+    """Cancel the job's unfinished engine tasks (a running one at its worker's heartbeat,
+    or when its lease expires if that worker is gone)."""
     queue = job_queue(job_id)
     for state in (JobState.PENDING, JobState.FAILED, JobState.RUNNING):
         for engine_job in app.jobs(JobFilter(state=state, queue=queue), limit=100_000):
             app.cancel(engine_job.id)
-    return store.job(job_id)
 
 
 def resume_job(app: App, store: JobStore, job_id: str) -> JobRecord:
@@ -150,16 +156,22 @@ def resume_job(app: App, store: JobStore, job_id: str) -> JobRecord:
         raise ConfigurationError(f"job {job_id} is completed: nothing to resume")
     if job.status in (JobStatus.PENDING, JobStatus.RUNNING):
         raise ConfigurationError(f"job {job_id} is {job.status}: cancel it before resuming")
+    # tasks a failed job left behind (released by workers that stopped) would run a file
+    # beside its new task
+    _cancel_tasks(app, job_id)
     reopened = store.job_reopen(job_id)
     store.job_reset(job_id)
     _enqueue(app, job_id, reopened)
     return store.job(job_id)
 
 
-def settle_job(store: JobStore, job_id: str) -> JobRecord:
-    """Give a job whose workers have all exited its final status, from its files."""
+def settle_job(
+    store: JobStore, job_id: str, reason: str = "every worker process exited"
+) -> JobRecord:
+    """Give a job whose workers have all exited its final status, from its files: if files
+    are left (the workers crashed more often than the executor restarts them, or were
+    stopped), it failed for `reason`, and can be resumed."""
     status = store.job_finalize(job_id)
     if status in (JobStatus.RUNNING, JobStatus.PENDING):
-        # every worker gave up (crashed more often than the executor restarts them)
-        store.job_set_status(job_id, JobStatus.FAILED, "every worker process exited")
+        store.job_set_status(job_id, JobStatus.FAILED, reason)
     return store.job(job_id)

@@ -12,6 +12,8 @@ from tailrace.pipeline.samples import SampleFile
 from tests.e2e.reprocess_support import expected_events, output_lines
 from tests.waiting import wait_until
 
+from .conftest import TOKEN
+
 pytestmark = pytest.mark.postgres
 
 JOBS = "/api/admin/reprocessing/jobs"
@@ -128,6 +130,38 @@ def test_cancel_keeps_counters_and_resume_finishes_every_line(
     conflict = client.post(f"{JOBS}/{job['id']}/resume")
     assert conflict.status_code == 409
     assert conflict.json()["error"]["code"] == "conflict"
+
+
+def test_a_job_left_by_a_stopped_service_fails_with_the_reason_and_resumes(
+    api_env: Path, pg_url: str
+) -> None:
+    from tailrace.api import ApiConfig, create_app
+    from tailrace.pipeline.samples import write_samples
+
+    many = write_samples(api_env / "many", files=30, lines=4000, seed=5)
+    headers = {"Authorization": f"Bearer {TOKEN}"}
+    with TestClient(create_app(ApiConfig.from_environment(pg_url)), headers=headers) as first:
+        job = start(first, {"path": str(api_env / "many"), "sink": "null:", "max_workers": 3})
+        wait_until(
+            lambda: first.get(f"{JOBS}/{job['id']}").json()["total_lines"] > 0,
+            60,
+            "the workers to start reading",
+        )
+        # no new file is claimed from now on: files are surely left when the service stops
+        queue = f"/api/admin/queues/reprocess:{job['id']}"
+        assert first.post(f"{queue}/pause").status_code == 200
+    # the service stopped; its workers got SIGTERM and checkpointed
+    with TestClient(create_app(ApiConfig.from_environment(pg_url)), headers=headers) as second:
+        left = second.get(f"{JOBS}/{job['id']}").json()
+        assert left["status"] == "failed", left
+        assert "stopped with the admin service" in left["error"]
+        assert left["balanced"] and left["processed_files"] < 30
+        assert second.post(f"{queue}/resume").status_code == 200
+        assert second.post(f"{JOBS}/{job['id']}/resume").status_code == 200
+        done = finished(second, job["id"], timeout=120)
+        assert done["status"] == "completed", done
+        assert done["total_lines"] == sum(s.lines for s in many) == done["success_count"]
+        assert done["processed_files"] == 30
 
 
 @pytest.mark.parametrize(

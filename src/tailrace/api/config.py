@@ -26,6 +26,7 @@ class ApiConfig:
     token_file: Path | None = None  # set when the token was generated, not configured
     pool_size: int = 8
     status_ttl_s: float = 0.25  # how old a job's status may be when served (see recent.py)
+    executor: str = "local"  # or "kubernetes": how the workers of API-started jobs run
 
     @classmethod
     def from_environment(cls, database: str | None = None) -> ApiConfig:
@@ -51,7 +52,15 @@ class ApiConfig:
             token_file=token_file,
             pool_size=int(os.environ.get("TAILRACE_API_POOL_SIZE") or 8),
             status_ttl_s=float(os.environ.get("TAILRACE_API_STATUS_TTL_MS") or 250) / 1000,
+            executor=_executor_name(),
         )
+
+
+def _executor_name() -> str:
+    name = (os.environ.get("TAILRACE_EXECUTOR") or "local").strip().lower()
+    if name not in ("local", "kubernetes"):
+        raise ConfigurationError(f"TAILRACE_EXECUTOR={name!r}: expected local or kubernetes")
+    return name
 
 
 def _generated_token(path: Path) -> str:

@@ -1,4 +1,4 @@
-"""What the routes use: the settings, the authenticator, the supervisor of local workers,
+"""What the routes use: the settings, the authenticator, the executor of the workers,
 and a pool of database handles (an engine `App` and a `JobStore` each), so that requests
 served on several threads never share a connection."""
 
@@ -14,6 +14,7 @@ from typing import Annotated
 from fastapi import Depends, Request
 
 from ..engine.app import App
+from ..executors.base import Executor
 from ..executors.supervisor import JobSupervisor
 from ..pipeline.jobs import JobStore
 from .auth import Authenticator
@@ -38,7 +39,7 @@ class Services:
     def __init__(self, config: ApiConfig) -> None:
         self.config = config
         self.auth = Authenticator(config.tokens, config.session_ttl_s)
-        self.supervisor = JobSupervisor(config.database_url)
+        self.executor = _executor(config)
         self.recent = Recent(config.status_ttl_s)
         self._idle: queue.LifoQueue[Handle] = queue.LifoQueue()
         self._opened = 0
@@ -48,10 +49,10 @@ class Services:
     def start(self) -> None:
         with App(self.config.database_url) as app:
             app.store.migrate()
-        self.supervisor.start()
+        self.executor.start()
 
     def close(self) -> None:
-        self.supervisor.stop()
+        self.executor.stop()
         with self._lock:
             for handle in self._all:
                 handle.close()
@@ -81,6 +82,14 @@ class Services:
             return self._idle.get(timeout=POOL_WAIT_S)
         except queue.Empty:
             raise ApiError(503, "busy", "every database connection is busy; retry") from None
+
+
+def _executor(config: ApiConfig) -> Executor:
+    if config.executor == "kubernetes":
+        from ..executors.kubernetes import KubernetesExecutor, KubernetesSettings
+
+        return KubernetesExecutor(config.database_url, KubernetesSettings.from_environment())
+    return JobSupervisor(config.database_url)
 
 
 def services(request: Request) -> Services:

@@ -13,6 +13,7 @@ from ..pipeline.jobs import JobRecord, JobStore
 from ..pipeline.plan import settle_job
 from ..settings import worker_log_dir
 from .local import LocalExecutor
+from .logs import WorkerLog, read_job_logs
 
 log = logging.getLogger("tailrace.executor")
 
@@ -45,6 +46,12 @@ class JobSupervisor:
                 previous.close()
             executor.start()
             self._executors[job.id] = executor
+
+    def cancelled(self, job_id: str) -> None:
+        """Nothing to do: the workers see the cancel at their next status write."""
+
+    def logs(self, job_id: str, tail: int | None, since_s: float | None) -> list[WorkerLog]:
+        return read_job_logs(worker_log_dir(job_id), job_id, tail=tail, since_s=since_s)
 
     def running(self) -> list[str]:
         with self._lock:

@@ -7,11 +7,10 @@ from typing import Any, Literal
 import orjson
 from fastapi import APIRouter, Depends, Query, Response
 
-from ...executors.logs import merge_by_time, read_job_logs
+from ...executors.logs import merge_by_time
 from ...pipeline.jobs import JobConfig, JobStatus
 from ...pipeline.plan import cancel_job, new_job_id, plan_job, resume_job
 from ...pipeline.sinks.url import sink_has_credentials
-from ...settings import worker_log_dir
 from ..deadletters import read_deadletters
 from ..errors import ApiError
 from ..present import job_json, worker_json
@@ -75,7 +74,7 @@ def start_job(body: StartJob, svc: Svc) -> dict[str, Any]:
     )
     with svc.db() as db:
         job = plan_job(db.app, db.store, config, job_id=job_id)
-    svc.supervisor.launch(job)
+    svc.executor.launch(job)
     return job_json(job)
 
 
@@ -142,6 +141,7 @@ def cancel(job_id: str, svc: Svc) -> dict[str, Any]:
     """Stop a job: its workers checkpoint and exit; the counters stay."""
     with svc.db() as db:
         job = cancel_job(db.app, db.store, job_id)
+    svc.executor.cancelled(job_id)
     svc.recent.forget(f"job:{job_id}", f"workers:{job_id}")
     return job_json(job)
 
@@ -159,7 +159,7 @@ def resume(job_id: str, svc: Svc) -> dict[str, Any]:
             )
         job = resume_job(db.app, db.store, job_id)
     svc.recent.forget(f"job:{job_id}", f"workers:{job_id}")
-    svc.supervisor.launch(job)
+    svc.executor.launch(job)
     return job_json(job)
 
 
@@ -176,7 +176,7 @@ def logs(
         db.store.job_status(job_id)
     if tail is None and since is None:
         tail = 50
-    found = read_job_logs(worker_log_dir(job_id), job_id, tail=tail, since_s=since)
+    found = svc.executor.logs(job_id, tail, since)
     if sort:
         lines = merge_by_time(found, tail)
         return {

@@ -1,0 +1,25 @@
+"""What a long-lived process (the admin service) needs from an executor."""
+
+from __future__ import annotations
+
+from typing import Protocol
+
+from ..pipeline.jobs import JobRecord
+from .logs import WorkerLog
+
+
+class Executor(Protocol):
+    def start(self) -> None:
+        """Begin looking after jobs (and those left running by an earlier start)."""
+
+    def launch(self, job: JobRecord) -> None:
+        """Run a planned or resumed job's workers."""
+
+    def cancelled(self, job_id: str) -> None:
+        """The job was cancelled in the store: stop what only the executor can stop."""
+
+    def logs(self, job_id: str, tail: int | None, since_s: float | None) -> list[WorkerLog]:
+        """Each worker's last `tail` log lines of the last `since_s` seconds."""
+
+    def stop(self, timeout: float = 10.0) -> None:
+        """Stop looking after jobs."""

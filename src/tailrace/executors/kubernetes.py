@@ -1,0 +1,468 @@
+"""The Kubernetes executor (``TAILRACE_EXECUTOR=kubernetes``): a reprocessing job's workers
+as one Indexed Job, the way reference 000 runs them.
+
+For job ``ID`` with N workers it creates:
+
+- ConfigMap ``reprocess-ID-files``: ``files.json`` (url and size of each file),
+  ``worker_count`` and ``total_files``;
+- Secret ``reprocess-ID-config``: the job's configuration and what the workers need to
+  reach the database, the sink, S3 and the repository service, as environment variables;
+- Job ``reprocess-ID``: ``completionMode: Indexed``, completions N, parallelism
+  min(N, ``K8S_MAX_PARALLEL_WORKERS``), a per-index backoff limit, TTL 24 h after it
+  finishes; pod ``i`` runs ``tailrace worker`` with ``JOB_ID=ID`` and ``WORKER_INDEX=i``.
+
+Workers claim files from the job's engine queue like local ones, so the pods need nothing
+but the database. Cancel deletes the Job (and its pods), the ConfigMap and the Secret;
+Secrets of finished jobs are deleted 24 h after the job ended. A background thread follows
+each Job: when it completes or fails the reprocessing job is settled, and an index that
+failed past its backoff marks its worker failed with the pod's reason. Logs come from the
+pods, with Kubernetes' timestamps.
+
+Every call made here is listed in `RBAC_RULES`; the deployment's Role grants exactly those.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import threading
+import time
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+import orjson
+
+from ..errors import ConfigurationError
+from ..pipeline.jobs import JobRecord, JobStatus, JobStore, WorkerStatus
+from ..pipeline.plan import settle_job
+from .logs import LogLine, WorkerLog
+
+log = logging.getLogger("tailrace.executor")
+
+# (API group, resource, verbs): what this module calls, and all it calls
+RBAC_RULES: tuple[tuple[str, str, tuple[str, ...]], ...] = (
+    ("batch", "jobs", ("create", "get", "list", "delete")),
+    ("", "configmaps", ("create", "get", "delete")),
+    ("", "secrets", ("create", "get", "list", "delete")),
+    ("", "pods", ("get", "list")),
+    ("", "pods/log", ("get",)),
+)
+
+MANAGED_BY = "tailrace"
+SECRET_TTL = timedelta(hours=24)
+JOB_TTL_S = 24 * 3600
+_INDEX_ANNOTATION = "batch.kubernetes.io/job-completion-index"
+# What the workers need from the service's environment to reach what the job uses.
+_PASSED_PREFIXES = ("KAFKA_", "AWS_", "TAILRACE_SINK_", "REPOSITORY_")
+_PASSED_NAMES = ("TAILRACE_LOG_LEVEL", "PGPASSWORD", "PGSSLMODE")
+
+
+@dataclass(frozen=True)
+class KubernetesSettings:
+    image: str
+    namespace: str = "default"
+    config_path: str | None = None  # a kubeconfig; else in-cluster, else ~/.kube/config
+    max_parallel: int = 50
+    node_selector: dict[str, str] = field(default_factory=dict)
+    backoff_limit_per_index: int = 3
+    cpu: str = "1"
+    memory: str = "512Mi"
+    poll_s: float = 2.0
+
+    @classmethod
+    def from_environment(cls) -> KubernetesSettings:
+        image = os.environ.get("REPROCESSING_WORKER_IMAGE")
+        if not image:
+            raise ConfigurationError(
+                "TAILRACE_EXECUTOR=kubernetes needs REPROCESSING_WORKER_IMAGE (the worker image)"
+            )
+        selector: dict[str, str] = {}
+        for pair in (os.environ.get("KUBERNETES_NODE_SELECTOR") or "").split(","):
+            if not pair.strip():
+                continue
+            key, sep, value = pair.partition("=")
+            if not sep or not key.strip():
+                raise ConfigurationError(
+                    f"KUBERNETES_NODE_SELECTOR: {pair!r} is not key=value "
+                    "(pairs are comma-separated)"
+                )
+            selector[key.strip()] = value.strip()
+        return cls(
+            image=image,
+            namespace=os.environ.get("K8S_NAMESPACE") or "default",
+            config_path=os.environ.get("K8S_CONFIG_PATH") or None,
+            max_parallel=_positive("K8S_MAX_PARALLEL_WORKERS", 50),
+            node_selector=selector,
+            backoff_limit_per_index=_positive("K8S_BACKOFF_LIMIT_PER_INDEX", 3),
+            cpu=os.environ.get("K8S_WORKER_CPU") or "1",
+            memory=os.environ.get("K8S_WORKER_MEMORY") or "512Mi",
+        )
+
+
+def _positive(name: str, default: int) -> int:
+    raw = os.environ.get(name)
+    if raw is None or raw == "":
+        return default
+    if not raw.isdigit() or int(raw) < 1:
+        raise ConfigurationError(f"{name}={raw!r}: expected a whole number of at least 1")
+    return int(raw)
+
+
+def names(job_id: str) -> dict[str, str]:
+    base = f"reprocess-{job_id}"
+    return {"job": base, "configmap": f"{base}-files", "secret": f"{base}-config"}
+
+
+def worker_environment(database_url: str, environ: dict[str, str]) -> dict[str, str]:
+    """What goes into the job's Secret: the database, and the service's variables that
+    reach the sink, S3 and the repository service."""
+    if not database_url.startswith(("postgresql://", "postgres://")):
+        raise ConfigurationError(
+            "the Kubernetes executor needs TAILRACE_DATABASE_URL on PostgreSQL: "
+            "pods cannot share a SQLite file"
+        )
+    passed = {
+        key: value
+        for key, value in environ.items()
+        if key.startswith(_PASSED_PREFIXES) or key in _PASSED_NAMES
+    }
+    return {**passed, "TAILRACE_DATABASE_URL": database_url}
+
+
+def build_objects(
+    job: JobRecord,
+    files: list[tuple[str, int]],
+    settings: KubernetesSettings,
+    environment: dict[str, str],
+) -> tuple[dict[str, Any], dict[str, Any], dict[str, Any]]:
+    """The ConfigMap, Secret and Indexed Job of one reprocessing job, as manifests."""
+    n = names(job.id)
+    labels = {"app.kubernetes.io/managed-by": MANAGED_BY, "job-id": job.id}
+    workers = job.total_workers
+    configmap = {
+        "apiVersion": "v1",
+        "kind": "ConfigMap",
+        "metadata": {"name": n["configmap"], "labels": labels},
+        "data": {
+            "files.json": orjson.dumps([{"url": u, "size": s} for u, s in files]).decode(),
+            "worker_count": str(workers),
+            "total_files": str(len(files)),
+        },
+    }
+    secret = {
+        "apiVersion": "v1",
+        "kind": "Secret",
+        "type": "Opaque",
+        "metadata": {"name": n["secret"], "labels": labels},
+        "stringData": {
+            **environment,
+            "TAILRACE_JOB_CONFIG": orjson.dumps(job.config.to_json()).decode(),
+        },
+    }
+    container = {
+        "name": "worker",
+        "image": settings.image,
+        "args": ["worker"],
+        "env": [
+            {"name": "JOB_ID", "value": job.id},
+            {
+                "name": "WORKER_INDEX",
+                "valueFrom": {
+                    "fieldRef": {"fieldPath": f"metadata.annotations['{_INDEX_ANNOTATION}']"}
+                },
+            },
+        ],
+        "envFrom": [{"secretRef": {"name": n["secret"]}}],
+        "resources": {
+            "requests": {"cpu": settings.cpu, "memory": settings.memory},
+            "limits": {"memory": settings.memory},
+        },
+        "securityContext": {
+            "runAsNonRoot": True,
+            "allowPrivilegeEscalation": False,
+            "readOnlyRootFilesystem": True,
+            "capabilities": {"drop": ["ALL"]},
+        },
+        "volumeMounts": [{"name": "data", "mountPath": "/tmp"}],
+    }
+    pod_spec: dict[str, Any] = {
+        "restartPolicy": "Never",  # a failed pod is replaced by the Job, per index
+        "containers": [container],
+        "volumes": [{"name": "data", "emptyDir": {}}],
+    }
+    if settings.node_selector:
+        pod_spec["nodeSelector"] = dict(settings.node_selector)
+    kube_job = {
+        "apiVersion": "batch/v1",
+        "kind": "Job",
+        "metadata": {"name": n["job"], "labels": labels},
+        "spec": {
+            "completionMode": "Indexed",
+            "completions": workers,
+            "parallelism": min(workers, settings.max_parallel),
+            "backoffLimitPerIndex": settings.backoff_limit_per_index,
+            "maxFailedIndexes": workers,
+            "ttlSecondsAfterFinished": JOB_TTL_S,
+            "template": {"metadata": {"labels": labels}, "spec": pod_spec},
+        },
+    }
+    return configmap, secret, kube_job
+
+
+def _indexes(text: str | None) -> list[int]:
+    """``"0,2-4"`` -> [0, 2, 3, 4] (the Job status' index lists)."""
+    found: list[int] = []
+    for part in (text or "").split(","):
+        if not part:
+            continue
+        low, _, high = part.partition("-")
+        found.extend(range(int(low), int(high or low) + 1))
+    return found
+
+
+class KubernetesExecutor:
+    def __init__(self, database_url: str, settings: KubernetesSettings) -> None:
+        from kubernetes import client
+        from kubernetes import config as kube_config
+
+        config: Any = kube_config
+
+        self.database_url = database_url
+        self.settings = settings
+        if settings.config_path:
+            config.load_kube_config(config_file=settings.config_path)
+        else:
+            try:
+                config.load_incluster_config()
+            except config.ConfigException:
+                config.load_kube_config()
+        # the client's models are typed loosely enough (optional everything) that reading
+        # them typed would be all asserts: they are handled as Any here
+        self._client: Any = client
+        self._api_client: Any = client.ApiClient()
+        self.core: Any = client.CoreV1Api(self._api_client)
+        self.batch: Any = client.BatchV1Api(self._api_client)
+        self._active: set[str] = set()
+        self._lock = threading.Lock()
+        self._stopping = threading.Event()
+        self._thread: threading.Thread | None = None
+        self._store: JobStore | None = None
+
+    # -- the executor protocol -------------------------------------------------------------
+
+    def start(self) -> None:
+        self._store = JobStore(self.database_url)
+        # jobs whose Kubernetes Jobs run on: followed again after a restart of the service
+        for status in (JobStatus.PENDING, JobStatus.RUNNING):
+            jobs, _ = self._store.jobs_page(status, limit=1000)
+            self._active.update(j.id for j in jobs if j.k8s_job_name)
+        self._thread = threading.Thread(target=self._run, name="tailrace-k8s", daemon=True)
+        self._thread.start()
+
+    def launch(self, job: JobRecord) -> None:
+        assert self._store is not None, "start() first"
+        files = [(f.url, f.size) for f in self._store.files(job.id)]
+        environment = worker_environment(self.database_url, dict(os.environ))
+        configmap, secret, kube_job = build_objects(job, files, self.settings, environment)
+        ns = self.settings.namespace
+        n = names(job.id)
+        # a resumed job runs a new Kubernetes Job: the last one is gone or finished
+        self._delete(job.id, wait=True)
+        self.core.create_namespaced_config_map(ns, self._client.V1ConfigMap.from_dict(configmap))
+        self.core.create_namespaced_secret(ns, self._client.V1Secret.from_dict(secret))
+        self.batch.create_namespaced_job(ns, self._client.V1Job.from_dict(kube_job))
+        self._store.job_set_workers(job.id, job.total_workers, n["job"])
+        with self._lock:
+            self._active.add(job.id)
+        log.info("kubernetes job created", extra={"job_id": job.id, "k8s_job": n["job"]})
+
+    def cancelled(self, job_id: str) -> None:
+        """The job was cancelled: its Job, pods, ConfigMap and Secret go."""
+        with self._lock:
+            self._active.discard(job_id)
+        self._delete(job_id, wait=False)
+
+    def logs(self, job_id: str, tail: int | None, since_s: float | None) -> list[WorkerLog]:
+        ns = self.settings.namespace
+        pods = self.core.list_namespaced_pod(ns, label_selector=f"job-id={job_id}").items
+        found: list[WorkerLog] = []
+        for pod in sorted(pods, key=lambda p: (_pod_index(p), p.metadata.name)):
+            index = _pod_index(pod)
+            name = pod.metadata.name
+            try:
+                text = self.core.read_namespaced_pod_log(
+                    name,
+                    ns,
+                    timestamps=True,
+                    tail_lines=tail,
+                    since_seconds=max(1, int(since_s + 0.999)) if since_s else None,
+                )
+            except self._client.ApiException as exc:
+                found.append(WorkerLog(index, name, [], f"logs unavailable: {exc.reason}"))
+                continue
+            found.append(WorkerLog(index, name, _pod_lines(text, index, name)))
+        return found
+
+    def stop(self, timeout: float = 10.0) -> None:
+        """Stop following Jobs; they run on in the cluster, followed again at next start."""
+        self._stopping.set()
+        if self._thread is not None:
+            self._thread.join(timeout)
+        if self._store is not None:
+            self._store.close()
+        self._api_client.close()
+
+    # -- following the Jobs ----------------------------------------------------------------
+
+    def _run(self) -> None:
+        last_cleanup = 0.0
+        while not self._stopping.wait(self.settings.poll_s):
+            with self._lock:
+                active = sorted(self._active)
+            for job_id in active:
+                try:
+                    self.follow(job_id)
+                except Exception:
+                    log.exception("following a kubernetes job failed", extra={"job_id": job_id})
+            if time.monotonic() - last_cleanup > 600:
+                last_cleanup = time.monotonic()
+                try:
+                    self.clean_secrets()
+                except Exception:
+                    log.exception("cleaning finished jobs' secrets failed")
+
+    def follow(self, job_id: str) -> None:
+        """Bring the job's rows in line with its Kubernetes Job."""
+        assert self._store is not None
+        ns = self.settings.namespace
+        try:
+            kube_job = self.batch.read_namespaced_job(names(job_id)["job"], ns)
+        except self._client.ApiException as exc:
+            if exc.status != 404:
+                raise
+            with self._lock:
+                self._active.discard(job_id)
+            settle_job(self._store, job_id, "its Kubernetes Job is gone")
+            return
+        status = kube_job.status
+        failed = _indexes(getattr(status, "failed_indexes", None))
+        if failed:
+            reasons = self._pod_failures(job_id)
+            known = {w.worker_index for w in self._store.workers(job_id)}
+            for index in failed:
+                if index not in known:  # its pods died before they could say they started
+                    self._store.worker_start(job_id, index, f"kubernetes index {index}")
+                self._store.worker_finish(
+                    job_id,
+                    index,
+                    WorkerStatus.FAILED,
+                    reasons.get(index, "its pod failed past the backoff limit"),
+                )
+        conditions = {c.type: c for c in (status.conditions or []) if c.status == "True"}
+        if "Complete" in conditions or "Failed" in conditions:
+            reason = "the Kubernetes Job ended with files left"
+            if "Failed" in conditions:
+                condition = conditions["Failed"]
+                reason = f"the Kubernetes Job failed: {condition.reason}: {condition.message}"
+            job = settle_job(self._store, job_id, reason)
+            with self._lock:
+                self._active.discard(job_id)
+            log.info("job settled", extra={"job_id": job_id, "status": str(job.status)})
+
+    def _pod_failures(self, job_id: str) -> dict[int, str]:
+        """The last failure of each index's pods, as Kubernetes reports it."""
+        pods = self.core.list_namespaced_pod(
+            self.settings.namespace, label_selector=f"job-id={job_id}"
+        ).items
+        found: dict[int, str] = {}
+        for pod in sorted(pods, key=lambda p: p.metadata.creation_timestamp or datetime.min):
+            if pod.status is None or pod.status.phase != "Failed":
+                continue
+            reason = pod.status.reason or "Failed"
+            for container in pod.status.container_statuses or []:
+                terminated = container.state.terminated if container.state else None
+                if terminated is not None:
+                    reason = f"{terminated.reason or 'Error'} (exit {terminated.exit_code})" + (
+                        f": {terminated.message}" if terminated.message else ""
+                    )
+            found[_pod_index(pod)] = f"pod {pod.metadata.name} failed: {reason}"
+        return found
+
+    def clean_secrets(self) -> int:
+        """Delete the Secrets of jobs that ended more than 24 h ago; returns how many."""
+        assert self._store is not None
+        ns = self.settings.namespace
+        secrets = self.core.list_namespaced_secret(
+            ns, label_selector=f"app.kubernetes.io/managed-by={MANAGED_BY}"
+        ).items
+        now = datetime.now(UTC)
+        deleted = 0
+        for secret in secrets:
+            job_id = (secret.metadata.labels or {}).get("job-id")
+            if not job_id:
+                continue
+            try:
+                job = self._store.job(job_id)
+            except Exception:
+                job = None
+            ended = job is None or (
+                job.status.finished
+                and job.completed_at is not None
+                and now - job.completed_at > SECRET_TTL
+            )
+            if ended:
+                self._ignore_missing(self.core.delete_namespaced_secret, secret.metadata.name, ns)
+                deleted += 1
+        return deleted
+
+    def _delete(self, job_id: str, wait: bool) -> None:
+        ns = self.settings.namespace
+        n = names(job_id)
+        self._ignore_missing(
+            self.batch.delete_namespaced_job, n["job"], ns, propagation_policy="Foreground"
+        )
+        self._ignore_missing(self.core.delete_namespaced_config_map, n["configmap"], ns)
+        self._ignore_missing(self.core.delete_namespaced_secret, n["secret"], ns)
+        if wait:
+            deadline = time.monotonic() + 60
+            while time.monotonic() < deadline:
+                try:
+                    self.batch.read_namespaced_job(n["job"], ns)
+                except self._client.ApiException as exc:
+                    if exc.status == 404:
+                        return
+                    raise
+                time.sleep(0.2)
+            raise ConfigurationError(f"Kubernetes Job {n['job']} was not deleted within 60 s")
+
+    def _ignore_missing(self, call: Any, *args: Any, **kwargs: Any) -> None:
+        try:
+            call(*args, **kwargs)
+        except self._client.ApiException as exc:
+            if exc.status != 404:
+                raise
+
+
+def _pod_index(pod: Any) -> int:
+    annotations = pod.metadata.annotations or {}
+    labels = pod.metadata.labels or {}
+    raw = annotations.get(_INDEX_ANNOTATION) or labels.get(_INDEX_ANNOTATION) or "0"
+    return int(raw)
+
+
+def _pod_lines(text: str, index: int, name: str) -> list[LogLine]:
+    """``<RFC 3339 time> <line>`` per line, as ``timestamps=true`` returns them."""
+    lines: list[LogLine] = []
+    for raw in text.splitlines():
+        stamp, _, message = raw.partition(" ")
+        level = None
+        if message.startswith("{"):
+            try:
+                entry = orjson.loads(message)
+            except orjson.JSONDecodeError:
+                entry = None
+            if isinstance(entry, dict) and isinstance(entry.get("level"), str):
+                level = entry["level"]
+        lines.append(LogLine(stamp, index, name, message, level))
+    return lines

@@ -42,10 +42,10 @@ log = logging.getLogger("tailrace.executor")
 
 # (API group, resource, verbs): what this module calls, and all it calls
 RBAC_RULES: tuple[tuple[str, str, tuple[str, ...]], ...] = (
-    ("batch", "jobs", ("create", "get", "list", "delete")),
-    ("", "configmaps", ("create", "get", "delete")),
-    ("", "secrets", ("create", "get", "list", "delete")),
-    ("", "pods", ("get", "list")),
+    ("batch", "jobs", ("create", "get", "delete")),
+    ("", "configmaps", ("create", "delete")),
+    ("", "secrets", ("create", "list", "delete")),
+    ("", "pods", ("list",)),
     ("", "pods/log", ("get",)),
 )
 
@@ -316,8 +316,16 @@ class KubernetesExecutor:
     # -- following the Jobs ----------------------------------------------------------------
 
     def _run(self) -> None:
-        last_cleanup = 0.0
-        while not self._stopping.wait(self.settings.poll_s):
+        last_cleanup = None
+        while True:
+            if last_cleanup is None or time.monotonic() - last_cleanup > 600:
+                last_cleanup = time.monotonic()
+                try:
+                    self.clean_secrets()
+                except Exception:
+                    log.exception("cleaning finished jobs' secrets failed")
+            if self._stopping.wait(self.settings.poll_s):
+                return
             with self._lock:
                 active = sorted(self._active)
             for job_id in active:
@@ -325,12 +333,6 @@ class KubernetesExecutor:
                     self.follow(job_id)
                 except Exception:
                     log.exception("following a kubernetes job failed", extra={"job_id": job_id})
-            if time.monotonic() - last_cleanup > 600:
-                last_cleanup = time.monotonic()
-                try:
-                    self.clean_secrets()
-                except Exception:
-                    log.exception("cleaning finished jobs' secrets failed")
 
     def follow(self, job_id: str) -> None:
         """Bring the job's rows in line with its Kubernetes Job."""

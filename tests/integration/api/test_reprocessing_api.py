@@ -181,6 +181,11 @@ def test_a_job_left_by_a_stopped_service_fails_with_the_reason_and_resumes(
             "date_from is after date_to",
         ),
         (
+            {"path": "{logs}", "date_from": "2024-02-01T00:00", "date_to": "2024-01-01T00:00Z"},
+            "invalid_request",
+            "date_from is after date_to",  # a time without a zone is UTC
+        ),
+        (
             {"path": "{logs}", "sink": "postgresql://me:hunter2@127.0.0.1/test"},
             "credentials_in_sink",
             "TAILRACE_SINK_",

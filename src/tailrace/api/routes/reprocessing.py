@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from datetime import UTC, datetime
 from typing import Any, Literal
 
 import orjson
@@ -49,7 +50,8 @@ def start_job(body: StartJob, svc: Svc) -> dict[str, Any]:
     source = body.s3_path or body.path or ""
     if body.s3_path is not None and not body.s3_path.lower().startswith("s3://"):
         raise ApiError(422, "invalid_request", "s3_path must start with s3://")
-    if body.date_from and body.date_to and body.date_from > body.date_to:
+    date_from, date_to = _utc(body.date_from), _utc(body.date_to)
+    if date_from and date_to and date_from > date_to:
         raise ApiError(422, "invalid_request", "date_from is after date_to")
     job_id = new_job_id()
     sink = body.sink or svc.config.default_sink or _default_file_sink(svc, job_id)
@@ -65,8 +67,8 @@ def start_job(body: StartJob, svc: Svc) -> dict[str, Any]:
         sink=sink,
         stream_ids=tuple(body.stream_ids),
         connection_ids=tuple(body.connection_ids),
-        date_from=body.date_from.isoformat() if body.date_from else None,
-        date_to=body.date_to.isoformat() if body.date_to else None,
+        date_from=date_from.isoformat() if date_from else None,
+        date_to=date_to.isoformat() if date_to else None,
         where=tuple(body.where),
         max_workers=body.max_workers,
         batch_size=body.batch_size,
@@ -76,6 +78,13 @@ def start_job(body: StartJob, svc: Svc) -> dict[str, Any]:
         job = plan_job(db.app, db.store, config, job_id=job_id)
     svc.executor.launch(job)
     return job_json(job)
+
+
+def _utc(moment: datetime | None) -> datetime | None:
+    """A time without a zone is taken as UTC, the zone of the logs."""
+    if moment is not None and moment.tzinfo is None:
+        return moment.replace(tzinfo=UTC)
+    return moment
 
 
 def _default_file_sink(svc: Services, job_id: str) -> str:

@@ -90,6 +90,24 @@ def test_worker_priority_and_queue_filters(app: App) -> None:
     assert len(app.jobs(JobFilter(state=JobState.PENDING))) == 8
 
 
+def test_reprocessing_queues_are_worked_only_by_workers_that_name_them(app: App) -> None:
+    from tailrace.engine.worker import WorkerOptions
+
+    ran: list[str] = []
+
+    @app.task(name="t")
+    def t(queue: str) -> None:
+        ran.append(queue)
+
+    for queue in ("default", "reprocess:abc", "reprocessing"):
+        app.enqueue("t", {"queue": queue}, queue=queue)
+    claimed = app.store.jobs_claim("w", 10, 30, None, list(Priority))
+    assert sorted(j.queue for j in claimed) == ["default", "reprocessing"]
+    named = app.store.jobs_claim("w", 10, 30, ["reprocess:abc"], list(Priority))
+    assert [j.queue for j in named] == ["reprocess:abc"]
+    assert WorkerOptions().queues is None
+
+
 def test_failed_attempts_are_retried_with_their_errors_kept(app: App) -> None:
     @app.task(name="flaky", pass_context=True)
     def flaky(ctx: JobContext) -> None:

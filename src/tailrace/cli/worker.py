@@ -67,7 +67,19 @@ def _split(text: str | None) -> list[str] | None:
     help="Seconds between pruning passes.",
 )
 @click.option("--burst", is_flag=True, help="Exit once no job is left to run.")
-@click.option("--metrics-port", type=int, help="Serve Prometheus metrics on this port.")
+@click.option(
+    "--metrics-port",
+    type=int,
+    envvar="TAILRACE_METRICS_PORT",
+    help="Serve Prometheus metrics on this port.",
+)
+@click.option(
+    "--metrics-host",
+    default="127.0.0.1",
+    show_default=True,
+    envvar="TAILRACE_METRICS_HOST",
+    help="Address of the metrics server (0.0.0.0 in a pod, for Prometheus to reach it).",
+)
 @click.option(
     "--job",
     "job_id",
@@ -98,6 +110,7 @@ def worker(
     prune_every_s: float,
     burst: bool,
     metrics_port: int | None,
+    metrics_host: str,
     job_id: str | None,
     worker_index: int,
 ) -> None:
@@ -133,7 +146,7 @@ def worker(
     if not app.tasks:
         click.echo("warning: no tasks registered; pass --app module:app", err=True)
     if metrics_port:
-        metrics.serve(metrics_port, app.open_store())
+        metrics.serve(metrics_port, app.open_store(), addr=metrics_host)
     if processes <= 1:
         Worker(app, options).run()
         return

@@ -166,6 +166,7 @@ def build_objects(
         "args": ["worker"],
         "env": [
             {"name": "JOB_ID", "value": job.id},
+            {"name": "TAILRACE_DATA_DIR", "value": "/tmp"},  # the one writable place
             {
                 "name": "WORKER_INDEX",
                 "valueFrom": {
@@ -188,6 +189,7 @@ def build_objects(
     }
     pod_spec: dict[str, Any] = {
         "restartPolicy": "Never",  # a failed pod is replaced by the Job, per index
+        "automountServiceAccountToken": False,  # workers never call the Kubernetes API
         "containers": [container],
         "volumes": [{"name": "data", "emptyDir": {}}],
     }

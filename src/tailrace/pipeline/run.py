@@ -1,8 +1,10 @@
 """One file through the pipeline: read, decode, filter, route, write; checkpoint as it goes.
 
-The loop per event is kept to a type check, the filter, a route lookup and three list
-appends; everything periodic (status writes, cancel checks, checkpoints) happens every
-`check_every` lines, after a clock read.
+The file comes in batches (a chunk of lines each, see `read_batches`): lines of streams the
+filter does not keep are only counted, and the loop per event is kept to a type check, the
+filter, a route lookup and three list appends. Everything periodic (status writes, cancel
+checks, checkpoints) happens between batches, once `check_every` lines have passed, after a
+clock read.
 
 Checkpoints follow the sink's promise: `flush()` first, then the checkpoint, so a checkpoint
 never covers an event that could still be lost. A sink that is exactly once stores the mark
@@ -16,8 +18,8 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Protocol
 
-from tailrace.pipeline.decoders.framing import BadLine, Checkpoint, Line
-from tailrace.pipeline.events import Event, EventFields, read_events
+from tailrace.pipeline.decoders.framing import BadLine, Checkpoint
+from tailrace.pipeline.events import Event, EventFields, read_batches
 from tailrace.pipeline.filters import EventFilter
 from tailrace.pipeline.jobs.model import Counters
 from tailrace.pipeline.routing import Router
@@ -91,7 +93,7 @@ class FileRun:
         counters = state.counters
         skip_reasons = state.skip_reasons
         with source.open(file) as raw:
-            items = read_events(
+            batches = read_batches(
                 raw,
                 file=file.url,
                 fields=self.fields,
@@ -111,7 +113,7 @@ class FileRun:
             # Local counts, folded into `counters` at each checkpoint.
             lines = filtered = skipped = unflushed = 0
             last: Event | None = None  # for the event time a status shows
-            done: Event | Line | None = None  # the last line read whole: a checkpoint's place
+            done: Checkpoint | None = None  # past the last line read whole: a checkpoint's place
             batch_size, check_every = settings.batch_size, settings.check_every
             next_check = check_every
             now = time.monotonic()
@@ -159,31 +161,32 @@ class FileRun:
                 if hooks is not None:
                     hooks.checkpoint(at, counters, skip_reasons)
 
-            for item in items:
-                lines += 1
-                if type(item) is Event:
-                    last = done = item
+            for batch in batches:
+                lines += batch.records
+                filtered += batch.filtered  # lines of streams the filter does not keep
+                for item in batch.items:
+                    if type(item) is not Event:
+                        bad.append(item)  # type: ignore[arg-type]
+                        continue
+                    last = item
                     if check is not None and check(item) is not None:
                         filtered += 1
-                    else:
-                        target = None
-                        if route is not None:
-                            target = route(item.stream_id)
-                            if target is None:
-                                skipped += 1
-                                reason = self.router.skip_reason(item.stream_id)  # type: ignore[union-attr]
-                                skip_reasons[reason] = skip_reasons.get(reason, 0) + 1
-                                continue
-                        raws.append(item.raw)
-                        keys.append(item.message_id)
-                        routes.append(target)
-                        if len(raws) >= batch_size:
-                            write()
-                elif type(item) is Line:  # of a stream the filter does not keep (read_events)
-                    done = item
-                    filtered += 1
-                else:
-                    bad.append(item)  # type: ignore[arg-type]
+                        continue
+                    target = None
+                    if route is not None:
+                        target = route(item.stream_id)
+                        if target is None:
+                            skipped += 1
+                            reason = self.router.skip_reason(item.stream_id)  # type: ignore[union-attr]
+                            skip_reasons[reason] = skip_reasons.get(reason, 0) + 1
+                            continue
+                    raws.append(item.raw)
+                    keys.append(item.message_id)
+                    routes.append(target)
+                    if len(raws) >= batch_size:
+                        write()
+                if batch.done is not None:
+                    done = batch.done
                 if lines < next_check:
                     continue
                 next_check = lines + check_every
@@ -197,12 +200,14 @@ class FileRun:
                     hooks.status(live.lines, _event_time(last), live)
                     if hooks.cancelled():
                         cancelled = True
-                if (now >= next_checkpoint or cancelled) and done is item:
-                    checkpoint(_after(done), final=False)
+                # Only where the batch ends with a line read whole, as a resume starts there.
+                if (now >= next_checkpoint or cancelled) and batch.ends_done:
+                    assert done is not None
+                    checkpoint(done, final=False)
                     next_checkpoint = time.monotonic() + settings.checkpoint_s
                     if cancelled:
                         return FileResult(state, cancelled=True)
-            checkpoint(_after(done) if done is not None else state.checkpoint, final=True)
+            checkpoint(done or state.checkpoint, final=True)
         if hooks is not None:
             hooks.status(counters.lines, _event_time(last), counters)
         return FileResult(state, cancelled=False)
@@ -227,13 +232,6 @@ def state_from_mark(mark: FileMark) -> FileState:
         if k.startswith(SKIP_PREFIX)
     }
     return FileState(mark.key, mark.checkpoint, Counters.from_json(counts), reasons)
-
-
-def _after(item: Event | Line) -> Checkpoint:
-    """The checkpoint just past a line read whole."""
-    if isinstance(item, Line):
-        return Checkpoint(item.number, item.end)
-    return Checkpoint(item.line, item.end)
 
 
 def _position(raw: object, size: int) -> int:

@@ -134,6 +134,16 @@ def test_the_role_in_the_manifests_grants_exactly_what_the_executor_calls() -> N
     assert written == {(g, r, v) for g, r, verbs in RBAC_RULES for v in verbs}
 
 
+def test_a_job_without_a_sink_is_refused_before_anything_is_created(
+    client: TestClient, cluster: FakeKubernetes, tmp_path: Path
+) -> None:
+    write_samples(tmp_path / "logs", files=1, lines=10, seed=1)
+    response = client.post(JOBS, json={"path": str(tmp_path / "logs")})
+    assert response.status_code == 422
+    assert "TAILRACE_DEFAULT_SINK" in response.json()["error"]["message"]
+    assert not [call for call in cluster.calls if call[0] == "create"]
+
+
 def test_cancel_deletes_the_job_its_pods_configmap_and_secret(
     client: TestClient, cluster: FakeKubernetes, tmp_path: Path
 ) -> None:

@@ -3,6 +3,7 @@ from __future__ import annotations
 import gzip
 import io
 from datetime import UTC, datetime, timedelta, timezone
+from pathlib import Path
 
 import orjson
 import pytest
@@ -495,3 +496,123 @@ def test_a_stream_filter_gets_other_streams_as_bare_lines() -> None:
     assert got[1] is lines[1]
     assert got[2] == decoder.decode(lines[2])
     assert got[3] is lines[3]  # no stream id: not in the filter's set either
+
+
+# --- Batches: what the file loop reads --------------------------------------------------------
+
+Summary = tuple[int, list[Event | BadLine], Checkpoint | None]
+
+
+def _selected(item: Event | BadLine | Line, keep: frozenset[str] | None) -> bool:
+    if isinstance(item, BadLine):
+        return True
+    return isinstance(item, Event) and (keep is None or item.stream_id in keep)
+
+
+def summary_of_events(items: list[Event | BadLine | Line], keep: frozenset[str] | None) -> Summary:
+    """Records, what passes the stream filter (and bad lines), and the checkpoint's place."""
+    done = None
+    for item in items:
+        if isinstance(item, Event):
+            done = Checkpoint(item.line, item.end)
+        elif isinstance(item, Line):
+            done = Checkpoint(item.number, item.end)
+    return len(items), [i for i in items if _selected(i, keep)], done  # type: ignore[misc]
+
+
+def summary_of_batches(blob: bytes, keep: frozenset[str] | None, **options: object) -> Summary:
+    from tailrace.pipeline.events import read_batches
+
+    records, items, done = 0, [], None
+    for batch in read_batches(io.BytesIO(blob), file="f", stream_ids=keep, **options):  # type: ignore[arg-type]
+        records += batch.records
+        assert batch.filtered == batch.records - len(batch.items)
+        items += [i for i in batch.items if _selected(i, keep)]
+        done = batch.done or done
+        if batch.ends_done:
+            assert batch.done is not None
+    return records, items, done
+
+
+def _tricky_ndjson() -> bytes:
+    """~12,000 lines, so several chunks: some clean, some with lines that need care."""
+    lines = [
+        b'{"messageId":"m%d","origin":{"sourceId":"s%d"},"timestamp":%d}' % (i, i % 5, i)
+        for i in range(12_000)
+    ]
+    lines[10] = b'{"messageId":"m10","origin":"not an object"}'
+    lines[20] = b'{"a":[1,'  # with the next line, one valid value over two lines
+    lines[21] = b'{"b":2}]} {"messageId":"two values on a line"}'
+    lines[30] = b""
+    lines[40] = b'{"messageId":1e400,"origin":{"sourceId":"s0"}}'  # msgspec rejects it too
+    lines[1500] = b'{"messageId":"caf\xc3\xa9","origin":{"sourceId":"s1"}}'
+    lines[1600] = b'{"messageId":"bad \xff","origin":{"sourceId":"s1"}}'
+    # Skipped by msgspec, rejected by the full parse that reading `origin` whole needs.
+    lines[-1] = b'{"messageId":"last","origin":{"sourceId":"s1"},"x":2e400}'
+    return b"\n".join(lines) + b"\n"
+
+
+CORPUS = Path(__file__).resolve().parents[2] / "corpus" / "bad"
+BLOBS = {
+    "tricky": _tricky_ndjson(),
+    "tricky gzip": gzip.compress(_tricky_ndjson()),
+    **{path.name: path.read_bytes() for path in sorted(CORPUS.iterdir())},
+}
+
+
+@pytest.mark.parametrize("extra", [(), (("origin",),)], ids=["", "origin whole"])
+@pytest.mark.parametrize("keep", [None, frozenset({"s1", "s3"})], ids=["all", "two streams"])
+@pytest.mark.parametrize("name", sorted(BLOBS))
+def test_batches_read_like_read_events(
+    name: str, keep: frozenset[str] | None, extra: tuple[FieldPath, ...]
+) -> None:
+    blob = BLOBS[name]
+    events = read_events(io.BytesIO(blob), file="f", stream_ids=keep, extra_paths=extra)
+    expected = summary_of_events(list(events), keep)
+    assert summary_of_batches(blob, keep, extra_paths=extra) == expected
+
+
+def test_batches_resume_like_read_events() -> None:
+    blob = BLOBS["tricky"]
+    start = Checkpoint(1000, blob.index(b'{"messageId":"m1000"'))
+    items = list(read_events(io.BytesIO(blob), file="f", start=start))
+    assert summary_of_batches(blob, None, start=start) == summary_of_events(items, None)
+
+
+def test_a_value_over_two_lines_is_two_bad_lines_in_a_run() -> None:
+    """Lines that parse as many values as there are lines, but not one per line, are
+    decoded line by line."""
+    from tailrace.pipeline.events import read_batches
+
+    blob = b'{"a":[1,\n{"b":2}]} {"messageId":"x"}\n{"messageId":"y"}\n'
+    [batch] = read_batches(io.BytesIO(blob), file="f")
+    assert [type(i).__name__ for i in batch.items] == ["BadLine", "BadLine", "Event"]
+    assert (batch.records, batch.filtered, batch.done, batch.ends_done) == (
+        3,
+        0,
+        Checkpoint(3, len(blob)),
+        True,
+    )
+
+
+def test_a_clean_run_takes_one_call_and_builds_events_only_for_kept_streams(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    from tailrace.pipeline.events import read_batches
+
+    def full_parse(*_: object) -> None:
+        raise AssertionError("went line by line")
+
+    monkeypatch.setattr(EventDecoder, "decode", full_parse)
+    monkeypatch.setattr(EventDecoder, "decode_many", full_parse)
+    blob = b"".join(
+        b'{"messageId":"m%d","origin":{"slug":"s%d"}}\n' % (i, i % 4) for i in range(40)
+    )
+    [batch] = read_batches(io.BytesIO(blob), stream_ids=frozenset({"s0"}))
+    assert [e.message_id for e in batch.items if isinstance(e, Event)] == [
+        f"m{i}" for i in range(0, 40, 4)
+    ]
+    assert (batch.records, batch.filtered) == (40, 30)
+    first = batch.items[0]
+    assert isinstance(first, Event)
+    assert (first.line, first.offset, first.raw) == (1, 0, blob[: blob.index(b"\n")])

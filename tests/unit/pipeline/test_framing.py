@@ -356,3 +356,35 @@ def test_json_array_fast_path_resumes_from_a_checkpoint() -> None:
     number, _, end, _ = every[149]
     resumed = _array_records(data, 4096, start=Checkpoint(number, end))  # type: ignore[arg-type]
     assert resumed == every[150:]
+
+
+def test_clean_chunks_come_as_runs_and_the_rest_as_lines() -> None:
+    from tailrace.pipeline.decoders.framing import LineRun
+
+    clean = b'{"a":1}\n\n{"b":2}\n{"c":3}\n{"d":'
+    [run, last] = LineReader(io.BytesIO(clean)).runs()  # one chunk: the file's head
+    assert isinstance(run, LineRun)
+    assert (run.number, run.offset, run.lines) == (
+        0,
+        0,
+        [b'{"a":1}\n', b"\n", b'{"b":2}\n', b'{"c":3}\n'],
+    )
+    assert run.text[: run.size] == b"".join(run.lines)
+    assert list(run.records()) == lines_of(clean)[:-1]
+    assert last == Line(5, 25, 30, b'{"d":')
+    # A chunk with a CR takes the careful path: its lines one by one.
+    crlf = clean.replace(b"\n", b"\r\n")
+    items = list(LineReader(io.BytesIO(crlf)).runs())
+    assert all(isinstance(item, Line) for item in items)
+    assert items == lines_of(crlf)
+
+
+@pytest.mark.parametrize("chunk_bytes", [1, 5, 64, 1 << 20])
+def test_runs_number_and_place_lines_like_single_lines(chunk_bytes: int) -> None:
+    data = b"".join(b'{"i":%d}\n' % i + b"\n" * (i % 3) for i in range(300)) + b'{"end":1}'
+    expected = numbered(data)
+    assert numbered(data, chunk_bytes=chunk_bytes) == expected
+    items = lines_of(data, chunk_bytes=chunk_bytes)
+    assert [(i.offset, i.end) for i in items if isinstance(i, Line)] == [
+        (i.offset, i.end) for i in lines_of(data) if isinstance(i, Line)
+    ]

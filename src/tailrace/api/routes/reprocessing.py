@@ -54,6 +54,13 @@ def start_job(body: StartJob, svc: Svc) -> dict[str, Any]:
     if date_from and date_to and date_from > date_to:
         raise ApiError(422, "invalid_request", "date_from is after date_to")
     job_id = new_job_id()
+    if not (body.sink or svc.config.default_sink) and svc.config.executor != "local":
+        raise ApiError(
+            422,
+            "invalid_request",
+            "no sink: name one, or set TAILRACE_DEFAULT_SINK (or KAFKA_BOOTSTRAP_SERVERS) on "
+            "the service; a file in the service's own directory is out of the pods' reach",
+        )
     sink = body.sink or svc.config.default_sink or _default_file_sink(svc, job_id)
     if sink_has_credentials(sink):
         raise ApiError(

@@ -60,6 +60,9 @@ class _CountingReader:
         self._raw = raw
         self._prefix = prefix
         self.consumed = 0
+        # The source's own readinto, where it has one, fills the decompressor's buffer
+        # without an intermediate bytes object.
+        self._readinto = getattr(raw, "readinto", None)
 
     def read(self, size: int = -1, /) -> bytes:
         if self._prefix:
@@ -77,6 +80,10 @@ class _CountingReader:
         return data
 
     def readinto(self, buffer: bytearray | memoryview, /) -> int:
+        if self._readinto is not None and not self._prefix:
+            count: int = self._readinto(buffer) or 0
+            self.consumed += count
+            return count
         data = self.read(len(buffer))
         buffer[: len(data)] = data
         return len(data)

@@ -54,6 +54,8 @@ picked AS (
       AND run_at <= now()
       AND priority = ANY(%(priorities)s::smallint[])
       AND (%(queues)s::text[] IS NULL OR queue = ANY(%(queues)s::text[]))
+      -- a reprocessing job's queue is worked only by the workers that name it
+      AND (%(queues)s::text[] IS NOT NULL OR queue NOT LIKE 'reprocess:%%')
       AND NOT EXISTS (SELECT 1 FROM tailrace_queues q WHERE q.name = tailrace_jobs.queue AND q.paused)
     ORDER BY sort_at, id
     LIMIT %(limit)s

@@ -32,6 +32,8 @@ WHERE id IN (
       AND run_at <= :now
       AND priority IN (SELECT value FROM json_each(:priorities))
       AND (:queues IS NULL OR queue IN (SELECT value FROM json_each(:queues)))
+      -- a reprocessing job's queue is worked only by the workers that name it
+      AND (:queues IS NOT NULL OR queue NOT LIKE 'reprocess:%')
       AND queue NOT IN (SELECT name FROM tailrace_queues WHERE paused)
     ORDER BY sort_at, id
     LIMIT :limit

@@ -1,0 +1,156 @@
+"""The alerts, scrape targets, dashboard and adapter rules: their structure (no schema
+exists for the Prometheus Operator's kinds here) and that every query names series
+tailrace really exports."""
+
+from __future__ import annotations
+
+import json
+import re
+from pathlib import Path
+
+import pytest
+import yaml
+
+from .rendering import ROOT, Obj, of_kind, one, render, selects
+
+SERIES = re.compile(r"\btailrace_[a-z0-9_]+\b")
+MATCHERS = re.compile(r"\b(tailrace_[a-z0-9_]+)\{([^}]*)\}")
+DURATION = re.compile(r"^[0-9]+[smh]$")
+DASHBOARD = ROOT / "deploy" / "grafana" / "tailrace.json"
+ADAPTER = ROOT / "deploy" / "prometheus-adapter" / "values.yaml"
+# labels Prometheus adds to every series it scrapes through the operator's monitors
+TARGET_LABELS = {"namespace", "pod", "service", "endpoint", "container", "job", "instance"}
+
+
+@pytest.fixture(scope="module")
+def prod() -> list[Obj]:
+    return render("prod")
+
+
+def check_query(expr: str, metrics: dict[str, set[str]], where: str) -> set[str]:
+    """The series the query reads, each exported by tailrace, with labels it has."""
+    names = set(SERIES.findall(expr))
+    assert names, f"{where}: {expr!r} reads no tailrace series"
+    unknown = names - set(metrics)
+    assert not unknown, f"{where}: tailrace exports no {sorted(unknown)}"
+    for name, matchers in MATCHERS.findall(expr):
+        labels = {m.split("=")[0].rstrip("!~ ").strip() for m in matchers.split(",") if m.strip()}
+        if metrics[name]:  # label names are known for series that have samples
+            extra = labels - metrics[name] - TARGET_LABELS
+            assert not extra, f"{where}: {name} has no label {sorted(extra)}"
+    for opening, closing in ("()", "{}", "[]"):
+        assert expr.count(opening) == expr.count(closing), f"{where}: unbalanced {opening}"
+    return names
+
+
+# -- alerts -----------------------------------------------------------------------------------
+
+
+def test_the_alerts_of_reference_002(prod: list[Obj], metrics: dict[str, set[str]]) -> None:
+    rule = one(prod, "PrometheusRule", "tailrace")
+    assert rule["apiVersion"] == "monitoring.coreos.com/v1"
+    groups = rule["spec"]["groups"]
+    assert groups and all(g["name"] and g["rules"] for g in groups)
+    alerts = {}
+    for group in groups:
+        for r in group["rules"]:
+            assert set(r) <= {"alert", "expr", "for", "labels", "annotations"}, r
+            assert DURATION.match(r["for"]), r["for"]
+            assert r["labels"]["severity"] in ("critical", "warning")
+            assert r["annotations"]["summary"] and r["annotations"]["description"]
+            alerts[r["alert"]] = (check_query(r["expr"], metrics, r["alert"]), r)
+    assert set(alerts) == {
+        "TailraceCriticalBacklog",
+        "TailraceDeadLettersGrowing",
+        "TailraceJobFailureRateHigh",
+    }
+    series, backlog = alerts["TailraceCriticalBacklog"]
+    assert series == {"tailrace_queue_depth"}
+    assert 'priority="critical"' in backlog["expr"] and 'state="pending"' in backlog["expr"]
+    assert backlog["expr"].endswith("> 100") and backlog["for"] == "2m"
+    assert alerts["TailraceDeadLettersGrowing"][0] == {"tailrace_dead_letter_depth"}
+    assert alerts["TailraceJobFailureRateHigh"][0] == {
+        "tailrace_jobs_failed_total",
+        "tailrace_jobs_started_total",
+    }
+
+
+def test_the_scrape_targets_select_what_exports_metrics(prod: list[Obj]) -> None:
+    service = one(prod, "Service", "tailrace-admin")
+    monitor = one(prod, "ServiceMonitor", "tailrace-admin")
+    assert selects(monitor["spec"]["selector"], service["metadata"]["labels"])
+    service_ports = {p["name"] for p in service["spec"]["ports"]}
+    assert {e["port"] for e in monitor["spec"]["endpoints"]} <= service_ports
+    admin = one(prod, "Deployment", "tailrace-admin")["spec"]["template"]
+    env = {e["name"]: e.get("value") for e in admin["spec"]["containers"][0]["env"]}
+    assert env["TAILRACE_METRICS_PUBLIC"] == "true"  # Prometheus holds no token
+
+    pods = one(prod, "PodMonitor", "tailrace-worker")
+    endpoint_ports = {e["port"] for e in pods["spec"]["podMetricsEndpoints"]}
+    for name in ("tailrace-worker", "tailrace-worker-critical"):
+        template = one(prod, "Deployment", name)["spec"]["template"]
+        assert selects(pods["spec"]["selector"], template["metadata"]["labels"]), name
+        ports = {p["name"] for c in template["spec"]["containers"] for p in c.get("ports", [])}
+        assert endpoint_ports <= ports, name
+    assert not selects(pods["spec"]["selector"], admin["metadata"]["labels"])
+
+
+def test_dev_needs_no_prometheus_operator() -> None:
+    kinds = {o["kind"] for o in render("dev")}
+    assert not kinds & {"PrometheusRule", "ServiceMonitor", "PodMonitor"}
+
+
+# -- the dashboard ----------------------------------------------------------------------------
+
+
+def test_the_grafana_dashboard(metrics: dict[str, set[str]]) -> None:
+    dashboard = json.loads(DASHBOARD.read_text())
+    panels = dashboard["panels"]
+    ids = [p["id"] for p in panels]
+    assert len(ids) == len(set(ids))
+    titles = {p["title"]: p for p in panels if p["type"] != "row"}
+    read = {}
+    for title, panel in titles.items():
+        assert panel["targets"], title
+        assert {"x", "y", "w", "h"} <= set(panel["gridPos"]), title
+        refs = [t["refId"] for t in panel["targets"]]
+        assert len(refs) == len(set(refs)), title
+        read[title] = set().union(
+            *(check_query(t["expr"], metrics, title) for t in panel["targets"])
+        )
+    assert read["Queue depth by priority"] == {"tailrace_queue_depth"}
+    stacking = titles["Queue depth by priority"]["fieldConfig"]["defaults"]["custom"]["stacking"]
+    assert stacking["mode"] == "normal"
+    assert read["Dead-letter depth"] == {"tailrace_dead_letter_depth"}
+    assert read["Job rate"] >= {"tailrace_jobs_started_total", "tailrace_jobs_failed_total"}
+    assert read["Job duration"] == {"tailrace_job_duration_seconds_bucket"}
+    assert read["Reprocessing progress"] == {"tailrace_reprocessing_progress_ratio"}
+    assert read["Reprocessing events by outcome"] == {"tailrace_reprocessing_events"}
+    variables = {v["name"] for v in dashboard["templating"]["list"]}
+    for panel in titles.values():
+        for used in re.findall(r"\$([a-z_]+)", json.dumps(panel["targets"])):
+            assert used in variables or used.startswith("__"), used
+
+
+def test_the_adapter_serves_the_metric_the_autoscalers_use(
+    prod: list[Obj], metrics: dict[str, set[str]]
+) -> None:
+    values = yaml.safe_load(ADAPTER.read_text())
+    served = set()
+    for rule in values["rules"]["external"]:
+        check_query(rule["seriesQuery"], metrics, "adapter seriesQuery")
+        served.add(rule["name"]["as"])
+    wanted = {
+        m["external"]["metric"]["name"]
+        for hpa in of_kind(prod, "HorizontalPodAutoscaler").values()
+        for m in hpa["spec"]["metrics"]
+        if m["type"] == "External"
+    }
+    assert wanted and wanted <= served
+
+
+def test_the_rbac_rules_file_is_plain_data() -> None:
+    rules = json.loads((Path(ROOT) / "deploy" / "kubernetes" / "rbac-rules.json").read_text())
+    assert isinstance(rules, list) and rules
+    for rule in rules:
+        assert all(isinstance(v, list) and v for v in rule.values()), rule

@@ -105,6 +105,16 @@ def test_a_job_runs_as_an_indexed_job_to_completion(
     # two run at once; the third pod may start only once the work is done, and then leaves
     assert {0, 1} <= {w["worker_index"] for w in workers} <= {0, 1, 2}
 
+    # the job is done when its files are; the Kubernetes Job, when its last index has run
+    wait_until(
+        lambda: (
+            (cluster.get("jobs", NS, f"reprocess-{job_id}") or {})
+            .get("status", {})
+            .get("conditions")
+        ),
+        60,
+        "the Kubernetes Job to complete",
+    )
     logs = client.get(f"{JOBS}/{job_id}/logs", params={"tail": 1000}).json()
     assert {log["worker_index"] for log in logs["logs"]} == {0, 1, 2}
     assert all(log["pod_name"].startswith(f"reprocess-{job_id}-") for log in logs["logs"])

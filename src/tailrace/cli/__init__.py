@@ -10,9 +10,11 @@ import click
 
 from ..errors import TailraceError
 from ..observability.logs import configure as configure_logs
+from ..observability.tracing import configure_tracing
 from . import db, jobs, queues, worker
 from .demo import demo
 from .ingest import ingest
+from .objects import objects
 from .reprocess import reprocess, reprocessing
 from .samples import sample_logs
 from .serve import serve
@@ -52,6 +54,7 @@ class _Group(click.Group):
 def cli(ctx: click.Context, database_url: str | None, app_spec: str | None, log_level: str) -> None:
     """tailrace: durable background work for data platforms."""
     configure_logs(log_level)
+    configure_tracing()  # off unless OTEL_TRACES_EXPORTER names an exporter
     ctx.obj = {"database_url": database_url, "app": app_spec}
 
 
@@ -66,6 +69,7 @@ for command in (
     reprocessing,
     ingest,
     serve,
+    objects,
 ):
     cli.add_command(command)
 

@@ -7,7 +7,6 @@ from typing import Any
 
 import click
 
-from ..api.config import ApiConfig
 from ..settings import database_url, redact_url
 
 
@@ -41,7 +40,9 @@ def _log_config(level: str) -> dict[str, Any]:
 @click.pass_context
 def serve(ctx: click.Context, host: str, port: int, processes: int, access_log: bool) -> None:
     """Serve the admin API, the web UI and /metrics (tokens: TAILRACE_API_TOKENS)."""
-    import uvicorn
+    import uvicorn  # here: FastAPI and uvicorn cost every other command 0.25 s to import
+
+    from ..api.config import ApiConfig
 
     url = database_url(ctx.find_root().obj.get("database_url"))
     # the app factory reads its settings from the environment, in every server process

@@ -11,6 +11,7 @@ from typing import Any, TypeVar, overload
 import orjson
 
 from ..errors import InvalidArgumentsError, QueueFullError, TailraceError
+from ..observability import tracing
 from ..settings import database_url as resolve_database_url
 from ..settings import max_attempts_from_env
 from .cron import Cron
@@ -196,7 +197,7 @@ class App:
         name = self.task_name(task)
         t = self.tasks.get(name)
         try:
-            args_json = orjson.dumps(args).decode()
+            args_json = orjson.dumps(tracing.inject_job_args(args)).decode()
         except TypeError as exc:
             raise InvalidArgumentsError(
                 f"arguments of a {name!r} job are not JSON-serialisable: {exc}"
@@ -297,7 +298,7 @@ class App:
                     max_attempts=j.max_attempts,
                 )
             try:
-                args_json = orjson.dumps(j.args).decode()
+                args_json = orjson.dumps(tracing.inject_job_args(j.args)).decode()
             except TypeError as exc:
                 raise InvalidArgumentsError(
                     f"arguments of a {template.task!r} job are not JSON-serialisable: {exc}"

@@ -25,7 +25,7 @@ from datetime import UTC, datetime, timedelta
 from typing import Any, TypeVar
 
 from ..errors import JobCancelledError, JobTimeoutError, UnknownTaskError
-from ..observability import metrics
+from ..observability import metrics, tracing
 from .app import App
 from .jobs import ClaimedJob, Outcome
 from .maintenance import Maintenance
@@ -254,15 +254,18 @@ class Worker:
                     f"no task named {job.task!r} is registered in this worker "
                     f"(it has: {', '.join(sorted(self.app.tasks)) or 'none'})"
                 )
-            args, kwargs = call_args(job.args)
+            # the job's own arguments, and the task run in the span its enqueuer's trace
+            # continues in (tracing metadata rides in the arguments)
+            job_args, fn = tracing.job_call(task.fn, task.is_async, job)
+            args, kwargs = call_args(job_args)
             if task.pass_context:
                 args = (run.ctx, *args)
             timeout = job.timeout_s if job.timeout_s is not None else task.timeout_s
             if task.is_async:
-                coro = task.fn(*args, **kwargs)
+                coro = fn(*args, **kwargs)
                 await (asyncio.wait_for(coro, timeout) if timeout else coro)
             else:
-                future = self._threads.submit(functools.partial(task.fn, *args, **kwargs))
+                future = self._threads.submit(functools.partial(fn, *args, **kwargs))
                 try:
                     await (asyncio.wait_for(future, timeout) if timeout else future)
                 except (TimeoutError, asyncio.CancelledError):

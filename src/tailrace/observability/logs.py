@@ -32,8 +32,12 @@ class JsonFormatter(logging.Formatter):
 
 def configure(level: str = "INFO", stream: Any = None) -> None:
     """Send tailrace's logs to ``stream`` (stderr) as JSON lines."""
+    from .tracing import TraceLogFilter  # here: tracing imports the engine, which logs
+
     handler = logging.StreamHandler(stream or sys.stderr)
     handler.setFormatter(JsonFormatter())
+    # each line carries the trace id and the job or message id in force where it was logged
+    handler.addFilter(TraceLogFilter())
     root = logging.getLogger("tailrace")
     root.handlers[:] = [handler]
     root.setLevel(level.upper())

@@ -1,0 +1,41 @@
+"""The boto3 S3 client the object jobs use.
+
+Credentials and region come from boto3's standard chain; ``endpoint_url``, else
+``AWS_ENDPOINT_URL_S3`` or ``AWS_ENDPOINT_URL``, points it at MinIO, moto or another
+S3-compatible store.
+"""
+
+from __future__ import annotations
+
+import os
+from typing import Any
+
+import boto3  # type: ignore[import-untyped]  # no stubs in the dependencies
+from botocore.config import Config  # type: ignore[import-untyped]
+from botocore.exceptions import ClientError  # type: ignore[import-untyped]
+
+MAX_ATTEMPTS = 5
+
+
+def s3_client(endpoint_url: str | None = None, region_name: str | None = None) -> Any:
+    custom = (
+        endpoint_url or os.environ.get("AWS_ENDPOINT_URL_S3") or os.environ.get("AWS_ENDPOINT_URL")
+    )
+    # S3-compatible stores serve buckets as paths (MinIO needs MINIO_DOMAIN for host names).
+    config = Config(
+        retries={"max_attempts": MAX_ATTEMPTS, "mode": "adaptive"},
+        s3={"addressing_style": "path"} if custom else {},
+        connect_timeout=10,
+        read_timeout=60,
+    )
+    return boto3.session.Session().client(
+        "s3", endpoint_url=custom, region_name=region_name, config=config
+    )
+
+
+def error_code(exc: ClientError) -> str:
+    return str(exc.response.get("Error", {}).get("Code", ""))
+
+
+def is_not_found(exc: ClientError) -> bool:
+    return error_code(exc) in ("404", "NoSuchKey", "NotFound")

@@ -70,3 +70,52 @@ def test_a_consumer_continues_the_producers_trace(
     assert (span.context.trace_id, span.parent.span_id) == (parent.trace_id, parent.span_id)
     assert inner.span_id == handled.get_span_context().span_id
     assert span.attributes is not None and span.attributes["messaging.message.id"] == "m-1"
+
+
+def test_tailraces_consumer_continues_the_trace_into_its_outputs(
+    broker: TansuBroker, exporter: InMemorySpanExporter
+) -> None:
+    import threading
+
+    from tailrace.streams.consumer import Consumer as StreamConsumer
+    from tailrace.streams.consumer_config import ConsumerConfig
+    from tailrace.streams.consumer_message import Message, Output
+
+    exporter.clear()
+    topic, out = f"in-{uuid.uuid4().hex[:8]}", f"out-{uuid.uuid4().hex[:8]}"
+    broker.create_topic(topic)
+    broker.create_topic(out)
+    producer = Producer({"bootstrap.servers": broker.bootstrap})
+    with trace.get_tracer("tests").start_as_current_span("send") as send:
+        producer.produce(topic, b"payload", key=b"k", headers=tracing.inject_headers())
+    assert producer.flush(10) == 0
+
+    inside: list[trace.SpanContext] = []
+
+    def handler(message: Message) -> list[Output]:
+        inside.append(trace.get_current_span().get_span_context())
+        return [Output(b"status", key=b"k")]
+
+    config = ConsumerConfig(
+        topic=topic,
+        group=f"g-{uuid.uuid4().hex[:8]}",
+        bootstrap_servers=broker.bootstrap,
+        partitions=[0],
+        routes=(out,),
+        poll_timeout_s=0.1,
+    )
+    with StreamConsumer(config, handler) as consumer:
+        thread = threading.Thread(target=consumer.run)
+        thread.start()
+        try:
+            wait_until(lambda: broker.consume_all(out), 20, "the routed output")
+        finally:
+            consumer.stop()
+            thread.join(10)
+
+    (handled,) = inside
+    assert handled.trace_id == send.get_span_context().trace_id
+    (record,) = broker.consume_all(out)
+    headers = tracing.header_map(record.headers)
+    # the output carries the consumer's span: the next consumer continues from there
+    assert f"{handled.span_id:016x}" in headers["traceparent"]

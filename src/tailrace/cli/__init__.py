@@ -12,6 +12,7 @@ from ..errors import TailraceError
 from ..observability.logs import configure as configure_logs
 from ..observability.tracing import configure_tracing
 from . import db, jobs, queues, worker
+from .consume import consume
 from .demo import demo
 from .ingest import ingest
 from .objects import objects
@@ -70,6 +71,7 @@ for command in (
     ingest,
     serve,
     objects,
+    consume,
 ):
     cli.add_command(command)
 

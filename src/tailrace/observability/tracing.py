@@ -107,9 +107,13 @@ def tracer() -> trace.Tracer:
     return trace.get_tracer(TRACER_NAME)
 
 
-def _enabled() -> bool:
-    # no provider installed: spans would be no-ops, so a job without a parent skips them
+def enabled() -> bool:
+    """Whether a tracer provider is installed (`configure_tracing`). Without one, spans would
+    be no-ops: hot paths (a job without a parent, every consumed message) skip them."""
     return not isinstance(trace.get_tracer_provider(), ProxyTracerProvider)
+
+
+_enabled = enabled
 
 
 # -- carrying the context ------------------------------------------------------------------

@@ -1,0 +1,28 @@
+"""Stream workers: Kafka consumers with dedup, retries, dead letters and routing."""
+
+from .consumer import BatchHandler, Consumer, ConsumerStats, Handler
+from .consumer_config import ConsumerConfig
+from .consumer_message import IdSource, Message, Output
+from .dedup import Dedup, NoDedup, PostgresDedup, RedisDedup, claim, open_dedup
+from .dlq import replay
+from .router import DeliveryError, Router
+
+__all__ = [
+    "BatchHandler",
+    "Consumer",
+    "ConsumerConfig",
+    "ConsumerStats",
+    "Dedup",
+    "DeliveryError",
+    "Handler",
+    "IdSource",
+    "Message",
+    "NoDedup",
+    "Output",
+    "PostgresDedup",
+    "RedisDedup",
+    "Router",
+    "claim",
+    "open_dedup",
+    "replay",
+]

@@ -1,0 +1,443 @@
+"""A Kafka consumer that calls a handler once per message id, with retries, dead letters,
+routing and commits that never run ahead of what is done.
+
+One step of the loop: consume a batch; drop the ids the dedup store has seen; call the
+handler on the rest (a failing message waits for its retry, and only the later messages of
+its key wait behind it); retry what is due; then acknowledge outputs and dead letters
+(`Router.flush`), mark the handled ids, and commit, per partition, the lowest offset not
+done. A consumer killed at any point therefore loses nothing, and what it repeats after a
+restart was handled but not yet marked.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from collections.abc import Callable, Iterable
+from contextlib import AbstractContextManager, nullcontext
+from dataclasses import dataclass
+from types import TracebackType
+from typing import Any, Self
+
+from confluent_kafka import Consumer as KafkaConsumer
+from confluent_kafka import KafkaError, KafkaException, TopicPartition
+from confluent_kafka import Message as KafkaMessage
+
+from ..observability import tracing
+from . import consumer_metrics as metrics
+from .consumer_config import ConsumerConfig
+from .consumer_marking import Marker
+from .consumer_message import Message, Output, message_id
+from .consumer_offsets import Offsets
+from .consumer_waiting import Lane, Waiting, lane_of
+from .dedup import Dedup, NoDedup
+from .dlq import dead_letter, describe
+from .router import Router
+
+log = logging.getLogger("tailrace.streams.consumer")
+
+Handler = Callable[[Message], Iterable[Output] | None]
+BatchHandler = Callable[[list[Message]], Iterable[Output] | None]
+
+LAG_EVERY_S = 5.0
+PRUNE_EVERY_S = 300.0
+
+
+@dataclass
+class ConsumerStats:
+    """What this consumer did since it started (the metrics, without labels)."""
+
+    handled: int = 0
+    failed: int = 0
+    dead_lettered: int = 0
+    deduplicated: int = 0
+
+
+class Consumer:
+    """Consumes `config.topic` in `config.group`, calling `handler` per message (or
+    `batch_handler` per batch: a batch that fails is retried message by message).
+
+    `run()` loops until `stop()` (from any thread or a signal handler). The consumer owns
+    `dedup` and closes it.
+    """
+
+    def __init__(
+        self,
+        config: ConsumerConfig,
+        handler: Handler | None = None,
+        *,
+        batch_handler: BatchHandler | None = None,
+        dedup: Dedup | None = None,
+    ) -> None:
+        if (handler is None) == (batch_handler is None):
+            raise TypeError("give exactly one of handler and batch_handler")
+        self.config = config
+        self.stats = ConsumerStats()
+        self._handler = handler
+        self._batch_handler = batch_handler
+        self._dedup = dedup or NoDedup()
+        self._stop = threading.Event()
+        self._offsets = Offsets()
+        self._waiting = Waiting()
+        self._waiting_ids: set[str] = set()
+        self._done_ids: list[str] = []  # handled or dead this step: marked at its end
+        self._released: list[tuple[int, int]] = []  # held offsets done this step
+        self._paused = False
+        labels = (config.topic, config.group)
+        self._latency = metrics.HANDLER_SECONDS.labels(*labels)
+        self._counters = (
+            metrics.HANDLED.labels(*labels),
+            metrics.FAILED.labels(*labels),
+            metrics.DEAD_LETTERED.labels(*labels),
+            metrics.DEDUPLICATED.labels(*labels),
+        )
+        self._reported = ConsumerStats()
+        self._kafka: KafkaConsumer | None = None
+        self._router: Router | None = None
+        self._marker = Marker(self._dedup)
+
+    def stop(self) -> None:
+        """Finish the current step, commit, and return from `run()`."""
+        self._stop.set()
+
+    # -- the loop ---------------------------------------------------------------------------
+
+    def run(self, until: Callable[[], bool] | None = None) -> None:
+        """Consume until `stop()` (or until `until()` is true, checked after each step)."""
+        config = self.config
+        self._router = Router(config.producer_settings(), config.routes)
+        self._kafka = kafka = KafkaConsumer(
+            {
+                **config.consumer_settings(),
+                "logger": log,
+                "error_cb": _on_error,
+                "on_commit": _on_commit,
+            }
+        )
+        if config.partitions is not None:
+            # Committed offsets, else auto.offset.reset: as a group member would start.
+            kafka.assign([TopicPartition(config.topic, p) for p in config.partitions])
+        else:
+            kafka.subscribe([config.topic], on_revoke=self._revoked, on_lost=self._lost)
+        next_lag = next_prune = time.monotonic()
+        try:
+            while not self._stop.is_set():
+                self._pause_when_full(kafka)
+                raw = kafka.consume(config.batch_size, self._timeout())
+                self._step(raw)
+                now = time.monotonic()
+                if now >= next_lag:
+                    next_lag = now + LAG_EVERY_S
+                    self._report_lag(kafka)
+                if now >= next_prune:
+                    # A full batch pruned: more may be due, so again next round.
+                    full = self._dedup.prune() >= 10_000
+                    next_prune = now if full else now + PRUNE_EVERY_S
+                if until is not None and until():
+                    break
+            self._commit(kafka, self._marker.wait(), asynchronous=False)
+        finally:
+            self._report()
+            self._marker.close()
+            kafka.close()
+            self._router.close()
+            self._kafka = None
+
+    def _timeout(self) -> float:
+        due = self._waiting.next_due()
+        if due is None:
+            return self.config.poll_timeout_s
+        return max(0.0, min(self.config.poll_timeout_s, due - time.monotonic()))
+
+    def _step(self, raw: list[KafkaMessage]) -> None:
+        fresh = self._take(raw)
+        if fresh:
+            if self._batch_handler is not None:
+                self._handle_batch([m for m in fresh if not self._queued(m)])
+            else:
+                for message in fresh:
+                    if not self._queued(message):
+                        self._settle(message, self._attempt(message), None, held=False)
+        if self._waiting:
+            self._retry_due()
+        self._finish()
+
+    def _queued(self, message: Message) -> bool:
+        """Queue `message` behind its key's failed message, if there is one waiting."""
+        waiting = self._waiting
+        if not waiting:
+            return False
+        lane = lane_of(message)
+        if not waiting.blocked(lane):
+            return False
+        waiting.queue(lane, message)
+        self._hold(message)
+        return True
+
+    def _take(self, raw: list[KafkaMessage]) -> list[Message]:
+        """The messages of `raw` that are not duplicates."""
+        source = self.config.id_source
+        messages: list[Message] = []
+        ids: list[str] = []
+        ends: dict[int, int] = {}
+        for record in raw:
+            error = record.error()
+            if error is not None:
+                _on_error(error)
+                continue
+            message = Message(record, message_id(record, source))
+            ends[record.partition() or 0] = record.offset() or 0
+            messages.append(message)
+            if message.id is not None:
+                ids.append(message.id)
+        for partition, offset in ends.items():
+            self._offsets.delivered(partition, offset)
+        seen = self._dedup.seen(ids) if ids else set()
+        seen.update(self._waiting_ids)
+        seen.update(self._marker.in_flight)
+        fresh: list[Message] = []
+        duplicates = 0
+        for message in messages:
+            mid = message.id
+            if mid is not None:
+                if mid in seen:  # marked, waiting, or earlier in this batch
+                    duplicates += 1
+                    continue
+                seen.add(mid)
+            fresh.append(message)
+        self.stats.deduplicated += duplicates
+        return fresh
+
+    # -- handling ---------------------------------------------------------------------------
+
+    def _attempt(self, message: Message) -> Exception | None:
+        """Call the handler on `message` and send its outputs; the error if it raised."""
+        # the producer's trace goes on here, and into the outputs' headers
+        span: AbstractContextManager[Any] = nullcontext()
+        if tracing.enabled():
+            span = tracing.message_span(message.raw, message_id=message.id)
+        with span:
+            started = time.perf_counter()
+            try:
+                if self._handler is not None:
+                    result = self._handler(message)
+                else:
+                    assert self._batch_handler is not None
+                    result = self._batch_handler([message])
+                outputs = None if result is None else list(result)
+            except Exception as exc:
+                return exc
+            finally:
+                self._latency.observe(time.perf_counter() - started)
+            if outputs:
+                assert self._router is not None
+                self._router.send(outputs)
+        return None
+
+    def _handle_batch(self, messages: list[Message]) -> None:
+        assert self._batch_handler is not None and self._router is not None
+        if not messages:
+            return
+        started = time.perf_counter()
+        try:
+            result = self._batch_handler(messages)
+            outputs = None if result is None else list(result)
+        except Exception as exc:
+            # Which message broke it is unknown: each is retried alone (keeping key order).
+            for message in messages:
+                if not self._queued(message):
+                    self._settle(message, exc, None, held=False)
+            return
+        finally:
+            self._latency.observe(time.perf_counter() - started)
+        if outputs:
+            self._router.send(outputs)
+        for message in messages:
+            self._done(message, held=False)
+        self.stats.handled += len(messages)
+
+    def _settle(
+        self, message: Message, error: Exception | None, lane: Lane | None, *, held: bool
+    ) -> bool:
+        """After an attempt: done (handled or dead-lettered: True), or waiting for a retry."""
+        if error is None:
+            self.stats.handled += 1
+            self._done(message, held)
+            return True
+        self.stats.failed += 1
+        fields = _fields(message)
+        if message.attempt >= self.config.attempts:
+            text = describe(error)
+            assert self._router is not None
+            dead_letter(
+                self._router,
+                self.config.dead_letter_topic,
+                message,
+                text,
+                message.attempt,
+                self.config.group,
+            )
+            self.stats.dead_lettered += 1
+            log.error(
+                "message dead-lettered",
+                extra={**fields, "attempts": message.attempt, "error": text},
+            )
+            self._done(message, held)
+            return True
+        delay = self.config.retry.delay(message.attempt)
+        log.warning(
+            "handler failed, will retry",
+            extra={**fields, "attempt": message.attempt, "retry_in_s": round(delay, 3)},
+            exc_info=error,
+        )
+        message.attempt += 1
+        self._waiting.retry_later(lane or lane_of(message), message, time.monotonic() + delay)
+        if not held:
+            self._hold(message)
+        return False
+
+    def _retry_due(self) -> None:
+        waiting = self._waiting
+        for lane in list(waiting.due(time.monotonic())):
+            while waiting.blocked(lane):
+                message = waiting.lane(lane)[0]
+                if not self._settle(message, self._attempt(message), lane, held=True):
+                    break
+                waiting.pop(lane)
+
+    def _hold(self, message: Message) -> None:
+        self._offsets.hold(message.partition, message.offset)
+        if message.id is not None:
+            self._waiting_ids.add(message.id)
+
+    def _done(self, message: Message, held: bool) -> None:
+        if message.id is not None:
+            self._done_ids.append(message.id)
+        if held:
+            self._released.append((message.partition, message.offset))
+            if message.id is not None:
+                self._waiting_ids.discard(message.id)
+
+    # -- the end of a step ------------------------------------------------------------------
+
+    def _finish(self) -> None:
+        """Outputs acknowledged, then ids marked, then offsets committed: in this order.
+
+        The mark runs while the next step is handled; its offsets are committed at the end
+        of that step (or at a stop or revocation), once the mark has returned.
+        """
+        assert self._router is not None and self._kafka is not None
+        self._router.flush()
+        for partition, offset in self._released:
+            self._offsets.release(partition, offset)
+        self._released.clear()
+        points = self._offsets.commit_points()
+        self._commit(self._kafka, self._marker.wait(), asynchronous=True)
+        if self._done_ids or points:
+            self._marker.submit(self._done_ids, points)
+            self._done_ids = []
+        self._report()
+
+    def _commit(self, kafka: KafkaConsumer, points: dict[int, int], *, asynchronous: bool) -> None:
+        if not points:
+            return
+        topic = self.config.topic
+        offsets = [TopicPartition(topic, p, o) for p, o in points.items()]
+        try:
+            if asynchronous:
+                kafka.commit(offsets=offsets, asynchronous=True)
+            else:
+                kafka.commit(offsets=offsets, asynchronous=False)
+        except KafkaException as exc:
+            # Not fatal: the messages come again and the dedup store drops them.
+            log.warning("offset commit failed", extra={"topic": topic, "error": str(exc)})
+            return
+        self._offsets.committed(points)
+
+    def _report(self) -> None:
+        """Add this step's counts to the metrics (in bulk: per message would cost)."""
+        stats, reported = self.stats, self._reported
+        handled, failed, dead, dedup = self._counters
+        handled.inc(stats.handled - reported.handled)
+        failed.inc(stats.failed - reported.failed)
+        dead.inc(stats.dead_lettered - reported.dead_lettered)
+        dedup.inc(stats.deduplicated - reported.deduplicated)
+        self._reported = ConsumerStats(**vars(stats))
+
+    def _report_lag(self, kafka: KafkaConsumer) -> None:
+        topic, group = self.config.topic, self.config.group
+        for tp in kafka.assignment():
+            position = self._offsets.position(tp.partition)
+            try:
+                _, high = kafka.get_watermark_offsets(tp, cached=True)
+            except KafkaException:
+                continue
+            if position is not None and high >= 0:
+                metrics.LAG.labels(topic, group, str(tp.partition)).set(max(0, high - position))
+
+    def _pause_when_full(self, kafka: KafkaConsumer) -> None:
+        """Stop fetching while too many messages wait on retries; resume at half."""
+        count, limit = self._waiting.count, self.config.max_waiting
+        if not self._paused and count >= limit:
+            kafka.pause(kafka.assignment())
+            self._paused = True
+            log.warning("too many messages waiting on retries: paused", extra={"waiting": count})
+        elif self._paused and count <= limit // 2:
+            kafka.resume(kafka.assignment())
+            self._paused = False
+
+    # -- rebalancing ------------------------------------------------------------------------
+
+    def _revoked(self, kafka: KafkaConsumer, partitions: list[TopicPartition]) -> None:
+        # Called inside consume(), between steps: once the mark in flight is done, all that
+        # is done is marked.
+        self._commit(kafka, self._marker.wait(), asynchronous=False)
+        gone = {tp.partition for tp in partitions}
+        points = {p: o for p, o in self._offsets.commit_points().items() if p in gone}
+        self._commit(kafka, points, asynchronous=False)
+        self._lost(kafka, partitions)
+
+    def _lost(self, kafka: KafkaConsumer, partitions: list[TopicPartition]) -> None:
+        # Whatever waits on these partitions is the new owner's now.
+        gone = {tp.partition for tp in partitions}
+        self._waiting.drop(gone)
+        self._offsets.forget(gone)
+        self._waiting_ids = self._waiting.ids()
+        self._paused = False
+
+    # -- lifetime ---------------------------------------------------------------------------
+
+    def close(self) -> None:
+        self._dedup.close()
+
+    def __enter__(self) -> Self:
+        return self
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        self.close()
+
+
+def _fields(message: Message) -> dict[str, Any]:
+    return {
+        "message_id": message.id,
+        "topic": message.topic,
+        "partition": message.partition,
+        "offset": message.offset,
+    }
+
+
+def _on_error(error: KafkaError) -> None:
+    if error.fatal():
+        raise KafkaException(error)
+    log.warning("kafka: %s", error.str())
+
+
+def _on_commit(error: KafkaError | None, partitions: list[TopicPartition]) -> None:
+    if error is not None:
+        log.warning("offset commit failed: %s", error.str())

@@ -1,0 +1,94 @@
+"""The consumer's settings, and the librdkafka configuration they make."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+from ..engine.retry import RetryPolicy
+from ..errors import ConfigurationError
+from ..pipeline.sinks.kafka import config_from_env
+from .consumer_message import IdSource
+
+DEFAULT_BOOTSTRAP = "localhost:9092"
+DEFAULT_WINDOW_S = 24 * 3600.0
+DEFAULT_RETRY = RetryPolicy(base_s=0.5, factor=2.0, max_s=30.0, jitter=0.5)
+
+
+def bootstrap_servers(explicit: str | None = None) -> str:
+    """``--bootstrap-servers``, else ``KAFKA_BOOTSTRAP_SERVERS``, else localhost."""
+    return explicit or os.environ.get("KAFKA_BOOTSTRAP_SERVERS") or DEFAULT_BOOTSTRAP
+
+
+@dataclass(frozen=True)
+class ConsumerConfig:
+    """How a `Consumer` reads, retries, dead-letters and routes.
+
+    `partitions` assigns those partitions of `topic` directly instead of joining the
+    group's rebalancing (offsets are still committed under `group`): a consumer that must
+    start at once, or the only one of its group.
+    """
+
+    topic: str
+    group: str
+    bootstrap_servers: str = field(default_factory=bootstrap_servers)
+    attempts: int = 3
+    retry: RetryPolicy = DEFAULT_RETRY
+    dlq_topic: str | None = None  # None: ``<topic>_dlq``
+    routes: Sequence[str] = ()
+    id_source: IdSource = IdSource.AUTO
+    batch_size: int = 5000
+    poll_timeout_s: float = 0.5
+    # Messages waiting on a failing key (its retry, or its earlier messages): past this,
+    # consumption pauses until retries clear, so memory stays bounded.
+    max_waiting: int = 10_000
+    partitions: Sequence[int] | None = None
+    kafka: Mapping[str, str] = field(default_factory=dict)  # librdkafka overrides
+
+    def __post_init__(self) -> None:
+        if self.attempts < 1:
+            raise ConfigurationError(f"attempts must be at least 1, not {self.attempts}")
+        if self.batch_size < 1 or self.max_waiting < 1:
+            raise ConfigurationError("batch_size and max_waiting must be at least 1")
+
+    @property
+    def dead_letter_topic(self) -> str:
+        return self.dlq_topic or f"{self.topic}_dlq"
+
+    def consumer_settings(self) -> dict[str, Any]:
+        """librdkafka consumer settings: manual commits, the environment's security."""
+        return {
+            **config_from_env(),
+            "bootstrap.servers": self.bootstrap_servers,
+            "group.id": self.group,
+            # Offsets are committed by the consumer itself, only once messages are done.
+            "enable.auto.commit": False,
+            "enable.auto.offset.store": False,
+            "auto.offset.reset": "earliest",
+            "enable.partition.eof": False,
+            # Bigger prefetch: the handler loop, not the fetch, should be the limit.
+            "queued.min.messages": 200_000,
+            "log.connection.close": False,
+            **{k: v for k, v in self.kafka.items() if not k.startswith("producer.")},
+        }
+
+    def producer_settings(self) -> dict[str, Any]:
+        """Settings of the producer for routes and dead letters (``producer.*`` overrides)."""
+        # Not from config_from_env alone: KAFKA_ENABLE_IDEMPOTENCE applies here too.
+        overrides = {
+            k.removeprefix("producer."): v
+            for k, v in self.kafka.items()
+            if k.startswith("producer.")
+        }
+        return {
+            "enable.idempotence": "true",
+            "acks": "all",
+            "linger.ms": "5",
+            "compression.type": "lz4",
+            "log.connection.close": False,
+            **config_from_env(),
+            "bootstrap.servers": self.bootstrap_servers,
+            **overrides,
+        }

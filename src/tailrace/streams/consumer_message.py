@@ -1,0 +1,128 @@
+"""What a handler sees (`Message`) and what it may return (`Output`)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from enum import Enum
+
+from confluent_kafka import Message as KafkaMessage
+
+Headers = list[tuple[str, bytes]]
+
+
+class IdSource(Enum):
+    """Where a message's dedup id comes from.
+
+    The choice is explicit because it decides what "the same message" means: a producer
+    that resends keeps its header and key, while the offset names one copy in the log.
+    """
+
+    AUTO = "auto"
+    """The ``message_id`` (or ``messageId``) header, else the key, else the offset."""
+    HEADER = "header"
+    """Only the header: a message without one is not deduplicated."""
+    KEY = "key"
+    """The Kafka key: right when each key is one message (not an entity's stream)."""
+    OFFSET = "offset"
+    """``topic:partition:offset``: covers redelivery after a crash, not producer resends."""
+
+
+ID_HEADERS = frozenset({"message_id", "messageId"})
+
+
+def header_pairs(raw: KafkaMessage) -> Headers:
+    """The headers of a consumed record as (name, bytes) pairs, in order."""
+    headers = raw.headers()
+    if not headers:
+        return []
+    pairs = headers.items() if isinstance(headers, dict) else headers
+    return [
+        (name, value.encode() if isinstance(value, str) else value or b"") for name, value in pairs
+    ]
+
+
+def message_id(raw: KafkaMessage, source: IdSource) -> str | None:
+    """The dedup id of `raw` by `source`, or None when it has none. Bytes that are not
+    UTF-8 show as ``\\xff`` escapes: an id is text in every dedup store."""
+    if source is IdSource.AUTO or source is IdSource.HEADER:
+        headers = raw.headers()
+        if headers:
+            # A consumed record's headers are a list of (str, bytes) pairs: walked as they
+            # are, since this runs for every message.
+            pairs = headers.items() if isinstance(headers, dict) else headers
+            for name, value in pairs:
+                if name in ID_HEADERS and value:
+                    if isinstance(value, bytes):
+                        return value.decode("utf-8", "backslashreplace")
+                    return value
+        if source is IdSource.HEADER:
+            return None
+    if source is not IdSource.OFFSET:
+        key = raw.key()
+        if key:
+            return key.decode("utf-8", "backslashreplace")
+        if source is IdSource.KEY:
+            return None
+    return f"{raw.topic()}:{raw.partition()}:{raw.offset()}"
+
+
+class Message:
+    """One consumed message: the Kafka record and the id it is deduplicated by.
+
+    A thin view over the client's record (read lazily: most handlers use a field or two).
+    """
+
+    __slots__ = ("attempt", "id", "raw")
+
+    def __init__(self, raw: KafkaMessage, id: str | None) -> None:
+        self.raw = raw
+        self.id = id
+        self.attempt = 1  # 1 for the first call of the handler, 2 for the first retry…
+
+    @property
+    def topic(self) -> str:
+        return self.raw.topic() or ""
+
+    @property
+    def partition(self) -> int:
+        return self.raw.partition() or 0
+
+    @property
+    def offset(self) -> int:
+        return self.raw.offset() or 0
+
+    @property
+    def key(self) -> bytes | None:
+        return self.raw.key()
+
+    @property
+    def value(self) -> bytes | None:
+        return self.raw.value()
+
+    @property
+    def headers(self) -> Headers:
+        return header_pairs(self.raw)
+
+    def header(self, name: str) -> bytes | None:
+        """The last header called `name`, or None."""
+        found = None
+        for key, value in self.headers:
+            if key == name:
+                found = value
+        return found
+
+    def __repr__(self) -> str:
+        return f"Message({self.topic}[{self.partition}]@{self.offset}, id={self.id!r})"
+
+
+@dataclass(frozen=True, slots=True)
+class Output:
+    """A message a handler asks to produce once its input is handled.
+
+    `topic` None sends it to each of the consumer's default routes (``--route-to``).
+    """
+
+    value: bytes | None
+    key: bytes | str | None = None
+    headers: Headers | None = None
+    topic: str | None = None

@@ -1,0 +1,52 @@
+"""Prometheus metrics of stream consumers, in a registry of their own (served by
+`tailrace consume --metrics-port`)."""
+
+from __future__ import annotations
+
+from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, start_http_server
+
+REGISTRY = CollectorRegistry(auto_describe=True)
+_LABELS = ["topic", "group"]
+
+HANDLED = Counter(
+    "tailrace_stream_messages_handled",
+    "Messages the handler succeeded on",
+    _LABELS,
+    registry=REGISTRY,
+)
+FAILED = Counter(
+    "tailrace_stream_messages_failed",
+    "Handler attempts that raised (retried or dead-lettered)",
+    _LABELS,
+    registry=REGISTRY,
+)
+DEAD_LETTERED = Counter(
+    "tailrace_stream_messages_dead_lettered",
+    "Messages sent to the dead-letter topic after their last attempt",
+    _LABELS,
+    registry=REGISTRY,
+)
+DEDUPLICATED = Counter(
+    "tailrace_stream_messages_deduplicated",
+    "Messages skipped because their id was handled within the window",
+    _LABELS,
+    registry=REGISTRY,
+)
+HANDLER_SECONDS = Histogram(
+    "tailrace_stream_handler_seconds",
+    "Time one handler call took (a batch, with --batch)",
+    _LABELS,
+    buckets=(0.0001, 0.0005, 0.001, 0.005, 0.01, 0.05, 0.1, 0.5, 1, 5, 30),
+    registry=REGISTRY,
+)
+LAG = Gauge(
+    "tailrace_stream_consumer_lag",
+    "Messages in the partition past what this consumer has read",
+    [*_LABELS, "partition"],
+    registry=REGISTRY,
+)
+
+
+def serve(port: int, addr: str = "127.0.0.1") -> None:
+    """Expose the consumer metrics on ``http://addr:port/metrics`` from a thread."""
+    start_http_server(port, addr=addr, registry=REGISTRY)

@@ -1,0 +1,262 @@
+"""Which message ids a consumer group has already handled, over a window (24 h by default).
+
+A consumer asks `seen()` for a batch before handling it and `mark()`s what it handled (or
+dead-lettered) before committing offsets: a message redelivered after a crash is then
+skipped, and only one that was handled but not yet marked can run twice, which the mark
+before commit keeps to a crash between the handler and the mark.
+
+PostgreSQL keeps ids in ``tailrace_stream_dedup`` (migration 0003 of the engine's store,
+applied on open), inserted in batches and pruned once expired; Redis keeps one key per id
+with an expiry (``SET NX EX``).
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+from collections.abc import Sequence
+from typing import Any, Protocol, Self
+
+import orjson
+import psycopg
+
+from ..engine.store.postgres.store import PostgresStore
+from ..errors import ConfigurationError
+from ..settings import redact_url
+from .consumer_config import DEFAULT_WINDOW_S
+
+log = logging.getLogger("tailrace.streams.dedup")
+
+# The statements stay here rather than in a queries.sql of the engine's store: they belong
+# to the streams package, whose table the engine's migrations merely create.
+# Ids travel as one JSON array: psycopg adapts a list element by element in Python, which
+# cost a quarter of the consumer's time at 5,000 ids a batch.
+_SEEN = """
+SELECT message_id FROM tailrace_stream_dedup
+WHERE group_id = %(group)s
+  AND message_id = ANY(ARRAY(SELECT json_array_elements_text(%(ids)s::json)))
+  AND seen_at > now() - make_interval(secs => %(window)s)
+"""
+# An expired row not pruned yet is taken over, so it starts a new window.
+_MARK = """
+INSERT INTO tailrace_stream_dedup (group_id, message_id)
+SELECT %(group)s, id FROM json_array_elements_text(%(ids)s::json) AS id
+ON CONFLICT (group_id, message_id) DO UPDATE SET seen_at = EXCLUDED.seen_at
+WHERE tailrace_stream_dedup.seen_at <= now() - make_interval(secs => %(window)s)
+"""
+_CLAIM = """
+INSERT INTO tailrace_stream_dedup (group_id, message_id) VALUES (%(group)s, %(id)s)
+ON CONFLICT (group_id, message_id) DO UPDATE SET seen_at = EXCLUDED.seen_at
+WHERE tailrace_stream_dedup.seen_at <= now() - make_interval(secs => %(window)s)
+RETURNING 1
+"""
+_FORGET = """
+DELETE FROM tailrace_stream_dedup WHERE group_id = %(group)s
+  AND message_id = ANY(ARRAY(SELECT json_array_elements_text(%(ids)s::json)))
+"""
+_PRUNE = """
+DELETE FROM tailrace_stream_dedup WHERE ctid = ANY(ARRAY(
+  SELECT ctid FROM tailrace_stream_dedup
+  WHERE group_id = %(group)s AND seen_at <= now() - make_interval(secs => %(window)s)
+  LIMIT %(limit)s))
+"""
+PRUNE_BATCH = 10_000
+
+
+def claim(
+    conn: psycopg.Connection[Any], group: str, message_id: str, window_s: float = DEFAULT_WINDOW_S
+) -> bool:
+    """Mark `message_id` in the caller's transaction on `conn`; False if it was marked.
+
+    For a handler whose effects go to the same PostgreSQL: claiming in the transaction of
+    those effects makes them exactly-once even when the consumer dies between the handler
+    and its own mark (which then finds the id marked already)::
+
+        with conn.transaction():
+            if claim(conn, GROUP, message.id):
+                conn.execute("INSERT INTO orders ...")
+    """
+    params = {"group": group, "id": message_id, "window": window_s}
+    return conn.execute(_CLAIM, params).fetchone() is not None
+
+
+class Dedup(Protocol):
+    """The dedup store of one consumer group."""
+
+    def seen(self, ids: Sequence[str]) -> set[str]:
+        """Those of `ids` marked within the window."""
+        ...
+
+    def mark(self, ids: Sequence[str]) -> None:
+        """Record `ids` as handled; returns once that is durable. Called from another
+        thread than `seen`, possibly at the same time."""
+        ...
+
+    def forget(self, ids: Sequence[str]) -> None:
+        """Unmark `ids` (a dead message about to be replayed)."""
+        ...
+
+    def prune(self) -> int:
+        """Delete some expired marks (a batch at most); how many went."""
+        ...
+
+    def close(self) -> None: ...
+
+
+class _Closing:
+    """``with store:`` closes it."""
+
+    def close(self) -> None:
+        raise NotImplementedError
+
+    def __enter__(self) -> Self:
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        self.close()
+
+
+class NoDedup(_Closing):
+    """Every message is new: for handlers that are idempotent themselves."""
+
+    def seen(self, ids: Sequence[str]) -> set[str]:
+        return set()
+
+    def mark(self, ids: Sequence[str]) -> None:
+        pass
+
+    def forget(self, ids: Sequence[str]) -> None:
+        pass
+
+    def prune(self) -> int:
+        return 0
+
+    def close(self) -> None:
+        pass
+
+
+class PostgresDedup(_Closing):
+    """Marks in PostgreSQL, one statement per batch. Each thread has a connection of its
+    own (a consumer marks on one thread while it looks up on another), reconnected once if
+    it broke: every statement here is safe to repeat."""
+
+    def __init__(self, url: str, group: str, window_s: float) -> None:
+        self.url = url
+        self.group = group
+        self.window_s = window_s
+        store = PostgresStore(url)
+        try:
+            store.migrate()
+        finally:
+            store.close()
+        self._local = threading.local()
+        self._conns: list[psycopg.Connection[Any]] = []
+        self._lock = threading.Lock()
+
+    def _connection(self) -> psycopg.Connection[Any]:
+        conn: psycopg.Connection[Any] | None = getattr(self._local, "conn", None)
+        if conn is None or conn.closed or conn.broken:
+            conn = psycopg.connect(self.url, autocommit=True)
+            self._local.conn = conn
+            with self._lock:
+                self._conns.append(conn)
+        return conn
+
+    def _run(self, sql: str, ids: Sequence[str] = (), limit: int = 0) -> psycopg.Cursor[Any]:
+        params = {"group": self.group, "ids": _json(ids), "window": self.window_s, "limit": limit}
+        for retry in (True, False):
+            conn = self._connection()
+            try:
+                return conn.execute(sql, params, prepare=True)
+            except psycopg.OperationalError as exc:
+                if not retry or not conn.broken:
+                    raise
+                log.warning(
+                    "dedup store connection lost, reconnecting",
+                    extra={"url": redact_url(self.url), "error": str(exc)},
+                )
+        raise AssertionError("unreachable")
+
+    def seen(self, ids: Sequence[str]) -> set[str]:
+        if not ids:
+            return set()
+        return {row[0] for row in self._run(_SEEN, ids)}
+
+    def mark(self, ids: Sequence[str]) -> None:
+        # One row may be touched once per statement: repeated ids go in once.
+        if ids:
+            self._run(_MARK, list(dict.fromkeys(ids)))
+
+    def forget(self, ids: Sequence[str]) -> None:
+        if ids:
+            self._run(_FORGET, ids)
+
+    def prune(self) -> int:
+        return self._run(_PRUNE, limit=PRUNE_BATCH).rowcount
+
+    def close(self) -> None:
+        with self._lock:
+            conns, self._conns = self._conns, []
+        for conn in conns:
+            conn.close()
+
+
+def _json(ids: Sequence[str]) -> str:
+    return orjson.dumps(list(ids)).decode()
+
+
+class RedisDedup(_Closing):
+    """Marks as Redis keys ``tailrace:dedup:<group>:<id>`` that expire with the window."""
+
+    def __init__(self, url: str, group: str, window_s: float) -> None:
+        try:
+            import redis
+        except ImportError as exc:  # an optional dependency
+            raise ConfigurationError(f"the Redis dedup store needs redis-py: {exc}") from exc
+        self.group = group
+        self.window_s = max(1, round(window_s))
+        self._prefix = f"tailrace:dedup:{group}:"
+        self._redis = redis.Redis.from_url(url)
+
+    def _keys(self, ids: Sequence[str]) -> list[str]:
+        prefix = self._prefix
+        return [prefix + i for i in ids]
+
+    def seen(self, ids: Sequence[str]) -> set[str]:
+        if not ids:
+            return set()
+        found = self._redis.mget(self._keys(ids))
+        return {i for i, value in zip(ids, found, strict=True) if value is not None}
+
+    def mark(self, ids: Sequence[str]) -> None:
+        if not ids:
+            return
+        pipe = self._redis.pipeline(transaction=False)
+        for key in self._keys(ids):
+            pipe.set(key, b"1", nx=True, ex=self.window_s)
+        pipe.execute()
+
+    def forget(self, ids: Sequence[str]) -> None:
+        if ids:
+            self._redis.delete(*self._keys(ids))
+
+    def prune(self) -> int:
+        return 0  # keys expire by themselves
+
+    def close(self) -> None:
+        self._redis.close()
+
+
+def open_dedup(kind: str, url: str | None, group: str, window_s: float) -> Dedup:
+    """The store `kind` names (``postgres``, ``redis`` or ``none``) at `url`."""
+    if kind == "none":
+        return NoDedup()
+    if not url:
+        raise ConfigurationError(f"the {kind} dedup store needs a URL")
+    if kind == "postgres":
+        if not url.startswith(("postgresql://", "postgres://")):
+            raise ConfigurationError(f"not a PostgreSQL URL: {redact_url(url)}")
+        return PostgresDedup(url, group, window_s)
+    if kind == "redis":
+        return RedisDedup(url, group, window_s)
+    raise ConfigurationError(f"unknown dedup store {kind!r} (postgres, redis or none)")

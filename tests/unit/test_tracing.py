@@ -202,3 +202,31 @@ def test_a_job_without_parent_or_provider_gets_no_span(
     monkeypatch.setattr(tracing, "_enabled", lambda: False)
     with tracing.job_span("t", None, job_id=1) as span:
         assert span is None
+
+
+def test_without_a_trace_a_jobs_logs_still_carry_its_id() -> None:
+    """The path every job takes when tracing is off and the job brought no context."""
+    stream = io.StringIO()
+    handler = logging.StreamHandler(stream)
+    handler.setFormatter(JsonFormatter())
+    handler.addFilter(tracing.TraceLogFilter())
+    logger = logging.getLogger("tests.tracing.plain")
+    logger.addHandler(handler)
+    logger.setLevel(logging.INFO)
+
+    def task(n: int) -> int:
+        logger.info("sync", extra={"n": n})
+        return n
+
+    async def atask(n: int) -> int:
+        logger.info("async")
+        return n
+
+    try:
+        assert tracing._with_job_id(task, False, 41)(n=1) == 1
+        assert asyncio.run(tracing._with_job_id(atask, True, 42)(n=2)) == 2
+        logger.info("outside")
+    finally:
+        logger.removeHandler(handler)
+    lines = [orjson.loads(line) for line in stream.getvalue().splitlines()]
+    assert [line.get("job_id") for line in lines] == [41, 42, None]

@@ -14,7 +14,7 @@ from fastapi.staticfiles import StaticFiles
 from . import errors
 from .config import ApiConfig
 from .metrics import registry
-from .routes import engine, health, reprocessing, ui
+from .routes import engine, health, reprocessing, streams, ui
 from .routes.ui import STATIC_DIR
 from .services import Services
 
@@ -68,6 +68,7 @@ def create_app(config: ApiConfig | None = None) -> FastAPI:
     app.include_router(health.router)
     app.include_router(reprocessing.router)
     app.include_router(engine.router)
+    app.include_router(streams.router)
     app.include_router(ui.router)
     app.mount("/static", StaticFiles(directory=STATIC_DIR, check_dir=False), name="static")
     return app

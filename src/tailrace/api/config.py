@@ -27,6 +27,8 @@ class ApiConfig:
     pool_size: int = 8
     status_ttl_s: float = 0.25  # how old a job's status may be when served (see recent.py)
     executor: str = "local"  # or "kubernetes": how the workers of API-started jobs run
+    kafka_bootstrap_servers: str | None = None
+    stream_consumers: tuple[tuple[str, str], ...] = ()  # (group, topic) whose lag is shown
 
     @classmethod
     def from_environment(cls, database: str | None = None) -> ApiConfig:
@@ -53,7 +55,24 @@ class ApiConfig:
             pool_size=int(os.environ.get("TAILRACE_API_POOL_SIZE") or 8),
             status_ttl_s=float(os.environ.get("TAILRACE_API_STATUS_TTL_MS") or 250) / 1000,
             executor=_executor_name(),
+            kafka_bootstrap_servers=os.environ.get("KAFKA_BOOTSTRAP_SERVERS") or None,
+            stream_consumers=_consumers(os.environ.get("TAILRACE_STREAM_CONSUMERS", "")),
         )
+
+
+def _consumers(raw: str) -> tuple[tuple[str, str], ...]:
+    """``group@topic,group@topic`` -> ((group, topic), ...)."""
+    found = []
+    for item in raw.split(","):
+        if not item.strip():
+            continue
+        group, at, topic = item.strip().partition("@")
+        if not at or not group or not topic:
+            raise ConfigurationError(
+                f"TAILRACE_STREAM_CONSUMERS: {item.strip()!r} is not group@topic"
+            )
+        found.append((group, topic))
+    return tuple(found)
 
 
 def _executor_name() -> str:

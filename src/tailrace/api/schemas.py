@@ -239,3 +239,26 @@ class Discarded(BaseModel):
 class Health(BaseModel):
     status: str
     detail: str | None = None
+
+
+# -- stream consumers ---------------------------------------------------------------------------
+
+
+class PartitionLagOut(BaseModel):
+    partition: int
+    committed: int | None = Field(description="The group's committed offset; null if none")
+    end: int = Field(description="The partition's end offset")
+    lag: int
+
+
+class ConsumerLagOut(BaseModel):
+    group: str
+    topic: str
+    lag: int | None = Field(description="Summed over partitions; null when it could not be read")
+    partitions: list[PartitionLagOut]
+    error: str | None = None
+
+
+class StreamsOut(BaseModel):
+    bootstrap_servers: str | None
+    consumers: list[ConsumerLagOut]

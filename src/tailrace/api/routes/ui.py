@@ -80,6 +80,11 @@ def queues_page(request: Request, svc: Svc) -> Response:
     return _page("queues.html", request, svc)
 
 
+@router.get("/ui/streams")
+def streams_page(request: Request, svc: Svc) -> Response:
+    return _page("streams.html", request, svc)
+
+
 @router.get("/api/admin/reprocessing/jobs/{job_id}/logs/view")
 def legacy_log_viewer(job_id: str) -> Response:
     """Reference 000's viewer address. Its ``?token=`` is ignored on purpose: tokens in

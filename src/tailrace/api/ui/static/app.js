@@ -139,7 +139,13 @@
       "header",
       { class: "topbar" },
       el("a", { class: "brand", href: "/" }, el("span", { class: "dot" }), "tailrace"),
-      el("nav", {}, link("/", "Jobs", "jobs"), link("/ui/queues", "Queues", "queues")),
+      el(
+        "nav",
+        {},
+        link("/", "Jobs", "jobs"),
+        link("/ui/queues", "Queues", "queues"),
+        link("/ui/streams", "Streams", "streams"),
+      ),
       logout,
     );
     document.body.prepend(bar);

@@ -165,6 +165,11 @@ class TansuBroker:
         if self._process is not None:
             self._process.send_signal(signal.SIGSTOP)
 
+    def thaw(self) -> None:
+        """SIGCONT: a frozen broker answers again."""
+        if self._process is not None:
+            self._process.send_signal(signal.SIGCONT)
+
     def kill(self) -> None:
         """Stop at once, as a crash would (SIGKILL)."""
         if self._process is not None:

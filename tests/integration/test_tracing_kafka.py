@@ -119,3 +119,29 @@ def test_tailraces_consumer_continues_the_trace_into_its_outputs(
     headers = tracing.header_map(record.headers)
     # the output carries the consumer's span: the next consumer continues from there
     assert f"{handled.span_id:016x}" in headers["traceparent"]
+
+
+def test_an_outbox_event_carries_the_writers_trace_to_the_topic(
+    broker: TansuBroker, exporter: InMemorySpanExporter
+) -> None:
+    import psycopg
+
+    from tailrace.streams import outbox
+    from tailrace.streams.relay import Relay
+    from tests.integration.streams.outbox_support import migrated_schema
+
+    topic = f"outboxed-{uuid.uuid4().hex[:8]}"
+    broker.create_topic(topic)
+    with migrated_schema() as url:
+        with (
+            trace.get_tracer("tests").start_as_current_span("request") as request,
+            psycopg.connect(url) as conn,
+            conn.transaction(),
+        ):
+            outbox.add(conn, topic, "k", {"n": 1})
+        with Relay(url, broker.bootstrap) as relay:
+            assert relay.run(until_idle=True).published == 1
+    (record,) = broker.consume_all(topic, quiet=0.5)
+    traceparent = tracing.header_map(record.headers)["traceparent"]
+    context = request.get_span_context()
+    assert traceparent.split("-")[1:3] == [f"{context.trace_id:032x}", f"{context.span_id:016x}"]

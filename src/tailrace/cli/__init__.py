@@ -16,6 +16,7 @@ from .consume import consume
 from .demo import demo
 from .ingest import ingest
 from .objects import objects
+from .outbox import outbox
 from .reprocess import reprocess, reprocessing
 from .samples import sample_logs
 from .serve import serve
@@ -72,6 +73,7 @@ for command in (
     serve,
     objects,
     consume,
+    outbox,
 ):
     cli.add_command(command)
 

@@ -152,9 +152,7 @@ def run_job(
             f"into {job.config.sink} (database {redact_url(store.url)})"
         )
     configure_logs("WARNING")
-    executor = LocalExecutor(
-        store.url, job.id, job.total_workers, log_dir=worker_log_dir(job.id)
-    )
+    executor = LocalExecutor(store.url, job.id, job.total_workers, log_dir=worker_log_dir(job.id))
     interrupted = False
 
     def on_interrupt(signum: int, frame: FrameType | None) -> None:

@@ -80,7 +80,7 @@ _ROOM_POLL_SECONDS = 0.1
 _FLUSH_ROUND_SECONDS = 0.5
 
 
-class _LibrdkafkaLog:
+class LibrdkafkaLog:
     """Takes librdkafka's log lines into `log`. A failed connection (``FAIL``), which
     librdkafka logs as an error each time it retries, becomes a warning: nothing is lost
     while it retries, and "all brokers down" is reported once, as a warning, already."""
@@ -135,7 +135,7 @@ class KafkaSink(SinkBase):
         producer_config: dict[str, Any] = {
             **settings,
             "bootstrap.servers": bootstrap_servers,
-            "logger": _LibrdkafkaLog(),
+            "logger": LibrdkafkaLog(),
             "error_cb": self._on_error,
             "on_delivery": self._delivery_callback(None),
             # Only failures call back into Python: successes are counted in bulk at

@@ -1,0 +1,145 @@
+"""``tailrace outbox``: the transactional outbox's relay, its status, and spool draining."""
+
+from __future__ import annotations
+
+import os
+import signal
+import threading
+from types import FrameType
+
+import click
+
+from ..engine.retry import RetryPolicy
+from ..errors import ConfigurationError
+from ..settings import database_url
+from .context import echo_json
+
+
+def _postgres_url(ctx: click.Context, explicit: str | None) -> str:
+    root = ctx.find_root().obj or {}
+    url = database_url(explicit or root.get("database_url"))
+    if not url.startswith(("postgresql://", "postgres://")):
+        raise ConfigurationError("the outbox needs PostgreSQL (--database-url postgresql://…)")
+    return url
+
+
+def _config(pairs: tuple[str, ...]) -> dict[str, str]:
+    config: dict[str, str] = {}
+    for pair in pairs:
+        name, sep, value = pair.partition("=")
+        if not sep or not name:
+            raise click.BadParameter(f"{pair!r} is not NAME=VALUE", param_hint="--producer-config")
+        config[name] = value
+    return config
+
+
+def _stop_on_signals() -> threading.Event:
+    stop = threading.Event()
+
+    def handler(signum: int, frame: FrameType | None) -> None:
+        stop.set()
+
+    signal.signal(signal.SIGTERM, handler)
+    signal.signal(signal.SIGINT, handler)
+    return stop
+
+
+def _bootstrap(explicit: str | None) -> str:
+    servers = explicit or os.environ.get("KAFKA_BOOTSTRAP_SERVERS")
+    if not servers:
+        raise ConfigurationError("no Kafka brokers: --bootstrap-servers or KAFKA_BOOTSTRAP_SERVERS")
+    return servers
+
+
+@click.group()
+def outbox() -> None:
+    """The transactional outbox: relay pending events to Kafka."""
+
+
+@outbox.command()
+@click.option("--database-url", default=None, help="postgresql://… (default: the global one).")
+@click.option("--bootstrap-servers", default=None, help="Default: KAFKA_BOOTSTRAP_SERVERS.")
+@click.option("--batch-size", default=5000, show_default=True, help="Most events per batch.")
+@click.option(
+    "--max-attempts",
+    default=5,
+    show_default=True,
+    help="Attempts before an event is moved aside (status dead).",
+)
+@click.option("--retry-base", default=1.0, show_default=True, help="First backoff, seconds.")
+@click.option("--redis-mirror", "channel", default=None, help="Also publish to this channel.")
+@click.option("--redis-url", default=None, help="Default: REDIS_URL, else redis://127.0.0.1.")
+@click.option(
+    "--reconcile-every",
+    default=5.0,
+    show_default=True,
+    help="Seconds between looks for batches of dead relays.",
+)
+@click.option(
+    "--orphan-grace",
+    default=5.0,
+    show_default=True,
+    help="Seconds a dead relay's batch waits before it is read back from the topic.",
+)
+@click.option("--producer-config", multiple=True, help="librdkafka NAME=VALUE (repeatable).")
+@click.option("--until-idle", is_flag=True, help="Exit once no event is pending.")
+@click.option("--json", "as_json", is_flag=True, help="Print the totals as JSON at exit.")
+@click.pass_context
+def relay(
+    ctx: click.Context,
+    database_url: str | None,
+    bootstrap_servers: str | None,
+    batch_size: int,
+    max_attempts: int,
+    retry_base: float,
+    channel: str | None,
+    redis_url: str | None,
+    reconcile_every: float,
+    orphan_grace: float,
+    producer_config: tuple[str, ...],
+    until_idle: bool,
+    as_json: bool,
+) -> None:
+    """Publish pending outbox events to Kafka, in order per key, until stopped."""
+    from ..streams.outbox_mirror import RedisMirror
+    from ..streams.relay import Relay, RelaySettings
+
+    settings = RelaySettings(
+        batch_size=batch_size,
+        max_attempts=max_attempts,
+        retry=RetryPolicy(base_s=retry_base, max_s=300.0),
+        reconcile_every_s=reconcile_every,
+        orphan_grace_s=orphan_grace,
+        producer=_config(producer_config),
+    )
+    mirror = None
+    if channel:
+        url = redis_url or os.environ.get("REDIS_URL") or "redis://127.0.0.1:6379/0"
+        mirror = RedisMirror(url, channel)
+    stop = _stop_on_signals()
+    url = _postgres_url(ctx, database_url)
+    with Relay(url, _bootstrap(bootstrap_servers), settings, mirror=mirror) as running:
+        stats = running.run(stop, until_idle=until_idle)
+    if as_json:
+        echo_json(vars(stats))
+
+
+@outbox.command()
+@click.option("--database-url", default=None, help="postgresql://… (default: the global one).")
+@click.pass_context
+def status(ctx: click.Context, database_url: str | None) -> None:
+    """How many outbox events are pending, publishing, published and dead."""
+    import psycopg
+
+    from ..streams.outbox import counts
+
+    with psycopg.connect(_postgres_url(ctx, database_url), autocommit=True) as conn:
+        try:
+            found = counts(conn)
+        except psycopg.errors.UndefinedTable:
+            raise ConfigurationError("no outbox table: run `tailrace db migrate`") from None
+    echo_json({state.value: n for state, n in found.items()})
+
+
+if __name__ == "__main__":  # `python -m tailrace.cli.outbox`, before the command is registered
+    outbox()

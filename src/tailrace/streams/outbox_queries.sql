@@ -1,0 +1,131 @@
+-- The outbox's statements (tables in engine/store/postgres/migrations/0004_outbox.sql).
+
+-- name: add
+INSERT INTO tailrace_outbox (topic, key, payload, headers)
+VALUES (%(topic)s, %(key)s, %(payload)s, %(headers)s)
+RETURNING id
+
+-- name: add_many
+INSERT INTO tailrace_outbox (topic, key, payload, headers)
+SELECT t, k, p, h
+FROM unnest(%(topics)s::text[], %(keys)s::text[], %(payloads)s::bytea[], %(headers)s::jsonb[])
+     WITH ORDINALITY AS u(t, k, p, h, n)
+ORDER BY n
+
+-- The first step of a claim: the next events by id (a plain walk of the pending index).
+-- name: candidates
+SELECT id, key FROM tailrace_outbox
+WHERE status = 'pending' AND available_at <= now()
+ORDER BY id
+LIMIT %(limit)s
+
+-- The keys of `keys` that no other relay is claiming; held until this transaction ends.
+-- name: lock_keys
+SELECT k FROM unnest(%(keys)s::text[]) AS k
+WHERE pg_try_advisory_xact_lock(%(lock_class)s, hashtext(k))
+
+-- The second step, in a snapshot taken after the key locks, over the candidates whose key
+-- is locked (or who have none): a key gives its candidates only if none of its events
+-- before the first of them is still pending or publishing (in another batch, backing off,
+-- or back from a reconciled one). The candidates being the first pending events by id,
+-- what a key gives is a prefix of its waiting events. The batch row records the owner and
+-- the offsets known now.
+-- name: claim
+WITH candidate AS (
+    SELECT * FROM unnest(%(ids)s::bigint[], %(keys)s::text[]) AS c(id, key)
+),
+open_key AS (
+    SELECT f.key FROM (
+        SELECT key, min(id) AS first FROM candidate WHERE key IS NOT NULL GROUP BY key
+    ) f
+    WHERE NOT EXISTS (
+        SELECT 1 FROM tailrace_outbox o
+        WHERE o.key = f.key AND o.status IN ('pending', 'publishing') AND o.id < f.first
+    )
+),
+picked AS (
+    SELECT o.id FROM tailrace_outbox o
+    WHERE o.id = ANY(%(ids)s::bigint[]) AND o.status = 'pending'
+      AND (o.key IS NULL OR o.key IN (SELECT key FROM open_key))
+    FOR UPDATE SKIP LOCKED
+),
+batch AS (
+    INSERT INTO tailrace_outbox_batches (owner_pid, owner_started, offsets)
+    SELECT pg_backend_pid(), a.backend_start,
+           (SELECT coalesce(jsonb_object_agg(topic || ':' || partition, next_offset), '{}')
+            FROM tailrace_outbox_offsets)
+    FROM pg_stat_activity a
+    WHERE a.pid = pg_backend_pid() AND EXISTS (SELECT 1 FROM picked)
+    RETURNING id
+)
+UPDATE tailrace_outbox o
+SET status = 'publishing', attempts = o.attempts + 1, batch_id = (SELECT id FROM batch)
+FROM picked
+WHERE o.id = picked.id
+RETURNING o.id, o.topic, o.key, o.payload, o.headers, o.attempts, o.batch_id
+
+-- name: mark_published
+UPDATE tailrace_outbox
+SET status = 'published', published_at = now(), batch_id = NULL
+WHERE id = ANY(%(ids)s::bigint[]) AND batch_id = %(batch)s AND status = 'publishing'
+
+-- Failed events back off (or, at `max_attempts`, are moved aside); `delays` in seconds.
+-- name: mark_failed
+UPDATE tailrace_outbox o
+SET status = CASE WHEN o.attempts >= %(max_attempts)s THEN 'dead' ELSE 'pending' END,
+    last_error = f.error,
+    available_at = now() + make_interval(secs => f.delay),
+    batch_id = NULL
+FROM unnest(%(ids)s::bigint[], %(errors)s::text[], %(delays)s::float8[]) AS f(id, error, delay)
+WHERE o.id = f.id AND o.batch_id = %(batch)s AND o.status = 'publishing'
+
+-- Events never handed to the broker (a stop, or an earlier event of their key refused):
+-- back to pending, the attempt given back.
+-- name: release
+UPDATE tailrace_outbox
+SET status = 'pending', attempts = attempts - 1, batch_id = NULL
+WHERE id = ANY(%(ids)s::bigint[]) AND batch_id = %(batch)s AND status = 'publishing'
+
+-- Sorted by (topic, partition) by the caller, so concurrent relays lock rows in one order.
+-- name: advance_offsets
+INSERT INTO tailrace_outbox_offsets (topic, partition, next_offset)
+SELECT * FROM unnest(%(topics)s::text[], %(partitions)s::int[], %(offsets)s::bigint[])
+ON CONFLICT (topic, partition) DO UPDATE
+SET next_offset = GREATEST(tailrace_outbox_offsets.next_offset, EXCLUDED.next_offset)
+
+-- name: delete_batch
+DELETE FROM tailrace_outbox_batches WHERE id = %(batch)s
+
+-- Batches whose owning session is gone: their relay died between claim and mark.
+-- name: orphans
+SELECT b.id, b.offsets, b.orphan_seen IS NOT NULL AND b.orphan_seen <= now() - make_interval(
+           secs => %(grace)s) AS due
+FROM tailrace_outbox_batches b
+WHERE NOT EXISTS (
+    SELECT 1 FROM pg_stat_activity a
+    WHERE a.pid = b.owner_pid AND a.backend_start = b.owner_started
+)
+ORDER BY b.id
+FOR UPDATE OF b SKIP LOCKED
+
+-- name: orphan_seen
+UPDATE tailrace_outbox_batches SET orphan_seen = now()
+WHERE id = ANY(%(batches)s::bigint[]) AND orphan_seen IS NULL
+
+-- name: batch_events
+SELECT id, topic FROM tailrace_outbox WHERE batch_id = %(batch)s AND status = 'publishing'
+
+-- Events of an orphaned batch that the topic does not hold go back to pending (their attempt
+-- stays counted: a relay killed by an event should not retry it forever).
+-- name: reconciled
+UPDATE tailrace_outbox
+SET status = CASE WHEN id = ANY(%(found)s::bigint[]) THEN 'published'
+                  WHEN attempts >= %(max_attempts)s THEN 'dead' ELSE 'pending' END,
+    published_at = CASE WHEN id = ANY(%(found)s::bigint[]) THEN now() END,
+    last_error = CASE WHEN id = ANY(%(found)s::bigint[]) THEN last_error
+                      ELSE 'the relay stopped before the broker acknowledged' END,
+    batch_id = NULL
+WHERE batch_id = %(batch)s AND status = 'publishing'
+
+-- name: counts
+SELECT status, count(*) FROM tailrace_outbox GROUP BY status

@@ -1,0 +1,66 @@
+"""A spool in PostgreSQL's ``tailrace_spool`` table (migration 0004), one row per message."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any
+
+import psycopg
+
+from ..engine.store.postgres.store import PostgresStore
+from .spool import Spooled, SpoolError, decode, encode
+
+_APPEND = (
+    "INSERT INTO tailrace_spool (spool, seq, record)"
+    " SELECT %(spool)s, * FROM unnest(%(seqs)s::bigint[], %(records)s::bytea[])"
+)
+_HEAD = "SELECT seq, record FROM tailrace_spool WHERE spool = %s ORDER BY seq LIMIT %s"
+_REMOVE = "DELETE FROM tailrace_spool WHERE spool = %s AND seq = ANY(%s::bigint[])"
+
+
+class PostgresSpool:
+    def __init__(self, url: str, name: str) -> None:
+        store = PostgresStore(url)
+        try:
+            store.migrate()
+        finally:
+            store.close()
+        self.name = name
+        self._url = url
+        self._conn: psycopg.Connection[Any] = psycopg.connect(url, autocommit=True)
+
+    def _run(self, sql: str, params: Any) -> list[Any]:
+        try:
+            if self._conn.broken:
+                self._conn = psycopg.connect(self._url, autocommit=True)
+            cursor = self._conn.execute(sql, params)
+            return cursor.fetchall() if cursor.description else []
+        except psycopg.Error as exc:
+            raise SpoolError(f"postgres spool {self.name}: {exc}") from exc
+
+    def append(self, entries: Sequence[Spooled]) -> None:
+        if entries:
+            params = {
+                "spool": self.name,
+                "seqs": [e.seq for e in entries],
+                "records": [encode(e) for e in entries],
+            }
+            self._run(_APPEND, params)
+
+    def head(self, limit: int) -> list[Spooled]:
+        return [decode(seq, record) for seq, record in self._run(_HEAD, (self.name, limit))]
+
+    def remove(self, entries: Sequence[Spooled]) -> None:
+        if entries:
+            self._run(_REMOVE, (self.name, [e.seq for e in entries]))
+
+    def last_seq(self) -> int | None:
+        rows = self._run("SELECT max(seq) FROM tailrace_spool WHERE spool = %s", (self.name,))
+        return None if rows[0][0] is None else int(rows[0][0])
+
+    def count(self) -> int:
+        rows = self._run("SELECT count(*) FROM tailrace_spool WHERE spool = %s", (self.name,))
+        return int(rows[0][0])
+
+    def close(self) -> None:
+        self._conn.close()

@@ -152,6 +152,9 @@ def main() -> None:
     parser.add_argument("--seconds", type=int, default=15)
     parser.add_argument("--connections", type=int, default=16)
     parser.add_argument("--processes", type=int, default=1)
+    parser.add_argument(
+        "--pause-ms", type=float, default=12, help="Per connection, in the paced run (~1,000/s)"
+    )
     parser.add_argument("--updater", nargs=3, metavar=("URL", "JOB", "SECONDS"), help="internal")
     args = parser.parse_args()
     if args.updater:
@@ -212,7 +215,7 @@ def main() -> None:
         log(f"GET job status while {WORKERS} workers write their status: as fast as it goes")
         status = wrk(status_url, token, args.seconds, args.connections)
         log("... and at about 1,000 requests/s offered")
-        paced = wrk(status_url, token, args.seconds, args.connections, args.connections)
+        paced = wrk(status_url, token, args.seconds, args.connections, args.pause_ms)
         written = json.loads(updater.communicate(timeout=60)[0])
         live = httpx.get(status_url, headers={"Authorization": f"Bearer {token}"}).json()
     finally:
@@ -236,14 +239,19 @@ def main() -> None:
         "healthz": {k: v for k, v in healthz.items() if k != "wrk"},
         "target": {"requests_per_second": 1000, "p99_ms": 50},
     }
-    met = status["requests_per_second"] >= 1000 and paced["p99_ms"] < 50
+    met = (
+        status["requests_per_second"] >= 1000
+        and paced["requests_per_second"] >= 1000
+        and paced["p99_ms"] < 50
+    )
     result["met"] = met
     (HERE / "results.json").write_text(json.dumps(result, indent=2) + "\n")
     (HERE / "RESULTS.md").write_text(
         f"""# Admin API benchmark — {result["date"]}
 
 `python bench/api/run.py --seconds {args.seconds} --connections {args.connections} \
---processes {args.processes}` on {result["machine"]}, PostgreSQL on 127.0.0.1.
+--processes {args.processes} --pause-ms {args.pause_ms:g}` on {result["machine"]}, \
+PostgreSQL on 127.0.0.1.
 
 | | requests/s | p50 | p99 | non-2xx |
 |---|---:|---:|---:|---:|
@@ -261,7 +269,7 @@ While the load ran, the simulated workers wrote {result["status_writes_per_secon
 {live["total_lines"]:,} lines, so the answers were live.
 
 Target: at least 1,000 requests/s (first row) with p99 under 50 ms at that rate (second row;
-each of the {args.connections} connections pauses {args.connections} ms between requests) —
+each of the {args.connections} connections pauses {args.pause_ms:g} ms between requests) —
 **{"met" if met else "not met"}**. The first row's p99 is queueing at saturation: wrk and the
 server share the machine's two cores.
 

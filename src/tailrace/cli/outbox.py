@@ -82,6 +82,14 @@ def outbox() -> None:
     help="Seconds a dead relay's batch waits before it is read back from the topic.",
 )
 @click.option("--producer-config", multiple=True, help="librdkafka NAME=VALUE (repeatable).")
+@click.option(
+    "--concurrency",
+    type=click.IntRange(1, 32),
+    default=2,
+    show_default=True,
+    help="Relays in this process, each with its own connection and producer: one waits on "
+    "the broker while another claims (bench/streams: 1 relay ~15k events/s, 2 over 20k).",
+)
 @click.option("--until-idle", is_flag=True, help="Exit once no event is pending.")
 @click.option("--json", "as_json", is_flag=True, help="Print the totals as JSON at exit.")
 @click.pass_context
@@ -97,12 +105,13 @@ def relay(
     reconcile_every: float,
     orphan_grace: float,
     producer_config: tuple[str, ...],
+    concurrency: int,
     until_idle: bool,
     as_json: bool,
 ) -> None:
     """Publish pending outbox events to Kafka, in order per key, until stopped."""
     from ..streams.outbox_mirror import RedisMirror
-    from ..streams.relay import Relay, RelaySettings
+    from ..streams.relay import Relay, RelaySettings, RelayStats
 
     settings = RelaySettings(
         batch_size=batch_size,
@@ -112,16 +121,36 @@ def relay(
         orphan_grace_s=orphan_grace,
         producer=_config(producer_config),
     )
-    mirror = None
-    if channel:
-        url = redis_url or os.environ.get("REDIS_URL") or "redis://127.0.0.1:6379/0"
-        mirror = RedisMirror(url, channel)
+    redis = redis_url or os.environ.get("REDIS_URL") or "redis://127.0.0.1:6379/0"
     stop = _stop_on_signals()
     url = _postgres_url(ctx, database_url)
-    with Relay(url, _bootstrap(bootstrap_servers), settings, mirror=mirror) as running:
-        stats = running.run(stop, until_idle=until_idle)
+    bootstrap = _bootstrap(bootstrap_servers)
+    totals = RelayStats()
+    failures: list[BaseException] = []
+    lock = threading.Lock()
+
+    def one() -> None:
+        # Relays share nothing but the database: keys are spread over them by its locks.
+        try:
+            mirror = RedisMirror(redis, channel) if channel else None
+            with Relay(url, bootstrap, settings, mirror=mirror) as running:
+                stats = running.run(stop, until_idle=until_idle)
+            with lock:
+                for name, value in vars(stats).items():
+                    setattr(totals, name, getattr(totals, name) + value)
+        except BaseException as exc:
+            failures.append(exc)
+            stop.set()  # one relay's failure stops the process: its supervisor restarts it
+
+    threads = [threading.Thread(target=one, name=f"relay-{i}") for i in range(concurrency)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    if failures:
+        raise failures[0]
     if as_json:
-        echo_json(vars(stats))
+        echo_json(vars(totals))
 
 
 @outbox.command()

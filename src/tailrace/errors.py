@@ -11,6 +11,11 @@ class ConfigurationError(TailraceError):
     """A setting (URL, environment variable, option) is missing or malformed."""
 
 
+class ConflictError(TailraceError):
+    """An operation that the current state of what it acts on does not allow (resuming a
+    running job, say)."""
+
+
 class InvalidArgumentsError(TailraceError):
     """Job arguments that cannot be stored as JSON."""
 

@@ -27,6 +27,9 @@ class ApiConfig:
     pool_size: int = 8
     status_ttl_s: float = 0.25  # how old a job's status may be when served (see recent.py)
     executor: str = "local"  # or "kubernetes": how the workers of API-started jobs run
+    # where jobs started through the API may read local files and write file sinks
+    source_roots: tuple[Path, ...] = ()
+    allow_sink_urls: bool = False  # any sink URL and S3 endpoint, with the service's credentials
     kafka_bootstrap_servers: str | None = None
     stream_consumers: tuple[tuple[str, str], ...] = ()  # (group, topic) whose lag is shown
 
@@ -56,8 +59,16 @@ class ApiConfig:
             status_ttl_s=float(os.environ.get("TAILRACE_API_STATUS_TTL_MS") or 250) / 1000,
             executor=_executor_name(),
             kafka_bootstrap_servers=os.environ.get("KAFKA_BOOTSTRAP_SERVERS") or None,
+            source_roots=_roots(os.environ.get("TAILRACE_API_SOURCE_ROOTS")),
+            allow_sink_urls=_flag("TAILRACE_API_ALLOW_SINK_URLS"),
             stream_consumers=_consumers(os.environ.get("TAILRACE_STREAM_CONSUMERS", "")),
         )
+
+
+def _roots(raw: str | None) -> tuple[Path, ...]:
+    """``dir:dir`` (os.pathsep), resolved; by default the directory the service runs in."""
+    parts = [p for p in (raw or "").split(os.pathsep) if p.strip()] or [os.getcwd()]
+    return tuple(Path(os.path.realpath(os.path.expanduser(p.strip()))) for p in parts)
 
 
 def _consumers(raw: str) -> tuple[tuple[str, str], ...]:

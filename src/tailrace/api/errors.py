@@ -15,6 +15,7 @@ from starlette.exceptions import HTTPException
 
 from ..errors import (
     ConfigurationError,
+    ConflictError,
     InvalidArgumentsError,
     JobNotFoundError,
     QueueFullError,
@@ -119,6 +120,10 @@ def install(app: FastAPI) -> None:
     async def not_found(request: Request, exc: TailraceError) -> JSONResponse:
         return _response(404, "not_found", str(exc))
 
+    @app.exception_handler(ConflictError)
+    async def conflict(request: Request, exc: ConflictError) -> JSONResponse:
+        return _response(409, "conflict", str(exc))
+
     @app.exception_handler(QueueFullError)
     async def queue_full(request: Request, exc: QueueFullError) -> JSONResponse:
         return _response(409, "queue_full", str(exc))
@@ -133,6 +138,12 @@ def install(app: FastAPI) -> None:
         # a value the database cannot store (a NUL inside JSON arguments, say)
         first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
         return _response(422, "invalid_request", f"the database refused a value: {first}")
+
+    @app.exception_handler(psycopg.OperationalError)
+    async def unavailable(request: Request, exc: psycopg.OperationalError) -> JSONResponse:
+        # the database (or a sink's) is unreachable: the next request reconnects
+        log.warning("database unavailable", extra={"path": request.url.path, "error": str(exc)})
+        return _response(503, "unavailable", "the database is unreachable; retry shortly")
 
     @app.exception_handler(TailraceError)
     async def tailrace_error(request: Request, exc: TailraceError) -> JSONResponse:

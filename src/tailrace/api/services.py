@@ -73,9 +73,15 @@ class Services:
             pass
         with self._lock:
             if self._opened < self.config.pool_size:
-                self._opened += 1
                 url = self.config.database_url
-                handle = Handle(App(url, auto_migrate=False), JobStore(url))
+                app = App(url, auto_migrate=False)
+                try:
+                    store = JobStore(url)  # connects now: counted only once it did
+                except BaseException:
+                    app.close()
+                    raise
+                handle = Handle(app, store)
+                self._opened += 1
                 self._all.append(handle)
                 return handle
         try:

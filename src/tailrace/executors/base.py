@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Protocol
 
 from ..pipeline.jobs import JobRecord
@@ -10,10 +11,14 @@ from .logs import WorkerLog
 
 class Executor(Protocol):
     def start(self) -> None:
-        """Begin looking after jobs (and those left running by an earlier start)."""
+        """Begin looking after jobs."""
 
     def launch(self, job: JobRecord) -> None:
         """Run a planned or resumed job's workers."""
+
+    def resume(self, job_id: str, reopen: Callable[[], JobRecord]) -> JobRecord:
+        """Reopen the job (`reopen`, which resets it in the store) and launch it, with no
+        look at the job in between: its old workers' end must not settle the new run."""
 
     def cancelled(self, job_id: str) -> None:
         """The job was cancelled in the store: stop what only the executor can stop."""

@@ -27,6 +27,7 @@ import logging
 import os
 import threading
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -35,6 +36,7 @@ import orjson
 
 from ..errors import ConfigurationError
 from ..pipeline.jobs import JobRecord, JobStatus, JobStore, WorkerStatus
+from ..pipeline.jobs.store import ReprocessingJobNotFoundError
 from ..pipeline.plan import settle_job
 from .logs import LogLine, WorkerLog
 
@@ -247,6 +249,9 @@ class KubernetesExecutor:
         self.batch: Any = client.BatchV1Api(self._api_client)
         self._active: set[str] = set()
         self._lock = threading.Lock()
+        # held while one job is followed, and while a job is reset and launched again, so
+        # that a follow never sees a resumed job between its old Job's end and the new one
+        self._following = threading.Lock()
         self._stopping = threading.Event()
         self._thread: threading.Thread | None = None
         self._store: JobStore | None = None
@@ -278,6 +283,14 @@ class KubernetesExecutor:
         with self._lock:
             self._active.add(job.id)
         log.info("kubernetes job created", extra={"job_id": job.id, "k8s_job": n["job"]})
+
+    def resume(self, job_id: str, reopen: Callable[[], JobRecord]) -> JobRecord:
+        with self._following:
+            with self._lock:
+                self._active.discard(job_id)
+            job = reopen()
+            self.launch(job)
+        return job
 
     def cancelled(self, job_id: str) -> None:
         """The job was cancelled: its Job, pods, ConfigMap and Secret go."""
@@ -332,7 +345,9 @@ class KubernetesExecutor:
                 active = sorted(self._active)
             for job_id in active:
                 try:
-                    self.follow(job_id)
+                    with self._following:
+                        if job_id in self._active:  # not cancelled or resumed meanwhile
+                            self.follow(job_id)
                 except Exception:
                     log.exception("following a kubernetes job failed", extra={"job_id": job_id})
 
@@ -408,8 +423,9 @@ class KubernetesExecutor:
                 continue
             try:
                 job = self._store.job(job_id)
-            except Exception:
-                job = None
+            except ReprocessingJobNotFoundError:
+                job = None  # the job was deleted: its Secret has no one left to serve
+            # any other error propagates: a database blip must not look like "job ended"
             ended = job is None or (
                 job.status.finished
                 and job.completed_at is not None

@@ -8,6 +8,7 @@ from __future__ import annotations
 import logging
 import signal
 import threading
+from collections.abc import Callable
 
 from ..pipeline.jobs import JobRecord, JobStore
 from ..pipeline.plan import settle_job
@@ -36,16 +37,27 @@ class JobSupervisor:
         self._thread.start()
 
     def launch(self, job: JobRecord) -> None:
-        """Start `job`'s workers (after it was planned or resumed)."""
+        """Start a planned job's workers."""
+        with self._lock:
+            self._launch(job)
+
+    def resume(self, job_id: str, reopen: Callable[[], JobRecord]) -> JobRecord:
+        # Under the lock the poll loop waits: it cannot see the job reset but not launched
+        # and settle it as failed because its last workers have exited.
+        with self._lock:
+            job = reopen()
+            self._launch(job)
+        return job
+
+    def _launch(self, job: JobRecord) -> None:
+        previous = self._executors.pop(job.id, None)
+        if previous is not None:  # resumed while the last workers still wind down
+            previous.close()
         executor = LocalExecutor(
             self.database_url, job.id, job.total_workers, log_dir=worker_log_dir(job.id)
         )
-        with self._lock:
-            previous = self._executors.get(job.id)
-            if previous is not None:  # resumed while the last workers still wind down
-                previous.close()
-            executor.start()
-            self._executors[job.id] = executor
+        executor.start()
+        self._executors[job.id] = executor
 
     def cancelled(self, job_id: str) -> None:
         """Nothing to do: the workers see the cancel at their next status write."""
@@ -92,9 +104,13 @@ class JobSupervisor:
             for job_id, executor in self._executors.items():
                 executor.wait(timeout)
                 executor.close()
-                if self._store is not None:
+                if self._store is None:
+                    continue
+                try:
                     # no process looks after the job now: say so, and let it be resumed
                     settle_job(self._store, job_id, _STOPPED)
+                except Exception:  # the others still get their workers stopped
+                    log.exception("settling a job at shutdown failed", extra={"job_id": job_id})
             self._executors.clear()
         if self._store is not None:
             self._store.close()

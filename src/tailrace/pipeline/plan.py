@@ -15,7 +15,7 @@ from datetime import UTC, datetime, timedelta
 from tailrace.engine.app import App, JobSpec
 from tailrace.engine.jobs import JobFilter
 from tailrace.engine.states import JobState
-from tailrace.errors import ConfigurationError
+from tailrace.errors import ConfigurationError, ConflictError
 from tailrace.pipeline.events import EventFields
 from tailrace.pipeline.filters import EventFilter, parse_time_bound
 from tailrace.pipeline.jobs import JobConfig, JobRecord, JobStatus, JobStore
@@ -153,14 +153,14 @@ def resume_job(app: App, store: JobStore, job_id: str) -> JobRecord:
     """Run a cancelled or failed job again: every unfinished file from its checkpoint."""
     job = store.job(job_id)
     if job.status is JobStatus.COMPLETED:
-        raise ConfigurationError(f"job {job_id} is completed: nothing to resume")
-    if job.status in (JobStatus.PENDING, JobStatus.RUNNING):
-        raise ConfigurationError(f"job {job_id} is {job.status}: cancel it before resuming")
+        raise ConflictError(f"job {job_id} is completed: nothing to resume")
+    if job.status in (JobStatus.PENDING, JobStatus.RUNNING) or not store.job_reset(job_id):
+        status = store.job_status(job_id)
+        raise ConflictError(f"job {job_id} is {status}: only a cancelled or failed job resumes")
     # tasks a failed job left behind (released by workers that stopped) would run a file
     # beside its new task
     _cancel_tasks(app, job_id)
     reopened = store.job_reopen(job_id)
-    store.job_reset(job_id)
     _enqueue(app, job_id, reopened)
     return store.job(job_id)
 

@@ -151,3 +151,20 @@ def test_login_never_redirects_off_site(anonymous: TestClient) -> None:
             "/login", data={"token": TOKEN, "next": target}, follow_redirects=False
         )
         assert response.headers["location"] == "/"
+
+
+def test_an_unreachable_database_never_uses_up_the_pool(
+    api_env: object, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from tailrace.api import ApiConfig, create_app
+
+    monkeypatch.setenv("TAILRACE_API_POOL_SIZE", "2")
+    app = create_app(ApiConfig.from_environment("postgresql://postgres@127.0.0.1:1/test"))
+    client = TestClient(app)  # no lifespan: startup would try to migrate
+    headers = {"Authorization": f"Bearer {TOKEN}"}
+    for _ in range(5):  # more than the pool holds
+        assert client.get("/readyz").status_code == 503
+        response = client.get("/api/admin/reprocessing/jobs", headers=headers)
+        assert response.status_code == 503
+        assert response.json()["error"]["code"] == "unavailable"
+    assert app.state.services._opened == 0

@@ -293,3 +293,73 @@ def test_the_reference_log_viewer_address_asks_for_a_login_not_a_token(
     page = anonymous.get("/ui/jobs/abc/logs", follow_redirects=False)
     assert page.status_code == 303
     assert page.headers["location"].startswith("/login?next=")
+
+
+def test_the_service_reconnects_after_its_connections_were_cut(
+    client: TestClient, samples: list[SampleFile], pg_url: str
+) -> None:
+    import psycopg
+
+    job_id = start(client, {"path": str(samples[0].path), "sink": "null:"})["id"]
+    finished(client, job_id)
+    # what a database restart does to the service's connections
+    services = client.app.state.services  # type: ignore[attr-defined]
+    pids = [h.store._conn.info.backend_pid for h in services._all]
+    assert pids
+    with psycopg.connect(pg_url, autocommit=True) as admin:
+        admin.execute("SELECT pg_terminate_backend(pid) FROM unnest(%s::int[]) AS pid", (pids,))
+
+    def answers() -> bool:
+        response = client.get(JOBS)
+        assert response.status_code in (200, 503), response.text
+        return response.status_code == 200
+
+    wait_until(answers, 10, "the job list to answer again")
+    assert client.get(f"{JOBS}/{job_id}/workers").status_code == 200
+
+
+@pytest.mark.parametrize(
+    ("body", "code"),
+    [
+        ({"path": "/proc/self/environ"}, "path_not_allowed"),
+        ({"path": "/etc/*"}, "path_not_allowed"),
+        ({"path": "{logs}/../../.."}, "path_not_allowed"),
+        ({"path": "{link}"}, "path_not_allowed"),  # a symlink inside, to a file outside
+        ({"path": "{logs}", "sink": "file:///tmp/elsewhere.ndjson"}, "sink_not_allowed"),
+        ({"path": "{logs}", "sink": "postgresql://postgres@10.9.8.7/db"}, "sink_not_allowed"),
+        ({"path": "{logs}", "sink": "kafka://attacker.example:9092/t"}, "sink_not_allowed"),
+        (
+            {"s3_path": "s3://b/p", "s3_endpoint_url": "http://169.254.169.254"},
+            "endpoint_not_allowed",
+        ),
+    ],
+)
+def test_a_job_reads_and_writes_only_where_the_service_allows(
+    client: TestClient, samples: list[SampleFile], api_env: Path, body: dict[str, Any], code: str
+) -> None:
+    outside = api_env.parent / f"outside-{api_env.name}.ndjson"
+    outside.write_text('{"secret": 1}\n')
+    (api_env / "logs" / "link.ndjson").symlink_to(outside)
+    values = {"{logs}": str(api_env / "logs"), "{link}": str(api_env / "logs" / "link.ndjson")}
+    sent = {k: values.get(v, v).replace("{logs}", values["{logs}"]) for k, v in body.items()}
+    response = client.post(JOBS, json=sent)
+    assert response.status_code == 403, response.text
+    assert response.json()["error"]["code"] == code
+    assert client.get(JOBS).json()["total"] == 0
+
+
+def test_more_roots_and_sink_urls_can_be_allowed(
+    api_env: Path, pg_url: str, samples: list[SampleFile], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from tailrace.api import ApiConfig, create_app
+
+    elsewhere = api_env.parent / f"more-{api_env.name}"
+    elsewhere.mkdir()
+    (elsewhere / "one.ndjson").write_text('{"messageId": "a"}\n')
+    monkeypatch.setenv("TAILRACE_API_SOURCE_ROOTS", f"{api_env}:{elsewhere}")
+    monkeypatch.setenv("TAILRACE_API_ALLOW_SINK_URLS", "true")
+    headers = {"Authorization": f"Bearer {TOKEN}"}
+    with TestClient(create_app(ApiConfig.from_environment(pg_url)), headers=headers) as client:
+        out = api_env.parent / f"out-{api_env.name}.ndjson"  # outside the roots: allowed now
+        job = start(client, {"path": str(elsewhere), "sink": out.as_uri()})
+        assert finished(client, job["id"])["success_count"] == 1

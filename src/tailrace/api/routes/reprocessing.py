@@ -2,16 +2,27 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from datetime import UTC, datetime
 from typing import Any, Literal
 
 import orjson
 from fastapi import APIRouter, Depends, Query, Response
 
+from ...errors import ConflictError
 from ...executors.logs import merge_by_time
-from ...pipeline.jobs import JobConfig, JobStatus
-from ...pipeline.plan import cancel_job, new_job_id, plan_job, resume_job
+from ...pipeline.jobs import JobConfig, JobStatus, JobStore
+from ...pipeline.jobs.store import ReprocessingJobNotFoundError
+from ...pipeline.plan import (
+    cancel_job,
+    check_config,
+    create_job,
+    new_job_id,
+    resume_job,
+    source_for,
+)
 from ...pipeline.sinks.url import sink_has_credentials
+from .. import admission
 from ..deadletters import read_deadletters
 from ..errors import ApiError
 from ..present import job_json, worker_json
@@ -45,11 +56,15 @@ router = APIRouter(
 @router.post("/jobs", status_code=201, response_model=JobOut)
 def start_job(body: StartJob, svc: Svc) -> dict[str, Any]:
     """Plan a job on the files at `s3_path` or `path` and start its workers."""
+    cfg = svc.config
     if (body.s3_path is None) == (body.path is None):
         raise ApiError(422, "invalid_request", "give exactly one of s3_path and path")
     source = body.s3_path or body.path or ""
     if body.s3_path is not None and not body.s3_path.lower().startswith("s3://"):
         raise ApiError(422, "invalid_request", "s3_path must start with s3://")
+    if body.path is not None:
+        admission.check_local_source(cfg, body.path)
+    admission.check_endpoint(cfg, body.s3_endpoint_url)
     date_from, date_to = _utc(body.date_from), _utc(body.date_to)
     if date_from and date_to and date_from > date_to:
         raise ApiError(422, "invalid_request", "date_from is after date_to")
@@ -69,6 +84,7 @@ def start_job(body: StartJob, svc: Svc) -> dict[str, Any]:
             "the sink URL holds a password: jobs keep no credentials. Put the URL in the "
             "service's environment as TAILRACE_SINK_<NAME> and send sink '@<name>'",
         )
+    admission.check_sink(cfg, sink)
     config = JobConfig(
         source=source,
         sink=sink,
@@ -81,10 +97,30 @@ def start_job(body: StartJob, svc: Svc) -> dict[str, Any]:
         batch_size=body.batch_size,
         s3_endpoint_url=body.s3_endpoint_url,
     )
+    check_config(config)
+    # listed before a database connection is taken: a large prefix can take a while
+    files = source_for(config).list_files()
+    if not files:
+        raise ApiError(422, "invalid_request", f"no files found at {source}")
+    if body.path is not None:
+        admission.check_local_files(cfg, source, files)
     with svc.db() as db:
-        job = plan_job(db.app, db.store, config, job_id=job_id)
-    svc.executor.launch(job)
+        job = create_job(db.app, db.store, config, files, job_id=job_id)
+        _launch(svc, db.store, job_id, lambda: svc.executor.launch(job))
     return job_json(job)
+
+
+def _launch(svc: Services, store: JobStore, job_id: str, launch: Callable[[], Any]) -> Any:
+    """Start the workers; if that fails, the job is failed with the reason (resumable)."""
+    try:
+        return launch()
+    except (ConflictError, ReprocessingJobNotFoundError):
+        raise  # the request's own fault: nothing was launched
+    except Exception as exc:
+        reason = f"its workers could not be started: {type(exc).__name__}: {exc}"
+        store.job_set_status(job_id, JobStatus.FAILED, reason)
+        svc.recent.forget(f"job:{job_id}", f"workers:{job_id}")
+        raise ApiError(502, "executor_failed", f"job {job_id} failed: {reason}") from exc
 
 
 def _utc(moment: datetime | None) -> datetime | None:
@@ -166,16 +202,14 @@ def cancel(job_id: str, svc: Svc) -> dict[str, Any]:
 def resume(job_id: str, svc: Svc) -> dict[str, Any]:
     """Run a cancelled or failed job again, each file from its checkpoint."""
     with svc.db() as db:
-        status = db.store.job_status(job_id)
-        if not status.finished or status is JobStatus.COMPLETED:
-            raise ApiError(
-                409,
-                "conflict",
-                f"job {job_id} is {status}: only a cancelled or failed job can be resumed",
-            )
-        job = resume_job(db.app, db.store, job_id)
+        app, store = db.app, db.store
+        job = _launch(
+            svc,
+            store,
+            job_id,
+            lambda: svc.executor.resume(job_id, lambda: resume_job(app, store, job_id)),
+        )
     svc.recent.forget(f"job:{job_id}", f"workers:{job_id}")
-    svc.executor.launch(job)
     return job_json(job)
 
 

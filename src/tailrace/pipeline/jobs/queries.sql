@@ -145,7 +145,7 @@ FROM reprocessing_workers WHERE job_id = %(job_id)s ORDER BY worker_index
 
 -- name: job_reset
 UPDATE reprocessing_jobs SET status = 'pending', completed_at = NULL, error = NULL
-WHERE id = %(id)s
+WHERE id = %(id)s AND status IN ('cancelled', 'failed')
 
 -- name: job_status
 SELECT status FROM reprocessing_jobs WHERE id = %(id)s

@@ -83,12 +83,23 @@ class JobStore:
     def _json(self, value: Any) -> str:
         return orjson.dumps(value).decode()
 
+    def _live(self) -> Any:
+        """The connection, opened again if the server dropped it (a restart, a failover):
+        the operation that found it broken failed, the next one works."""
+        if self._postgres and (self._conn.closed or self._conn.broken):
+            import psycopg
+
+            self._conn.close()
+            self._conn = psycopg.connect(self.url, autocommit=True)
+        return self._conn
+
     @contextmanager
     def _tx(self) -> Iterator[Any]:
         with self._lock:
             if self._postgres:
-                with self._conn.transaction():
-                    yield self._conn
+                conn = self._live()
+                with conn.transaction():
+                    yield conn
                 return
             self._conn.execute("BEGIN IMMEDIATE")
             try:
@@ -100,7 +111,7 @@ class JobStore:
 
     def _all(self, name: str, **params: Any) -> list[tuple[Any, ...]]:
         with self._lock:
-            return list(self._conn.execute(self._q[name], params).fetchall())
+            return list(self._live().execute(self._q[name], params).fetchall())
 
     def _one(self, name: str, **params: Any) -> tuple[Any, ...] | None:
         rows = self._all(name, **params)
@@ -189,9 +200,10 @@ class JobStore:
     def job_start(self, job_id: str) -> None:
         self._exec("job_start", id=job_id, now=self._now())
 
-    def job_reset(self, job_id: str) -> None:
-        """Back to pending, whatever the status was (to resume it)."""
-        self._exec("job_reset", id=job_id)
+    def job_reset(self, job_id: str) -> bool:
+        """Back to pending, if it was cancelled or failed (to resume it): False if not, so
+        that of two resumes at once, one does it."""
+        return self._exec("job_reset", id=job_id) > 0
 
     def job_set_status(self, job_id: str, status: JobStatus, error: str | None = None) -> bool:
         changed = self._exec(

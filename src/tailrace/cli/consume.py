@@ -94,7 +94,8 @@ def _partitions(text: str | None) -> list[int] | None:
     type=click.Choice([s.value for s in IdSource]),
     default="auto",
     show_default=True,
-    help="Dedup id: auto = message_id/messageId header, else key, else topic:partition:offset.",
+    help="Dedup id: auto = the message_id/messageId header, else topic:partition:offset; "
+    "key = the Kafka key (only when each key is one message).",
 )
 @click.option("--attempts", default=3, show_default=True, help="Handler calls before the DLQ.")
 @click.option("--backoff", default=0.5, show_default=True, help="First retry delay (s), doubling.")

@@ -18,7 +18,8 @@ class IdSource(Enum):
     """
 
     AUTO = "auto"
-    """The ``message_id`` (or ``messageId``) header, else the key, else the offset."""
+    """The ``message_id`` (or ``messageId``) header, else the offset. Not the key: keys
+    name entities (a chat, a user) with many messages, which would all count as one."""
     HEADER = "header"
     """Only the header: a message without one is not deduplicated."""
     KEY = "key"
@@ -57,12 +58,9 @@ def message_id(raw: KafkaMessage, source: IdSource) -> str | None:
                     return value
         if source is IdSource.HEADER:
             return None
-    if source is not IdSource.OFFSET:
+    if source is IdSource.KEY:
         key = raw.key()
-        if key:
-            return key.decode("utf-8", "backslashreplace")
-        if source is IdSource.KEY:
-            return None
+        return key.decode("utf-8", "backslashreplace") if key else None
     return f"{raw.topic()}:{raw.partition()}:{raw.offset()}"
 
 

@@ -241,6 +241,21 @@ def test_a_message_sent_twice_is_handled_once(
         _clear_redis(url, cfg.group)
 
 
+def test_messages_of_one_key_without_ids_are_all_handled(
+    broker: TansuBroker, topic: str, pg_url: str
+) -> None:
+    """By default a key is not an id: an entity's updates are distinct messages."""
+    updates = [("chat-1", f"status {n}".encode()) for n in range(5)]
+    produce(broker, topic, updates, partition=0)
+    cfg = config(broker, topic)
+    seen: list[bytes | None] = []
+    dedup = PostgresDedup(pg_url, cfg.group, 3600)
+    with Consumer(cfg, lambda m: seen.append(m.value), dedup=dedup) as consumer:
+        run_until(consumer, lambda: consumer.stats.handled == 5)
+        assert consumer.stats.deduplicated == 0
+    assert seen == [value for _, value in updates]
+
+
 def _clear_redis(url: str, group: str) -> None:
     import redis
 

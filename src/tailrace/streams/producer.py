@@ -61,6 +61,7 @@ _OUTAGE = frozenset(
         KafkaError._FATAL,
         KafkaError.REQUEST_TIMED_OUT,
         KafkaError.NETWORK_EXCEPTION,
+        KafkaError._PURGE_INFLIGHT,  # purged at close while in flight: spooled, not failed
     }
 )
 _GRACE_S = 10.0
@@ -246,6 +247,10 @@ class BreakerProducer:
             except SpoolError as exc:  # the spool is down too: keep what we hold, retry
                 log.error("%s", exc)
                 self._stop.wait(1.0)
+            except Exception:
+                # this thread serves every delivery report: it must outlive any surprise
+                log.exception("the producer's background step failed; retrying")
+                self._stop.wait(1.0)
 
     def _step(self) -> None:
         self._producer.poll(_IDLE_POLL_S)
@@ -308,13 +313,23 @@ class BreakerProducer:
         acked: list[Spooled] = []
         errors: dict[int, KafkaError] = {}
         for entry in batch:
-            self._producer.produce(
-                entry.topic,
-                entry.value,
-                entry.key,
-                headers=_kafka_headers(entry.headers),
-                on_delivery=partial(_drained, acked, errors, entry),
-            )
+            while True:
+                try:
+                    self._producer.produce(
+                        entry.topic,
+                        entry.value,
+                        entry.key,
+                        headers=_kafka_headers(entry.headers),
+                        on_delivery=partial(_drained, acked, errors, entry),
+                    )
+                    break
+                except BufferError:  # the queue is full: room comes with acknowledgements
+                    self._producer.poll(0.1)
+                except KafkaException as exc:
+                    # refused outright (too large for the broker, say): it joins the failed
+                    # messages below rather than stopping the drain for good
+                    errors[entry.seq] = exc.args[0]
+                    break
         started = time.monotonic()
         while self._producer.flush(0.5) > 0:
             if time.monotonic() - started > self._patience or self._stop.is_set():

@@ -127,7 +127,12 @@ class Relay:
         """One round: reconcile orphans when due, then claim, publish and mark one batch.
         Returns how many events the batch held."""
         if time.monotonic() >= self._next_reconcile:
-            self.reconcile()
+            try:
+                self.reconcile()
+            except Exception:
+                # reading a dead relay's batch back failed (a slow topic, a timeout): its
+                # keys wait until the next try; this relay goes on with the others
+                log.exception("reconciling dead relays' batches failed; will retry")
             self._next_reconcile = time.monotonic() + self.settings.reconcile_every_s
         batch_id, batch = self._claim()
         if batch_id is None:

@@ -124,3 +124,25 @@ def test_an_outage_under_a_connected_producer_loses_and_repeats_nothing(
         finally:
             broker.stop()
     _check(records, MESSAGES)
+
+
+def test_a_spooled_message_the_broker_refuses_does_not_stop_the_drain(tmp_path: Path) -> None:
+    from tailrace.streams.producer import BreakerProducer
+    from tailrace.streams.spool import Spooled
+    from tailrace.streams.spool_disk import DiskSpool
+
+    spool = DiskSpool(str(tmp_path / "spool"), "refused")
+    # left by an earlier run: one message too large for the producer, then a good one
+    huge = b"x" * (2 << 20)  # over librdkafka's 1 MB message.max.bytes
+    spool.append([Spooled(1, "refusals", b"k", huge, []), Spooled(2, "refusals", b"k", b"ok", [])])
+    with TansuBroker(tmp_path) as broker:
+        broker.create_topic("refusals")
+        producer = BreakerProducer(broker.bootstrap, spool)
+        try:
+            assert producer.flush(30), "the drain stopped at the refused message"
+            (failed,) = producer.take_failed()
+            assert failed.value == huge and "size" in failed.error.lower()
+        finally:
+            producer.close()
+        assert [r.value for r in broker.consume_all("refusals", quiet=0.5)] == [b"ok"]
+    assert spool.count() == 0

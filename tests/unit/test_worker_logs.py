@@ -66,3 +66,31 @@ def test_merge_by_time_interleaves_workers_and_keeps_the_last(tmp_path: Path) ->
 
 def test_a_job_without_logs_yet_has_none(tmp_path: Path) -> None:
     assert read_job_logs(tmp_path / "missing", "j") == []
+
+
+def test_tail_with_since_reads_no_further_back_than_the_tail(tmp_path: Path) -> None:
+    padding = "y" * 500
+    count = 4 * _BLOCK // 500
+    # every line is recent: `since` alone would read the whole file
+    _write(tmp_path / "worker-0.log", [(1, f"{i} {padding}") for i in range(count)])
+    reads: list[int] = []
+    real_open = Path.open
+
+    def counting_open(self: Path, *args: object, **kwargs: object):  # type: ignore[no-untyped-def]
+        f = real_open(self, *args, **kwargs)  # type: ignore[arg-type]
+        real_read = f.read
+
+        def read(n: int = -1) -> bytes:
+            reads.append(n)
+            return real_read(n)
+
+        f.read = read  # type: ignore[method-assign]
+        return f
+
+    import pytest
+
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(Path, "open", counting_open)
+        (log,) = read_job_logs(tmp_path, "j", tail=3, since_s=3600, now=NOW)
+    assert len(log.lines) == 3
+    assert sum(reads) <= 2 * _BLOCK  # a block or two from the end, not the whole file

@@ -81,14 +81,15 @@ class Authenticator:
     def check(self, request: Request) -> None:
         """Raise a 401 (or a 403 for a missing CSRF header) unless the request may pass."""
         header = request.headers.get("authorization")
-        if header is not None:
-            scheme, _, presented = header.partition(" ")
-            if scheme.lower() != "bearer" or not presented.strip():
-                raise ApiError(401, "unauthorized", "Authorization must be 'Bearer <token>'")
+        scheme, _, presented = (header or "").partition(" ")
+        if scheme.lower() == "bearer":
             if self.token_index(presented.strip()) is None:
                 raise ApiError(401, "unauthorized", "the bearer token is not valid")
             return
+        # no bearer token (another scheme may be a proxy's own, basic auth say): the session
         session = request.cookies.get(SESSION_COOKIE)
+        if session is None and header is not None:
+            raise ApiError(401, "unauthorized", "Authorization must be 'Bearer <token>'")
         if session is None:
             raise ApiError(401, "unauthorized", "a bearer token or a login session is required")
         if not self.session_valid(session):

@@ -30,6 +30,7 @@ class ApiConfig:
     # where jobs started through the API may read local files and write file sinks
     source_roots: tuple[Path, ...] = ()
     allow_sink_urls: bool = False  # any sink URL and S3 endpoint, with the service's credentials
+    cookie_secure: bool = False  # Secure cookies over plain HTTP too (TLS ends at a proxy)
     kafka_bootstrap_servers: str | None = None
     stream_consumers: tuple[tuple[str, str], ...] = ()  # (group, topic) whose lag is shown
 
@@ -61,6 +62,7 @@ class ApiConfig:
             kafka_bootstrap_servers=os.environ.get("KAFKA_BOOTSTRAP_SERVERS") or None,
             source_roots=_roots(os.environ.get("TAILRACE_API_SOURCE_ROOTS")),
             allow_sink_urls=_flag("TAILRACE_API_ALLOW_SINK_URLS"),
+            cookie_secure=_flag("TAILRACE_COOKIE_SECURE"),
             stream_consumers=_consumers(os.environ.get("TAILRACE_STREAM_CONSUMERS", "")),
         )
 

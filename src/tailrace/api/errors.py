@@ -145,6 +145,23 @@ def install(app: FastAPI) -> None:
         log.warning("database unavailable", extra={"path": request.url.path, "error": str(exc)})
         return _response(503, "unavailable", "the database is unreachable; retry shortly")
 
+    kubernetes_error_type: type[Exception] | None
+    try:
+        from kubernetes.client import ApiException
+
+        kubernetes_error_type = ApiException
+    except ImportError:  # the executor is optional
+        kubernetes_error_type = None
+    if kubernetes_error_type is not None:
+
+        @app.exception_handler(kubernetes_error_type)
+        async def kubernetes_error(request: Request, exc: Exception) -> JSONResponse:
+            status = getattr(exc, "status", None)
+            reason = getattr(exc, "reason", None) or type(exc).__name__
+            log.warning("kubernetes call failed", extra={"status": status, "reason": reason})
+            message = f"the Kubernetes API answered {status} {reason}"
+            return _response(502, "kubernetes_error", message)
+
     @app.exception_handler(TailraceError)
     async def tailrace_error(request: Request, exc: TailraceError) -> JSONResponse:
         return _response(400, "bad_request", str(exc))

@@ -476,6 +476,7 @@ def _pod_lines(text: str, index: int, name: str) -> list[LogLine]:
     lines: list[LogLine] = []
     for raw in text.splitlines():
         stamp, _, message = raw.partition(" ")
+        stamp = _nanoseconds(stamp)
         level = None
         if message.startswith("{"):
             try:
@@ -486,3 +487,12 @@ def _pod_lines(text: str, index: int, name: str) -> list[LogLine]:
                 level = entry["level"]
         lines.append(LogLine(stamp, index, name, message, level))
     return lines
+
+
+def _nanoseconds(stamp: str) -> str:
+    """RFC 3339 with exactly nine fraction digits: Kubernetes trims trailing zeros
+    (``…:00.1Z``, ``…:00Z``), and lines from several pods are ordered by comparing text."""
+    if not stamp.endswith("Z") or "T" not in stamp:
+        return stamp
+    whole, _, fraction = stamp[:-1].partition(".")
+    return f"{whole}.{(fraction + '000000000')[:9]}Z"

@@ -102,10 +102,10 @@ def _read_tail(
 
 
 def _enough(raw: list[bytes], tail: int | None, cutoff: float | None) -> bool:
-    if tail is not None and len(raw) <= tail:
-        return False
+    if tail is not None and len(raw) > tail:
+        return True  # only the last `tail` lines are kept, whatever `since` says
     if cutoff is None:
-        return tail is not None
+        return False
     # the oldest whole line read so far is already older than the window: stop
     for line in raw:
         stamp = _stamp(line)

@@ -29,15 +29,18 @@ class PartitionLag:
 
 def group_lag(bootstrap_servers: str, group: str, topic: str) -> list[PartitionLag]:
     """Each partition of `topic` with `group`'s committed offset and what is left to read."""
-    consumer = Consumer(
-        {
-            **config_from_env(),
-            "bootstrap.servers": bootstrap_servers,
-            "group.id": group,  # only read with: this consumer never joins or commits
-            "enable.auto.commit": False,
-            "client.id": f"tailrace-lag-{uuid.uuid4().hex[:6]}",
-        }
-    )
+    try:
+        consumer = Consumer(
+            {
+                **config_from_env(),
+                "bootstrap.servers": bootstrap_servers,
+                "group.id": group,  # only read with: this consumer never joins or commits
+                "enable.auto.commit": False,
+                "client.id": f"tailrace-lag-{uuid.uuid4().hex[:6]}",
+            }
+        )
+    except KafkaException as exc:
+        raise LagError(f"cannot read lag from {bootstrap_servers}: {exc.args[0]}") from None
     try:
         metadata = consumer.list_topics(topic, timeout=TIMEOUT_S).topics.get(topic)
         if metadata is None or metadata.error is not None or not metadata.partitions:

@@ -168,3 +168,13 @@ def test_an_unreachable_database_never_uses_up_the_pool(
         assert response.status_code == 503
         assert response.json()["error"]["code"] == "unavailable"
     assert app.state.services._opened == 0
+
+
+def test_a_proxys_own_authorization_header_leaves_the_session_working(
+    anonymous: TestClient,
+) -> None:
+    anonymous.post("/login", data={"token": TOKEN}, follow_redirects=False)
+    basic = {"Authorization": "Basic dXNlcjpwYXNz"}  # an ingress's basic auth, passed on
+    assert anonymous.get("/api/admin/queues", headers=basic).status_code == 200
+    anonymous.cookies.clear()
+    assert anonymous.get("/api/admin/queues", headers=basic).status_code == 401

@@ -87,3 +87,16 @@ def test_settings_from_the_environment_say_what_is_wrong(monkeypatch: pytest.Mon
 def test_index_lists_as_the_job_status_writes_them() -> None:
     assert _indexes(None) == [] and _indexes("") == []
     assert _indexes("0,2-4,7") == [0, 2, 3, 4, 7]
+
+
+def test_pod_log_times_sort_as_text_once_padded() -> None:
+    from tailrace.executors.kubernetes import _pod_lines
+
+    text = "2024-01-15T10:30:45.5Z b\n2024-01-15T10:30:45Z a\n2024-01-15T10:30:45.15Z c\n"
+    lines = _pod_lines(text, 0, "pod-0")
+    assert [line.timestamp for line in sorted(lines, key=lambda line: line.timestamp)] == [
+        "2024-01-15T10:30:45.000000000Z",
+        "2024-01-15T10:30:45.150000000Z",
+        "2024-01-15T10:30:45.500000000Z",
+    ]
+    assert [line.message for line in lines] == ["b", "a", "c"]

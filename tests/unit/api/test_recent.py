@@ -63,3 +63,30 @@ def test_errors_reach_every_asker_and_are_not_kept() -> None:
 
     assert asyncio.run(scenario()) == b"found now"
     assert attempts == 1
+
+
+def test_when_the_computing_request_is_cancelled_a_waiter_computes_itself() -> None:
+    started = threading.Event()
+    release = threading.Event()
+    calls = 0
+
+    def compute() -> bytes:
+        nonlocal calls
+        calls += 1
+        if calls == 1:
+            started.set()
+            release.wait(5)
+        return f"answer {calls}".encode()
+
+    async def scenario() -> bytes:
+        recent = Recent(ttl_s=60)
+        owner = asyncio.create_task(recent.get("k", compute))
+        await asyncio.to_thread(started.wait, 5)
+        waiter = asyncio.create_task(recent.get("k", compute))
+        await asyncio.sleep(0)  # the waiter is waiting on the owner's answer now
+        owner.cancel()  # its client went away
+        answer = await waiter
+        release.set()
+        return answer
+
+    assert asyncio.run(scenario()) == b"answer 2"

@@ -35,6 +35,7 @@ router = APIRouter(
         401: {"model": ErrorBody, "description": "No valid token or session"},
         404: {"model": ErrorBody, "description": "No such job"},
         422: {"model": ErrorBody, "description": "The request is invalid"},
+        503: {"model": ErrorBody, "description": "The database is unreachable"},
     },
 )
 

@@ -19,6 +19,7 @@ router = APIRouter(
     responses={
         401: {"model": ErrorBody, "description": "No valid token or session"},
         422: {"model": ErrorBody, "description": "The request is invalid"},
+        503: {"model": ErrorBody, "description": "The database is unreachable"},
     },
 )
 

@@ -42,7 +42,7 @@ def login(
         return RedirectResponse(f"/login?error=1&next={quote(target)}", status_code=303)
     session, csrf = svc.auth.open_session(index)
     response = RedirectResponse(target, status_code=303)
-    secure = request.url.scheme == "https"
+    secure = svc.config.cookie_secure or request.url.scheme == "https"
     ttl = svc.config.session_ttl_s
     response.set_cookie(
         SESSION_COOKIE, session, max_age=ttl, httponly=True, samesite="strict", secure=secure

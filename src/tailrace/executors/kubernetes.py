@@ -58,6 +58,15 @@ _INDEX_ANNOTATION = "batch.kubernetes.io/job-completion-index"
 # What the workers need from the service's environment to reach what the job uses.
 _PASSED_PREFIXES = ("KAFKA_", "AWS_", "TAILRACE_SINK_", "REPOSITORY_")
 _PASSED_NAMES = ("TAILRACE_LOG_LEVEL", "PGPASSWORD", "PGSSLMODE")
+# web identity (IRSA) points at a token file mounted into the service's pod only
+_POD_OWN = frozenset(
+    {
+        "AWS_WEB_IDENTITY_TOKEN_FILE",
+        "AWS_ROLE_ARN",
+        "AWS_CONTAINER_CREDENTIALS_FULL_URI",
+        "AWS_CONTAINER_AUTHORIZATION_TOKEN_FILE",
+    }
+)
 
 
 @dataclass(frozen=True)
@@ -127,7 +136,8 @@ def worker_environment(database_url: str, environ: dict[str, str]) -> dict[str, 
     passed = {
         key: value
         for key, value in environ.items()
-        if key.startswith(_PASSED_PREFIXES) or key in _PASSED_NAMES
+        if (key.startswith(_PASSED_PREFIXES) or key in _PASSED_NAMES)
+        and key not in _POD_OWN  # names files of the service's own pod
     }
     return {**passed, "TAILRACE_DATABASE_URL": database_url}
 

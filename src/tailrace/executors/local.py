@@ -19,6 +19,8 @@ from typing import IO
 
 log = logging.getLogger("tailrace.executor")
 
+_SERVICE_ONLY = frozenset({"TAILRACE_API_TOKENS", "TAILRACE_SESSION_SECRET"})
+
 
 @dataclass
 class _Child:
@@ -45,7 +47,8 @@ class LocalExecutor:
 
     def _spawn(self, index: int, restarts: int) -> None:
         env = {
-            **os.environ,
+            # the service's own secrets stay with it: a worker has no use for them
+            **{k: v for k, v in os.environ.items() if k not in _SERVICE_ONLY},
             **self.env,
             "TAILRACE_DATABASE_URL": self.database_url,
             "JOB_ID": self.job_id,

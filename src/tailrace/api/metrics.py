@@ -12,7 +12,7 @@ from prometheus_client.registry import Collector
 
 from ..observability.metrics import QueueCollector
 from ..pipeline.jobs import JobStatus
-from .present import live_counters
+from ..pipeline.jobs.model import live_counters
 from .services import Handle
 
 ACTIVE_JOBS_SHOWN = 100

@@ -5,7 +5,8 @@ from __future__ import annotations
 
 from typing import Any
 
-from ..pipeline.jobs import Counters, JobRecord, WorkerRecord
+from ..pipeline.jobs import JobRecord, WorkerRecord
+from ..pipeline.jobs.model import live_counters
 from ..pipeline.sinks.url import SinkURLError, parse_sink_url
 
 
@@ -63,17 +64,6 @@ def job_json(job: JobRecord, workers: list[WorkerRecord] | None = None) -> dict[
         "balanced": counters.balanced,
         "error": job.error,
     }
-
-
-def live_counters(files: Counters, workers: list[Counters]) -> Counters:
-    """The files' checkpointed counters, or what the workers report now when further along
-    (they write several times a second, the checkpoints once per flush)."""
-    if not workers:
-        return files
-    live = Counters()
-    for counters in workers:
-        live.add(counters)
-    return live if live.lines > files.lines else files
 
 
 def worker_json(worker: WorkerRecord) -> dict[str, Any]:

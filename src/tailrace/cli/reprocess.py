@@ -31,6 +31,7 @@ from ..engine.app import App
 from ..executors import LocalExecutor
 from ..observability.logs import configure as configure_logs
 from ..pipeline.jobs import JobConfig, JobRecord, JobStatus, JobStore
+from ..pipeline.jobs.model import live_counters
 from ..pipeline.plan import cancel_job, plan_job, resume_job, settle_job
 from ..settings import database_url, redact_url, worker_log_dir
 from .context import echo_json
@@ -205,12 +206,9 @@ def run_job(
 
 
 def _live(store: JobStore, job: JobRecord) -> tuple[int, int]:
-    """Bytes and lines done: the files' checkpoints, or what the workers report now when
-    that is further (their rows are written several times a second)."""
-    workers = store.workers(job.id)
-    live_bytes = sum(w.counters.processed_bytes for w in workers)
-    live_lines = sum(w.counters.lines for w in workers)
-    return max(job.counters.processed_bytes, live_bytes), max(job.counters.lines, live_lines)
+    """Bytes and lines done, as the admin service shows them (`live_counters`)."""
+    counters = live_counters(job.counters, [w.counters for w in store.workers(job.id)])
+    return counters.processed_bytes, counters.lines
 
 
 def summary_json(job: JobRecord, elapsed: float | None = None) -> dict[str, Any]:

@@ -136,6 +136,17 @@ class Counters:
         return cls(**{name: int(data.get(name) or 0) for name in cls.__dataclass_fields__})
 
 
+def live_counters(files: Counters, workers: list[Counters]) -> Counters:
+    """A running job's counters: the files' checkpointed sums, or what the workers report
+    now when further along (they write several times a second, checkpoints once a flush)."""
+    if not workers:
+        return files
+    live = Counters()
+    for counters in workers:
+        live.add(counters)
+    return live if live.lines > files.lines else files
+
+
 @dataclass(slots=True)
 class FileRecord:
     job_id: str

@@ -258,6 +258,7 @@ class KubernetesExecutor:
         self.core: Any = client.CoreV1Api(self._api_client)
         self.batch: Any = client.BatchV1Api(self._api_client)
         self._active: set[str] = set()
+        self._marked: set[tuple[str, int]] = set()  # (job, index) marked failed already
         self._lock = threading.Lock()
         # held while one job is followed, and while a job is reset and launched again, so
         # that a follow never sees a resumed job between its old Job's end and the new one
@@ -272,8 +273,13 @@ class KubernetesExecutor:
         self._store = JobStore(self.database_url)
         # jobs whose Kubernetes Jobs run on: followed again after a restart of the service
         for status in (JobStatus.PENDING, JobStatus.RUNNING):
-            jobs, _ = self._store.jobs_page(status, limit=1000)
-            self._active.update(j.id for j in jobs if j.k8s_job_name)
+            offset = 0
+            while True:
+                jobs, total = self._store.jobs_page(status, limit=100, offset=offset)
+                self._active.update(j.id for j in jobs if j.k8s_job_name)
+                offset += len(jobs)
+                if not jobs or offset >= total:
+                    break
         self._thread = threading.Thread(target=self._run, name="tailrace-k8s", daemon=True)
         self._thread.start()
 
@@ -298,6 +304,7 @@ class KubernetesExecutor:
         with self._following:
             with self._lock:
                 self._active.discard(job_id)
+            self._marked = {m for m in self._marked if m[0] != job_id}  # a new Job, new pods
             job = reopen()
             self.launch(job)
         return job
@@ -375,7 +382,12 @@ class KubernetesExecutor:
             settle_job(self._store, job_id, "its Kubernetes Job is gone")
             return
         status = kube_job.status
-        failed = _indexes(getattr(status, "failed_indexes", None))
+        # indexes newly past their backoff (each is marked once, not at every look)
+        failed = [
+            i
+            for i in _indexes(getattr(status, "failed_indexes", None))
+            if (job_id, i) not in self._marked
+        ]
         if failed:
             reasons = self._pod_failures(job_id)
             known = {w.worker_index for w in self._store.workers(job_id)}
@@ -388,6 +400,7 @@ class KubernetesExecutor:
                     WorkerStatus.FAILED,
                     reasons.get(index, "its pod failed past the backoff limit"),
                 )
+                self._marked.add((job_id, index))
         conditions = {c.type: c for c in (status.conditions or []) if c.status == "True"}
         if "Complete" in conditions or "Failed" in conditions:
             reason = "the Kubernetes Job ended with files left"

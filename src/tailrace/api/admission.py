@@ -49,7 +49,7 @@ def check_local_source(config: ApiConfig, path: str) -> None:
         raise ApiError(403, "path_not_allowed", _outside(path, config))
 
 
-def check_local_files(config: ApiConfig, spec: str, files: Sequence[SourceFile]) -> None:
+def check_local_files(config: ApiConfig, files: Sequence[SourceFile]) -> None:
     """Every file found, symlinks resolved, must be under the roots too."""
     for f in files:
         if not _within(Path(os.path.realpath(f.url)), config.source_roots):

@@ -106,7 +106,7 @@ def start_job(body: StartJob, svc: Svc) -> dict[str, Any]:
     if not files:
         raise ApiError(422, "invalid_request", f"no files found at {source}")
     if body.path is not None:
-        admission.check_local_files(cfg, source, files)
+        admission.check_local_files(cfg, files)
     with svc.db() as db:
         job = create_job(db.app, db.store, config, files, job_id=job_id)
         _launch(svc, db.store, job_id, lambda: svc.executor.launch(job))

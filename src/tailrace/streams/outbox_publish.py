@@ -14,7 +14,7 @@ from confluent_kafka import KafkaError, KafkaException, Message, Producer
 
 # librdkafka logs a failed connection as an error on every retry: the sink's adapter
 # makes it a warning.
-from ..pipeline.sinks.kafka import DEFAULT_CONFIG, LibrdkafkaLog, config_from_env
+from ..pipeline.sinks.kafka import DEFAULT_CONFIG, LibrdkafkaLog, config_from_env, unique_client_id
 from .outbox import ID_HEADER, MESSAGE_ID_HEADER
 
 log = logging.getLogger("tailrace.outbox.publish")
@@ -63,6 +63,7 @@ def producer_config(
     """The relay's librdkafka settings: defaults, then ``KAFKA_*`` variables, then overrides."""
     return {
         **RELAY_CONFIG,
+        "client.id": unique_client_id(RELAY_CONFIG["client.id"]),
         **config_from_env(),
         **(overrides or {}),
         "bootstrap.servers": bootstrap_servers,

@@ -37,7 +37,12 @@ from ..errors import TailraceError
 
 # librdkafka logs a failed connection as an error on every retry: the sink's adapter
 # makes it a warning.
-from ..pipeline.sinks.kafka import DEFAULT_CONFIG, LibrdkafkaLog, config_from_env
+from ..pipeline.sinks.kafka import (
+    DEFAULT_CONFIG,
+    LibrdkafkaLog,
+    config_from_env,
+    unique_client_id,
+)
 from .spool import Headers, Spool, Spooled, SpoolError
 from .spool_circuit import Circuit, CircuitState
 
@@ -119,6 +124,7 @@ class BreakerProducer:
         self.spool = spool
         self._config: dict[str, Any] = {
             **BREAKER_CONFIG,
+            "client.id": unique_client_id(BREAKER_CONFIG["client.id"]),
             "message.timeout.ms": str(int(self.settings.delivery_timeout_s * 1000)),
             **config_from_env(),
             **self.settings.producer,

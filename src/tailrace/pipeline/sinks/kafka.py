@@ -22,6 +22,7 @@ from __future__ import annotations
 import logging
 import os
 import time
+import uuid
 from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
@@ -91,6 +92,12 @@ class LibrdkafkaLog:
         log.log(level, msg, *args)
 
 
+def unique_client_id(prefix: str) -> str:
+    """A client id of this producer's own. Seen here: Tansu let idempotent producers that
+    share a client id lose each other's batches while acknowledging them."""
+    return f"{prefix}-{uuid.uuid4().hex[:8]}"
+
+
 def config_from_env(environ: Mapping[str, str] | None = None) -> dict[str, str]:
     """librdkafka settings from the ``KAFKA_*`` variables that are set (see module doc)."""
     environ = os.environ if environ is None else environ
@@ -116,7 +123,12 @@ class KafkaSink(SinkBase):
         self.bootstrap_servers = bootstrap_servers
         self.topic = topic
         self.name = f"kafka sink {bootstrap_servers}/{topic}"
-        settings = {**DEFAULT_CONFIG, **config_from_env(environ), **(config or {})}
+        settings = {
+            **DEFAULT_CONFIG,
+            "client.id": unique_client_id(DEFAULT_CONFIG["client.id"]),
+            **config_from_env(environ),
+            **(config or {}),
+        }
         secrets = [settings[key] for key in _SECRET_KEYS if settings.get(key)]
         self._hide = _hider(secrets)
         try:

@@ -142,14 +142,15 @@ def test_a_job_left_by_a_stopped_service_fails_with_the_reason_and_resumes(
     headers = {"Authorization": f"Bearer {TOKEN}"}
     with TestClient(create_app(ApiConfig.from_environment(pg_url)), headers=headers) as first:
         job = start(first, {"path": str(api_env / "many"), "sink": "null:", "max_workers": 3})
-        wait_until(
-            lambda: first.get(f"{JOBS}/{job['id']}").json()["total_lines"] > 0,
-            60,
-            "the workers to start reading",
-        )
-        # no new file is claimed from now on: files are surely left when the service stops
+        # At once, while the workers start up: each claims at most the file it already has,
+        # so files are surely left when the service stops (reading all 30 takes < 1 s).
         queue = f"/api/admin/queues/reprocess:{job['id']}"
         assert first.post(f"{queue}/pause").status_code == 200
+        wait_until(
+            lambda: first.get(f"{JOBS}/{job['id']}/workers").json()["workers"],
+            60,
+            "the workers to start",
+        )
     # the service stopped; its workers got SIGTERM and checkpointed
     with TestClient(create_app(ApiConfig.from_environment(pg_url)), headers=headers) as second:
         left = second.get(f"{JOBS}/{job['id']}").json()

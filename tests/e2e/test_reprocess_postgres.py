@@ -58,8 +58,9 @@ def _count(url: str) -> tuple[int, int]:
 def test_sigkill_mid_file_leaves_each_event_exactly_once(pg_url: str, tmp_path: Path) -> None:
     total = write_api_logs(tmp_path / "logs", files=2, per_file=120_000)
     sink = f"{pg_url}&table=logs"
+    # checkpoints several times per file, so that one surely lands while a file is read
     args = ["reprocess", str(tmp_path / "logs"), "--sink", sink, "--json"]
-    result = run_killing_a_worker(args, pg_url, tmp_path)
+    result = run_killing_a_worker([*args, "--checkpoint-every", "0.1"], pg_url, tmp_path)
     assert result.returncode == 0, result.stderr
     report = summary(result.stdout)
     assert report["status"] == "completed"

@@ -10,6 +10,7 @@ from pathlib import Path
 
 from ..errors import ConfigurationError
 from ..settings import data_dir, database_url
+from .recent import DEFAULT_TTL_S
 
 TOKEN_FILE = "api-token"
 SESSION_TTL_S = 12 * 3600
@@ -25,7 +26,7 @@ class ApiConfig:
     session_ttl_s: int = SESSION_TTL_S
     token_file: Path | None = None  # set when the token was generated, not configured
     pool_size: int = 8
-    status_ttl_s: float = 0.25  # how old a job's status may be when served (see recent.py)
+    status_ttl_s: float = DEFAULT_TTL_S  # how old a job's status may be when served
     executor: str = "local"  # or "kubernetes": how the workers of API-started jobs run
     # where jobs started through the API may read local files and write file sinks
     source_roots: tuple[Path, ...] = ()
@@ -57,7 +58,8 @@ class ApiConfig:
             default_sink=os.environ.get("TAILRACE_DEFAULT_SINK") or _kafka_sink(),
             token_file=token_file,
             pool_size=int(os.environ.get("TAILRACE_API_POOL_SIZE") or 8),
-            status_ttl_s=float(os.environ.get("TAILRACE_API_STATUS_TTL_MS") or 250) / 1000,
+            status_ttl_s=float(os.environ.get("TAILRACE_API_STATUS_TTL_MS") or DEFAULT_TTL_S * 1000)
+            / 1000,
             executor=_executor_name(),
             kafka_bootstrap_servers=os.environ.get("KAFKA_BOOTSTRAP_SERVERS") or None,
             source_roots=_roots(os.environ.get("TAILRACE_API_SOURCE_ROOTS")),

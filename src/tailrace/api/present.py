@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from ..pipeline.jobs import JobRecord, WorkerRecord
+from ..pipeline.jobs import Counters, JobRecord, WorkerRecord
 from ..pipeline.jobs.model import live_counters
 from ..pipeline.sinks.url import SinkURLError, parse_sink_url
 
@@ -18,6 +18,18 @@ def shown_sink(url: str) -> str:
         return parse_sink_url(url).display
     except SinkURLError:
         return "(invalid sink URL)"
+
+
+def reference_counts(c: Counters) -> dict[str, int]:
+    """Counters under reference 000's names (and ``filtered_count``, which it lacks)."""
+    return {
+        "total_lines": c.lines,
+        "success_count": c.sent,
+        "error_count": c.deadlettered,
+        "skipped_count": c.skipped,
+        "filtered_count": c.filtered,
+        "processed_bytes": c.processed_bytes,
+    }
 
 
 def job_json(job: JobRecord, workers: list[WorkerRecord] | None = None) -> dict[str, Any]:
@@ -53,12 +65,7 @@ def job_json(job: JobRecord, workers: list[WorkerRecord] | None = None) -> dict[
         "total_bytes": total,
         "processed_files": job.processed_files,
         "files_by_status": dict(job.files_by_status),
-        "total_lines": counters.lines,
-        "success_count": counters.sent,
-        "error_count": counters.deadlettered,
-        "skipped_count": counters.skipped,
-        "filtered_count": counters.filtered,
-        "processed_bytes": counters.processed_bytes,
+        **reference_counts(counters),
         "progress": progress,
         "skip_reasons": dict(job.skip_reasons),
         "balanced": counters.balanced,
@@ -67,7 +74,6 @@ def job_json(job: JobRecord, workers: list[WorkerRecord] | None = None) -> dict[
 
 
 def worker_json(worker: WorkerRecord) -> dict[str, Any]:
-    c = worker.counters
     return {
         "worker_index": worker.worker_index,
         "status": str(worker.status),
@@ -79,13 +85,8 @@ def worker_json(worker: WorkerRecord) -> dict[str, Any]:
         "current_timestamp": worker.current_timestamp,
         "assigned_files": worker.assigned_files,
         "processed_files": worker.processed_files,
-        "total_lines": c.lines,
-        "success_count": c.sent,
-        "error_count": c.deadlettered,
-        "skipped_count": c.skipped,
-        "filtered_count": c.filtered,
+        **reference_counts(worker.counters),
         "total_bytes": worker.total_bytes,
-        "processed_bytes": c.processed_bytes,
         "restarts": worker.restarts,
         "error": worker.error,
     }

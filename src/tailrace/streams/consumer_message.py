@@ -28,7 +28,8 @@ class IdSource(Enum):
     """``topic:partition:offset``: covers redelivery after a crash, not producer resends."""
 
 
-ID_HEADERS = frozenset({"message_id", "messageId"})
+MESSAGE_ID_HEADER = "message_id"  # what tailrace's producers write; consumers read either
+ID_HEADERS = frozenset({MESSAGE_ID_HEADER, "messageId"})
 
 
 def header_pairs(raw: KafkaMessage) -> Headers:

@@ -31,7 +31,6 @@ Q = load_queries(__package__ or "tailrace.streams", "outbox_queries.sql")
 # Each published message carries its event id, for reconciling a dead relay's batch against
 # the topic, and a ``message_id`` (unless the caller set one) that consumers dedup by.
 ID_HEADER = "tailrace_outbox_id"
-MESSAGE_ID_HEADER = "message_id"
 
 Headers = Mapping[str, str] | Sequence[tuple[str, str]]
 

@@ -15,7 +15,8 @@ from confluent_kafka import KafkaError, KafkaException, Message, Producer
 # librdkafka logs a failed connection as an error on every retry: the sink's adapter
 # makes it a warning.
 from ..pipeline.sinks.kafka import DEFAULT_CONFIG, LibrdkafkaLog, config_from_env, unique_client_id
-from .outbox import ID_HEADER, MESSAGE_ID_HEADER
+from .consumer_message import MESSAGE_ID_HEADER
+from .outbox import ID_HEADER
 
 log = logging.getLogger("tailrace.outbox.publish")
 

@@ -43,12 +43,12 @@ from ..pipeline.sinks.kafka import (
     config_from_env,
     unique_client_id,
 )
+from .consumer_message import MESSAGE_ID_HEADER
 from .spool import Headers, Spool, Spooled, SpoolError
 from .spool_circuit import Circuit, CircuitState
 
 log = logging.getLogger("tailrace.producer")
 
-MESSAGE_ID_HEADER = "message_id"
 BREAKER_CONFIG: Mapping[str, str] = {
     **DEFAULT_CONFIG,
     "linger.ms": "5",

@@ -158,7 +158,8 @@ def list_jobs(
 
 @router.get("/jobs/{job_id}", response_model=JobOut)
 async def get_job(svc: Svc, job_id: str) -> Response:
-    """A job with its counters aggregated over its files and workers (at most 0.25 s old)."""
+    """A job with its counters aggregated over its files and workers; shared between
+    requests for TAILRACE_API_STATUS_TTL_MS."""
 
     def load() -> bytes:
         with svc.db() as db:
@@ -171,7 +172,8 @@ async def get_job(svc: Svc, job_id: str) -> Response:
 
 @router.get("/jobs/{job_id}/workers", response_model=WorkersOut)
 async def get_workers(svc: Svc, job_id: str) -> Response:
-    """Each worker's status row, with the columns of reference 000 (at most 0.25 s old)."""
+    """Each worker's status row, with the columns of reference 000; shared between requests
+    for TAILRACE_API_STATUS_TTL_MS."""
 
     def load() -> bytes:
         with svc.db() as db:

@@ -83,6 +83,10 @@ class BadLine:
     reason: str
     data: bytes = b""
     """The line's bytes when they are known and small enough to keep (not for overlong lines)."""
+    fatal: bool = False
+    """The reader could not go on past this point (a truncated or corrupt compressed stream, a
+    JSON array it cannot resynchronise): the rest of the file is unread, so the file is not a
+    clean success. The reader yields nothing after a fatal record."""
 
     def to_dict(self) -> dict[str, Any]:
         record: dict[str, Any] = {
@@ -93,6 +97,8 @@ class BadLine:
         }
         if self.data:
             record["data"] = self.data.decode("utf-8", errors="replace")
+        if self.fatal:
+            record["fatal"] = True
         return record
 
 

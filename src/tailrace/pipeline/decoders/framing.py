@@ -215,7 +215,9 @@ class LineReader:
             for chunk in self.chunks():
                 yield from scanner.feed(chunk)
         except DecompressionError as exc:
-            yield scanner.fail(str(exc))
+            failure = scanner.fail(str(exc))
+            failure.fatal = True
+            yield failure
             return
         yield from scanner.finish()
 
@@ -227,7 +229,7 @@ class LineReader:
         try:
             array = self.is_json_array
         except DecompressionError as exc:
-            yield BadLine(self.file, self._start.line + 1, self._start.offset, str(exc))
+            yield BadLine(self.file, self._start.line + 1, self._start.offset, str(exc), fatal=True)
             return
         if array:
             yield from self._elements()
@@ -247,7 +249,7 @@ class LineReader:
             except StopIteration:
                 break
             except DecompressionError as exc:
-                yield BadLine(self.file, number + 1, offset, str(exc))
+                yield BadLine(self.file, number + 1, offset, str(exc), fatal=True)
                 return
             if skipping:
                 newline = chunk.find(b"\n")

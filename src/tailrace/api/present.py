@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from ..pipeline.jobs import Counters, JobRecord, WorkerRecord
+from ..pipeline.jobs import Counters, FileRecord, JobRecord, WorkerRecord
 from ..pipeline.jobs.model import live_counters
 from ..pipeline.sinks.url import SinkURLError, parse_sink_url
 
@@ -89,4 +89,21 @@ def worker_json(worker: WorkerRecord) -> dict[str, Any]:
         "total_bytes": worker.total_bytes,
         "restarts": worker.restarts,
         "error": worker.error,
+    }
+
+
+def file_json(file: FileRecord) -> dict[str, Any]:
+    return {
+        "index": file.index,
+        "url": file.url,
+        "size": file.size,
+        "status": str(file.status),
+        "worker_index": file.worker_index,
+        "attempts": file.attempts,
+        "line": file.line,
+        **reference_counts(file.counters),
+        "error": file.error,
+        "retryable": not file.unreadable,
+        "started_at": file.started_at,
+        "completed_at": file.completed_at,
     }

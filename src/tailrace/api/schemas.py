@@ -129,6 +129,34 @@ class WorkersOut(BaseModel):
     workers: list[WorkerOut]
 
 
+class FileOut(BaseModel):
+    index: int
+    url: str
+    size: int
+    status: JobStatusName
+    worker_index: int | None
+    attempts: int
+    line: int = Field(description="Lines done as of the file's last checkpoint")
+    total_lines: int
+    success_count: int
+    error_count: int
+    skipped_count: int
+    filtered_count: int
+    processed_bytes: int
+    error: str | None = Field(description="Why the file failed (or stopped)")
+    retryable: bool = Field(description="False when its bytes cannot be read to their end")
+    started_at: datetime | None
+    completed_at: datetime | None
+
+
+class FilesOut(BaseModel):
+    job_id: str
+    files: list[FileOut]
+    total: int
+    limit: int
+    offset: int
+
+
 class WorkerLogOut(BaseModel):
     worker_index: int
     pod_name: str

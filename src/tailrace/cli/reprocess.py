@@ -30,7 +30,7 @@ from rich.text import Text
 from ..engine.app import App
 from ..executors import LocalExecutor
 from ..observability.logs import configure as configure_logs
-from ..pipeline.jobs import JobConfig, JobRecord, JobStatus, JobStore
+from ..pipeline.jobs import FileRecord, FileStatus, JobConfig, JobRecord, JobStatus, JobStore
 from ..pipeline.jobs.model import live_counters
 from ..pipeline.plan import cancel_job, plan_job, resume_job, settle_job
 from ..settings import database_url, redact_url, worker_log_dir
@@ -133,7 +133,7 @@ def reprocess(
         app.store.migrate()
         job = plan_job(app, store, config)
         final = run_job(app, store, job, as_json)
-    sys.exit(0 if final.status is JobStatus.COMPLETED else 1)
+    sys.exit(exit_code(final))
 
 
 def run_job(
@@ -201,7 +201,7 @@ def run_job(
         signal.signal(signal.SIGINT, previous)
         executor.close()
     elapsed = time.monotonic() - started
-    _summary(console, final, elapsed, as_json)
+    _summary(console, final, store.files(job.id), elapsed, as_json)
     return final
 
 
@@ -211,7 +211,30 @@ def _live(store: JobStore, job: JobRecord) -> tuple[int, int]:
     return counters.processed_bytes, counters.lines
 
 
-def summary_json(job: JobRecord, elapsed: float | None = None) -> dict[str, Any]:
+def exit_code(job: JobRecord) -> int:
+    """0 only for a job that completed: every file read to its end, every line accounted
+    for; 1 for anything else (failed, cancelled, or not finished)."""
+    return 0 if job.status is JobStatus.COMPLETED else 1
+
+
+def failed_files_json(files: list[FileRecord]) -> list[dict[str, Any]]:
+    """The files that ended in error, with why and how far they got."""
+    return [
+        {
+            "index": f.index,
+            "file": f.url,
+            "error": f.error,
+            "retryable": not f.unreadable,
+            **f.counters.to_json(),
+        }
+        for f in files
+        if f.status is FileStatus.FAILED
+    ]
+
+
+def summary_json(
+    job: JobRecord, elapsed: float | None = None, files: list[FileRecord] | None = None
+) -> dict[str, Any]:
     counters = job.counters
     data: dict[str, Any] = {
         "job_id": job.id,
@@ -225,6 +248,7 @@ def summary_json(job: JobRecord, elapsed: float | None = None) -> dict[str, Any]
         "balanced": counters.balanced,
         "skip_reasons": job.skip_reasons,
         "error": job.error,
+        "failed_files": failed_files_json(files or []),
     }
     if job.started_at and job.completed_at:
         # from the first worker's start to the last file's end: the job's own pace
@@ -237,9 +261,11 @@ def summary_json(job: JobRecord, elapsed: float | None = None) -> dict[str, Any]
     return data
 
 
-def _summary(console: Console, job: JobRecord, elapsed: float, as_json: bool) -> None:
+def _summary(
+    console: Console, job: JobRecord, files: list[FileRecord], elapsed: float, as_json: bool
+) -> None:
     if as_json:
-        echo_json(summary_json(job, elapsed))
+        echo_json(summary_json(job, elapsed, files))
         return
     c = job.counters
     colour = {"completed": "green", "cancelled": "yellow"}.get(str(job.status), "red")
@@ -259,18 +285,29 @@ def _summary(console: Console, job: JobRecord, elapsed: float, as_json: bool) ->
         f"{c.lines / elapsed:,.0f}" if elapsed > 0 else "-",
     )
     console.print(table)
-    files = ", ".join(f"{n} {status}" for status, n in sorted(job.files_by_status.items()))
-    console.print(f"files: {files} of {job.total_files}")
+    by_status = ", ".join(f"{n} {status}" for status, n in sorted(job.files_by_status.items()))
+    console.print(f"files: {by_status} of {job.total_files}")
     for reason, count in sorted(job.skip_reasons.items()):
         console.print(f"skipped {count:,}: {reason}")
     if c.deadlettered:
         console.print(
             f"[yellow]{c.deadlettered:,} bad lines[/yellow] went to the dead-letter output"
         )
-    if job.error:
-        console.print(f"[red]error:[/red] {job.error}")
+    failed = [f for f in files if f.status is FileStatus.FAILED]
+    if failed:
+        console.print(f"[red]{len(failed)} failed files:[/red]")
+        for f in failed:
+            console.print(f"  {f.url}: {f.error or 'failed'}", highlight=False, soft_wrap=True)
+    elif job.error:
+        console.print(f"[red]error:[/red] {job.error}", highlight=False, soft_wrap=True)
     if job.status in (JobStatus.CANCELLED, JobStatus.FAILED):
-        console.print(f"resume with: [cyan]tailrace reprocessing resume {job.id}[/cyan]")
+        if any(not f.unreadable for f in files if f.status is not FileStatus.COMPLETED):
+            console.print(f"resume with: [cyan]tailrace reprocessing resume {job.id}[/cyan]")
+        if any(f.unreadable for f in failed):
+            console.print(
+                "files that cannot be read to their end stay failed on resume: "
+                "replace them and reprocess them in a new job"
+            )
 
 
 def _size(n: int) -> str:
@@ -314,11 +351,12 @@ def list_jobs(ctx: click.Context, limit: int) -> None:
 @click.argument("job_id")
 @click.pass_context
 def show_job(ctx: click.Context, job_id: str) -> None:
-    """A job's status and counters, with its workers, as JSON."""
+    """A job's status and counters, with its failed files and its workers, as JSON; exit 1
+    if it ended other than completed (failed, cancelled)."""
     url = database_url(ctx.find_root().obj.get("database_url"))
     with JobStore(url) as store:
         job = store.job(job_id)
-        data = summary_json(job)
+        data = summary_json(job, files=store.files(job_id))
         data["workers_detail"] = [
             {
                 "worker_index": w.worker_index,
@@ -332,6 +370,8 @@ def show_job(ctx: click.Context, job_id: str) -> None:
             for w in store.workers(job_id)
         ]
         echo_json(data)
+    if job.status.finished:
+        sys.exit(exit_code(job))
 
 
 @reprocessing.command("cancel")
@@ -355,4 +395,4 @@ def resume(ctx: click.Context, job_id: str, as_json: bool) -> None:
     with App(url) as app, JobStore(url) as store:
         job = resume_job(app, store, job_id)
         final = run_job(app, store, job, as_json)
-    sys.exit(0 if final.status is JobStatus.COMPLETED else 1)
+    sys.exit(exit_code(final))

@@ -67,6 +67,31 @@ def field_text(value: Any) -> str | None:
     return orjson.dumps(value).decode()
 
 
+#: Go's zero ``time.Time`` (``0001-01-01T00:00:00Z``): what Jitsu's Go clients send for a
+#: date that is not set. As a bound it would keep nothing (or everything), so it means unset.
+ZERO_TIME = datetime(1, 1, 1)
+
+
+def is_zero_time(value: str | datetime | None) -> bool:
+    """Whether a date bound is Go's zero time, however spelt (``Z``, ``+00:00``, a space for
+    the ``T``, fractions of a second, any offset)."""
+    if value is None:
+        return False
+    if isinstance(value, str):
+        try:
+            value = datetime.fromisoformat(value.strip())
+        except ValueError:
+            return False
+    return value.replace(tzinfo=None) == ZERO_TIME
+
+
+def date_bound(text: str | None) -> str | None:
+    """A date bound as given, or None when it is unset: absent, blank, or Go's zero time."""
+    if text is None or not text.strip() or is_zero_time(text):
+        return None
+    return text
+
+
 def parse_time_bound(text: str) -> datetime:
     """An ISO 8601 bound given by a user; naive means UTC."""
     try:
@@ -102,7 +127,11 @@ class EventFilter:
         self.date_from = _aware(date_from)
         self.date_to = _aware(date_to)
         if self.date_from and self.date_to and self.date_from > self.date_to:
-            raise FilterSpecError(f"date range is empty: {self.date_from} > {self.date_to}")
+            raise FilterSpecError(
+                f"the date range is inverted: from {self.date_from.isoformat()} is after "
+                f"to {self.date_to.isoformat()}, so every event would be filtered out; "
+                "swap the two, or leave one unset"
+            )
         self.predicates = tuple(Predicate.parse(spec) for spec in where)
         self.has_range = self.date_from is not None or self.date_to is not None
         self.paths: tuple[FieldPath, ...] = tuple(dict.fromkeys(p.path for p in self.predicates))

@@ -16,12 +16,12 @@ from __future__ import annotations
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Protocol
+from typing import Protocol, cast
 
 from tailrace.pipeline.decoders.framing import BadLine, Checkpoint
 from tailrace.pipeline.events import Event, EventFields, read_batches
 from tailrace.pipeline.filters import EventFilter
-from tailrace.pipeline.jobs.model import Counters
+from tailrace.pipeline.jobs.model import UNREADABLE, Counters
 from tailrace.pipeline.routing import Router
 from tailrace.pipeline.sinks.base import FileMark, Sink
 from tailrace.pipeline.sinks.deadletter import DeadLetterWriter
@@ -63,6 +63,22 @@ class FileState:
 class FileResult:
     state: FileState
     cancelled: bool
+    fatal: BadLine | None = None
+    """The record where the reader gave up on the file (a truncated or corrupt stream): the
+    rest of the file is unread, so the file is not a clean success. It was dead-lettered and
+    counted like any bad line."""
+
+    @property
+    def error(self) -> str | None:
+        """Why the file did not complete, in words for its status; None when it did."""
+        return unreadable_reason(self.fatal) if self.fatal is not None else None
+
+
+def unreadable_reason(bad: BadLine) -> str:
+    return (
+        f"{UNREADABLE} {bad.reason} at line {bad.line}, byte {bad.offset:,} of the "
+        "decompressed stream; the rest of the file was not read"
+    )
 
 
 class FileRun:
@@ -120,6 +136,7 @@ class FileRun:
             next_status = now + settings.status_s
             next_checkpoint = now + settings.checkpoint_s
             cancelled = False
+            fatal: BadLine | None = None
 
             def write() -> None:
                 nonlocal unflushed
@@ -166,7 +183,10 @@ class FileRun:
                 filtered += batch.filtered  # lines of streams the filter does not keep
                 for item in batch.items:
                     if type(item) is not Event:
-                        bad.append(item)  # type: ignore[arg-type]
+                        bad_line = cast(BadLine, item)
+                        bad.append(bad_line)
+                        if bad_line.fatal:  # the reader's last: the rest is unread
+                            fatal = bad_line
                         continue
                     last = item
                     if check is not None and check(item) is not None:
@@ -210,7 +230,7 @@ class FileRun:
             checkpoint(done or state.checkpoint, final=True)
         if hooks is not None:
             hooks.status(counters.lines, _event_time(last), counters)
-        return FileResult(state, cancelled=False)
+        return FileResult(state, cancelled=False, fatal=fatal)
 
 
 SKIP_PREFIX = "skip:"

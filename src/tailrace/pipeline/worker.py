@@ -18,6 +18,8 @@ import time
 from dataclasses import dataclass, field
 
 from tailrace.engine.app import App
+from tailrace.engine.jobs import JobFilter
+from tailrace.engine.states import JobState
 from tailrace.engine.tasks import JobContext
 from tailrace.engine.worker import Worker, WorkerOptions
 from tailrace.errors import JobCancelledError
@@ -32,7 +34,7 @@ from tailrace.pipeline.plan import (
     job_queue,
     source_for,
 )
-from tailrace.pipeline.routing import Router, router_from_environment
+from tailrace.pipeline.routing import Router, RoutingError, router_from_environment
 from tailrace.pipeline.run import FileRun, FileState, RunSettings, state_from_mark
 from tailrace.pipeline.sinks import (
     DeadLetterWriter,
@@ -83,6 +85,8 @@ class ReprocessWorker:
         self._deadletters: DeadLetterWriter | None = None
         self._filter: EventFilter | None = None
         self._router: Router | None = None
+        self._routed = False  # the router is set up (None too: no routing asked for)
+        self._app: App | None = None
         self._totals = _Totals()
 
     @property
@@ -95,6 +99,7 @@ class ReprocessWorker:
         """Work the job's files until none is left; returns the job's status then."""
         app = App(self.database_url)
         app.task(name=REPROCESS_TASK, pass_context=True)(self.process_file)
+        self._app = app
         try:
             app.store.migrate()
             job = self.store.job(self.job_id)
@@ -138,18 +143,24 @@ class ReprocessWorker:
     def process_file(self, ctx: JobContext, job_id: str, file_index: int) -> None:
         store = self.store
         record = store.file(job_id, file_index)
-        if record.status is FileStatus.COMPLETED:
-            return  # a task that ran twice: the file is done
-        if store.job_status(job_id) is JobStatus.CANCELLED:
-            # claimed in the instant the job was cancelled: leave the file as it stands
-            store.file_set_status(job_id, file_index, FileStatus.CANCELLED)
-            raise JobCancelledError(f"job {job_id} was cancelled")
+        if record.status in (FileStatus.COMPLETED, FileStatus.FAILED):
+            return  # a task that ran twice: the file is done, or failed for good
+        job_status = store.job_status(job_id)
+        if job_status in (JobStatus.CANCELLED, JobStatus.FAILED):
+            # claimed in the instant the job was stopped: leave the file as it stands
+            self._file_stopped(job_id, file_index, job_status)
+            raise JobCancelledError(f"job {job_id} is {job_status}")
+        try:
+            router = self._routing()
+        except RoutingError as exc:
+            self._routing_failed(job_id, file_index, record.url, exc)
+            return  # not retried here: the job failed, and a resume continues it
         record = store.file_start(job_id, file_index, self.index)
         totals = self._totals
         totals.assigned_files += 1
         totals.total_bytes += record.size
         try:
-            run = self._file_run(_Hooks(self, ctx, record))
+            run = self._file_run(_Hooks(self, ctx, record), router)
             state = self._resume_state(record)
             log.info(
                 "file started",
@@ -174,11 +185,22 @@ class ReprocessWorker:
             raise
         done = result.state
         if result.cancelled:
-            store.file_set_status(job_id, file_index, FileStatus.CANCELLED)
-            raise JobCancelledError(f"file {record.url} stopped: job {job_id} was cancelled")
-        store.file_set_status(job_id, file_index, FileStatus.COMPLETED)
-        totals.processed_files += 1
-        totals.done.add(done.counters)
+            stopped = store.job_status(job_id)
+            self._file_stopped(job_id, file_index, stopped)
+            raise JobCancelledError(f"file {record.url} stopped: job {job_id} is {stopped}")
+        if result.error is not None:
+            # The same bytes would fail the same way: failed for good, no retry. What was
+            # read before the damage was delivered and is counted; the rest is unread.
+            store.file_set_status(job_id, file_index, FileStatus.FAILED, result.error)
+            totals.done.add(done.counters)
+            log.error(
+                "file failed",
+                extra={"job_id": job_id, "file": record.url, "error": result.error},
+            )
+        else:
+            store.file_set_status(job_id, file_index, FileStatus.COMPLETED)
+            totals.processed_files += 1
+            totals.done.add(done.counters)
         # the file's last status write came before it counted as processed
         store.worker_progress(
             job_id,
@@ -191,10 +213,36 @@ class ReprocessWorker:
             total_bytes=totals.total_bytes,
             counters=totals.done,
         )
-        log.info(
-            "file completed",
-            extra={"job_id": job_id, "file": record.url, **done.counters.to_json()},
+        if result.error is None:
+            log.info(
+                "file completed",
+                extra={"job_id": job_id, "file": record.url, **done.counters.to_json()},
+            )
+
+    def _file_stopped(self, job_id: str, file_index: int, job_status: JobStatus) -> None:
+        """A file stopped because its job was: cancelled with a cancelled job, left to run
+        again (pending) in a failed one, which a resume continues."""
+        status = FileStatus.CANCELLED if job_status is JobStatus.CANCELLED else FileStatus.PENDING
+        self.store.file_set_status(job_id, file_index, status)
+
+    def _routing_failed(self, job_id: str, file_index: int, url: str, exc: RoutingError) -> None:
+        """No route, no send: the file fails with the reason, and so does the job, at once:
+        every other file would meet the same repository. Its other workers stop at their
+        next checkpoint; `tailrace reprocessing resume` continues once the repository
+        answers."""
+        reason = f"routing: {exc}"
+        self.store.file_set_status(job_id, file_index, FileStatus.FAILED, reason)
+        self.store.job_set_status(
+            job_id,
+            JobStatus.FAILED,
+            f"{reason}; nothing was sent unrouted. Resume the job once the repository answers",
         )
+        log.error("file failed", extra={"job_id": job_id, "file": url, "error": reason})
+        if self._app is not None:
+            queue = job_queue(job_id)
+            for state in (JobState.PENDING, JobState.FAILED):
+                for task in self._app.jobs(JobFilter(state=state, queue=queue), limit=100_000):
+                    self._app.cancel(task.id)
 
     def _resume_state(self, record: FileRecord) -> FileState:
         sink = self._sink_()
@@ -225,17 +273,25 @@ class ReprocessWorker:
             self._sink = open_sink(self.config.sink)
         return self._sink
 
-    def _file_run(self, hooks: _Hooks) -> FileRun:
+    def _routing(self) -> Router | None:
+        """The job's router, set up once per process (the repository fetched with retries and
+        backoff, see `router_from_environment`); raises `RoutingError` if it cannot be, and
+        the next file tries again."""
+        if not self._routed:
+            self._router = router_from_environment(self.config.connection_ids or None)
+            self._routed = True
+        return self._router
+
+    def _file_run(self, hooks: _Hooks, router: Router | None) -> FileRun:
         if self._deadletters is None:
             self._deadletters = open_deadletter(parse_sink_url(self.config.sink))
         if self._filter is None:
             self._filter = event_filter(self.config)
-            self._router = router_from_environment(self.config.connection_ids or None)
         return FileRun(
             sink=self._sink_(),
             deadletters=self._deadletters,
             event_filter=self._filter,
-            router=self._router,
+            router=router,
             fields=event_fields(self.config),
             hooks=hooks,
             settings=self._settings
@@ -314,7 +370,8 @@ class _Hooks:
         now = time.monotonic()
         if now >= self._next_job_check:
             self._next_job_check = now + 1.0
-            if self.worker.store.job_status(self.record.job_id) is JobStatus.CANCELLED:
+            status = self.worker.store.job_status(self.record.job_id)
+            if status in (JobStatus.CANCELLED, JobStatus.FAILED):  # failed: by another worker
                 self.ctx.cancelled.set()
                 return True
         return False

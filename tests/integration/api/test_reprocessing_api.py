@@ -270,6 +270,7 @@ def test_a_password_stored_by_the_cli_is_never_shown(
         ("GET", "/workers"),
         ("GET", "/logs"),
         ("GET", "/deadletters"),
+        ("GET", "/files"),
         ("POST", "/cancel"),
         ("POST", "/resume"),
     ],
@@ -364,3 +365,23 @@ def test_more_roots_and_sink_urls_can_be_allowed(
         out = api_env.parent / f"out-{api_env.name}.ndjson"  # outside the roots: allowed now
         job = start(client, {"path": str(elsewhere), "sink": out.as_uri()})
         assert finished(client, job["id"])["success_count"] == 1
+
+
+@pytest.mark.parametrize(
+    "zero", ["0001-01-01T00:00:00Z", "0001-01-01T00:00:00+00:00", "0001-01-01 00:00:00"]
+)
+def test_go_zero_dates_mean_no_date_range(
+    client: TestClient, samples: list[SampleFile], api_env: Path, zero: str
+) -> None:
+    """Jitsu's Go clients send the zero time for a date not set: it must keep every event,
+    not filter out all of them."""
+    out = api_env / "out.ndjson"
+    body = {"path": str(api_env / "logs"), "sink": out.as_uri(), "date_from": zero}
+    job = start(client, {**body, "date_to": zero})
+    assert (job["config"]["date_from"], job["config"]["date_to"]) == (None, None)
+    done = finished(client, job["id"])
+    lines = sum(s.lines for s in samples)
+    bad = sum(s.bad_lines for s in samples)
+    assert done["status"] == "completed", done
+    assert (done["success_count"], done["filtered_count"]) == (lines - bad, 0)
+    assert output_lines(out) == expected_events([s.path for s in samples])

@@ -38,7 +38,7 @@ def test_every_corpus_file_has_expectations() -> None:
 
 
 @pytest.mark.parametrize("name", sorted(EXPECTED))
-def test_bad_input_is_counted_and_dead_lettered_never_fatal(name: str) -> None:
+def test_bad_input_is_counted_and_dead_lettered_and_an_unfinished_read_says_so(name: str) -> None:
     expected = EXPECTED[name]
     source = open_source(str(CORPUS / "bad" / name))
     [file] = source.list_files()
@@ -59,3 +59,19 @@ def test_bad_input_is_counted_and_dead_lettered_never_fatal(name: str) -> None:
     for wanted in expected.get("reasons", []):
         assert any(wanted in reason for reason in reasons), (wanted, reasons)
     assert all(bad.file == file.url and bad.line >= 1 for bad in deadletters.bad)
+    # A file the reader could not finish is not a clean success: the result says where and why.
+    fatal = [bad for bad in deadletters.bad if bad.fatal]
+    assert len(fatal) <= 1 and (not fatal or fatal[0] is deadletters.bad[-1])
+    if name in UNFINISHED:
+        assert fatal, f"{name}: the reader gave up, yet no fatal record"
+    if fatal:
+        assert result.fatal is fatal[0]
+        assert result.error is not None
+        assert result.error.startswith("unreadable: " + fatal[0].reason)
+        assert f"at line {fatal[0].line}, byte {fatal[0].offset:,}" in result.error
+    else:
+        assert result.fatal is None and result.error is None
+
+
+# Files whose bytes end (or break) before their last record: reading them cannot complete.
+UNFINISHED = {"corrupt_gzip.ndjson.gz", "truncated_gzip.ndjson.gz", "truncated_zstd.ndjson.zst"}

@@ -16,8 +16,11 @@ from tailrace.pipeline.filters import (
     EventFilter,
     Predicate,
     field_text,
+    is_zero_time,
     parse_time_bound,
 )
+from tailrace.pipeline.jobs import JobConfig
+from tailrace.pipeline.plan import check_config, event_filter
 
 
 def make(payload: dict[str, object]) -> Event:
@@ -86,7 +89,7 @@ def test_event_without_time_only_filtered_when_range_set() -> None:
 
 
 def test_empty_range_rejected() -> None:
-    with pytest.raises(FilterSpecError, match="date range is empty"):
+    with pytest.raises(FilterSpecError, match="date range is inverted"):
         EventFilter(date_from=datetime(2024, 2, 1), date_to=datetime(2024, 1, 1))
     with pytest.raises(FilterSpecError, match="invalid date"):
         parse_time_bound("last tuesday")
@@ -221,3 +224,41 @@ def test_time_is_parsed_only_when_a_range_is_set(monkeypatch: pytest.MonkeyPatch
     assert EventFilter(stream_ids=["x"], date_from=datetime(2020, 1, 1)).check(parsed) == (
         REASON_STREAM
     )
+
+
+@pytest.mark.parametrize(
+    "zero",
+    [
+        "0001-01-01T00:00:00Z",
+        "0001-01-01T00:00:00+00:00",
+        "0001-01-01 00:00:00",
+        "0001-01-01T00:00:00.000Z",
+        " 0001-01-01T00:00:00Z ",
+    ],
+)
+def test_go_zero_time_is_an_unset_bound(zero: str) -> None:
+    assert is_zero_time(zero)
+    config = JobConfig(source="x", sink="null:", date_from=zero, date_to=zero)
+    assert (config.date_from, config.date_to) == (None, None)
+    stored = JobConfig.from_json({"source": "x", "sink": "null:", "date_to": zero})
+    assert stored.date_to is None
+    assert event_filter(config).selects_all
+
+
+@pytest.mark.parametrize(
+    "moment", ["0001-01-01T00:00:01Z", "0001-01-02T00:00:00Z", "2026-01-01T00:00:00Z", "nope"]
+)
+def test_other_times_are_kept_as_bounds(moment: str) -> None:
+    assert not is_zero_time(moment)
+    assert JobConfig(source="x", sink="null:", date_to=moment).date_to == moment
+
+
+def test_an_inverted_range_is_refused_before_the_job_is_stored() -> None:
+    config = JobConfig(
+        source="x", sink="null:", date_from="2026-02-01T00:00:00Z", date_to="2026-01-01"
+    )
+    with pytest.raises(FilterSpecError) as caught:
+        check_config(config)
+    message = str(caught.value)
+    assert "inverted" in message and "2026-02-01T00:00:00+00:00" in message
+    assert "every event would be filtered out" in message

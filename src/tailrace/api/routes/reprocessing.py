@@ -11,6 +11,7 @@ from fastapi import APIRouter, Depends, Query, Response
 
 from ...errors import ConflictError
 from ...executors.logs import merge_by_time
+from ...pipeline.filters import is_zero_time
 from ...pipeline.jobs import JobConfig, JobStatus, JobStore
 from ...pipeline.jobs.store import ReprocessingJobNotFoundError
 from ...pipeline.plan import (
@@ -25,10 +26,11 @@ from ...pipeline.sinks.url import sink_has_credentials
 from .. import admission
 from ..deadletters import read_deadletters
 from ..errors import ApiError
-from ..present import job_json, worker_json
+from ..present import file_json, job_json, worker_json
 from ..schemas import (
     DeadLettersOut,
     ErrorBody,
+    FilesOut,
     JobOut,
     JobPage,
     LogsByTime,
@@ -127,7 +129,10 @@ def _launch(svc: Services, store: JobStore, job_id: str, launch: Callable[[], An
 
 
 def _utc(moment: datetime | None) -> datetime | None:
-    """A time without a zone is taken as UTC, the zone of the logs."""
+    """A time without a zone is taken as UTC, the zone of the logs; Go's zero time (what
+    Jitsu's Go clients send for no date) means unset."""
+    if is_zero_time(moment):
+        return None
     if moment is not None and moment.tzinfo is None:
         return moment.replace(tzinfo=UTC)
     return moment
@@ -182,6 +187,25 @@ async def get_workers(svc: Svc, job_id: str) -> Response:
         return _json({"job_id": job_id, "workers": [worker_json(w) for w in workers]})
 
     return _raw(await svc.recent.get(f"workers:{job_id}", load))
+
+
+@router.get("/jobs/{job_id}/files", response_model=FilesOut)
+def get_files(
+    svc: Svc,
+    job_id: str,
+    status: Literal["pending", "running", "completed", "failed", "cancelled"] | None = None,
+    limit: int = Query(100, ge=1, le=1000),
+    offset: int = Query(0, ge=0, le=10_000_000),
+) -> dict[str, Any]:
+    """Each file of the job with its status, counters and, for one that failed, why; in
+    file order, optionally only those in one status."""
+    with svc.db() as db:
+        db.store.job_status(job_id)  # 404 for an unknown job, not an empty list
+        files = db.store.files(job_id)
+    if status is not None:
+        files = [f for f in files if f.status == status]
+    shown = [file_json(f) for f in files[offset : offset + limit]]
+    return {"job_id": job_id, "files": shown, "total": len(files), "limit": limit, "offset": offset}
 
 
 def _json(body: dict[str, Any]) -> bytes:

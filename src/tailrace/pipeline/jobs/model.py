@@ -12,6 +12,8 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
+from tailrace.pipeline.filters import date_bound
+
 
 class JobStatus(enum.StrEnum):
     PENDING = "pending"
@@ -26,6 +28,11 @@ class JobStatus(enum.StrEnum):
 
 
 FileStatus = JobStatus
+
+#: How a file's error starts when the reader could not read it to its end (a truncated or
+#: corrupt stream): it would fail the same way every time, so it is not retried, and a
+#: resume does not read it again.
+UNREADABLE = "unreadable:"
 WorkerStatus = JobStatus
 
 
@@ -48,6 +55,12 @@ class JobConfig:
     stream_id_fields: tuple[str, ...] = ()
     time_fields: tuple[str, ...] = ()
     message_id_fields: tuple[str, ...] = ()
+
+    def __post_init__(self) -> None:
+        # Go's zero time (what Jitsu's Go clients send for no date) and blanks mean unset:
+        # normalised here, so every way in (CLI, API, a stored config) agrees.
+        object.__setattr__(self, "date_from", date_bound(self.date_from))
+        object.__setattr__(self, "date_to", date_bound(self.date_to))
 
     def to_json(self) -> dict[str, Any]:
         return {
@@ -164,6 +177,11 @@ class FileRecord:
     started_at: datetime | None
     completed_at: datetime | None
     checkpoint_key: str | None = None
+
+    @property
+    def unreadable(self) -> bool:
+        """Failed because its bytes could not be read to their end: for good."""
+        return self.status is FileStatus.FAILED and (self.error or "").startswith(UNREADABLE)
 
     @property
     def key(self) -> str:

@@ -95,8 +95,11 @@ SET status = %(status)s, error = %(error)s, updated_at = %(now)s,
 WHERE job_id = %(job_id)s AND file_index = %(file_index)s
 
 -- name: files_reopen
+-- A file whose bytes could not be read to their end ('unreadable:', see pipeline/run.py)
+-- would fail the same way again: it stays failed.
 UPDATE reprocessing_files SET status = 'pending', error = NULL, updated_at = %(now)s
 WHERE job_id = %(job_id)s AND status <> 'completed'
+  AND NOT (status = 'failed' AND coalesce(error, '') LIKE %(unreadable)s)
 RETURNING file_index, size
 
 -- name: files_cancel_pending

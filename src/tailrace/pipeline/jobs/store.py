@@ -16,6 +16,7 @@ import orjson
 from tailrace.engine.store.queries import load_queries
 from tailrace.errors import TailraceError
 from tailrace.pipeline.jobs.model import (
+    UNREADABLE,
     Counters,
     FileRecord,
     FileStatus,
@@ -227,7 +228,9 @@ class JobStore:
         self._exec("job_delete", id=job_id)
 
     def job_finalize(self, job_id: str) -> JobStatus:
-        """Settle the job's status from its files once none is left to run; returns it."""
+        """Settle the job's status from its files once none is left to run; returns it.
+        Completed only if every file completed; a file that failed fails the job, with an
+        error that says how many and why."""
         job = self.job(job_id)
         if job.status in (JobStatus.COMPLETED, JobStatus.CANCELLED):
             return job.status
@@ -236,7 +239,7 @@ class JobStore:
             return job.status
         if by_status.get(FileStatus.FAILED):
             status = JobStatus.FAILED
-            error = f"{by_status[FileStatus.FAILED]} of {job.total_files} files failed"
+            error = failed_files_error(self.files(job_id), job.total_files)
         elif by_status.get(FileStatus.CANCELLED):
             status, error = JobStatus.CANCELLED, None
         else:
@@ -247,7 +250,10 @@ class JobStore:
     def job_reopen(self, job_id: str) -> list[tuple[int, int]]:
         """Make every unfinished file pending again (for resume); returns (index, size)."""
         with self._tx() as conn:
-            rows = conn.execute(self._q["files_reopen"], {"job_id": job_id, "now": self._now()})
+            rows = conn.execute(
+                self._q["files_reopen"],
+                {"job_id": job_id, "now": self._now(), "unreadable": UNREADABLE + "%"},
+            )
             return [(int(index), int(size)) for index, size in rows.fetchall()]
 
     def files_cancel_pending(self, job_id: str) -> int:
@@ -530,6 +536,20 @@ class JobStore:
             restarts=int(restarts),
             error=error,
         )
+
+
+#: How many failed files a job's error names (the files list has them all).
+FAILED_FILES_SHOWN = 3
+
+
+def failed_files_error(files: Sequence[FileRecord], total_files: int) -> str:
+    """``2 of 5 files failed: a.ndjson.gz: unreadable: …; b.ndjson: …``."""
+    failed = [f for f in files if f.status is FileStatus.FAILED]
+    reasons = "; ".join(f"{f.url}: {f.error or 'failed'}" for f in failed[:FAILED_FILES_SHOWN])
+    more = len(failed) - FAILED_FILES_SHOWN
+    if more > 0:
+        reasons += f"; and {more} more"
+    return f"{len(failed)} of {total_files} files failed: {reasons}"
 
 
 def _time(value: Any) -> datetime | None:

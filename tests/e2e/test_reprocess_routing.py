@@ -3,11 +3,16 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
+import socket
 import threading
+from collections import Counter
 from collections.abc import Iterator
+from contextlib import contextmanager
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -81,3 +86,111 @@ def test_streams_route_by_the_repository_and_fields_follow_their_paths(
     }
     assert report["balanced"] is True
     assert TOKEN not in result.stdout + result.stderr
+
+
+class _Switchable(BaseHTTPRequestHandler):
+    """A repository that answers as `server.answer` says ("ok", 401, 503), counting requests."""
+
+    def do_GET(self) -> None:
+        server: Any = self.server
+        server.requests += 1
+        if server.answer != "ok":
+            self.send_response(int(server.answer))
+            self.end_headers()
+            return
+        body = json.dumps(STREAMS).encode()
+        self.send_response(200)
+        self.send_header("Content-Type", "application/json")
+        self.send_header("Content-Length", str(len(body)))
+        self.end_headers()
+        self.wfile.write(body)
+
+    def log_message(self, format: str, *args: object) -> None:
+        pass
+
+
+@contextmanager
+def _serve(port: int, answer: str) -> Iterator[Any]:
+    server: Any = ThreadingHTTPServer(("127.0.0.1", port), _Switchable)
+    server.answer, server.requests = answer, 0
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    try:
+        yield server
+    finally:
+        server.shutdown()
+        server.server_close()
+        thread.join()
+
+
+def _free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port: int = probe.getsockname()[1]
+    return port
+
+
+def _routed_inputs(tmp_path: Path) -> list[bytes]:
+    logs = tmp_path / "logs"
+    logs.mkdir()
+    every = []
+    for f in range(3):
+        lines = [
+            json.dumps({"origin": {"sourceId": stream}, "messageId": f"{f}-{n}"}).encode()
+            for n, stream in enumerate(["a", "b", "c"] * 200)
+        ]
+        (logs / f"{f}.ndjson").write_bytes(b"\n".join(lines) + b"\n")
+        every += lines
+    return every
+
+
+@pytest.mark.parametrize("fault", ["401", "503", "closed port"])
+def test_a_repository_that_cannot_be_read_sends_nothing_and_fails_the_job_resumably(
+    tmp_path: Path, fault: str
+) -> None:
+    every = _routed_inputs(tmp_path)
+    port = _free_port()
+    url = f"sqlite:///{tmp_path}/t.db"
+    out = tmp_path / "out.ndjson"
+    env = {
+        "REPOSITORY_URL": f"http://127.0.0.1:{port}/api/streams",
+        "REPOSITORY_AUTH_TOKEN": TOKEN,
+        "TAILRACE_REPOSITORY_RETRIES": "2",
+        "TAILRACE_REPOSITORY_BACKOFF_S": "0.05",
+    }
+    args = ["reprocess", str(tmp_path / "logs"), "--sink", f"file://{out}", "--json"]
+    with contextlib.ExitStack() as stack:
+        server = None if fault == "closed port" else stack.enter_context(_serve(port, fault))
+        result = run_cli([*args, "--workers", "1"], url, tmp_path, **env)
+
+    assert result.returncode == 1, result.stdout + result.stderr
+    report = summary(result.stdout)
+    assert report["status"] == "failed"
+    assert report["error"].startswith("routing: "), report["error"]
+    assert "nothing was sent unrouted" in report["error"]
+    assert (report["sent"], report["lines"]) == (0, 0)
+    assert output_lines(out) == Counter(), "an event went out without its route"
+    [failed] = report["failed_files"]
+    assert failed["error"].startswith("routing: ")
+    assert f"repository http://127.0.0.1:{port}/api/streams" in failed["error"]
+    assert report["files"].get("completed", 0) == 0
+    if fault == "401":
+        assert "rejected the token" in failed["error"]
+        assert server is not None and server.requests == 1  # a refused token is not retried
+    elif fault == "503":
+        assert "(3 attempts): HTTP 503" in failed["error"]
+        assert server is not None and server.requests == 3  # the first try and 2 retries
+    else:
+        assert "(3 attempts)" in failed["error"]
+    assert TOKEN not in result.stdout + result.stderr
+
+    # the repository answers again: the job resumes and routes every event
+    with _serve(port, "ok"):
+        resumed = run_cli(
+            ["reprocessing", "resume", report["job_id"], "--json"], url, tmp_path, **env
+        )
+    assert resumed.returncode == 0, resumed.stdout + resumed.stderr
+    final = summary(resumed.stdout)
+    assert final["status"] == "completed"
+    assert (final["sent"], final["skipped"], final["lines"]) == (600, 1200, 1800)
+    assert output_lines(out) == Counter(line for line in every if b'"sourceId": "a"' in line)

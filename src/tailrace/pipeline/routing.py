@@ -312,7 +312,14 @@ def _reset_lock() -> None:
 os.register_at_fork(after_in_child=_reset_lock)
 
 
-def repository_router(url: str, token: str | None) -> RepositoryRouter:
+def repository_router(
+    url: str,
+    token: str | None,
+    *,
+    retries: int = 3,
+    backoff: float = 0.5,
+    timeout: float = 10,
+) -> RepositoryRouter:
     """The router for this repository, fetched on first use in the process, then cached."""
     key = (url, token)
     router = _routers.get(key)
@@ -321,7 +328,8 @@ def repository_router(url: str, token: str | None) -> RepositoryRouter:
     with _routers_lock:  # concurrent first uses wait for the one fetch
         router = _routers.get(key)
         if router is None:
-            router = RepositoryRouter(fetch_streams(url, token))
+            streams = fetch_streams(url, token, retries=retries, backoff=backoff, timeout=timeout)
+            router = RepositoryRouter(streams)
             _routers[key] = router
     return router
 
@@ -332,15 +340,43 @@ def clear_repository_cache() -> None:
         _routers.clear()
 
 
+#: Environment variables that bound the repository fetch of each worker process (it is
+#: retried with doubling backoff on connection errors, timeouts, 429 and 5xx).
+RETRIES_ENV = "TAILRACE_REPOSITORY_RETRIES"
+BACKOFF_ENV = "TAILRACE_REPOSITORY_BACKOFF_S"
+TIMEOUT_ENV = "TAILRACE_REPOSITORY_TIMEOUT_S"
+
+
 def router_from_environment(
     connection_ids: Sequence[str] | None, env: Mapping[str, str] = os.environ
 ) -> Router | None:
     """The job's connection ids if it has any; else the repository at ``REPOSITORY_URL``;
-    else None, and events go out without a ``connection_ids`` header."""
+    else None, and events go out without a ``connection_ids`` header.
+
+    The repository is fetched with `fetch_streams`, its retries and backoff set by
+    ``TAILRACE_REPOSITORY_RETRIES`` (3), ``TAILRACE_REPOSITORY_BACKOFF_S`` (0.5, doubled
+    each time) and ``TAILRACE_REPOSITORY_TIMEOUT_S`` (10). Raises `RoutingError` when it
+    cannot be fetched: the caller must not send anything then."""
     if connection_ids:
         return FixedRouter(connection_ids)
     url = env.get("REPOSITORY_URL", "").strip()
     if not url:
         return None
     token = env.get("REPOSITORY_AUTH_TOKEN", "").strip() or None
-    return repository_router(url, token)
+    retries = _setting(env, RETRIES_ENV, 3, int)
+    backoff = _setting(env, BACKOFF_ENV, 0.5, float)
+    timeout = _setting(env, TIMEOUT_ENV, 10.0, float)
+    return repository_router(url, token, retries=retries, backoff=backoff, timeout=timeout)
+
+
+def _setting(env: Mapping[str, str], name: str, default: Any, kind: Callable[[str], Any]) -> Any:
+    text = env.get(name, "").strip()
+    if not text:
+        return default
+    try:
+        value = kind(text)
+    except ValueError:
+        value = -1
+    if value < 0:
+        raise RoutingError(f"{name}={text!r} is not a number of 0 or more")
+    return value

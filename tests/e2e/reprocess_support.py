@@ -96,7 +96,14 @@ def start_cli(args: list[str], database_url: str, cwd: Path) -> subprocess.Popen
     return subprocess.Popen(
         [*CLI, *args],
         cwd=cwd,
-        env={**os.environ, "TAILRACE_DATABASE_URL": database_url, "PYTHONPATH": str(REPO_ROOT)},
+        env={
+            **os.environ,
+            "TAILRACE_DATABASE_URL": database_url,
+            # the tree under test, not whichever tailrace is installed
+            "PYTHONPATH": os.pathsep.join(
+                p for p in (str(REPO_ROOT / "src"), os.environ.get("PYTHONPATH")) if p
+            ),
+        },
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
         text=True,

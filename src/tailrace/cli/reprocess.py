@@ -6,13 +6,16 @@ Also ``tailrace reprocessing``: list, show, cancel and resume jobs.
 from __future__ import annotations
 
 import signal
+import sqlite3
 import sys
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from types import FrameType
-from typing import Any
+from typing import Any, NoReturn
 
 import click
+import psycopg
 from rich.console import Console
 from rich.progress import (
     BarColumn,
@@ -129,11 +132,45 @@ def reprocess(
         time_fields=time_fields,
         message_id_fields=message_id_fields,
     )
-    with App(url) as app, JobStore(url) as store:
+    planned: list[str] = []
+    with store_errors(url, planned), App(url) as app, JobStore(url) as store:
         app.store.migrate()
         job = plan_job(app, store, config)
+        planned.append(job.id)
         final = run_job(app, store, job, as_json)
     sys.exit(exit_code(final))
+
+
+#: What a store raises when it cannot be read or written: a full disk, a read-only file, a
+#: lock held too long, a server that went away.
+STORE_ERRORS = (sqlite3.Error, psycopg.Error)
+
+
+@contextmanager
+def store_errors(url: str, job_ids: list[str]) -> Iterator[None]:
+    """A store that fails under a command: one line that says what and what to do, exit 1
+    (not a traceback). A job it was running is left as it was: `tailrace reprocessing
+    resume` continues it once the store works, even if it still shows running."""
+    try:
+        yield
+    except STORE_ERRORS as exc:
+        _store_failed(url, job_ids[-1] if job_ids else None, exc)
+
+
+def _store_failed(url: str, job_id: str | None, exc: Exception) -> NoReturn:
+    problem = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+    then = (
+        f"job {job_id} could not record its status; once the store works again, continue "
+        f"it with: tailrace reprocessing resume {job_id}"
+        if job_id
+        else "nothing was started"
+    )
+    click.echo(
+        f"error: the job store {redact_url(url)} failed: {problem} (free disk space, check "
+        f"write permission or the database server); {then}",
+        err=True,
+    )
+    sys.exit(1)
 
 
 def run_job(
@@ -390,9 +427,13 @@ def cancel(ctx: click.Context, job_id: str) -> None:
 @click.option("--json", "as_json", is_flag=True, help="Print the summary as JSON.")
 @click.pass_context
 def resume(ctx: click.Context, job_id: str, as_json: bool) -> None:
-    """Run a cancelled or failed job again, each file from its checkpoint."""
+    """Run a cancelled or failed job again, each file from its checkpoint; also a job left
+    running by a process that was killed with its workers (no worker reports, no live
+    lease)."""
     url = database_url(ctx.find_root().obj.get("database_url"))
-    with App(url) as app, JobStore(url) as store:
+    with store_errors(url, [job_id]), App(url) as app, JobStore(url) as store:
+        # a job left running by a process that died with its workers: failed, then resumed
+        store.job_fail_abandoned(job_id)
         job = resume_job(app, store, job_id)
         final = run_job(app, store, job, as_json)
     sys.exit(exit_code(final))

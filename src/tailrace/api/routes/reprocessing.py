@@ -229,9 +229,11 @@ def cancel(job_id: str, svc: Svc) -> dict[str, Any]:
 
 @router.post("/jobs/{job_id}/resume", response_model=JobOut, responses={409: {"model": ErrorBody}})
 def resume(job_id: str, svc: Svc) -> dict[str, Any]:
-    """Run a cancelled or failed job again, each file from its checkpoint."""
+    """Run a cancelled or failed job again, each file from its checkpoint; also a running
+    job whose workers are gone (none reports, no live lease: their process was killed)."""
     with svc.db() as db:
         app, store = db.app, db.store
+        store.job_fail_abandoned(job_id)
         job = _launch(
             svc,
             store,

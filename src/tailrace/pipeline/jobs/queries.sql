@@ -188,3 +188,16 @@ WHERE bucket = %(bucket)s AND key = %(key)s AND version = %(version)s
 -- name: processed_list
 SELECT bucket, key, version, size, status, attempts, job_id, error
 FROM tailrace_processed_files ORDER BY modified, key
+
+-- name: job_heartbeat
+-- The latest sign of life of the job's workers: a worker row written by a running worker
+-- (start, status, file end) and the engine leases its file tasks hold.
+SELECT (SELECT max(updated_at) FROM reprocessing_workers
+        WHERE job_id = %(id)s AND status = 'running'),
+       (SELECT count(*) FROM tailrace_jobs
+        WHERE queue = %(queue)s AND state = 'running' AND lease_expires_at > %(now)s)
+
+-- name: job_abandon
+UPDATE reprocessing_jobs
+SET status = 'failed', error = %(error)s, completed_at = %(now)s
+WHERE id = %(id)s AND status = 'running'

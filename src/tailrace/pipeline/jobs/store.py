@@ -37,6 +37,11 @@ _SQLITE_QUERIES = {name: re.sub(r"%\((\w+)\)s", r":\1", sql) for name, sql in _P
 _INGEST_LOCK = 0x7A11_16E5  # serialises the claims of overlapping `tailrace ingest` runs
 
 
+#: A running job none of whose workers has written its row for this long, and none of whose
+#: file tasks holds a live lease, has lost its workers (leases last 6 s, see worker.py).
+WORKERS_STALE_S = 15.0
+
+
 class ReprocessingJobNotFoundError(TailraceError):
     """No reprocessing job has that id."""
 
@@ -246,6 +251,35 @@ class JobStore:
             status, error = JobStatus.COMPLETED, None
         self.job_set_status(job_id, status, error)
         return status
+
+    def job_abandoned(self, job_id: str, stale_s: float = WORKERS_STALE_S) -> str | None:
+        """Why a running job's workers are gone, or None if it is not running or they may
+        not be: none has written its row for `stale_s` and no file task holds a live lease
+        (a worker renews its lease every few seconds while it reads a file)."""
+        job = self.job(job_id)
+        if job.status is not JobStatus.RUNNING:
+            return None
+        now = datetime.now(UTC)
+        row = self._one("job_heartbeat", id=job_id, queue=f"reprocess:{job_id}", now=self._now())
+        last_seen, leases = row if row is not None else (None, 0)
+        if int(leases):
+            return None
+        seen = _time(last_seen) or job.started_at or job.created_at
+        quiet = (now - seen).total_seconds()
+        if quiet < stale_s:
+            return None
+        return (
+            f"its workers are gone: none has reported for {quiet:.0f} s and no file holds a "
+            "live lease (the process running them was killed, or stopped)"
+        )
+
+    def job_fail_abandoned(self, job_id: str, stale_s: float = WORKERS_STALE_S) -> bool:
+        """Fail a running job whose workers are gone (`job_abandoned`), with the reason, so it
+        can be resumed; False if it is not such a job."""
+        reason = self.job_abandoned(job_id, stale_s)
+        if reason is None:
+            return False
+        return self._exec("job_abandon", id=job_id, error=reason, now=self._now()) > 0
 
     def job_reopen(self, job_id: str) -> list[tuple[int, int]]:
         """Make every unfinished file pending again (for resume); returns (index, size)."""

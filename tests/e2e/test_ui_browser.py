@@ -1,6 +1,7 @@
 """The web UI in a real headless Chromium (Playwright), against `tailrace serve` in a
 subprocess: log in through the form, start a reprocessing job from the jobs page, watch it
-finish on the job page, read its logs, and replay a dead engine job from the queues page.
+finish on the job page, read its logs, and replay a dead engine job from the queues page; and
+a job that failed (a truncated gzip) shows the failed badge and the reason on both pages.
 
 Chromium comes from the system (/usr/bin/chromium), never downloaded at run time. Without it
 or Playwright the test is skipped locally and fails under CI=true. A full-page screenshot of
@@ -9,6 +10,7 @@ every page goes to $TAILRACE_ARTIFACTS (default tests/artifacts/).
 
 from __future__ import annotations
 
+import gzip
 import json
 import os
 import re
@@ -29,6 +31,7 @@ from tailrace import App, JobState
 from tailrace.engine.worker import Worker, WorkerOptions
 from tests.services import free_port, missing
 
+from .reprocess_support import run_cli, summary
 from .support import REPO_ROOT, wait_until
 
 pytestmark = pytest.mark.slow
@@ -99,7 +102,10 @@ def server(tmp_path: Path) -> Iterator[Server]:
         **os.environ,
         "TAILRACE_API_TOKENS": TOKEN,
         "TAILRACE_DATABASE_URL": database_url,
-        "PYTHONPATH": str(REPO_ROOT),
+        # the tree under test, not whichever tailrace is installed
+        "PYTHONPATH": os.pathsep.join(
+            p for p in (str(REPO_ROOT / "src"), os.environ.get("PYTHONPATH")) if p
+        ),
     }
     with log_path.open("wb") as log:
         process = subprocess.Popen(
@@ -326,3 +332,63 @@ def test_ui_end_to_end(server: Server, browser_type: Any, tmp_path: Path) -> Non
     assert not leaked, f"the token appeared in a URL: {leaked}"
     elsewhere = [url for url in requested if not url.startswith(server.base + "/")]
     assert not elsewhere, f"the UI fetched from another origin: {elsewhere}"
+
+
+# -- a failed job ---------------------------------------------------------------------------------
+
+
+def _failed_job(server: Server, tmp_path: Path) -> dict[str, Any]:
+    logs = tmp_path / "logs"
+    logs.mkdir()
+    lines = b"".join(
+        json.dumps({"messageId": str(n), "origin": {"sourceId": "s"}}).encode() + b"\n"
+        for n in range(3_000)
+    )
+    (logs / "good.ndjson").write_bytes(lines)
+    whole = gzip.compress(lines, mtime=0)
+    (logs / "cut.ndjson.gz").write_bytes(whole[: len(whole) // 2])
+    args = ["reprocess", str(logs), "--sink", f"file://{tmp_path}/out.ndjson", "--json"]
+    result = run_cli(args, server.database_url, tmp_path)
+    assert result.returncode == 1, result.stdout + result.stderr
+    report = summary(result.stdout)
+    assert report["status"] == "failed", report
+    return report
+
+
+def test_a_failed_job_shows_its_reason_and_failed_files(
+    server: Server, browser_type: Any, tmp_path: Path
+) -> None:
+    from playwright.sync_api import expect
+
+    report = _failed_job(server, tmp_path)
+    job_id = report["job_id"]
+    browser = browser_type.launch(executable_path=str(CHROMIUM), args=CHROMIUM_ARGS)
+    page = browser.new_page(viewport={"width": 1360, "height": 900})
+    page_errors: list[str] = []
+    page.on("pageerror", lambda exc: page_errors.append(str(exc)))
+    try:
+        page.goto(server.base + "/")
+        page.fill("#token", TOKEN)
+        page.click("button[type=submit]")
+        row = page.locator(f'#jobs tr[data-job-id="{job_id}"]')
+        expect(row.locator(".badge")).to_have_text("failed")
+        expect(row.locator(".reason")).to_contain_text("1 of 2 files failed")
+        expect(row.locator(".reason")).to_have_attribute("title", report["error"])
+
+        row.locator(f'a[href="/ui/jobs/{job_id}"]').click()
+        expect(page).to_have_url(re.compile(rf"/ui/jobs/{job_id}$"))
+        expect(page.locator("#job-status .badge")).to_have_text("failed")
+        expect(page.locator("#job-error")).to_have_text(report["error"])
+        card = page.locator("#failed-files-card")
+        expect(card).to_be_visible()
+        [failed] = report["failed_files"]
+        file_row = card.locator("tbody tr")
+        expect(file_row).to_have_count(1)
+        expect(file_row.locator("td").first).to_have_text("cut.ndjson.gz")
+        expect(file_row.locator(".reason")).to_have_text(failed["error"])
+        assert failed["error"].startswith("unreadable: truncated gzip stream")
+        expect(page.locator("#resume")).to_be_enabled()
+        expect(page.locator("#cancel")).to_be_disabled()
+    finally:
+        browser.close()
+    assert not page_errors, page_errors

@@ -32,7 +32,9 @@ def reference_counts(c: Counters) -> dict[str, int]:
     }
 
 
-def job_json(job: JobRecord, workers: list[WorkerRecord] | None = None) -> dict[str, Any]:
+def job_json(
+    job: JobRecord, workers: list[WorkerRecord] | None = None, abandoned: str | None = None
+) -> dict[str, Any]:
     counters = job.counters
     if not job.status.finished:
         counters = live_counters(job.counters, [w.counters for w in workers or ()])
@@ -70,6 +72,7 @@ def job_json(job: JobRecord, workers: list[WorkerRecord] | None = None) -> dict[
         "skip_reasons": dict(job.skip_reasons),
         "balanced": counters.balanced,
         "error": job.error,
+        "abandoned": abandoned,
     }
 
 

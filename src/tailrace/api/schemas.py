@@ -93,6 +93,11 @@ class JobOut(BaseModel):
     skip_reasons: dict[str, int]
     balanced: bool = Field(description="lines = sent + filtered + skipped + dead-lettered")
     error: str | None
+    abandoned: str | None = Field(
+        None,
+        description="For a running job whose workers are gone (none reports, no live lease): "
+        "why; resume it",
+    )
 
 
 class JobPage(BaseModel):

@@ -12,7 +12,7 @@ from fastapi import APIRouter, Depends, Query, Response
 from ...errors import ConflictError
 from ...executors.logs import merge_by_time
 from ...pipeline.filters import is_zero_time
-from ...pipeline.jobs import JobConfig, JobStatus, JobStore
+from ...pipeline.jobs import JobConfig, JobRecord, JobStatus, JobStore
 from ...pipeline.jobs.store import ReprocessingJobNotFoundError
 from ...pipeline.plan import (
     cancel_job,
@@ -155,9 +155,7 @@ def list_jobs(
     """The newest jobs first, optionally only those in one status."""
     with svc.db() as db:
         jobs, total = db.store.jobs_page(JobStatus(status) if status else None, limit, offset)
-        shown = [
-            job_json(job, None if job.status.finished else db.store.workers(job.id)) for job in jobs
-        ]
+        shown = [_job_json(db.store, job) for job in jobs]
     return {"jobs": shown, "total": total, "limit": limit, "offset": offset}
 
 
@@ -168,9 +166,7 @@ async def get_job(svc: Svc, job_id: str) -> Response:
 
     def load() -> bytes:
         with svc.db() as db:
-            job = db.store.job(job_id)
-            workers = None if job.status.finished else db.store.workers(job_id)
-        return _json(job_json(job, workers))
+            return _json(_job_json(db.store, db.store.job(job_id)))
 
     return _raw(await svc.recent.get(f"job:{job_id}", load))
 
@@ -206,6 +202,14 @@ def get_files(
         files = [f for f in files if f.status == status]
     shown = [file_json(f) for f in files[offset : offset + limit]]
     return {"job_id": job_id, "files": shown, "total": len(files), "limit": limit, "offset": offset}
+
+
+def _job_json(store: JobStore, job: JobRecord) -> dict[str, Any]:
+    """A job as shown: live counters while it runs, and whether its workers are gone."""
+    if job.status.finished:
+        return job_json(job)
+    abandoned = store.job_abandoned(job.id) if job.status is JobStatus.RUNNING else None
+    return job_json(job, store.workers(job.id), abandoned)
 
 
 def _json(body: dict[str, Any]) -> bytes:

@@ -42,7 +42,15 @@
         el("a", { href, class: "mono" }, job.id),
         el("div", { class: "muted small", title: source }, shorten(source, 48)),
       ),
-      el("td", {}, TR.badge(job.status)),
+      el(
+        "td",
+        {},
+        TR.badge(job.status),
+        job.abandoned ? el("span", { class: "badge failed gone", title: job.abandoned }, "workers gone") : null,
+        job.status === "failed" && job.error
+          ? el("div", { class: "small reason", title: job.error }, clip(job.error, 90))
+          : null,
+      ),
       el("td", {}, TR.progress(job.progress, job.status)),
       el("td", { class: "num" }, TR.fmtNum(job.processed_files) + " / " + TR.fmtNum(job.total_files)),
       el("td", { class: "num" }, TR.fmtNum(job.total_lines)),
@@ -60,6 +68,11 @@
         el("a", { class: "btn secondary small", href: href + "/logs" }, "Logs"),
       ),
     );
+  }
+
+  /** The start of a long text (where an error says what), cut to n characters. */
+  function clip(text, n) {
+    return text.length > n ? text.slice(0, n - 1) + "…" : text;
   }
 
   function shorten(text, n) {

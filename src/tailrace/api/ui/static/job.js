@@ -93,9 +93,15 @@
   }
 
   function renderJob(job) {
-    fill($("#job-status"), TR.badge(job.status));
+    // a running job whose workers are gone (killed with the process that ran them) says so,
+    // and can be resumed like a failed one
+    fill(
+      $("#job-status"),
+      TR.badge(job.status),
+      job.abandoned ? el("span", { class: "badge failed gone", title: job.abandoned }, "workers gone") : null,
+    );
     $("#cancel").disabled = !(job.status === "pending" || job.status === "running");
-    $("#resume").disabled = !(job.status === "failed" || job.status === "cancelled");
+    $("#resume").disabled = !(job.status === "failed" || job.status === "cancelled" || job.abandoned);
 
     TR.setProgress(overallBar, job.progress, job.status, true);
     const byStatus = Object.entries(job.files_by_status || {})
@@ -112,8 +118,12 @@
         ? "about " + TR.fmtDuration((job.total_bytes - job.processed_bytes) / rate) + " left"
         : "";
     const error = $("#job-error");
-    error.textContent = job.error || "";
-    error.classList.toggle("hidden", !job.error);
+    const problem = job.abandoned
+      ? "This job still says running, but " + job.abandoned + ". Resume it to continue."
+      : job.error;
+    error.textContent = problem || "";
+    error.classList.toggle("hidden", !problem);
+    loadFailedFiles(job).catch(() => {});
 
     fill(
       $("#counters"),
@@ -151,6 +161,29 @@
     fact(facts, "Executor job", job.k8s_job_name);
     const reasons = Object.entries(job.skip_reasons || {}).map(([r, n]) => r + ": " + TR.fmtNum(n));
     fact(facts, "Skip reasons", reasons);
+  }
+
+  // -- failed files ---------------------------------------------------------------------------
+
+  let failedShown = -1; // how many failed files the table shows: reloaded when that changes
+
+  async function loadFailedFiles(job) {
+    const failed = (job.files_by_status || {}).failed || 0;
+    if (failed === failedShown) return;
+    failedShown = failed;
+    $("#failed-files-card").classList.toggle("hidden", !failed);
+    if (!failed) return;
+    const data = await TR.get(TR.jobApi(id, "/files?status=failed&limit=100"), { quiet: true });
+    $("#failed-files-note").textContent =
+      data.total > data.files.length ? data.files.length + " of " + data.total + " shown" : "";
+    fill($("#failed-files tbody"), data.files.map((f) => el(
+      "tr",
+      { dataset: { fileIndex: String(f.index) } },
+      el("td", { class: "mono small", title: f.url }, basename(f.url)),
+      el("td", { class: "num" }, TR.fmtNum(f.total_lines)),
+      el("td", { class: "num" }, TR.fmtNum(f.success_count)),
+      el("td", { class: "reason" }, f.error || "failed"),
+    )));
   }
 
   // -- workers --------------------------------------------------------------------------------

@@ -74,3 +74,15 @@ def test_a_finish_from_a_run_that_lost_the_file_changes_nothing(store: JobStore)
     store.processed_finish(old, IngestStatus.FAILED, "late")
     [record] = store.processed_files()
     assert (record.status, record.job_id) == (IngestStatus.PROCESSING, "new")
+
+
+def test_a_version_whose_bytes_cannot_be_read_is_not_retried(store: JobStore) -> None:
+    [claimed] = store.processed_claim(
+        _files("a.gz"), "run1", max_attempts=3, stale_after_s=60, limit=10
+    )
+    reason = "unreadable: truncated gzip stream at line 7, byte 512 of the decompressed stream"
+    store.processed_finish(claimed, IngestStatus.FAILED, reason)
+    assert _claim(store, _files("a.gz"), "run2") == []  # the same bytes fail the same way
+    [record] = store.processed_files()
+    assert (record.status, record.attempts, record.error) == (IngestStatus.FAILED, 1, reason)
+    assert _claim(store, _files("a.gz", size=20), "run3") == ["a.gz"]  # uploaded again

@@ -160,10 +160,13 @@ VALUES (%(bucket)s, %(key)s, %(version)s, %(size)s, %(modified)s, 'PENDING', %(n
 ON CONFLICT (bucket, key, version) DO NOTHING
 
 -- name: processed_claimable
+-- A version that failed because its bytes cannot be read to their end ('unreadable:') would
+-- fail the same way again: not retried (a rewritten file is a new version).
 SELECT bucket, key, version, size, modified, status, attempts
 FROM tailrace_processed_files
 WHERE status = 'PENDING'
-   OR (status = 'FAILED' AND attempts < %(max_attempts)s)
+   OR (status = 'FAILED' AND attempts < %(max_attempts)s
+       AND coalesce(error, '') NOT LIKE %(unreadable)s)
    OR (status = 'PROCESSING' AND updated_at < %(stale_before)s)
 ORDER BY modified, key
 LIMIT %(limit)s

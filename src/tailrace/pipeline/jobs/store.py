@@ -419,8 +419,9 @@ class JobStore:
         limit: int,
     ) -> list[ProcessedFile]:
         """Record unseen files (bucket, key, version, file) as PENDING, then claim for
-        `job_id`, oldest first, what is PENDING, FAILED with attempts left, or PROCESSING
-        by a run that stopped updating it. Serialised across overlapping runs."""
+        `job_id`, oldest first, what is PENDING, FAILED with attempts left (unless its bytes
+        could not be read: that fails again), or PROCESSING by a run that stopped updating
+        it. Serialised across overlapping runs."""
         now = datetime.now(UTC)
         stale_before = now.timestamp() - stale_after_s
         with self._tx() as conn:
@@ -447,6 +448,7 @@ class JobStore:
                 self._q["processed_claimable"],
                 {
                     "max_attempts": max_attempts,
+                    "unreadable": UNREADABLE + "%",
                     "stale_before": self._stamp(stale_before),
                     "limit": limit,
                 },

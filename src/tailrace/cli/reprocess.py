@@ -332,7 +332,7 @@ def _summary(
         )
     failed = [f for f in files if f.status is FileStatus.FAILED]
     if failed:
-        console.print(f"[red]{len(failed)} failed files:[/red]")
+        console.print(f"[red]failed files ({len(failed)}):[/red]")
         for f in failed:
             console.print(f"  {f.url}: {f.error or 'failed'}", highlight=False, soft_wrap=True)
     elif job.error:
@@ -371,8 +371,12 @@ def list_jobs(ctx: click.Context, limit: int) -> None:
     """The latest jobs."""
     url = database_url(ctx.find_root().obj.get("database_url"))
     with JobStore(url) as store:
-        table = Table("id", "status", "files", "created", "source", "sink")
+        table = Table("id", "status", "files", "created", "source", "sink", "error")
         for job in store.jobs(limit):
+            error = job.error or ""
+            if job.status is JobStatus.RUNNING:
+                gone = store.job_abandoned(job.id)
+                error = f"{gone}: resume it" if gone else ""
             table.add_row(
                 job.id,
                 str(job.status),
@@ -380,6 +384,7 @@ def list_jobs(ctx: click.Context, limit: int) -> None:
                 job.created_at.isoformat(timespec="seconds"),
                 job.config.source,
                 job.config.sink,
+                error,
             )
         Console().print(table)
 

@@ -30,6 +30,9 @@ from .reprocess_support import (
 )
 from .support import wait_until
 
+# a resume waits until the workers are seen gone (15 s without a report or a live lease)
+pytestmark = pytest.mark.slow
+
 
 def _samples(tmp_path: Path, lines: int) -> list[Path]:
     return [f.path for f in write_samples(tmp_path / "logs", 2, lines, seed=11)]

@@ -81,6 +81,19 @@ def own_files_reason(path: str, *, writing: bool) -> str | None:
     return None
 
 
+def own_identities() -> frozenset[tuple[int, int]]:
+    """(device, inode) of the data directory and the SQLite store files that exist: a
+    directory walk leaves them out without resolving every path."""
+    found = set()
+    for path in (os.fspath(data_dir()), *_store_files()):
+        try:
+            info = os.stat(path)
+        except OSError:
+            continue
+        found.add((info.st_dev, info.st_ino))
+    return frozenset(found)
+
+
 def refusal(path: str, roots: Roots, *, writing: bool) -> str | None:
     """Why a job may not read (or write) the resolved `path`, else None."""
     reason = own_files_reason(path, writing=writing)

@@ -48,6 +48,13 @@ class JobConfig:
     stream_id_fields: tuple[str, ...] = ()
     time_fields: tuple[str, ...] = ()
     message_id_fields: tuple[str, ...] = ()
+    # where the job may read local files and write file sinks, checked at every open (set
+    # for jobs started through the API: TAILRACE_API_SOURCE_ROOTS); empty: anywhere
+    roots: tuple[str, ...] = ()
+    include: tuple[str, ...] = ()  # globs of file names to read besides the log files
+    exclude: tuple[str, ...] = ()  # globs of file names never to read
+    # what planning left out of the source, by reason: {"counts": {...}, "examples": {...}}
+    listing_skipped: dict[str, Any] = field(default_factory=dict, compare=False)
 
     def to_json(self) -> dict[str, Any]:
         return {
@@ -65,6 +72,10 @@ class JobConfig:
             "stream_id_fields": list(self.stream_id_fields),
             "time_fields": list(self.time_fields),
             "message_id_fields": list(self.message_id_fields),
+            "roots": list(self.roots),
+            "include": list(self.include),
+            "exclude": list(self.exclude),
+            "listing_skipped": self.listing_skipped,
         }
 
     @classmethod
@@ -84,6 +95,10 @@ class JobConfig:
             stream_id_fields=tuple(data.get("stream_id_fields") or ()),
             time_fields=tuple(data.get("time_fields") or ()),
             message_id_fields=tuple(data.get("message_id_fields") or ()),
+            roots=tuple(data.get("roots") or ()),
+            include=tuple(data.get("include") or ()),
+            exclude=tuple(data.get("exclude") or ()),
+            listing_skipped=dict(data.get("listing_skipped") or {}),
         )
 
 

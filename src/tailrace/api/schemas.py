@@ -56,6 +56,15 @@ class StartJob(_Strict):
     batch_size: int = Field(2_000, ge=1, le=100_000, strict=True)
     max_workers: int = Field(50, ge=1, le=50, strict=True)
     s3_endpoint_url: Text | None = None
+    include: list[Item] = Field(
+        default_factory=list,
+        max_length=100,
+        description="Globs of file names to read besides log files (.ndjson, .jsonl, .json, "
+        ".log, optionally .gz/.zst) when listing a directory or prefix",
+    )
+    exclude: list[Item] = Field(
+        default_factory=list, max_length=100, description="Globs of file names never to read"
+    )
 
 
 class JobConfigOut(BaseModel):

@@ -139,10 +139,10 @@ def test_a_gzip_object_reads_end_to_end_as_events(s3: Any, bucket: str) -> None:
 def test_an_explicit_endpoint_url_wins(
     s3_env: str, bucket: str, s3: Any, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    s3.put_object(Bucket=bucket, Key="a", Body=b"abc")
+    s3.put_object(Bucket=bucket, Key="a.ndjson", Body=b"abc")
     monkeypatch.setenv("AWS_ENDPOINT_URL", f"http://127.0.0.1:{free_port()}")
     source = open_source(f"s3://{bucket}/", endpoint_url=s3_env)
-    assert source.list_files() == [SourceFile(f"s3://{bucket}/a", 3)]
+    assert source.list_files() == [SourceFile(f"s3://{bucket}/a.ndjson", 3)]
 
 
 def test_a_missing_bucket_is_a_clear_error_without_the_secret(s3_env: str) -> None:

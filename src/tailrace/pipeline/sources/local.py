@@ -136,7 +136,8 @@ class LocalSource:
         if not files:
             skipped = "; ".join(self.skipped.describe())
             raise SourceNotFoundError(
-                f"glob {self.spec!r} matches no file" + (f" to read ({skipped})" if skipped else ""),
+                f"glob {self.spec!r} matches no file"
+                + (f" to read ({skipped})" if skipped else ""),
                 self.spec,
             )
         return files

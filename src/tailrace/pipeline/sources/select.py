@@ -84,7 +84,10 @@ class SkippedFiles:
         return sum(self.counts.values())
 
     def to_json(self) -> dict[str, Any]:
-        return {"counts": dict(self.counts), "examples": {k: list(v) for k, v in self.examples.items()}}
+        return {
+            "counts": dict(self.counts),
+            "examples": {k: list(v) for k, v in self.examples.items()},
+        }
 
     def describe(self) -> list[str]:
         """One line per reason, for a summary: ``3 skipped (temporary file): a.tmp, ...``."""

@@ -154,6 +154,11 @@ def open_directory(directory: Path, roots: Roots = ()) -> int:
     return fd
 
 
-def open_in(directory_fd: int, name: str, flags: int, mode: int = 0o644) -> int:
-    """Open `name` inside an open directory, never through a symbolic link at that name."""
+def open_in(directory_fd: int, name: str, flags: int, roots: Roots = (), mode: int = 0o644) -> int:
+    """Open `name` for writing inside a directory opened with `open_directory`, never
+    through a symbolic link at that name, after checking the file's own path."""
+    path = os.path.join(descriptor_path(directory_fd, "."), name)
+    reason = refusal(path, roots, writing=True)
+    if reason is not None:
+        raise PathRefusedError(f"refusing to write {path}: {reason}", path)
     return os.open(name, flags | os.O_NOFOLLOW | os.O_CLOEXEC, mode, dir_fd=directory_fd)

@@ -78,13 +78,14 @@ class FileSink(SinkBase):
         self.name = f"file sink {self.path}"
         self._buffer_bytes = buffer_bytes
         self._hold_lock = hold_lock
+        self._roots = tuple(roots)
         self._pending: list[bytes] = []
         self._pending_size = 0
         self._held_from: int | None = None  # the durable length while the lock is held
         self._new = False  # a directory entry to fsync at the next flush
         self._dir = self._fd = self._record = -1
         try:
-            self._dir = open_directory(self.path.parent, roots)
+            self._dir = open_directory(self.path.parent, self._roots)
             self._fd = self._open(self.path.name, os.O_APPEND)
             fcntl.flock(self._fd, fcntl.LOCK_EX)
             try:
@@ -103,11 +104,11 @@ class FileSink(SinkBase):
 
     def _open(self, name: str, flags: int = 0, *, create: bool = True) -> int:
         try:
-            fd = open_in(self._dir, name, os.O_RDWR | flags)
+            fd = open_in(self._dir, name, os.O_RDWR | flags, self._roots)
         except FileNotFoundError:
             if not create:
                 raise
-            fd = open_in(self._dir, name, os.O_RDWR | os.O_CREAT | os.O_EXCL | flags)
+            fd = open_in(self._dir, name, os.O_RDWR | os.O_CREAT | os.O_EXCL | flags, self._roots)
             self._new = True
         except OSError as exc:
             if exc.errno == errno.ELOOP:  # O_NOFOLLOW met a symbolic link

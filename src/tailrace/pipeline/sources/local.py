@@ -177,6 +177,12 @@ def _walk_named(
             relative = (*names, entry.name)
             shown = "/".join(relative)
             try:
+                # a link may lead into the data directory: where it really goes is checked
+                if entry.is_symlink() and own_files_reason(
+                    os.path.realpath(entry.path), writing=False
+                ):
+                    skipped.add(OWN_FILES, shown)
+                    continue
                 if entry.is_dir():
                     if max_depth is not None and len(relative) >= max_depth:
                         continue

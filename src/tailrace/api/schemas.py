@@ -77,6 +77,8 @@ class JobConfigOut(BaseModel):
     where: list[str]
     max_workers: int
     batch_size: int
+    include: list[str] = Field(default_factory=list)
+    exclude: list[str] = Field(default_factory=list)
 
 
 class JobOut(BaseModel):
@@ -100,6 +102,13 @@ class JobOut(BaseModel):
     processed_bytes: int
     progress: float = Field(ge=0, le=1, description="Bytes processed over bytes in all files")
     skip_reasons: dict[str, int]
+    skipped_files: dict[str, int] = Field(
+        default_factory=dict,
+        description="Files the listing did not read, by reason (temporary, marker, not a log)",
+    )
+    skipped_file_examples: dict[str, list[str]] = Field(
+        default_factory=dict, description="A few of those files' names, by reason"
+    )
     balanced: bool = Field(description="lines = sent + filtered + skipped + dead-lettered")
     error: str | None
 

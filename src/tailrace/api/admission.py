@@ -50,8 +50,16 @@ def _static_prefix(pattern: str) -> Path:
 
 
 def job_roots(config: ApiConfig) -> tuple[str, ...]:
-    """The directories a job started through the API may read and write, checked by its
-    workers at every open: the source roots, and the data directory's output directory."""
+    """The directories a job started through the API may read, checked by its workers at
+    every open."""
+    return tuple(str(root) for root in config.source_roots)
+
+
+def job_write_roots(config: ApiConfig) -> tuple[str, ...]:
+    """Where its file sink may write: the source roots and the data directory's output
+    directory; anywhere (but tailrace's own files) with TAILRACE_API_ALLOW_SINK_URLS."""
+    if config.allow_sink_urls:
+        return ()
     output = Path(os.path.realpath(config.data_dir / OUTPUT_DIR))
     return tuple(str(root) for root in (*config.source_roots, output))
 
@@ -90,7 +98,7 @@ def _outside(path: str, config: ApiConfig) -> str:
 
 
 def check_sink(config: ApiConfig, sink: str) -> None:
-    if sink.startswith("@") or sink == config.default_sink or config.allow_sink_urls:
+    if sink.startswith("@") or sink == config.default_sink:
         return
     try:
         spec = parse_sink_url(sink)
@@ -108,13 +116,17 @@ def check_sink(config: ApiConfig, sink: str) -> None:
                     "sink_not_allowed",
                     f"{target}: {own}; name a file under {_roots(config)} instead",
                 )
-            if not _within(Path(where), [Path(root) for root in job_roots(config)]):
+            if config.allow_sink_urls:
+                continue
+            if not _within(Path(where), [Path(root) for root in job_write_roots(config)]):
                 raise ApiError(
                     403,
                     "sink_not_allowed",
                     f"{target} is outside the directories this service writes "
                     f"({_roots(config)}; TAILRACE_API_SOURCE_ROOTS)",
                 )
+        return
+    if config.allow_sink_urls:
         return
     raise ApiError(
         403,

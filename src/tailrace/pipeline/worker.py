@@ -222,13 +222,13 @@ class ReprocessWorker:
 
     def _sink_(self) -> Sink:
         if self._sink is None:
-            self._sink = open_sink(self.config.sink, roots=self.config.roots)
+            self._sink = open_sink(self.config.sink, roots=self.config.write_roots)
         return self._sink
 
     def _file_run(self, hooks: _Hooks) -> FileRun:
         if self._deadletters is None:
             self._deadletters = open_deadletter(
-                parse_sink_url(self.config.sink), roots=self.config.roots
+                parse_sink_url(self.config.sink), roots=self.config.write_roots
             )
         if self._filter is None:
             self._filter = event_filter(self.config)

@@ -100,6 +100,7 @@ def start_job(body: StartJob, svc: Svc) -> dict[str, Any]:
         batch_size=body.batch_size,
         s3_endpoint_url=body.s3_endpoint_url,
         roots=admission.job_roots(cfg),
+        write_roots=admission.job_write_roots(cfg),
         include=tuple(body.include),
         exclude=tuple(body.exclude),
     )

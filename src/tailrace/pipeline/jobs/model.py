@@ -48,9 +48,10 @@ class JobConfig:
     stream_id_fields: tuple[str, ...] = ()
     time_fields: tuple[str, ...] = ()
     message_id_fields: tuple[str, ...] = ()
-    # where the job may read local files and write file sinks, checked at every open (set
-    # for jobs started through the API: TAILRACE_API_SOURCE_ROOTS); empty: anywhere
+    # where the job may read local files, checked at every open (set for jobs started
+    # through the API: TAILRACE_API_SOURCE_ROOTS); empty: anywhere
     roots: tuple[str, ...] = ()
+    write_roots: tuple[str, ...] = ()  # the same for the sink's file and its dead letters
     include: tuple[str, ...] = ()  # globs of file names to read besides the log files
     exclude: tuple[str, ...] = ()  # globs of file names never to read
     # what planning left out of the source, by reason: {"counts": {...}, "examples": {...}}
@@ -73,6 +74,7 @@ class JobConfig:
             "time_fields": list(self.time_fields),
             "message_id_fields": list(self.message_id_fields),
             "roots": list(self.roots),
+            "write_roots": list(self.write_roots),
             "include": list(self.include),
             "exclude": list(self.exclude),
             "listing_skipped": self.listing_skipped,
@@ -96,6 +98,7 @@ class JobConfig:
             time_fields=tuple(data.get("time_fields") or ()),
             message_id_fields=tuple(data.get("message_id_fields") or ()),
             roots=tuple(data.get("roots") or ()),
+            write_roots=tuple(data.get("write_roots") or ()),
             include=tuple(data.get("include") or ()),
             exclude=tuple(data.get("exclude") or ()),
             listing_skipped=dict(data.get("listing_skipped") or {}),

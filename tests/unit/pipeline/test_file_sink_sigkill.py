@@ -78,3 +78,30 @@ def test_a_writer_killed_anywhere_leaves_exactly_its_flushed_lines(
     # every reported flush is there; at most the one flush in flight beyond it, whole
     assert len(lines) in (reported, reported + 350)
     assert lines == [_line(i) for i in range(len(lines))]
+
+
+APPENDER = r"""
+import sys
+from tailrace.pipeline.sinks import FileSink
+
+path, who, buffer_bytes = sys.argv[1], sys.argv[2], int(sys.argv[3])
+with FileSink(path, buffer_bytes=buffer_bytes) as sink:  # all open a file none has created
+    for n in range(0, 2000, 100):
+        sink.write([b'{"w":"%s","n":%d}' % (who.encode(), i) for i in range(n, n + 100)])
+        sink.flush()
+"""
+
+
+def test_writers_starting_together_on_a_new_file_each_land_every_line_once(
+    tmp_path: Path,
+) -> None:
+    path = tmp_path / "new" / "out.ndjson"
+    writers = [
+        subprocess.Popen([sys.executable, "-c", APPENDER, str(path), str(who), str(size)])
+        for who, size in enumerate([1 << 30, 1 << 30, 2_000, 2_000])
+    ]
+    assert [writer.wait(timeout=120) for writer in writers] == [0, 0, 0, 0]
+    lines = path.read_bytes().split(b"\n")
+    assert lines[-1] == b""
+    want = {b'{"w":"%d","n":%d}' % (who, i) for who in range(4) for i in range(2000)}
+    assert sorted(lines[:-1]) == sorted(want)

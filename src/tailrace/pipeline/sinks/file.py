@@ -104,12 +104,17 @@ class FileSink(SinkBase):
 
     def _open(self, name: str, flags: int = 0, *, create: bool = True) -> int:
         try:
-            fd = open_in(self._dir, name, os.O_RDWR | flags, self._roots)
-        except FileNotFoundError:
-            if not create:
-                raise
-            fd = open_in(self._dir, name, os.O_RDWR | os.O_CREAT | os.O_EXCL | flags, self._roots)
-            self._new = True
+            try:
+                fd = open_in(self._dir, name, os.O_RDWR | flags, self._roots)
+            except FileNotFoundError:
+                if not create:
+                    raise
+                exclusive = os.O_RDWR | os.O_CREAT | os.O_EXCL | flags
+                try:
+                    fd = open_in(self._dir, name, exclusive, self._roots)
+                    self._new = True
+                except FileExistsError:  # another worker created it in between
+                    fd = open_in(self._dir, name, os.O_RDWR | flags, self._roots)
         except OSError as exc:
             if exc.errno == errno.ELOOP:  # O_NOFOLLOW met a symbolic link
                 raise SinkError(

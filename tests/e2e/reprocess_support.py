@@ -101,7 +101,9 @@ def start_cli(args: list[str], database_url: str, cwd: Path) -> subprocess.Popen
             "TAILRACE_DATABASE_URL": database_url,
             # the tree under test, not whichever tailrace is installed
             "PYTHONPATH": os.pathsep.join(
-                p for p in (str(REPO_ROOT / "src"), os.environ.get("PYTHONPATH")) if p
+                p
+                for p in (str(REPO_ROOT / "src"), str(REPO_ROOT), os.environ.get("PYTHONPATH"))
+                if p
             ),
         },
         stdout=subprocess.PIPE,

@@ -4,9 +4,14 @@ The service reads files and opens connections with its own rights and credential
 behalf of whoever holds a token. So a request may name:
 
 - local files only under ``TAILRACE_API_SOURCE_ROOTS`` (default: the directory the service
-  runs in), checked after symlinks are resolved, for the pattern and for every file found;
+  runs in), checked after symlinks are resolved, for the pattern and for every file found,
+  and again by the worker when it opens each file (the roots are stored with the job);
+  never the service's data directory or job store, whatever the roots say (its token, its
+  database: `tailrace.pipeline.confine`);
 - as a sink: a reference ``@name`` (resolved from ``TAILRACE_SINK_<NAME>``), ``null:``,
-  the service's default sink, or a ``file:`` under those roots or the data directory.
+  the service's default sink, or a ``file:`` under those roots or in the data directory's
+  ``out`` directory (the default output), never elsewhere in the data directory; the file
+  and its dead letters are checked again when a worker opens them.
   Another URL would have the service send its credentials (``PGPASSWORD``, ``KAFKA_SASL_*``)
   to a host of the caller's choosing; ``TAILRACE_API_ALLOW_SINK_URLS=true`` allows it for a
   service whose token holders are trusted as much as the service;
@@ -19,6 +24,8 @@ import os
 from collections.abc import Sequence
 from pathlib import Path
 
+from ..pipeline.confine import OUTPUT_DIR, own_files_reason
+from ..pipeline.sinks.deadletter import deadletter_path
 from ..pipeline.sinks.url import SinkKind, SinkURLError, parse_sink_url
 from ..pipeline.sources import SourceFile
 from .config import ApiConfig
@@ -42,29 +49,56 @@ def _static_prefix(pattern: str) -> Path:
     return Path(*kept) if kept else Path(".")
 
 
+def job_roots(config: ApiConfig) -> tuple[str, ...]:
+    """The directories a job started through the API may read, checked by its workers at
+    every open."""
+    return tuple(str(root) for root in config.source_roots)
+
+
+def job_write_roots(config: ApiConfig) -> tuple[str, ...]:
+    """Where its file sink may write: the source roots and the data directory's output
+    directory; anywhere (but tailrace's own files) with TAILRACE_API_ALLOW_SINK_URLS."""
+    if config.allow_sink_urls:
+        return ()
+    output = Path(os.path.realpath(config.data_dir / OUTPUT_DIR))
+    return tuple(str(root) for root in (*config.source_roots, output))
+
+
 def check_local_source(config: ApiConfig, path: str) -> None:
     # (on Kubernetes a path works where the pods mount the same volume at the same place)
     where = Path(os.path.realpath(_static_prefix(os.path.expanduser(path))))
+    own = own_files_reason(str(where), writing=False)
+    if own is not None:
+        raise ApiError(403, "path_not_allowed", f"{path}: {own}")
     if not _within(where, config.source_roots):
         raise ApiError(403, "path_not_allowed", _outside(path, config))
 
 
 def check_local_files(config: ApiConfig, files: Sequence[SourceFile]) -> None:
-    """Every file found, symlinks resolved, must be under the roots too."""
+    """Every file found, symlinks resolved, must be under the roots too, and none of the
+    service's own."""
     for f in files:
-        if not _within(Path(os.path.realpath(f.url)), config.source_roots):
+        where = os.path.realpath(f.url)
+        own = own_files_reason(where, writing=False)
+        if own is not None:
+            raise ApiError(403, "path_not_allowed", f"{f.url}: {own}")
+        if not _within(Path(where), config.source_roots):
             raise ApiError(403, "path_not_allowed", _outside(f.url, config))
 
 
+def _roots(config: ApiConfig) -> str:
+    return ", ".join(str(r) for r in config.source_roots)
+
+
 def _outside(path: str, config: ApiConfig) -> str:
-    roots = ", ".join(str(r) for r in config.source_roots)
     return (
-        f"{path} is outside the directories this service reads ({roots}; TAILRACE_API_SOURCE_ROOTS)"
+        f"{path} is outside the directories this service reads "
+        f"({_roots(config)}; TAILRACE_API_SOURCE_ROOTS)"
     )
 
 
 def check_sink(config: ApiConfig, sink: str) -> None:
-    if sink.startswith("@") or sink == config.default_sink or config.allow_sink_urls:
+    if sink.startswith("@") or sink == config.default_sink:
         return
     try:
         spec = parse_sink_url(sink)
@@ -73,12 +107,27 @@ def check_sink(config: ApiConfig, sink: str) -> None:
     if spec.kind is SinkKind.NULL:
         return
     if spec.kind is SinkKind.FILE and spec.path is not None:
-        where = Path(os.path.realpath(spec.path))
-        if _within(where, (*config.source_roots, config.data_dir.resolve())):
-            return
-        raise ApiError(
-            403, "sink_not_allowed", f"{spec.path} is outside the directories this service writes"
-        )
+        for target in (spec.path, deadletter_path(spec.path)):
+            where = os.path.realpath(target)
+            own = own_files_reason(where, writing=True)
+            if own is not None:
+                raise ApiError(
+                    403,
+                    "sink_not_allowed",
+                    f"{target}: {own}; name a file under {_roots(config)} instead",
+                )
+            if config.allow_sink_urls:
+                continue
+            if not _within(Path(where), [Path(root) for root in job_write_roots(config)]):
+                raise ApiError(
+                    403,
+                    "sink_not_allowed",
+                    f"{target} is outside the directories this service writes "
+                    f"({_roots(config)}; TAILRACE_API_SOURCE_ROOTS)",
+                )
+        return
+    if config.allow_sink_urls:
+        return
     raise ApiError(
         403,
         "sink_not_allowed",

@@ -57,6 +57,8 @@ def job_json(
             "where": list(config.where),
             "max_workers": config.max_workers,
             "batch_size": config.batch_size,
+            "include": list(config.include),
+            "exclude": list(config.exclude),
         },
         "created_at": job.created_at,
         "started_at": job.started_at,
@@ -70,6 +72,9 @@ def job_json(
         **reference_counts(counters),
         "progress": progress,
         "skip_reasons": dict(job.skip_reasons),
+        # files the listing left out (temporary, markers, not logs...): counts and examples
+        "skipped_files": dict(config.listing_skipped.get("counts", {})),
+        "skipped_file_examples": dict(config.listing_skipped.get("examples", {})),
         "balanced": counters.balanced,
         "error": job.error,
         "abandoned": abandoned,

@@ -56,6 +56,15 @@ class StartJob(_Strict):
     batch_size: int = Field(2_000, ge=1, le=100_000, strict=True)
     max_workers: int = Field(50, ge=1, le=50, strict=True)
     s3_endpoint_url: Text | None = None
+    include: list[Item] = Field(
+        default_factory=list,
+        max_length=100,
+        description="Globs of file names to read besides log files (.ndjson, .jsonl, .json, "
+        ".log, optionally .gz/.zst) when listing a directory or prefix",
+    )
+    exclude: list[Item] = Field(
+        default_factory=list, max_length=100, description="Globs of file names never to read"
+    )
 
 
 class JobConfigOut(BaseModel):
@@ -68,6 +77,8 @@ class JobConfigOut(BaseModel):
     where: list[str]
     max_workers: int
     batch_size: int
+    include: list[str] = Field(default_factory=list)
+    exclude: list[str] = Field(default_factory=list)
 
 
 class JobOut(BaseModel):
@@ -91,6 +102,13 @@ class JobOut(BaseModel):
     processed_bytes: int
     progress: float = Field(ge=0, le=1, description="Bytes processed over bytes in all files")
     skip_reasons: dict[str, int]
+    skipped_files: dict[str, int] = Field(
+        default_factory=dict,
+        description="Files the listing did not read, by reason (temporary, marker, not a log)",
+    )
+    skipped_file_examples: dict[str, list[str]] = Field(
+        default_factory=dict, description="A few of those files' names, by reason"
+    )
     balanced: bool = Field(description="lines = sent + filtered + skipped + dead-lettered")
     error: str | None
     abandoned: str | None = Field(

@@ -44,6 +44,12 @@ TOUCH_EVERY_S = 10.0
     help="Seconds after which a file left PROCESSING by a dead run is taken again.",
 )
 @click.option("--s3-endpoint-url", envvar="AWS_ENDPOINT_URL", help="For MinIO and other S3 stores.")
+@click.option(
+    "--include",
+    multiple=True,
+    help="Also read files matching this glob (a directory or prefix lists only log files).",
+)
+@click.option("--exclude", multiple=True, help="Never read files matching this glob.")
 @click.option("--json", "as_json", is_flag=True, help="Print the summary as JSON.")
 @click.pass_context
 def ingest(
@@ -55,6 +61,8 @@ def ingest(
     max_attempts: int,
     stale_after_s: float,
     s3_endpoint_url: str | None,
+    include: tuple[str, ...],
+    exclude: tuple[str, ...],
     as_json: bool,
 ) -> None:
     """Load the files at SOURCE that no run has completed yet, oldest first."""
@@ -68,6 +76,8 @@ def ingest(
         sink=sink,
         max_workers=workers or 50,
         s3_endpoint_url=s3_endpoint_url,
+        include=include,
+        exclude=exclude,
     )
     with App(url) as app, JobStore(url) as store:
         run = start_ingest(

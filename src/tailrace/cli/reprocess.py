@@ -36,6 +36,7 @@ from ..observability.logs import configure as configure_logs
 from ..pipeline.jobs import FileRecord, FileStatus, JobConfig, JobRecord, JobStatus, JobStore
 from ..pipeline.jobs.model import live_counters
 from ..pipeline.plan import cancel_job, plan_job, resume_job, settle_job
+from ..pipeline.sources.select import SkippedFiles
 from ..settings import database_url, redact_url, worker_log_dir
 from .context import echo_json
 
@@ -95,6 +96,13 @@ class _RateColumn(ProgressColumn):
     "much to Kafka or a file (nothing to PostgreSQL).",
 )
 @click.option("--s3-endpoint-url", envvar="AWS_ENDPOINT_URL", help="For MinIO and other S3 stores.")
+@click.option(
+    "--include",
+    multiple=True,
+    help="Also read files matching this glob (a directory or prefix lists only log files: "
+    ".ndjson, .jsonl, .json, .log, optionally .gz/.zst).",
+)
+@click.option("--exclude", multiple=True, help="Never read files matching this glob.")
 @click.option("--json", "as_json", is_flag=True, help="Print the summary as JSON.")
 @click.pass_context
 def reprocess(
@@ -112,6 +120,8 @@ def reprocess(
     message_id_fields: tuple[str, ...],
     checkpoint_s: float,
     s3_endpoint_url: str | None,
+    include: tuple[str, ...],
+    exclude: tuple[str, ...],
     as_json: bool,
 ) -> None:
     """Replay the event-log files at SOURCE (a file, directory, glob or s3://bucket/prefix)
@@ -131,6 +141,8 @@ def reprocess(
         stream_id_fields=stream_id_fields,
         time_fields=time_fields,
         message_id_fields=message_id_fields,
+        include=include,
+        exclude=exclude,
     )
     planned: list[str] = []
     with store_errors(url, planned), App(url) as app, JobStore(url) as store:
@@ -284,6 +296,8 @@ def summary_json(
         **counters.to_json(),
         "balanced": counters.balanced,
         "skip_reasons": job.skip_reasons,
+        "skipped_files": job.config.listing_skipped.get("counts", {}),
+        "skipped_file_examples": job.config.listing_skipped.get("examples", {}),
         "error": job.error,
         "failed_files": failed_files_json(files or []),
     }
@@ -326,6 +340,9 @@ def _summary(
     console.print(f"files: {by_status} of {job.total_files}")
     for reason, count in sorted(job.skip_reasons.items()):
         console.print(f"skipped {count:,}: {reason}")
+    if job.config.listing_skipped:
+        for line in SkippedFiles(**job.config.listing_skipped).describe():
+            console.print(f"files {line}")
     if c.deadlettered:
         console.print(
             f"[yellow]{c.deadlettered:,} bad lines[/yellow] went to the dead-letter output"

@@ -178,7 +178,9 @@ def build_objects(
         "args": ["worker"],
         "env": [
             {"name": "JOB_ID", "value": job.id},
-            {"name": "TAILRACE_DATA_DIR", "value": "/tmp"},  # the one writable place
+            # in the one writable place, a directory of its own: jobs never read or write
+            # the data directory, and /tmp itself may hold what they do
+            {"name": "TAILRACE_DATA_DIR", "value": "/tmp/tailrace"},
             {
                 "name": "WORKER_INDEX",
                 "valueFrom": {

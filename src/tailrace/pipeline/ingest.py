@@ -16,7 +16,7 @@ from dataclasses import dataclass
 from tailrace.engine.app import App
 from tailrace.pipeline.jobs import JobConfig, JobRecord, JobStore
 from tailrace.pipeline.jobs.model import FileStatus, IngestStatus, ProcessedFile
-from tailrace.pipeline.plan import check_config, create_job, new_job_id, source_for
+from tailrace.pipeline.plan import check_config, create_job, list_source, new_job_id
 from tailrace.pipeline.sources import SourceFile
 
 DEFAULT_MAX_ATTEMPTS = 3
@@ -56,7 +56,8 @@ def start_ingest(
     """Claim this run's files and plan their job (not started yet)."""
     check_config(config)
     app.store.migrate()
-    listed = {identity(f): f for f in source_for(config).list_files()}
+    config, files_listed = list_source(config)  # records what the listing left out
+    listed = {identity(f): f for f in files_listed}
     job_id = new_job_id()
     claimed = store.processed_claim(
         [(*ident, f) for ident, f in listed.items()],

@@ -10,7 +10,9 @@ from __future__ import annotations
 import math
 import uuid
 from collections.abc import Sequence
+from dataclasses import replace
 from datetime import UTC, datetime, timedelta
+from typing import Any
 
 from tailrace.engine.app import App, JobSpec
 from tailrace.engine.jobs import JobFilter
@@ -21,10 +23,14 @@ from tailrace.pipeline.filters import EventFilter, parse_time_bound
 from tailrace.pipeline.jobs import JobConfig, JobRecord, JobStatus, JobStore
 from tailrace.pipeline.sinks import parse_sink_url
 from tailrace.pipeline.sources import Source, SourceFile, open_source
+from tailrace.pipeline.sources.select import SkippedFiles
 
 REPROCESS_TASK = "tailrace.reprocess_file"
 FILES_PER_WORKER = 10
 BYTES_PER_WORKER = 1 << 30
+# a worker reads a few MiB in well under a second, about what starting one costs: below
+# that per worker, another process costs more than it saves
+MIN_BYTES_PER_WORKER = 4 << 20
 MAX_WORKERS = 50
 FILE_ATTEMPTS = 5
 
@@ -35,11 +41,15 @@ def job_queue(job_id: str) -> str:
 
 
 def worker_count(files: Sequence[SourceFile], limit: int | None = None) -> int:
-    """One worker per 10 files or per GiB, whichever asks more; at most 50, at most `limit`,
+    """One worker per 10 files or per GiB, whichever asks more, but never more than one per
+    `MIN_BYTES_PER_WORKER` (4 MiB) of data: a worker process costs tens of MB of memory and
+    its start-up, so 50,000 files of 100 bytes get one worker, not 50. At most 50, at most `limit`,
     at most one per file, at least one."""
+    total = sum(f.size for f in files)
     by_files = math.ceil(len(files) / FILES_PER_WORKER)
-    by_bytes = math.ceil(sum(f.size for f in files) / BYTES_PER_WORKER)
-    wanted = min(max(by_files, by_bytes, 1), MAX_WORKERS, len(files) or 1)
+    by_bytes = math.ceil(total / BYTES_PER_WORKER)
+    worth = max(1, total // MIN_BYTES_PER_WORKER)  # workers the data is worth
+    wanted = min(max(by_files, by_bytes, 1), worth, MAX_WORKERS, len(files) or 1)
     return max(1, min(wanted, limit)) if limit else wanted
 
 
@@ -69,9 +79,25 @@ def event_filter(config: JobConfig) -> EventFilter:
 
 
 def source_for(config: JobConfig) -> Source:
-    if config.source[:5].lower() == "s3://" and config.s3_endpoint_url:
-        return open_source(config.source, endpoint_url=config.s3_endpoint_url)
-    return open_source(config.source)
+    """The job's source, with its file selection and (local files) its roots."""
+    options: dict[str, Any] = {"include": config.include, "exclude": config.exclude}
+    if config.source[:5].lower() == "s3://":
+        if config.s3_endpoint_url:
+            options["endpoint_url"] = config.s3_endpoint_url
+    else:
+        options["roots"] = config.roots
+    return open_source(config.source, **options)
+
+
+def list_source(config: JobConfig) -> tuple[JobConfig, list[SourceFile]]:
+    """The files to read, and the config with what the listing left out recorded in it
+    (counts by reason and a few names, shown in the job's summary)."""
+    source = source_for(config)
+    files = source.list_files()
+    skipped = getattr(source, "skipped", None)
+    if isinstance(skipped, SkippedFiles) and skipped.total:
+        config = replace(config, listing_skipped=skipped.to_json())
+    return config, files
 
 
 def new_job_id() -> str:
@@ -83,9 +109,11 @@ def plan_job(
 ) -> JobRecord:
     """Store a new job for every file of `config`'s source; returns the job."""
     check_config(config)
-    files = source_for(config).list_files()
+    config, files = list_source(config)
     if not files:
-        raise ConfigurationError(f"no files found at {config.source}")
+        skipped = SkippedFiles(**config.listing_skipped) if config.listing_skipped else None
+        detail = f" to read ({'; '.join(skipped.describe())})" if skipped else ""
+        raise ConfigurationError(f"no files found at {config.source}{detail}")
     return create_job(app, store, config, files, job_id=job_id)
 
 

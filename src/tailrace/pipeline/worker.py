@@ -270,7 +270,7 @@ class ReprocessWorker:
 
     def _sink_(self) -> Sink:
         if self._sink is None:
-            self._sink = open_sink(self.config.sink)
+            self._sink = open_sink(self.config.sink, roots=self.config.write_roots)
         return self._sink
 
     def _routing(self) -> Router | None:
@@ -284,7 +284,9 @@ class ReprocessWorker:
 
     def _file_run(self, hooks: _Hooks, router: Router | None) -> FileRun:
         if self._deadletters is None:
-            self._deadletters = open_deadletter(parse_sink_url(self.config.sink))
+            self._deadletters = open_deadletter(
+                parse_sink_url(self.config.sink), roots=self.config.write_roots
+            )
         if self._filter is None:
             self._filter = event_filter(self.config)
         return FileRun(

@@ -139,10 +139,10 @@ def test_a_gzip_object_reads_end_to_end_as_events(s3: Any, bucket: str) -> None:
 def test_an_explicit_endpoint_url_wins(
     s3_env: str, bucket: str, s3: Any, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    s3.put_object(Bucket=bucket, Key="a", Body=b"abc")
+    s3.put_object(Bucket=bucket, Key="a.ndjson", Body=b"abc")
     monkeypatch.setenv("AWS_ENDPOINT_URL", f"http://127.0.0.1:{free_port()}")
     source = open_source(f"s3://{bucket}/", endpoint_url=s3_env)
-    assert source.list_files() == [SourceFile(f"s3://{bucket}/a", 3)]
+    assert source.list_files() == [SourceFile(f"s3://{bucket}/a.ndjson", 3)]
 
 
 def test_a_missing_bucket_is_a_clear_error_without_the_secret(s3_env: str) -> None:
@@ -201,3 +201,37 @@ def test_an_s3_url_carrying_credentials_is_refused_without_echoing_them() -> Non
     assert "must not carry credentials" in str(caught.value)
     assert SECRET_KEY not in str(caught.value)
     assert SECRET_KEY not in caught.value.location
+
+
+def test_a_prefix_lists_only_log_files_and_says_what_it_skipped(s3: Any, bucket: str) -> None:
+    put_many(
+        s3,
+        bucket,
+        {
+            "logs/a.ndjson": b"{}\n",
+            "logs/b.ndjson.gz": gzip.compress(b"{}\n"),
+            "logs/day/c.jsonl.zst": b"",
+            "logs/d.ndjson.tmp": b'{"partial":',
+            "logs/e.ndjson.rotating": b"{}\n",
+            "logs/_SUCCESS": b"",
+            "logs/day/_SUCCESS": b"",
+            "logs/README.txt": b"not events\n",
+        },
+    )
+    source = open_source(f"s3://{bucket}/logs/")
+    assert [f.url.split("/logs/")[1] for f in source.list_files()] == [
+        "a.ndjson",
+        "b.ndjson.gz",
+        "day/c.jsonl.zst",
+    ]
+    assert isinstance(source, S3Source)
+    assert source.skipped.counts == {
+        "temporary file": 2,
+        "marker file": 2,
+        "not a log file (.ndjson, .jsonl, .json, .log, optionally .gz or .zst)": 1,
+    }
+    widened = open_source(f"s3://{bucket}/logs/", include=("*.txt",), exclude=("day/*",))
+    assert [f.name for f in widened.list_files()] == ["README.txt", "a.ndjson", "b.ndjson.gz"]
+    # an object named in full is read whatever its name
+    (named,) = open_source(f"s3://{bucket}/logs/README.txt").list_files()
+    assert named.name == "README.txt"

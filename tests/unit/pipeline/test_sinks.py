@@ -123,22 +123,86 @@ def test_reopen_appends_for_resume(tmp_path: Path, fsyncs: list[int]) -> None:
 
 
 @pytest.mark.parametrize(
-    ("before", "after"),
+    "tail",
     [
-        (PLAIN + b"\n" + b'{"half":', PLAIN + b"\n"),  # a write cut by SIGKILL
-        (b'{"half":', b""),  # nothing whole before it
-        (PLAIN + b"\n" + b"x" * 200_000, PLAIN + b"\n"),  # a tail longer than one read
+        b'{"half":',  # a write cut by SIGKILL
+        b"x" * 200_000,  # a tail longer than one read
+        PLAIN + b"\n" + ODD + b"\n",  # whole lines of a flush that never recorded its length
     ],
 )
-def test_a_partial_last_line_is_cut_before_the_next_write(
-    tmp_path: Path, before: bytes, after: bytes
+def test_a_tail_past_the_durable_length_is_cut_before_the_next_write(
+    tmp_path: Path, tail: bytes
 ) -> None:
     path = tmp_path / "out.ndjson"
-    path.write_bytes(before)
+    with FileSink(path) as first:
+        first.write([PLAIN])
+    with path.open("ab") as dying:  # what a worker killed mid-write leaves
+        dying.write(tail)
     with FileSink(path) as sink:
         sink.write([ODD])
-    assert path.read_bytes() == after + ODD + b"\n"
+    assert path.read_bytes() == PLAIN + b"\n" + ODD + b"\n"
     assert sink.counters.bytes == len(ODD)
+
+
+GZIP_WITH_NEWLINES = bytes.fromhex("1f8b0800000000000003") + b"\x0aab\x0acd\x00\x01" * 20
+
+
+@pytest.mark.parametrize(
+    ("name", "content"),
+    [
+        ("notes.txt", b"first line\nsecond line"),  # no final newline: the old sink cut it
+        ("logs.ndjson.gz", GZIP_WITH_NEWLINES),  # the old sink cut it at its first \n byte
+        ("out.ndjson", PLAIN + b"\n"),  # even whole NDJSON lines: not tailrace's
+        ("data.bin", b"\n\n\x00"),
+    ],
+)
+def test_a_file_tailrace_did_not_write_is_refused_and_left_untouched(
+    tmp_path: Path, name: str, content: bytes
+) -> None:
+    path = tmp_path / name
+    path.write_bytes(content)
+    with pytest.raises(SinkError, match="did not write") as raised:
+        FileSink(path).write([ODD])
+    message = str(raised.value)
+    assert str(path) in message and "name a new file" in message
+    assert path.read_bytes() == content
+    assert sorted(p.name for p in tmp_path.iterdir()) == [name]  # no record left beside it
+
+
+def test_a_sink_url_to_an_existing_foreign_file_is_refused(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "notes.txt").write_bytes(b"first line\nsecond line")
+    with pytest.raises(SinkError, match="did not write"):
+        open_sink("file:notes.txt")
+    assert (tmp_path / "notes.txt").read_bytes() == b"first line\nsecond line"
+
+
+def test_an_emptied_file_is_taken_over_and_a_shortened_one_refused(tmp_path: Path) -> None:
+    path = tmp_path / "out.ndjson"
+    with FileSink(path) as sink:
+        sink.write([PLAIN, ODD])
+    path.write_bytes(PLAIN + b"\n")  # someone cut what tailrace made durable
+    with pytest.raises(SinkError, match="shorter than"):
+        FileSink(path)
+    assert path.read_bytes() == PLAIN + b"\n"
+    path.write_bytes(b"")
+    with FileSink(path) as again:
+        again.write([ODD])
+    assert path.read_bytes() == ODD + b"\n"
+
+
+def test_a_replaced_file_is_not_taken_for_the_one_tailrace_wrote(tmp_path: Path) -> None:
+    path = tmp_path / "out.ndjson"
+    with FileSink(path) as sink:
+        sink.write([PLAIN])
+    other = tmp_path / "other"
+    other.write_bytes(b"someone else's\n")
+    other.replace(path)  # same name, another file: the record names the old one
+    with pytest.raises(SinkError, match="did not write"):
+        FileSink(path)
+    assert path.read_bytes() == b"someone else's\n"
 
 
 def test_a_writer_cuts_the_fragment_another_left_while_both_append(tmp_path: Path) -> None:

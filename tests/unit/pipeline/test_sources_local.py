@@ -45,14 +45,20 @@ def test_a_single_file_is_listed_with_its_size(tree: Path) -> None:
 
 
 def test_a_directory_is_listed_recursively_sorted_without_hidden_names(tree: Path) -> None:
-    files = open_source(str(tree)).list_files()
+    source = open_source(str(tree))
+    files = source.list_files()
     assert urls(files) == [
         str(tree / "2026" / "01" / "b.ndjson.gz"),
         str(tree / "2026" / "02" / "c.ndjson"),
-        str(tree / "2026" / "02" / "notes.txt"),
         str(tree / "a.ndjson"),
     ]
-    assert [file.size for file in files] == [20, 30, 4, 10]
+    assert [file.size for file in files] == [20, 30, 10]
+    assert isinstance(source, LocalSource)
+    assert source.skipped.examples == {
+        "not a log file (.ndjson, .jsonl, .json, .log, optionally .gz or .zst)": [
+            "2026/02/notes.txt"
+        ]
+    }
 
 
 def test_a_relative_path_gives_absolute_urls(tree: Path, monkeypatch: pytest.MonkeyPatch) -> None:
@@ -97,8 +103,8 @@ def test_a_symlink_loop_is_walked_once(tree: Path) -> None:
     (tree / "2026" / "loop").symlink_to(tree)
     (tree / "also-2026").symlink_to(tree / "2026")
     files = open_source(str(tree)).list_files()
-    assert len(files) == 4
-    assert len({file.size for file in files}) == 4  # each file once, under one of its paths
+    assert len(files) == 3  # notes.txt is not a log file
+    assert len({file.size for file in files}) == 3  # each file once, under one of its paths
 
 
 def test_a_symlinked_file_is_listed(tree: Path, tmp_path: Path) -> None:

@@ -18,9 +18,9 @@ from ...pipeline.plan import (
     cancel_job,
     check_config,
     create_job,
+    list_source,
     new_job_id,
     resume_job,
-    source_for,
 )
 from ...pipeline.sinks.url import sink_has_credentials
 from .. import admission
@@ -101,12 +101,18 @@ def start_job(body: StartJob, svc: Svc) -> dict[str, Any]:
         max_workers=body.max_workers,
         batch_size=body.batch_size,
         s3_endpoint_url=body.s3_endpoint_url,
+        roots=admission.job_roots(cfg),
+        write_roots=admission.job_write_roots(cfg),
+        include=tuple(body.include),
+        exclude=tuple(body.exclude),
     )
     check_config(config)
     # listed before a database connection is taken: a large prefix can take a while
-    files = source_for(config).list_files()
+    config, files = list_source(config)
     if not files:
-        raise ApiError(422, "invalid_request", f"no files found at {source}")
+        skipped = config.listing_skipped.get("counts")
+        detail = f" to read (skipped: {skipped})" if skipped else ""
+        raise ApiError(422, "invalid_request", f"no files found at {source}{detail}")
     if body.path is not None:
         admission.check_local_files(cfg, files)
     with svc.db() as db:

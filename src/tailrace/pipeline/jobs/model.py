@@ -55,6 +55,14 @@ class JobConfig:
     stream_id_fields: tuple[str, ...] = ()
     time_fields: tuple[str, ...] = ()
     message_id_fields: tuple[str, ...] = ()
+    # where the job may read local files, checked at every open (set for jobs started
+    # through the API: TAILRACE_API_SOURCE_ROOTS); empty: anywhere
+    roots: tuple[str, ...] = ()
+    write_roots: tuple[str, ...] = ()  # the same for the sink's file and its dead letters
+    include: tuple[str, ...] = ()  # globs of file names to read besides the log files
+    exclude: tuple[str, ...] = ()  # globs of file names never to read
+    # what planning left out of the source, by reason: {"counts": {...}, "examples": {...}}
+    listing_skipped: dict[str, Any] = field(default_factory=dict, compare=False)
 
     def __post_init__(self) -> None:
         # Go's zero time (what Jitsu's Go clients send for no date) and blanks mean unset:
@@ -78,6 +86,11 @@ class JobConfig:
             "stream_id_fields": list(self.stream_id_fields),
             "time_fields": list(self.time_fields),
             "message_id_fields": list(self.message_id_fields),
+            "roots": list(self.roots),
+            "write_roots": list(self.write_roots),
+            "include": list(self.include),
+            "exclude": list(self.exclude),
+            "listing_skipped": self.listing_skipped,
         }
 
     @classmethod
@@ -97,6 +110,11 @@ class JobConfig:
             stream_id_fields=tuple(data.get("stream_id_fields") or ()),
             time_fields=tuple(data.get("time_fields") or ()),
             message_id_fields=tuple(data.get("message_id_fields") or ()),
+            roots=tuple(data.get("roots") or ()),
+            write_roots=tuple(data.get("write_roots") or ()),
+            include=tuple(data.get("include") or ()),
+            exclude=tuple(data.get("exclude") or ()),
+            listing_skipped=dict(data.get("listing_skipped") or {}),
         )
 
 

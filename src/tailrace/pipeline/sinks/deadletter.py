@@ -33,6 +33,7 @@ from typing import Any
 
 import orjson
 
+from tailrace.pipeline.confine import Roots
 from tailrace.pipeline.decoders.framing import BadLine
 from tailrace.pipeline.sinks.base import Sink, SinkError
 from tailrace.pipeline.sinks.file import FileSink
@@ -164,14 +165,19 @@ class DeadLetterWriter:
 
 
 def open_deadletter(
-    spec: SinkSpec, *, max_data_bytes: int = DEFAULT_MAX_DATA_BYTES
+    spec: SinkSpec, *, max_data_bytes: int = DEFAULT_MAX_DATA_BYTES, roots: Roots = ()
 ) -> DeadLetterWriter:
-    """The dead-letter writer for a sink, following the naming rules above."""
+    """The dead-letter writer for a sink, following the naming rules above; a file is
+    opened as the file sink opens its own (checked against `roots` and tailrace's files)."""
     target = deadletter_spec(spec)
     if target.kind is SinkKind.FILE and target.path is not None:
         path = target.path
         return DeadLetterWriter(
-            lambda: FileSink(path), location=target.display, max_data_bytes=max_data_bytes
+            # written early without keeping the lock: the sink's own flush comes after
+            # the dead letters' at each checkpoint, and holding both could deadlock
+            lambda: FileSink(path, roots=roots, hold_lock=False),
+            location=target.display,
+            max_data_bytes=max_data_bytes,
         )
     if target.kind is SinkKind.NULL:
         return DeadLetterWriter(NullSink, location="null:", max_data_bytes=max_data_bytes)

@@ -26,6 +26,7 @@ from pathlib import Path
 from urllib.parse import parse_qsl, unquote, urlencode, urlsplit
 
 from tailrace.errors import ConfigurationError, TailraceError
+from tailrace.pipeline.confine import Roots
 from tailrace.pipeline.sinks.base import Sink
 from tailrace.pipeline.sinks.file import FileSink
 from tailrace.pipeline.sinks.null import NullSink
@@ -229,11 +230,12 @@ def _parse_postgresql(url: str) -> SinkSpec:
     return SinkSpec(SinkKind.POSTGRESQL, hosts=hosts, table=table, dsn=dsn)
 
 
-def open_sink(url: str | SinkSpec) -> Sink:
-    """The sink a URL (or parsed spec) names, ready to write."""
+def open_sink(url: str | SinkSpec, *, roots: Roots = ()) -> Sink:
+    """The sink a URL (or parsed spec) names, ready to write; a file must be in `roots`
+    when given, and never among tailrace's own files (see `tailrace.pipeline.confine`)."""
     spec = parse_sink_url(url) if isinstance(url, str) else url
     if spec.kind is SinkKind.FILE and spec.path is not None:
-        return FileSink(spec.path)
+        return FileSink(spec.path, roots=roots)
     if spec.kind is SinkKind.STDOUT:
         return StdoutSink()
     if spec.kind is SinkKind.NULL:

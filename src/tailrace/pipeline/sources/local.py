@@ -1,24 +1,44 @@
 """Files on a local (or mounted) file system: one file, a directory tree, or a glob.
 
 Directories are walked recursively. Names starting with ``.`` are skipped, as a shell glob
-skips them: editors, sync tools and uploaders keep their temporary files there. Symbolic links
-are followed, but a directory already visited (a link loop, or a second link to it) is not
-walked twice, so no file is listed twice.
+skips them: editors, sync tools and uploaders keep their temporary files there. Of the rest,
+only log files are listed (see `tailrace.pipeline.sources.select`); what is left out is
+counted in `skipped`, by reason. Symbolic links are followed, but a directory already
+visited (a link loop, or a second link to it) is not walked twice, so no file is listed
+twice; a link that loops on itself is skipped.
+
+tailrace's own data directory and job store are never listed or opened, and a file is
+checked again when it is opened (`tailrace.pipeline.confine`): where it really is, not
+where it was when listed.
 """
 
 from __future__ import annotations
 
+import errno
 import fnmatch
 import os
 import re
-from pathlib import Path
 from typing import BinaryIO
 
+from tailrace.pipeline.confine import (
+    PathRefusedError,
+    Roots,
+    open_to_read,
+    own_files_reason,
+    own_identities,
+)
 from tailrace.pipeline.sources.base import (
     SourceAccessError,
     SourceError,
     SourceFile,
     SourceNotFoundError,
+)
+from tailrace.pipeline.sources.select import (
+    LINK_LOOP,
+    OWN_FILES,
+    UNREADABLE,
+    FileSelection,
+    SkippedFiles,
 )
 
 _GLOB_MAGIC = re.compile(r"[*?\[]")
@@ -27,33 +47,59 @@ ComponentPattern = re.Pattern[str] | None
 
 
 class LocalSource:
-    """A local file, a directory (recursive), or a glob (``**`` spans directories)."""
+    """A local file, a directory (recursive), or a glob (``**`` spans directories).
 
-    def __init__(self, spec: str) -> None:
+    `roots`, when given, are the directories every file opened must really be in;
+    `include` and `exclude` are globs that widen or narrow the files listed.
+    """
+
+    def __init__(
+        self,
+        spec: str,
+        *,
+        roots: Roots = (),
+        include: tuple[str, ...] = (),
+        exclude: tuple[str, ...] = (),
+    ) -> None:
         if not spec:
             raise SourceNotFoundError("empty local source path", spec)
         self.spec = spec
         self.path = os.path.abspath(os.path.expanduser(spec))
+        self.roots = tuple(roots)
+        self.include = include
+        self.exclude = exclude
+        self.skipped = SkippedFiles()
 
     def list_files(self) -> list[SourceFile]:
         path = self.path
+        self.skipped = SkippedFiles()
         if _GLOB_MAGIC.search(path):
             files = self._glob(path)
-        elif os.path.isdir(path):
-            files = _walk(path)
-        elif os.path.isfile(path):
-            files = [SourceFile(path, _size(path), os.path.getmtime(path))]
-        elif os.path.lexists(path):
-            raise SourceNotFoundError(f"not a regular file or directory: {path}", path)
         else:
-            raise SourceNotFoundError(f"no such file or directory: {path}", path)
+            self._refuse_own(path)
+            if os.path.isdir(path):
+                selection = FileSelection(self.include, self.exclude)
+                files = _walk(path, selection, self.skipped)
+            elif os.path.isfile(path):
+                files = [SourceFile(path, _size(path), os.path.getmtime(path))]
+            elif os.path.lexists(path):
+                raise SourceNotFoundError(f"not a regular file or directory: {path}", path)
+            else:
+                raise SourceNotFoundError(f"no such file or directory: {path}", path)
         return sorted(files, key=lambda file: file.url)
+
+    def _refuse_own(self, path: str) -> None:
+        reason = own_files_reason(os.path.realpath(path), writing=False)
+        if reason is not None:
+            raise SourceAccessError(f"refusing to read {path}: {reason}", path)
 
     def open(self, file: SourceFile, offset: int = 0) -> BinaryIO:
         if offset < 0:
             raise ValueError(f"negative offset {offset} for {file.url}")
         try:
-            stream = Path(file.url).open("rb")
+            stream = os.fdopen(open_to_read(file.url, self.roots), "rb")
+        except PathRefusedError as exc:
+            raise SourceAccessError(str(exc), file.url) from None
         except FileNotFoundError:
             raise SourceNotFoundError(f"no such file: {file.url}", file.url) from None
         except PermissionError:
@@ -75,9 +121,25 @@ class LocalSource:
                 f"glob {self.spec!r} matches nothing: no such directory {base}", self.spec
             )
         depth = None if recursive else len(components)
-        files = [file for names, file in _walk_named(base, depth) if _match(components, names)]
+        # the glob chose the names: only temporary and marker files are left out
+        selection = FileSelection(self.include, self.exclude, logs_only=False)
+        found = _walk_named(base, depth, None, self.skipped)
+        files = []
+        for names, file in found:
+            if not _match(components, names):
+                continue
+            reason = selection.reason(names[-1], "/".join(names))
+            if reason is None:
+                files.append(file)
+            else:
+                self.skipped.add(reason, "/".join(names))
         if not files:
-            raise SourceNotFoundError(f"glob {self.spec!r} matches no file", self.spec)
+            skipped = "; ".join(self.skipped.describe())
+            raise SourceNotFoundError(
+                f"glob {self.spec!r} matches no file"
+                + (f" to read ({skipped})" if skipped else ""),
+                self.spec,
+            )
         return files
 
 
@@ -96,32 +158,53 @@ def _match(components: list[ComponentPattern], names: tuple[str, ...]) -> bool:
     return bool(names) and head.match(names[0]) is not None and _match(rest, names[1:])
 
 
-def _walk(root: str) -> list[SourceFile]:
-    return [file for _, file in _walk_named(root, None)]
+def _walk(root: str, selection: FileSelection, skipped: SkippedFiles) -> list[SourceFile]:
+    return [file for _, file in _walk_named(root, None, selection, skipped)]
 
 
-def _walk_named(root: str, max_depth: int | None) -> list[tuple[tuple[str, ...], SourceFile]]:
-    """Files under `root` with their path components below it, down to `max_depth` levels."""
+def _walk_named(
+    root: str, max_depth: int | None, selection: FileSelection | None, skipped: SkippedFiles
+) -> list[tuple[tuple[str, ...], SourceFile]]:
+    """Files under `root` with their path components below it, down to `max_depth` levels,
+    that `selection` takes (all with None); what is left out goes to `skipped`."""
     found: list[tuple[tuple[str, ...], SourceFile]] = []
+    own = own_identities()
     seen = {_identity(root)}
     pending: list[tuple[str, tuple[str, ...]]] = [(root, ())]
     while pending:
         directory, names = pending.pop()
         for entry in _entries(directory, is_root=directory == root):
             relative = (*names, entry.name)
+            shown = "/".join(relative)
             try:
+                # a link may lead into the data directory: where it really goes is checked
+                if entry.is_symlink() and own_files_reason(
+                    os.path.realpath(entry.path), writing=False
+                ):
+                    skipped.add(OWN_FILES, shown)
+                    continue
                 if entry.is_dir():
                     if max_depth is not None and len(relative) >= max_depth:
                         continue
                     identity = _identity(entry.path)
-                    if identity not in seen:
+                    if identity in own:
+                        skipped.add(OWN_FILES, shown)
+                    elif identity not in seen:
                         seen.add(identity)
                         pending.append((entry.path, relative))
                 elif entry.is_file():
                     stat = entry.stat()
+                    reason = None if selection is None else selection.reason(entry.name, shown)
+                    if (stat.st_dev, stat.st_ino) in own:
+                        reason = OWN_FILES
+                    if reason is not None:
+                        skipped.add(reason, shown)
+                        continue
                     found.append((relative, SourceFile(entry.path, stat.st_size, stat.st_mtime)))
             except FileNotFoundError:
                 continue  # removed while we listed: not part of the source any more
+            except OSError as exc:
+                skipped.add(LINK_LOOP if exc.errno == errno.ELOOP else UNREADABLE, shown)
     return found
 
 

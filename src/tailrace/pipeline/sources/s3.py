@@ -5,6 +5,11 @@ shared config and credentials files, instance and container roles); ``AWS_ENDPOI
 the `endpoint_url` option points it at another store. Keys ending in ``/`` are the "folder"
 markers consoles create, not files, and are skipped. The prefix is a plain key prefix, as in
 S3 itself: ``s3://bucket/logs`` also lists ``logs-old/...``; end it with ``/`` for a folder.
+
+Only log files are listed (`tailrace.pipeline.sources.select`: ``.ndjson``, ``.jsonl``,
+``.json``, ``.log``, optionally ``.gz``/``.zst``; no ``*.tmp``, ``_SUCCESS``...), unless
+`include` names them; an object named in full (the prefix is its key) is always read.
+What is left out is counted in `skipped`.
 """
 
 from __future__ import annotations
@@ -29,6 +34,7 @@ from tailrace.pipeline.sources.base import (
     SourceFile,
     SourceNotFoundError,
 )
+from tailrace.pipeline.sources.select import FileSelection, SkippedFiles
 
 DEFAULT_MAX_ATTEMPTS = 5
 READ_BUFFER_BYTES = 1 << 20
@@ -65,10 +71,14 @@ class S3Source:
         page_size: int | None = None,
         max_attempts: int = DEFAULT_MAX_ATTEMPTS,
         client: Any = None,
+        include: tuple[str, ...] = (),
+        exclude: tuple[str, ...] = (),
     ) -> None:
         self.bucket = bucket
         self.prefix = prefix
         self.page_size = page_size
+        self.selection = FileSelection(include, exclude)
+        self.skipped = SkippedFiles()
         self.client = client or _client(endpoint_url, region_name, max_attempts)
 
     @classmethod
@@ -92,6 +102,7 @@ class S3Source:
             Bucket=self.bucket, Prefix=self.prefix, PaginationConfig=paging
         )
         files: list[SourceFile] = []
+        self.skipped = SkippedFiles()
         try:
             for page in pages:
                 files.extend(
@@ -102,11 +113,21 @@ class S3Source:
                         item.get("ETag", "").strip('"') or None,
                     )
                     for item in page.get("Contents", ())
-                    if not item["Key"].endswith("/")
+                    if not item["Key"].endswith("/") and self._selected(item["Key"])
                 )
         except (BotoCoreError, ClientError) as exc:
             raise _source_error(exc, "list", self.url, self._endpoint) from None
         return sorted(files, key=lambda file: file.url)
+
+    def _selected(self, key: str) -> bool:
+        if key == self.prefix:
+            return True  # named in full
+        relative = key[len(self.prefix) :].lstrip("/")
+        reason = self.selection.reason(key.rsplit("/", 1)[-1], relative)
+        if reason is None:
+            return True
+        self.skipped.add(reason, relative)
+        return False
 
     def open(self, file: SourceFile, offset: int = 0) -> BinaryIO:
         if offset < 0:

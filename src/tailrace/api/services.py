@@ -1,6 +1,10 @@
 """What the routes use: the settings, the authenticator, the executor of the workers,
 and a pool of database handles (an engine `App` and a `JobStore` each), so that requests
-served on several threads never share a connection."""
+served on several threads never share a connection.
+
+Handles wait for the database the `PROMPT` way: with the database down, frozen or
+restarting, a request that needs it answers 503 (``unavailable``) in about two seconds
+rather than hanging, and the next request after it is back reconnects."""
 
 from __future__ import annotations
 
@@ -14,6 +18,7 @@ from typing import Annotated
 from fastapi import Depends, Request
 
 from ..engine.app import App
+from ..engine.store.postgres.connection import PROMPT
 from ..executors.base import Executor
 from ..executors.supervisor import JobSupervisor
 from ..pipeline.jobs import JobStore
@@ -22,7 +27,9 @@ from .config import ApiConfig
 from .errors import ApiError
 from .recent import Recent
 
-POOL_WAIT_S = 10.0
+# How long a request waits for a free handle: with the database frozen, every handle is
+# stuck for up to an operation's deadline, and a request must still answer in ~2 s.
+POOL_WAIT_S = 1.0
 
 
 @dataclass
@@ -72,18 +79,23 @@ class Services:
         except queue.Empty:
             pass
         with self._lock:
-            if self._opened < self.config.pool_size:
-                url = self.config.database_url
-                app = App(url, auto_migrate=False)
-                try:
-                    store = JobStore(url)  # connects now: counted only once it did
-                except BaseException:
-                    app.close()
-                    raise
-                handle = Handle(app, store)
-                self._opened += 1
+            opening = self._opened < self.config.pool_size
+            if opening:
+                self._opened += 1  # a slot taken now, connected outside the lock
+        if opening:
+            url = self.config.database_url
+            app = App(url, auto_migrate=False, connection_policy=PROMPT)
+            try:
+                store = JobStore(url, PROMPT)  # connects now: the slot is freed if it fails
+            except BaseException:
+                app.close()
+                with self._lock:
+                    self._opened -= 1
+                raise
+            handle = Handle(app, store)
+            with self._lock:
                 self._all.append(handle)
-                return handle
+            return handle
         try:
             return self._idle.get(timeout=POOL_WAIT_S)
         except queue.Empty:

@@ -23,9 +23,16 @@ VACUUM_EVERY_S = 10.0
 
 class Maintenance:
     def __init__(
-        self, app: App, store: Store, retention_s: float, prune_every_s: float = 60.0
+        self,
+        app: App,
+        store: Store,
+        retention_s: float,
+        prune_every_s: float = 60.0,
+        lease_grace_s: float = 0.0,
     ) -> None:
         self.app = app
+        # after an outage, live workers get this long to renew their leases before any reap
+        self.lease_grace_s = lease_grace_s
         self.store = store
         self.retention_s = retention_s
         self.prune_every_s = prune_every_s
@@ -47,7 +54,7 @@ class Maintenance:
                 log.info("vacuumed the job table")
 
     def reap(self) -> int:
-        reaped = self.store.leases_reap()
+        reaped = self.store.leases_reap(self.lease_grace_s)
         for job_id, state in reaped:
             log.warning(
                 "lease expired; job returned", extra={"job_id": job_id, "state": state.value}

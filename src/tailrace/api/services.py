@@ -10,11 +10,13 @@ from __future__ import annotations
 
 import queue
 import threading
+import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import Annotated
 
+import psycopg
 from fastapi import Depends, Request
 
 from ..engine.app import App
@@ -30,6 +32,8 @@ from .recent import Recent
 # How long a request waits for a free handle: with the database frozen, every handle is
 # stuck for up to an operation's deadline, and a request must still answer in ~2 s.
 POOL_WAIT_S = 1.0
+UNREACHABLE_FOR_S = 10.0
+UNAVAILABLE = "the database is unreachable; retry shortly"
 
 
 @dataclass
@@ -52,6 +56,7 @@ class Services:
         self._opened = 0
         self._all: list[Handle] = []
         self._lock = threading.Lock()
+        self._unreachable_at: float | None = None
 
     def start(self) -> None:
         with App(self.config.database_url) as app:
@@ -67,11 +72,25 @@ class Services:
 
     @contextmanager
     def db(self) -> Iterator[Handle]:
-        handle = self._checkout()
+        try:
+            handle = self._checkout()
+        except psycopg.OperationalError:  # could not connect a new handle
+            self._unreachable_at = time.monotonic()
+            raise
         try:
             yield handle
+        except psycopg.OperationalError:
+            self._unreachable_at = time.monotonic()
+            raise
+        else:
+            self._unreachable_at = None
         finally:
             self._idle.put(handle)
+
+    def _unreachable(self) -> bool:
+        """Did a request find the database unreachable lately (and none reach it since)?"""
+        at = self._unreachable_at
+        return at is not None and time.monotonic() - at < UNREACHABLE_FOR_S
 
     def _checkout(self) -> Handle:
         try:
@@ -99,6 +118,8 @@ class Services:
         try:
             return self._idle.get(timeout=POOL_WAIT_S)
         except queue.Empty:
+            if self._unreachable():  # the handles are busy waiting for a database that is gone
+                raise ApiError(503, "unavailable", UNAVAILABLE) from None
             raise ApiError(503, "busy", "every database connection is busy; retry") from None
 
 

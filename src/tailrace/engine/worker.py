@@ -36,6 +36,8 @@ from .tasks import JobContext, call_args
 from .threads import TaskThreads
 
 log = logging.getLogger("tailrace.worker")
+# After an outage (or a server restart) no lease is reaped for a lease plus this long.
+LEASE_GRACE_EXTRA_S = 10.0
 T = TypeVar("T")
 
 
@@ -121,7 +123,8 @@ class Worker:
             self._upkeep_store,
             self.options.retention_s,
             self.options.prune_every_s,
-            lease_grace_s=self.options.lease_s,
+            # long enough for a worker to reconnect and send its next heartbeat
+            lease_grace_s=self.options.lease_s + LEASE_GRACE_EXTRA_S,
         )
         for sig in (signal.SIGTERM, signal.SIGINT):
             try:

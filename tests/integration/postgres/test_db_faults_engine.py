@@ -110,3 +110,31 @@ def test_an_idle_worker_outlives_a_stop_and_start(
     assert h.ids() == [job_id]
     worker.send(signal.SIGTERM)
     assert worker.wait_exit(60) == 0, worker.tail()
+
+
+def test_an_outage_longer_than_the_lease_reruns_nothing(
+    harness: Harness,
+    pg_cluster: Cluster,  # noqa: F811
+) -> None:
+    """Every lease expires while the server is down; the live workers renew them when it is
+    back, before anyone reaps them: no job starts twice, every job finishes once."""
+    h = harness
+    total = 300
+    ids = h.app.enqueue_many([JobSpec("slow", 0.4) for _ in range(total)])
+    args = ("--concurrency", "8", "--lease", "2", "--poll", "0.2")
+    workers = [h.start_worker(*args) for _ in range(3)]
+    h.wait_started(*workers, timeout=60)
+    wait_until(lambda: len(h.ids("finished")) >= total // 4, 120, "a quarter of the jobs")
+    pg_cluster.stop()
+    time.sleep(6.0)  # the outage: three leases long
+    pg_cluster.start()
+    wait_until(
+        lambda: (_all_alive(h), _succeeded(h) == total)[1],
+        300,
+        lambda: f"every job to succeed ({h.counts()})\n{h.tails()}",
+    )
+    started, finished = h.ids("started"), h.ids("finished")
+    assert set(finished) == set(ids)
+    assert duplicates(started) == {}, "jobs started twice"
+    assert duplicates(finished) == {}
+    assert all(not j.errors for j in h.jobs(ids)), "a lease was reaped"

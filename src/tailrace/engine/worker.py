@@ -36,8 +36,6 @@ from .tasks import JobContext, call_args
 from .threads import TaskThreads
 
 log = logging.getLogger("tailrace.worker")
-# After an outage (or a server restart) no lease is reaped for a lease plus this long.
-LEASE_GRACE_EXTRA_S = 10.0
 T = TypeVar("T")
 
 
@@ -123,8 +121,7 @@ class Worker:
             self._upkeep_store,
             self.options.retention_s,
             self.options.prune_every_s,
-            # long enough for a worker to reconnect and send its next heartbeat
-            lease_grace_s=self.options.lease_s + LEASE_GRACE_EXTRA_S,
+            lease_s=self.options.lease_s,
         )
         for sig in (signal.SIGTERM, signal.SIGINT):
             try:

@@ -112,9 +112,11 @@ def test_an_idle_worker_outlives_a_stop_and_start(
     assert worker.wait_exit(60) == 0, worker.tail()
 
 
+@pytest.mark.parametrize("fault", ["stop", "freeze"])
 def test_an_outage_longer_than_the_lease_reruns_nothing(
     harness: Harness,
     pg_cluster: Cluster,  # noqa: F811
+    fault: str,
 ) -> None:
     """Every lease expires while the server is down; the live workers renew them when it is
     back, before anyone reaps them: no job starts twice, every job finishes once."""
@@ -125,9 +127,13 @@ def test_an_outage_longer_than_the_lease_reruns_nothing(
     workers = [h.start_worker(*args) for _ in range(3)]
     h.wait_started(*workers, timeout=60)
     wait_until(lambda: len(h.ids("finished")) >= total // 4, 120, "a quarter of the jobs")
-    pg_cluster.stop()
-    time.sleep(6.0)  # the outage: three leases long
-    pg_cluster.start()
+    if fault == "stop":
+        pg_cluster.stop()
+        time.sleep(6.0)  # the outage: three leases long
+        pg_cluster.start()
+    else:
+        with pg_cluster.frozen():
+            time.sleep(6.0)  # the freeze: three leases long
     wait_until(
         lambda: (_all_alive(h), _succeeded(h) == total)[1],
         300,

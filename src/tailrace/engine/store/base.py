@@ -59,9 +59,12 @@ class Store(Protocol):
         ...
 
     def jobs_release(self, worker_id: str, job_ids: Sequence[int]) -> int: ...
-    def leases_reap(self, grace_s: float = 0.0) -> list[tuple[int, JobState]]:
+    def leases_reap(
+        self, grace_s: float = 0.0, gap_s: float | None = None
+    ) -> list[tuple[int, JobState]]:
         """Return jobs whose lease expired; not within ``grace_s`` of an outage (this
-        store's, or the server's restart), so that their live workers renew first."""
+        store's, the server's restart, or, with ``gap_s``, a pass that found the server's
+        clock ``gap_s`` past the previous one: a freeze), so that live workers renew first."""
         ...
 
     def listener(self) -> Listener: ...

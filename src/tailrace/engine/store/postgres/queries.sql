@@ -112,15 +112,20 @@ WHERE id = ANY(%(ids)s::bigint[]) AND state = 'running' AND worker_id = %(worker
 
 -- name: leases_reap
 -- Not in the first grace_s after the server started: a lease that expired while it was
--- down belongs to a worker that is reconnecting now and will renew it.
+-- down belongs to a worker that is reconnecting now and will renew it. Nor when the server's
+-- clock moved more than gap_s since this reaper's last pass (last_seen): the server was
+-- frozen, or we were cut off, and so were the workers. The first row is the server's clock.
 WITH expired AS (
     SELECT id FROM tailrace_jobs
     WHERE state = 'running' AND lease_expires_at < now()
       AND pg_postmaster_start_time() < now() - make_interval(secs => %(grace_s)s::float8)
+      AND (%(last_seen)s::timestamptz IS NULL
+           OR now() < %(last_seen)s::timestamptz + make_interval(secs => %(gap_s)s::float8))
     ORDER BY lease_expires_at
     LIMIT 1000
     FOR UPDATE SKIP LOCKED
-)
+),
+reaped AS (
 UPDATE tailrace_jobs AS j
 SET state = CASE WHEN j.cancel_requested THEN 'cancelled'
                  WHEN j.attempts >= j.max_attempts THEN 'dead'
@@ -133,7 +138,11 @@ SET state = CASE WHEN j.cancel_requested THEN 'cancelled'
         'traceback', NULL))
 FROM expired
 WHERE j.id = expired.id
-RETURNING j.id, j.state;
+RETURNING j.id, j.state
+)
+SELECT now(), NULL::bigint, NULL::text
+UNION ALL
+SELECT now(), id, state FROM reaped;
 
 -- name: job_get
 SELECT id, task, args, queue, priority, state, attempts, max_attempts, run_at, created_at,

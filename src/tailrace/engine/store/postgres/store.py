@@ -52,6 +52,7 @@ class PostgresStore:
         self.url = url
         self.policy = policy
         self._db = Reconnecting(url, policy, "store", _setup)
+        self._reaped_at: datetime | None = None  # the server's clock at our last reap
 
     # -- connection -------------------------------------------------------------------------
 
@@ -331,17 +332,28 @@ class PostgresStore:
 
         return self._run(op)
 
-    def leases_reap(self, grace_s: float = 0.0) -> list[tuple[int, JobState]]:
+    def leases_reap(
+        self, grace_s: float = 0.0, gap_s: float | None = None
+    ) -> list[tuple[int, JobState]]:
         disrupted = self._db.disrupted_at
         if disrupted is not None and time.monotonic() - disrupted < grace_s:
             # We were cut off (or the server was frozen) moments ago: so were the workers
             # whose leases look expired. They renew first.
             return []
-        params = {"grace_s": grace_s}
+        params = {
+            "grace_s": grace_s,
+            "gap_s": gap_s or 0.0,
+            "last_seen": self._reaped_at if gap_s is not None else None,
+        }
         rows = self._run(lambda conn: conn.execute(Q["leases_reap"], params).fetchall())
-        if rows:
+        clock, reaped = rows[0][0], rows[1:]
+        if gap_s is not None and self._reaped_at is not None:
+            if (clock - self._reaped_at).total_seconds() >= gap_s:
+                self._db.disrupted_at = time.monotonic()  # nothing was reaped: see the SQL
+        self._reaped_at = clock
+        if reaped:
             self._run(lambda conn: conn.execute(Q["wake_workers"]))
-        return [(r[0], JobState(r[1])) for r in rows]
+        return [(r[1], JobState(r[2])) for r in reaped]
 
     def listener(self) -> PostgresListener:
         return PostgresListener(self.url, self.policy)

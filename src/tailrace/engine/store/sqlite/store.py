@@ -258,7 +258,9 @@ class SqliteStore:
                 },
             ).rowcount
 
-    def leases_reap(self, grace_s: float = 0.0) -> list[tuple[int, JobState]]:
+    def leases_reap(
+        self, grace_s: float = 0.0, gap_s: float | None = None
+    ) -> list[tuple[int, JobState]]:
         now = time.time()
         with self._write() as conn:
             rows = conn.execute(

@@ -29,6 +29,8 @@ from typing import Any, TypeVar
 import psycopg
 from psycopg.conninfo import conninfo_to_dict
 
+from ....errors import StoreClosedError
+
 log = logging.getLogger("tailrace.store.postgres")
 T = TypeVar("T")
 
@@ -234,8 +236,6 @@ class Reconnecting:
     def connection(self) -> psycopg.Connection[Any]:
         """The open connection (connecting now if there is none, without retrying)."""
         if self.closed:
-            from ....errors import StoreClosedError
-
             raise StoreClosedError("the store was closed")
         conn = self._conn
         if conn is None or conn.closed or conn.broken:

@@ -85,9 +85,9 @@ def test_workers_ride_out_a_restart_and_an_outage_and_run_every_job_once(
     assert counts == Counter({JobState.SUCCEEDED: JOBS}), counts
     # and they logged the outage, without a line per attempt
     for w in workers:
-        unreachable = w.logged("database unreachable; reconnecting")
+        unreachable = w.logged("database connection lost, reconnecting")
         assert unreachable, f"{w.name} never noticed the outage\n{w.tail()}"
-        assert len(unreachable) + len(w.logged("database still unreachable; reconnecting")) < 50
+        assert len(unreachable) + len(w.logged("database still unreachable, reconnecting")) < 50
 
 
 def test_an_idle_worker_outlives_a_stop_and_start(

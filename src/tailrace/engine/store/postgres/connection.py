@@ -173,7 +173,7 @@ class _Outage:
         self.attempts = 0
         self._next_log = self.started + LOG_EVERY_S
         log.warning(
-            "database unreachable; reconnecting",
+            "database connection lost, reconnecting",
             extra={"connection": what, "error": _first_line(error)},
         )
 
@@ -183,7 +183,7 @@ class _Outage:
         if now >= self._next_log:
             self._next_log = now + LOG_EVERY_S
             log.warning(
-                "database still unreachable; reconnecting",
+                "database still unreachable, reconnecting",
                 extra={
                     "connection": self.what,
                     "seconds": round(now - self.started, 1),

@@ -1,19 +1,26 @@
 """What the routes use: the settings, the authenticator, the executor of the workers,
 and a pool of database handles (an engine `App` and a `JobStore` each), so that requests
-served on several threads never share a connection."""
+served on several threads never share a connection.
+
+Handles wait for the database the `PROMPT` way: with the database down, frozen or
+restarting, a request that needs it answers 503 (``unavailable``) in about two seconds
+rather than hanging, and the next request after it is back reconnects."""
 
 from __future__ import annotations
 
 import queue
 import threading
+import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import Annotated
 
+import psycopg
 from fastapi import Depends, Request
 
 from ..engine.app import App
+from ..engine.store.postgres.connection import PROMPT
 from ..executors.base import Executor
 from ..executors.supervisor import JobSupervisor
 from ..pipeline.jobs import JobStore
@@ -22,7 +29,11 @@ from .config import ApiConfig
 from .errors import ApiError
 from .recent import Recent
 
-POOL_WAIT_S = 10.0
+# How long a request waits for a free handle: with the database frozen, every handle is
+# stuck for up to an operation's deadline, and a request must still answer in ~2 s.
+POOL_WAIT_S = 1.0
+UNREACHABLE_FOR_S = 10.0
+UNAVAILABLE = "the database is unreachable; retry shortly"
 
 
 @dataclass
@@ -45,6 +56,7 @@ class Services:
         self._opened = 0
         self._all: list[Handle] = []
         self._lock = threading.Lock()
+        self._unreachable_at: float | None = None
 
     def start(self) -> None:
         with App(self.config.database_url) as app:
@@ -60,11 +72,25 @@ class Services:
 
     @contextmanager
     def db(self) -> Iterator[Handle]:
-        handle = self._checkout()
+        try:
+            handle = self._checkout()
+        except psycopg.OperationalError:  # could not connect a new handle
+            self._unreachable_at = time.monotonic()
+            raise
         try:
             yield handle
+        except psycopg.OperationalError:
+            self._unreachable_at = time.monotonic()
+            raise
+        else:
+            self._unreachable_at = None
         finally:
             self._idle.put(handle)
+
+    def _unreachable(self) -> bool:
+        """Did a request find the database unreachable lately (and none reach it since)?"""
+        at = self._unreachable_at
+        return at is not None and time.monotonic() - at < UNREACHABLE_FOR_S
 
     def _checkout(self) -> Handle:
         try:
@@ -72,21 +98,28 @@ class Services:
         except queue.Empty:
             pass
         with self._lock:
-            if self._opened < self.config.pool_size:
-                url = self.config.database_url
-                app = App(url, auto_migrate=False)
-                try:
-                    store = JobStore(url)  # connects now: counted only once it did
-                except BaseException:
-                    app.close()
-                    raise
-                handle = Handle(app, store)
-                self._opened += 1
+            opening = self._opened < self.config.pool_size
+            if opening:
+                self._opened += 1  # a slot taken now, connected outside the lock
+        if opening:
+            url = self.config.database_url
+            app = App(url, auto_migrate=False, connection_policy=PROMPT)
+            try:
+                store = JobStore(url, PROMPT)  # connects now: the slot is freed if it fails
+            except BaseException:
+                app.close()
+                with self._lock:
+                    self._opened -= 1
+                raise
+            handle = Handle(app, store)
+            with self._lock:
                 self._all.append(handle)
-                return handle
+            return handle
         try:
             return self._idle.get(timeout=POOL_WAIT_S)
         except queue.Empty:
+            if self._unreachable():  # the handles are busy waiting for a database that is gone
+                raise ApiError(503, "unavailable", UNAVAILABLE) from None
             raise ApiError(503, "busy", "every database connection is busy; retry") from None
 
 

@@ -6,7 +6,7 @@ import time
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
-from typing import Any, TypeVar, overload
+from typing import TYPE_CHECKING, Any, TypeVar, overload
 
 import orjson
 
@@ -19,6 +19,9 @@ from .jobs import Job, JobFilter, NewJob, QueueInfo, QueueStats
 from .retry import RetryPolicy
 from .states import DEFAULT_MAX_ATTEMPTS, JobState, Priority
 from .store import Store, open_store
+
+if TYPE_CHECKING:
+    from .store.postgres.connection import ConnectionPolicy
 from .tasks import Task, make_task
 
 F = TypeVar("F", bound=Callable[..., Any])
@@ -65,6 +68,7 @@ class App:
         max_attempts: Mapping[Priority, int] | None = None,
         default_queue: str = "default",
         auto_migrate: bool = True,
+        connection_policy: ConnectionPolicy | None = None,
     ) -> None:
         self.database_url = resolve_database_url(database_url)
         self.priority_aging_s = priority_aging_s
@@ -77,6 +81,8 @@ class App:
         }
         self.default_queue = default_queue
         self.auto_migrate = auto_migrate
+        # how long `store` waits for PostgreSQL (a worker's own connections wait forever)
+        self.connection_policy = connection_policy
         self.tasks: dict[str, Task] = {}
         self.schedules: dict[str, Schedule] = {}
         self._store: Store | None = None
@@ -89,9 +95,10 @@ class App:
             self._store = self.open_store()
         return self._store
 
-    def open_store(self) -> Store:
-        """A new connection to the store (workers use several); migrates on first use."""
-        store = open_store(self.database_url)
+    def open_store(self, policy: ConnectionPolicy | None = None) -> Store:
+        """A new connection to the store (workers use several); migrates on first use.
+        ``policy``: how long it waits for a PostgreSQL server (default: this App's)."""
+        store = open_store(self.database_url, policy or self.connection_policy)
         if self.auto_migrate:
             store.migrate()
         return store

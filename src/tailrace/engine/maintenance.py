@@ -19,13 +19,24 @@ log = logging.getLogger("tailrace.maintenance")
 
 CRON_TICK_RETENTION_S = 7 * 86400.0
 VACUUM_EVERY_S = 10.0
+LEASE_GRACE_EXTRA_S = 10.0
 
 
 class Maintenance:
     def __init__(
-        self, app: App, store: Store, retention_s: float, prune_every_s: float = 60.0
+        self,
+        app: App,
+        store: Store,
+        retention_s: float,
+        prune_every_s: float = 60.0,
+        lease_s: float | None = None,
     ) -> None:
         self.app = app
+        # With the workers' lease: after an outage, live workers get a lease and 10 s to
+        # renew before any reap; a pass that finds the server's clock half a lease past the
+        # last one (a freeze: leases may have expired under their live workers) counts as one.
+        self.lease_grace_s = lease_s + LEASE_GRACE_EXTRA_S if lease_s is not None else 0.0
+        self.lease_gap_s = lease_s / 2 if lease_s is not None else None
         self.store = store
         self.retention_s = retention_s
         self.prune_every_s = prune_every_s
@@ -47,7 +58,7 @@ class Maintenance:
                 log.info("vacuumed the job table")
 
     def reap(self) -> int:
-        reaped = self.store.leases_reap()
+        reaped = self.store.leases_reap(self.lease_grace_s, self.lease_gap_s)
         for job_id, state in reaped:
             log.warning(
                 "lease expired; job returned", extra={"job_id": job_id, "state": state.value}

@@ -31,6 +31,7 @@ from .jobs import ClaimedJob, Outcome
 from .maintenance import Maintenance
 from .states import JobState, Priority
 from .store import Store
+from .store.postgres.connection import PATIENT
 from .tasks import JobContext, call_args
 from .threads import TaskThreads
 
@@ -106,14 +107,21 @@ class Worker:
         self._done_db = ThreadPoolExecutor(1, thread_name_prefix="tailrace-done")
         self._listen_db = ThreadPoolExecutor(1, thread_name_prefix="tailrace-listen")
         self._threads = TaskThreads(self._loop, self.options.concurrency, "tailrace-job")
-        self._claim_store: Store = await self._on(self._claim_db, self.app.open_store)
-        self._done_store: Store = await self._on(self._done_db, self.app.open_store)
+        # A worker waits out any database outage: its store calls reconnect for as long as
+        # it takes (and log while they do), they never give up and end the worker.
+        open_store = functools.partial(self.app.open_store, PATIENT)
+        self._claim_store: Store = await self._on(self._claim_db, open_store)
+        self._done_store: Store = await self._on(self._done_db, open_store)
         self._listener = await self._on(self._listen_db, self._claim_store.listener)
         # maintenance has its own connection: a vacuum must not hold up completions
         self._upkeep_db = ThreadPoolExecutor(1, thread_name_prefix="tailrace-upkeep")
-        self._upkeep_store: Store = await self._on(self._upkeep_db, self.app.open_store)
+        self._upkeep_store: Store = await self._on(self._upkeep_db, open_store)
         self._maintenance = Maintenance(
-            self.app, self._upkeep_store, self.options.retention_s, self.options.prune_every_s
+            self.app,
+            self._upkeep_store,
+            self.options.retention_s,
+            self.options.prune_every_s,
+            lease_s=self.options.lease_s,
         )
         for sig in (signal.SIGTERM, signal.SIGINT):
             try:
@@ -176,13 +184,18 @@ class Worker:
                     ids = [j.id for j in claimed]
                     await self._on(self._done_db, self._done_store.jobs_release, self.id, ids)
 
-    def _claim(self, want: int) -> list[ClaimedJob]:
+    def _held(self) -> list[int]:
+        """The jobs this worker holds (on the loop): running, or done and not yet written.
+        A claim retried after a lost connection takes back the others running under our id."""
+        return [*self._running, *(o.job_id for o in self._outcomes)]
+
+    def _claim(self, want: int, held: list[int]) -> list[ClaimedJob]:
         opts = self.options
         return self._claim_store.jobs_claim(
-            self.id, want, opts.lease_s, opts.queues, [int(p) for p in opts.priorities]
+            self.id, want, opts.lease_s, opts.queues, [int(p) for p in opts.priorities], held
         )
 
-    def _wait_then_claim(self, want: int) -> list[ClaimedJob]:
+    def _wait_then_claim(self, want: int, held: list[int]) -> list[ClaimedJob]:
         """On the listener's thread: sleep until jobs may be waiting, then claim at once.
 
         Claiming here rather than back on the loop saves two thread hand-offs between the
@@ -190,7 +203,7 @@ class Worker:
         claims too: delayed jobs and retries come due without one.
         """
         self._listener.wait(self.options.poll_s)
-        return [] if self._stopping else self._claim(want)
+        return [] if self._stopping else self._claim(want, held)
 
     async def _fetch_until_stopped(self) -> None:
         opts = self.options
@@ -201,7 +214,7 @@ class Worker:
                 await self._wake.wait()
                 continue
             want = min(free, opts.batch_size)
-            jobs = await self._on(self._claim_db, self._claim, want)
+            jobs = await self._on(self._claim_db, self._claim, want, self._held())
             for job in jobs:
                 self._start(job)
             if len(jobs) == want:
@@ -213,7 +226,7 @@ class Worker:
             # claims alone meanwhile; the claim connection is not used from here until then.
             want = min(opts.concurrency - len(self._running), opts.batch_size)
             self._listening = self._loop.run_in_executor(
-                self._listen_db, self._wait_then_claim, want
+                self._listen_db, self._wait_then_claim, want, self._held()
             )
             stopped: asyncio.Future[Any] = asyncio.ensure_future(self._stop_requested.wait())
             waits: list[asyncio.Future[Any]] = [self._listening, stopped]
@@ -234,6 +247,10 @@ class Worker:
         )
 
     def _start(self, job: ClaimedJob) -> None:
+        if job.id in self._running:
+            # reaped while we were cut off from the database, and claimed back by us: the run
+            # in hand goes on (its outcome is written under the new claim), not a second one
+            return
         ctx = JobContext(job.id, job.task, job.queue, job.attempt, job.max_attempts, self.id)
         run = _Running(job, ctx)
         self._running[job.id] = run

@@ -2,16 +2,23 @@
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 from ...errors import ConfigurationError
 from .base import Listener, Store
 
+if TYPE_CHECKING:
+    from .postgres.connection import ConnectionPolicy
 
-def open_store(url: str) -> Store:
-    """``postgresql://…`` (or ``postgres://``) or ``sqlite:///path``."""
+
+def open_store(url: str, policy: ConnectionPolicy | None = None) -> Store:
+    """``postgresql://…`` (or ``postgres://``) or ``sqlite:///path``. ``policy``: how long
+    a PostgreSQL store waits for its server (default: `connection.DEFAULT`)."""
     if url.startswith(("postgresql://", "postgres://")):
+        from .postgres.connection import DEFAULT
         from .postgres.store import PostgresStore
 
-        return PostgresStore(url)
+        return PostgresStore(url, policy or DEFAULT)
     if url.startswith("sqlite:"):
         from .sqlite.store import SqliteStore
 

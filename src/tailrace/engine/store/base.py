@@ -45,7 +45,12 @@ class Store(Protocol):
         lease_s: float,
         queues: Sequence[str] | None,
         priorities: Sequence[int],
-    ) -> list[ClaimedJob]: ...
+        held: Sequence[int] = (),
+    ) -> list[ClaimedJob]:
+        """Claim up to ``limit`` jobs. ``held``: the jobs this worker runs already; a claim
+        retried after a lost connection takes back any other job running under its id."""
+        ...
+
     def jobs_finish(self, worker_id: str, outcomes: Sequence[Outcome]) -> int: ...
     def lease_renew(
         self, worker_id: str, job_ids: Sequence[int], lease_s: float
@@ -54,7 +59,14 @@ class Store(Protocol):
         ...
 
     def jobs_release(self, worker_id: str, job_ids: Sequence[int]) -> int: ...
-    def leases_reap(self) -> list[tuple[int, JobState]]: ...
+    def leases_reap(
+        self, grace_s: float = 0.0, gap_s: float | None = None
+    ) -> list[tuple[int, JobState]]:
+        """Return jobs whose lease expired; not within ``grace_s`` of an outage (this
+        store's, the server's restart, or, with ``gap_s``, a pass that found the server's
+        clock ``gap_s`` past the previous one: a freeze), so that live workers renew first."""
+        ...
+
     def listener(self) -> Listener: ...
 
     # inspection and operations

@@ -6,13 +6,14 @@ from __future__ import annotations
 
 import re
 import threading
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from datetime import UTC, datetime
-from typing import Any
+from typing import Any, TypeVar
 
 import orjson
 
+from tailrace.engine.store.postgres.connection import PATIENT, ConnectionPolicy, Reconnecting
 from tailrace.engine.store.queries import load_queries
 from tailrace.errors import TailraceError
 from tailrace.pipeline.jobs.model import (
@@ -34,6 +35,7 @@ _PG_QUERIES = load_queries("tailrace.pipeline.jobs")
 _SQLITE_QUERIES = {name: re.sub(r"%\((\w+)\)s", r":\1", sql) for name, sql in _PG_QUERIES.items()}
 
 
+T = TypeVar("T")
 _INGEST_LOCK = 0x7A11_16E5  # serialises the claims of overlapping `tailrace ingest` runs
 
 
@@ -47,17 +49,22 @@ class ReprocessingJobNotFoundError(TailraceError):
 
 
 class JobStore:
-    """Reads and writes reprocessing jobs; every method is one short transaction."""
+    """Reads and writes reprocessing jobs; every method is one short transaction.
 
-    def __init__(self, database_url: str) -> None:
+    On PostgreSQL, a store that has connected once waits out later outages for as long as
+    ``policy`` says (default: forever, for workers and the CLI that watch a job): a
+    method whose connection drops reconnects and runs again. The admin service passes
+    `PROMPT`. Connecting at construction is tried once: an unreachable database is an error.
+    """
+
+    def __init__(self, database_url: str, policy: ConnectionPolicy = PATIENT) -> None:
         self.url = database_url
         self._postgres = database_url.startswith(("postgresql://", "postgres://"))
         self._lock = threading.Lock()
         self._conn: Any
         if self._postgres:
-            import psycopg
-
-            self._conn = psycopg.connect(database_url, autocommit=True)
+            self._db = Reconnecting(database_url, policy, "reprocessing jobs")
+            self._conn = self._db.connection()
             self._q = _PG_QUERIES
         else:
             from tailrace.engine.store.sqlite.store import _connect, path_from_url
@@ -72,7 +79,10 @@ class JobStore:
 
     def close(self) -> None:
         with self._lock:
-            self._conn.close()
+            if self._postgres:
+                self._db.close()
+            else:
+                self._conn.close()
 
     def __enter__(self) -> JobStore:
         return self
@@ -90,14 +100,18 @@ class JobStore:
         return orjson.dumps(value).decode()
 
     def _live(self) -> Any:
-        """The connection, opened again if the server dropped it (a restart, a failover):
-        the operation that found it broken failed, the next one works."""
-        if self._postgres and (self._conn.closed or self._conn.broken):
-            import psycopg
-
-            self._conn.close()
-            self._conn = psycopg.connect(self.url, autocommit=True)
+        """The connection, opened again if the server dropped it (a restart, a failover)."""
+        if self._postgres:
+            self._conn = self._db.connection()
         return self._conn
+
+    def _retried(self, op: Callable[[Any], T]) -> T:
+        """``op(connection)``, run again on a new connection if the old one was lost (on
+        PostgreSQL; see `Reconnecting.run`). ``op`` must be safe to repeat."""
+        if not self._postgres:
+            return op(self._conn)
+        with self._lock:
+            return self._db.run(op)
 
     @contextmanager
     def _tx(self) -> Iterator[Any]:
@@ -116,14 +130,23 @@ class JobStore:
             self._conn.execute("COMMIT")
 
     def _all(self, name: str, **params: Any) -> list[tuple[Any, ...]]:
+        if self._postgres:
+            return self._retried(lambda c: list(c.execute(self._q[name], params).fetchall()))
         with self._lock:
-            return list(self._live().execute(self._q[name], params).fetchall())
+            return list(self._conn.execute(self._q[name], params).fetchall())
 
     def _one(self, name: str, **params: Any) -> tuple[Any, ...] | None:
         rows = self._all(name, **params)
         return rows[0] if rows else None
 
     def _exec(self, name: str, **params: Any) -> int:
+        if self._postgres:
+
+            def op(conn: Any) -> int:
+                with conn.transaction():
+                    return int(conn.execute(self._q[name], params).rowcount)
+
+            return self._retried(op)
         with self._tx() as conn:
             return int(conn.execute(self._q[name], params).rowcount)
 

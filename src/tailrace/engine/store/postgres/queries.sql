@@ -37,6 +37,9 @@ WHERE queue = %(queue)s AND state IN ('pending', 'failed', 'running');
 -- name: ids_reserve
 SELECT array_agg(nextval('tailrace_jobs_id_seq')) FROM generate_series(1, %(n)s);
 
+-- name: ids_present
+SELECT count(*) FROM tailrace_jobs WHERE id = ANY(%(ids)s::bigint[]);
+
 -- name: jobs_copy
 COPY tailrace_jobs (id, args, queue, task, priority, run_at, sort_at, max_attempts, timeout_s)
 FROM STDIN;
@@ -71,6 +74,13 @@ FROM picked, relaxed
 WHERE j.id = picked.id
 RETURNING j.id, j.task, j.args, j.queue, j.priority, j.attempts, j.max_attempts, j.timeout_s;
 
+-- name: jobs_adopt
+-- After a lost connection: the jobs a claim gave this worker before its reply was lost.
+UPDATE tailrace_jobs
+SET lease_expires_at = now() + make_interval(secs => %(lease_s)s::float8)
+WHERE state = 'running' AND worker_id = %(worker_id)s AND id <> ALL(%(held)s::bigint[])
+RETURNING id, task, args, queue, priority, attempts, max_attempts, timeout_s;
+
 -- name: jobs_succeed
 UPDATE tailrace_jobs
 SET state = 'succeeded', finished_at = now(), lease_expires_at = NULL
@@ -101,13 +111,21 @@ SET state = 'pending', attempts = greatest(attempts - 1, 0), started_at = NULL, 
 WHERE id = ANY(%(ids)s::bigint[]) AND state = 'running' AND worker_id = %(worker_id)s;
 
 -- name: leases_reap
+-- Not in the first grace_s after the server started: a lease that expired while it was
+-- down belongs to a worker that is reconnecting now and will renew it. Nor when the server's
+-- clock moved more than gap_s since this reaper's last pass (last_seen): the server was
+-- frozen, or we were cut off, and so were the workers. The first row is the server's clock.
 WITH expired AS (
     SELECT id FROM tailrace_jobs
     WHERE state = 'running' AND lease_expires_at < now()
+      AND pg_postmaster_start_time() < now() - make_interval(secs => %(grace_s)s::float8)
+      AND (%(last_seen)s::timestamptz IS NULL
+           OR now() < %(last_seen)s::timestamptz + make_interval(secs => %(gap_s)s::float8))
     ORDER BY lease_expires_at
     LIMIT 1000
     FOR UPDATE SKIP LOCKED
-)
+),
+reaped AS (
 UPDATE tailrace_jobs AS j
 SET state = CASE WHEN j.cancel_requested THEN 'cancelled'
                  WHEN j.attempts >= j.max_attempts THEN 'dead'
@@ -120,7 +138,11 @@ SET state = CASE WHEN j.cancel_requested THEN 'cancelled'
         'traceback', NULL))
 FROM expired
 WHERE j.id = expired.id
-RETURNING j.id, j.state;
+RETURNING j.id, j.state
+)
+SELECT now(), NULL::bigint, NULL::text
+UNION ALL
+SELECT now(), id, state FROM reaped;
 
 -- name: job_get
 SELECT id, task, args, queue, priority, state, attempts, max_attempts, run_at, created_at,

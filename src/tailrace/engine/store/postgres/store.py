@@ -13,23 +13,21 @@ import orjson
 import psycopg
 from psycopg.types.json import set_json_loads
 
-from ....errors import JobNotFoundError, QueueFullError, StoreClosedError
+from ....errors import JobNotFoundError, QueueFullError
 from ...jobs import ClaimedJob, Job, JobFilter, NewJob, Outcome, QueueInfo, QueueStats
 from ...states import JobState, Priority
 from ..queries import load_migrations, load_queries
 from ..rows import as_stored, claimed_from_row, filter_params, job_from_row
+from .connection import DEFAULT, ConnectionPolicy, Reconnecting, connect
 
 log = logging.getLogger("tailrace.store.postgres")
 Q = load_queries(__package__ or "tailrace.engine.store.postgres")
 T = TypeVar("T")
 
-# How long an operation keeps trying to reconnect before giving up (a restart or failover).
-RECONNECT_FOR_S = 60.0
 _MIGRATE_LOCK = 0x7A11_7ACE
 
 
-def _connect(url: str) -> psycopg.Connection[Any]:
-    conn = psycopg.connect(url, autocommit=True)
+def _setup(conn: psycopg.Connection[Any]) -> None:
     # Claims must walk the claim index in order and stop after `limit` rows. Right after a
     # large enqueue, before autovacuum has analysed the table, or with a generic plan that
     # cannot know which queues are paused, the planner prefers a bitmap scan plus a sort of
@@ -38,52 +36,36 @@ def _connect(url: str) -> psycopg.Connection[Any]:
     conn.execute("SET enable_sort = off")
     conn.execute("SET enable_bitmapscan = off")
     set_json_loads(orjson.loads, conn)
+
+
+def _connect(url: str, policy: ConnectionPolicy = DEFAULT) -> psycopg.Connection[Any]:
+    conn = connect(url, policy)
+    _setup(conn)
     return conn
 
 
 class PostgresStore:
-    """One connection, reconnected transparently when it breaks."""
+    """One connection, reconnected transparently when it breaks: an operation waits out a
+    restart or an outage for as long as ``policy`` says (workers: forever)."""
 
-    def __init__(self, url: str) -> None:
+    def __init__(self, url: str, policy: ConnectionPolicy = DEFAULT) -> None:
         self.url = url
-        self._conn: psycopg.Connection[Any] | None = None
-        self._closed = False
+        self.policy = policy
+        self._db = Reconnecting(url, policy, "store", _setup)
+        self._reaped_at: datetime | None = None  # the server's clock at our last reap
 
     # -- connection -------------------------------------------------------------------------
-
-    def _connection(self) -> psycopg.Connection[Any]:
-        if self._closed:
-            raise StoreClosedError("the store was closed")
-        if self._conn is None or self._conn.closed or self._conn.broken:
-            if self._conn is not None:
-                self._conn.close()
-            self._conn = _connect(self.url)
-        return self._conn
 
     def _run(self, op: Callable[[psycopg.Connection[Any]], T]) -> T:
         """Run ``op``; if the connection dies under it, reconnect and run it again.
 
-        Every operation here is safe to repeat: a claim whose reply was lost leaves jobs
-        running under this worker's id until their lease expires and the reaper returns them.
+        Every operation here is safe to repeat: a claim whose reply was lost is adopted by
+        the retry (``jobs_claim``), a completion written twice changes nothing the second time.
         """
-        deadline = time.monotonic() + RECONNECT_FOR_S
-        delay = 0.05
-        while True:
-            conn = self._connection()
-            try:
-                return op(conn)
-            except psycopg.OperationalError as exc:
-                if not (conn.closed or conn.broken) or time.monotonic() > deadline:
-                    raise
-                log.warning("database connection lost, reconnecting", extra={"error": str(exc)})
-                time.sleep(delay)
-                delay = min(delay * 2, 2.0)
+        return self._db.run(op)
 
     def close(self) -> None:
-        self._closed = True
-        if self._conn is not None:
-            self._conn.close()
-            self._conn = None
+        self._db.close()
 
     # -- schema -----------------------------------------------------------------------------
 
@@ -134,26 +116,48 @@ class PostgresStore:
             with connection.transaction():
                 return self._insert(connection, jobs)
 
+        copy_ids: list[int] | None = None
+
         def op(conn: psycopg.Connection[Any]) -> list[int]:
+            nonlocal copy_ids
             if len(jobs) == 1 and jobs[0].dedup_key is None:
                 row = conn.execute(Q["job_insert_uncapped"], self._params(jobs[0])).fetchone()
                 if row is not None:
                     return [row[0]]
+            plain = sum(1 for j in jobs if j.dedup_key is None)
+            if plain > 16 and copy_ids is None:
+                # reserved before the transaction, so that a retry after a lost commit can
+                # tell that the batch is in (jobs with a dedup key are found again by it)
+                copy_ids = self._reserve(conn, plain)
+            elif copy_ids:
+                found = conn.execute(Q["ids_present"], {"ids": copy_ids[:1]}).fetchone()
+                if found and found[0]:
+                    with conn.transaction():
+                        return self._insert(conn, jobs, copy_ids, copied=True)
             with conn.transaction():
-                return self._insert(conn, jobs)
+                return self._insert(conn, jobs, copy_ids)
 
         return self._run(op)
 
-    def _insert(self, conn: psycopg.Connection[Any], jobs: Sequence[NewJob]) -> list[int]:
-        for queue in sorted({j.queue for j in jobs}):  # sorted: a fixed lock order
-            self._check_capacity(conn, queue, sum(1 for j in jobs if j.queue == queue))
+    def _insert(
+        self,
+        conn: psycopg.Connection[Any],
+        jobs: Sequence[NewJob],
+        copy_ids: list[int] | None = None,
+        copied: bool = False,
+    ) -> list[int]:
         plain = [j for j in jobs if j.dedup_key is None]
+        if not copied:
+            for queue in sorted({j.queue for j in jobs}):  # sorted: a fixed lock order
+                self._check_capacity(conn, queue, sum(1 for j in jobs if j.queue == queue))
         ids: dict[int, int] = {}
         if len(plain) > 16:
+            if copy_ids is None:
+                copy_ids = self._reserve(conn, len(plain))
+            if not copied:
+                self._copy(conn, plain, copy_ids)
             for index, job_id in zip(
-                (i for i, j in enumerate(jobs) if j.dedup_key is None),
-                self._copy(conn, plain),
-                strict=True,
+                (i for i, j in enumerate(jobs) if j.dedup_key is None), copy_ids, strict=True
             ):
                 ids[index] = job_id
         for index, job in enumerate(jobs):
@@ -196,10 +200,13 @@ class PostgresStore:
         if depth + adding > row[0]:
             raise QueueFullError(queue, row[0], depth)
 
-    def _copy(self, conn: psycopg.Connection[Any], jobs: Sequence[NewJob]) -> list[int]:
-        row = conn.execute(Q["ids_reserve"], {"n": len(jobs)}).fetchone()
+    def _reserve(self, conn: psycopg.Connection[Any], n: int) -> list[int]:
+        row = conn.execute(Q["ids_reserve"], {"n": n}).fetchone()
         assert row is not None
         ids: list[int] = row[0]
+        return ids
+
+    def _copy(self, conn: psycopg.Connection[Any], jobs: Sequence[NewJob], ids: list[int]) -> None:
         # COPY's text format written by hand: rows of one batch share every column but the
         # id and the arguments, so the rest of the line is formatted once per template.
         tails: dict[tuple[Any, ...], str] = {}
@@ -233,7 +240,6 @@ class PostgresStore:
                     copy.write("".join(lines))
                     lines.clear()
             copy.write("".join(lines))
-        return ids
 
     # -- working ----------------------------------------------------------------------------
 
@@ -244,6 +250,7 @@ class PostgresStore:
         lease_s: float,
         queues: Sequence[str] | None,
         priorities: Sequence[int],
+        held: Sequence[int] = (),
     ) -> list[ClaimedJob]:
         params = {
             "worker_id": worker_id,
@@ -252,7 +259,30 @@ class PostgresStore:
             "queues": list(queues) if queues else None,
             "priorities": [int(p) for p in priorities],
         }
-        rows = self._run(lambda conn: conn.execute(Q["jobs_claim"], params).fetchall())
+        tries = 0
+
+        def op(conn: psycopg.Connection[Any]) -> list[Any]:
+            nonlocal tries
+            tries += 1
+            if tries == 1:
+                return conn.execute(Q["jobs_claim"], params).fetchall()
+            # The connection dropped under an earlier try, which may have claimed jobs and
+            # committed before its reply was lost. They are ours: take them back (the jobs
+            # running under our id that the worker does not hold), then claim the rest.
+            adopted = conn.execute(
+                Q["jobs_adopt"], {"worker_id": worker_id, "held": list(held), "lease_s": lease_s}
+            ).fetchall()
+            if adopted:
+                log.warning(
+                    "adopted jobs claimed before the connection was lost",
+                    extra={"worker_id": worker_id, "job_ids": [r[0] for r in adopted]},
+                )
+            if len(adopted) >= limit:
+                return adopted
+            more = conn.execute(Q["jobs_claim"], {**params, "limit": limit - len(adopted)})
+            return adopted + more.fetchall()
+
+        rows = self._run(op)
         return sorted((claimed_from_row(r, as_stored) for r in rows), key=lambda j: j.id)
 
     def jobs_finish(self, worker_id: str, outcomes: Sequence[Outcome]) -> int:
@@ -302,14 +332,31 @@ class PostgresStore:
 
         return self._run(op)
 
-    def leases_reap(self) -> list[tuple[int, JobState]]:
-        rows = self._run(lambda conn: conn.execute(Q["leases_reap"]).fetchall())
-        if rows:
+    def leases_reap(
+        self, grace_s: float = 0.0, gap_s: float | None = None
+    ) -> list[tuple[int, JobState]]:
+        disrupted = self._db.disrupted_at
+        if disrupted is not None and time.monotonic() - disrupted < grace_s:
+            # We were cut off (or the server was frozen) moments ago: so were the workers
+            # whose leases look expired. They renew first.
+            return []
+        params = {
+            "grace_s": grace_s,
+            "gap_s": gap_s or 0.0,
+            "last_seen": self._reaped_at if gap_s is not None else None,
+        }
+        rows = self._run(lambda conn: conn.execute(Q["leases_reap"], params).fetchall())
+        clock, reaped = rows[0][0], rows[1:]
+        if gap_s is not None and self._reaped_at is not None:
+            if (clock - self._reaped_at).total_seconds() >= gap_s:
+                self._db.disrupted_at = time.monotonic()  # nothing was reaped: see the SQL
+        self._reaped_at = clock
+        if reaped:
             self._run(lambda conn: conn.execute(Q["wake_workers"]))
-        return [(r[0], JobState(r[1])) for r in rows]
+        return [(r[1], JobState(r[2])) for r in reaped]
 
     def listener(self) -> PostgresListener:
-        return PostgresListener(self.url)
+        return PostgresListener(self.url, self.policy)
 
     # -- inspection and operations ----------------------------------------------------------
 
@@ -423,13 +470,14 @@ def _copy_escape(value: str) -> str:
 class PostgresListener:
     """LISTEN on its own connection; reconnects when the connection drops."""
 
-    def __init__(self, url: str) -> None:
+    def __init__(self, url: str, policy: ConnectionPolicy = DEFAULT) -> None:
         self.url = url
+        self.policy = policy
         self._conn: psycopg.Connection[Any] | None = None
 
     def _connection(self) -> psycopg.Connection[Any]:
         if self._conn is None or self._conn.closed or self._conn.broken:
-            self._conn = _connect(self.url)
+            self._conn = _connect(self.url, self.policy)
             self._conn.execute("LISTEN tailrace_jobs")
         return self._conn
 

@@ -189,6 +189,7 @@ class SqliteStore:
         lease_s: float,
         queues: Sequence[str] | None,
         priorities: Sequence[int],
+        held: Sequence[int] = (),  # nothing to adopt: a local file loses no replies
     ) -> list[ClaimedJob]:
         params = {
             "worker_id": worker_id,
@@ -257,7 +258,9 @@ class SqliteStore:
                 },
             ).rowcount
 
-    def leases_reap(self) -> list[tuple[int, JobState]]:
+    def leases_reap(
+        self, grace_s: float = 0.0, gap_s: float | None = None
+    ) -> list[tuple[int, JobState]]:
         now = time.time()
         with self._write() as conn:
             rows = conn.execute(

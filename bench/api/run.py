@@ -148,7 +148,8 @@ def wrk(
     if script and lua is None:
         Path(script[1]).unlink()
     rate = float(re.search(r"Requests/sec:\s+([\d.]+)", out).group(1))  # type: ignore[union-attr]
-    latency = {p: _ms(v) for p, v in re.findall(r"^\s+(50|75|90|99)%\s+(\S+)\s*$", out, re.MULTILINE)}
+    found = re.findall(r"^\s+(50|75|90|99)%\s+(\S+)\s*$", out, re.MULTILINE)
+    latency = {p: _ms(v) for p, v in found}
     if "99" not in latency:
         raise RuntimeError(f"wrk gave no latency distribution:\n{out}")
     errors = re.search(r"Non-2xx or 3xx responses: (\d+)", out)

@@ -67,15 +67,19 @@ class Gate:
         send = _with_security_headers(send)
         headers = Headers(scope=scope)
         auth = self.services.auth
-        cookies = cookie_parser(headers["cookie"]) if "cookie" in headers else {}
-        if SESSION_COOKIE in cookies and auth.revocations.stale():
-            try:
-                await run_in_threadpool(auth.revocations.refresh)
-            except Exception as exc:  # the list of ended sessions is out of reach: fail closed
-                log.warning("ended sessions unreadable", extra={"error": type(exc).__name__})
-                await _answer(send, 503, "unavailable", "the database is unreachable; retry")
-                return
-        if not self._open(scope["path"]):
+        path = scope["path"]
+        gated = not self._open(path)
+        cookies: dict[str, str] = {}
+        if gated or path == "/" or path.startswith("/ui/"):  # where a session is checked
+            cookies = cookie_parser(headers["cookie"]) if "cookie" in headers else {}
+            if SESSION_COOKIE in cookies and auth.revocations.stale():
+                try:
+                    await run_in_threadpool(auth.revocations.refresh)
+                except Exception as exc:  # the ended sessions are out of reach: fail closed
+                    log.warning("ended sessions unreadable", extra={"error": type(exc).__name__})
+                    await _answer(send, 503, "unavailable", "the database is unreachable; retry")
+                    return
+        if gated:
             refused = auth.refusal(scope["method"], headers, cookies)
             if refused is not None:
                 extra = [(b"www-authenticate", b"Bearer")] if refused.status == 401 else []

@@ -11,7 +11,7 @@ import subprocess
 import sys
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -76,7 +76,7 @@ def server(api_env: Path, pg_url: str) -> Iterator[Server]:
         stop_process(started.process, 10)
 
 
-def _raw_request(port: int, head: str, body_chunks: Iterator[bytes] = iter(())) -> bytes:
+def _raw_request(port: int, head: str, body_chunks: Iterable[bytes] = ()) -> bytes:
     """Send a request head and body over a plain socket; return whatever the server
     answered. Sending stops quietly when the server closes its end (it answered early)."""
     with socket.create_connection(("127.0.0.1", port), timeout=30) as sock:
@@ -270,9 +270,7 @@ def test_logout_ends_the_session_for_good(server: Server, api_env: Path, pg_url:
     again = _start(api_env, pg_url, api_env / "serve-2.log")
     try:
         assert httpx.get(f"{again.base}/api/admin/queues", cookies=session).status_code == 401
-        assert (
-            httpx.get(f"{again.base}/api/admin/queues", cookies=other_session).status_code == 200
-        )
+        assert httpx.get(f"{again.base}/api/admin/queues", cookies=other_session).status_code == 200
     finally:
         stop_process(again.process, 10)
 
@@ -281,9 +279,7 @@ def test_the_openapi_document_needs_a_token_as_documented(server: Server) -> Non
     refused = httpx.get(f"{server.base}/openapi.json")
     assert refused.status_code == 401
     assert refused.json()["error"]["code"] == "unauthorized"
-    served = httpx.get(
-        f"{server.base}/openapi.json", headers={"Authorization": f"Bearer {TOKEN}"}
-    )
+    served = httpx.get(f"{server.base}/openapi.json", headers={"Authorization": f"Bearer {TOKEN}"})
     assert served.status_code == 200 and "/api/admin/queues" in served.json()["paths"]
     assert httpx.get(f"{server.base}/healthz").status_code == 200
     assert httpx.get(f"{server.base}/readyz").status_code == 200

@@ -123,16 +123,17 @@ def wrk(
     which caps the offered rate near connections * 1000 / pause_ms (wrk's latency figures
     leave the pause out)."""
     script: list[str] = []
+    paused: Path | None = None
     if lua is not None:
         script = ["-s", str(lua)]
     elif pause_ms is not None:
-        lua = HERE / f".pause-{os.getpid()}.lua"
-        lua.write_text(f"function delay()\n  return {pause_ms}\nend\n")
-        script = ["-s", str(lua)]
+        paused = HERE / f".pause-{os.getpid()}-{threading.get_ident()}.lua"
+        paused.write_text(f"function delay()\n  return {pause_ms}\nend\n")
+        script = ["-s", str(paused)]
     out = subprocess.run(
         [
             "wrk",
-            "-t2",
+            "-t2" if connections > 1 else "-t1",
             f"-c{connections}",
             f"-d{seconds}s",
             "--latency",
@@ -145,8 +146,8 @@ def wrk(
         capture_output=True,
         text=True,
     ).stdout
-    if script and lua is None:
-        Path(script[1]).unlink()
+    if paused is not None:
+        paused.unlink()
     rate = float(re.search(r"Requests/sec:\s+([\d.]+)", out).group(1))  # type: ignore[union-attr]
     found = re.findall(r"^\s+(50|75|90|99)%\s+(\S+)\s*$", out, re.MULTILINE)
     latency = {p: _ms(v) for p, v in found}
@@ -339,11 +340,20 @@ def main() -> None:
             )
         )
         lua = poll_script(job_id, args.poll_pause_ms)
+        # the raw limit under the same load: /healthz, paced like one poller, at the same time
+        probe: dict[str, Any] = {}
+        prober = threading.Thread(
+            target=lambda: probe.update(
+                wrk(f"{base}/healthz", token, args.mixed_seconds, 1, args.poll_pause_ms)
+            )
+        )
         starters.start()
+        prober.start()
         polled = wrk(status_url, token, args.mixed_seconds, args.pollers, lua=lua)
         starters.join()
+        prober.join()
         lua.unlink()
-        mixed = {"poll": polled, "start": found}
+        mixed = {"poll": polled, "start": found, "healthz": probe}
         written = json.loads(updater.communicate(timeout=60)[0])
         live = httpx.get(status_url, headers={"Authorization": f"Bearer {token}"}).json()
         load_at_end = load_average()
@@ -356,7 +366,7 @@ def main() -> None:
             conn.execute(f"DROP SCHEMA {schema} CASCADE")
         shutil.rmtree(work, ignore_errors=True)
 
-    poll, start = mixed["poll"], mixed["start"]
+    poll, start, probe_ = mixed["poll"], mixed["start"], mixed["healthz"]
     mixed_met = poll["p99_ms"] < 50 and start["p99_ms"] < 250
     result: dict[str, Any] = {
         "date": datetime.now(UTC).isoformat(timespec="seconds"),
@@ -377,6 +387,7 @@ def main() -> None:
             "start_pause_s": args.start_pause_s,
             "poll": {k: v for k, v in poll.items() if k != "wrk"},
             "start": start,
+            "healthz": {k: v for k, v in mixed["healthz"].items() if k != "wrk"},
             "target": {"poll_p99_ms": 50, "start_p99_ms": 250},
             "met": mixed_met,
         },
@@ -421,6 +432,10 @@ keep writing.
 {poll["requests_per_second"]:,} | {poll["p50_ms"]} ms | {poll["p99_ms"]} ms | {poll["non_2xx"]} |
 | jobs started | {start["started"]} | {start["started"] / args.mixed_seconds:.1f} | \
 {start["p50_ms"]} ms | {start["p99_ms"]} ms | {start["errors"]} |
+| raw limit at the same time: `GET /healthz`, one client paced like a poller | \
+{round(probe_["requests_per_second"] * args.mixed_seconds):,} | \
+{probe_["requests_per_second"]:,} | {probe_["p50_ms"]} ms | {probe_["p99_ms"]} ms | \
+{probe_["non_2xx"]} |
 
 Target on a quiet machine: status p99 under 50 ms, start p99 under 250 ms — \
 **{"met" if mixed_met else "not met"}** in this run.

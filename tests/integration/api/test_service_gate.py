@@ -18,6 +18,7 @@ from pathlib import Path
 import httpx
 import orjson
 import pytest
+from fastapi.testclient import TestClient
 
 from tailrace.api.auth import Authenticator
 from tests.services import free_port, stop_process
@@ -312,3 +313,20 @@ def test_secrets_in_urls_never_reach_the_log(server: Server) -> None:
         assert secret not in text, text
     assert "token=[redacted]" in text and "api_key=[redacted]" in text
     assert "x=1" in text  # what is not a secret stays readable
+
+
+def test_the_workers_the_service_starts_run_nicer_than_it(
+    client: TestClient, samples: list[object], api_env: Path
+) -> None:
+    """On a shared machine the service's answers must not queue behind its own workers."""
+    started = client.post(
+        "/api/admin/reprocessing/jobs",
+        json={"path": str(api_env / "logs"), "sink": "null:", "max_workers": 2},
+    )
+    assert started.status_code == 201, started.text
+    supervisor = client.app.state.services.executor  # type: ignore[attr-defined]
+    executor = supervisor._executors[started.json()["id"]]
+    mine = os.getpriority(os.PRIO_PROCESS, 0)
+    for pid in executor.pids.values():
+        # a worker takes far longer to import than this takes to ask (a zombie answers too)
+        assert os.getpriority(os.PRIO_PROCESS, pid) == min(19, mine + 10)

@@ -1,3 +1,0 @@
-function delay()
-  return 12
-end

@@ -330,3 +330,30 @@ def test_the_workers_the_service_starts_run_nicer_than_it(
     for pid in executor.pids.values():
         # a worker takes far longer to import than this takes to ask (a zombie answers too)
         assert os.getpriority(os.PRIO_PROCESS, pid) == min(19, mine + 10)
+
+
+def test_an_ended_session_is_refused_by_every_process_on_either_store(
+    database_url: str,
+) -> None:
+    """Two authenticators on one database stand for two server processes (or a restart)."""
+    from tailrace.api.sessions import Revocations
+    from tailrace.engine.app import App
+
+    with App(database_url) as app:
+        app.store.migrate()
+    first = Authenticator((TOKEN,), 3600, Revocations(database_url, refresh_s=0))
+    second = Authenticator((TOKEN,), 3600, Revocations(database_url, refresh_s=0))
+    try:
+        ended, _ = first.open_session(0)
+        kept, _ = first.open_session(0)
+        second.revocations.refresh()
+        assert second.session_valid(ended) and second.session_valid(kept)
+        first.end_session(ended)
+        assert not first.session_valid(ended)  # at once where it ended
+        assert second.session_valid(ended)  # the other has not looked yet
+        second.revocations.refresh()
+        assert not second.session_valid(ended)
+        assert second.session_valid(kept)
+    finally:
+        first.revocations.close()
+        second.revocations.close()

@@ -6,43 +6,28 @@ from __future__ import annotations
 
 import gc
 import logging
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
-from fastapi import FastAPI, Request, Response
+from fastapi import FastAPI
 from fastapi.staticfiles import StaticFiles
 
 from . import errors
 from .config import ApiConfig
+from .gate import Gate
 from .metrics import registry
 from .routes import engine, health, reprocessing, streams, ui
 from .routes.ui import STATIC_DIR
 from .services import Services
+from .sessions import Revocations
 
 log = logging.getLogger("tailrace.api")
-
-
-# The pages load only their own scripts and styles, and call only this origin.
-_CSP = (
-    "default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self' data:; "
-    "connect-src 'self'; frame-ancestors 'none'; form-action 'self'; base-uri 'none'"
-)
-
-
-async def _security_headers(
-    request: Request, call_next: Callable[[Request], Awaitable[Response]]
-) -> Response:
-    response = await call_next(request)
-    response.headers["X-Content-Type-Options"] = "nosniff"
-    response.headers["Referrer-Policy"] = "same-origin"
-    if response.headers.get("content-type", "").startswith("text/html"):
-        response.headers["Content-Security-Policy"] = _CSP
-    return response
 
 
 def create_app(config: ApiConfig | None = None) -> FastAPI:
     config = config or ApiConfig.from_environment()
     svc = Services(config)
+    svc.auth.revocations = Revocations(config.database_url)
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
@@ -56,6 +41,7 @@ def create_app(config: ApiConfig | None = None) -> FastAPI:
             yield
         finally:
             svc.close()
+            svc.auth.revocations.close()
 
     app = FastAPI(
         title="tailrace admin",
@@ -63,12 +49,14 @@ def create_app(config: ApiConfig | None = None) -> FastAPI:
         description="Reprocessing jobs, queues and metrics of a tailrace installation.",
         lifespan=lifespan,
         # Swagger UI and ReDoc load their scripts from a CDN; the service must work offline.
-        # The document itself is at /openapi.json.
+        # The document itself is at /openapi.json, behind the token like every other
+        # endpoint (the UI does not read it).
         docs_url=None,
         redoc_url=None,
     )
     app.state.services = svc
-    app.middleware("http")(_security_headers)
+    # outermost: the token is checked, and the body capped, before anything reads it
+    app.add_middleware(Gate, services=svc, max_body_bytes=config.max_body_bytes)
     app.state.metrics = registry(svc.db)
     errors.install(app)
     app.include_router(health.router)

@@ -14,6 +14,9 @@ from .recent import DEFAULT_TTL_S
 
 TOKEN_FILE = "api-token"
 SESSION_TTL_S = 12 * 3600
+# The JSON API's requests are small (the largest, a job with its filters, is a few KiB):
+# a cap far above them that still bounds what any client can make the service hold.
+MAX_BODY_BYTES = 1 << 20
 
 
 @dataclass(frozen=True)
@@ -34,6 +37,7 @@ class ApiConfig:
     cookie_secure: bool = False  # Secure cookies over plain HTTP too (TLS ends at a proxy)
     kafka_bootstrap_servers: str | None = None
     stream_consumers: tuple[tuple[str, str], ...] = ()  # (group, topic) whose lag is shown
+    max_body_bytes: int = MAX_BODY_BYTES  # larger request bodies get 413
 
     @classmethod
     def from_environment(cls, database: str | None = None) -> ApiConfig:
@@ -66,6 +70,7 @@ class ApiConfig:
             allow_sink_urls=_flag("TAILRACE_API_ALLOW_SINK_URLS"),
             cookie_secure=_flag("TAILRACE_COOKIE_SECURE"),
             stream_consumers=_consumers(os.environ.get("TAILRACE_STREAM_CONSUMERS", "")),
+            max_body_bytes=_positive_int("TAILRACE_API_MAX_BODY_BYTES", MAX_BODY_BYTES),
         )
 
 
@@ -107,6 +112,15 @@ def _generated_token(path: Path) -> str:
     with os.fdopen(fd, "w") as f:
         f.write(token + "\n")
     return token
+
+
+def _positive_int(name: str, default: int) -> int:
+    raw = os.environ.get(name, "").strip()
+    if not raw:
+        return default
+    if not raw.isdigit() or int(raw) < 1:
+        raise ConfigurationError(f"{name}={raw!r}: expected a positive whole number")
+    return int(raw)
 
 
 def _flag(name: str) -> bool:

@@ -11,17 +11,29 @@ from ..settings import database_url, redact_url
 
 
 def _log_config(level: str) -> dict[str, Any]:
-    """uvicorn's own logs (startup, access) as JSON lines, like the rest of tailrace."""
+    """uvicorn's own logs (startup, access) and tailrace's as JSON lines, each through the
+    filter that takes secrets out (a ``?token=`` in an access line, a URL's password)."""
     formatter = {"()": "tailrace.observability.logs.JsonFormatter"}
-    handler = {"class": "logging.StreamHandler", "formatter": "json", "stream": "ext://sys.stderr"}
+    handler = {
+        "class": "logging.StreamHandler",
+        "formatter": "json",
+        "stream": "ext://sys.stderr",
+        "filters": ["trace", "redact"],
+    }
     return {
         "version": 1,
         "disable_existing_loggers": False,
         "formatters": {"json": formatter},
+        "filters": {
+            "trace": {"()": "tailrace.observability.tracing.TraceLogFilter"},
+            "redact": {"()": "tailrace.api.redaction.RedactSecrets"},
+        },
         "handlers": {"default": handler},
+        # every server process configures its logging from this (``--processes`` spawns
+        # fresh interpreters), tailrace's own loggers included
         "loggers": {
             name: {"handlers": ["default"], "level": level.upper(), "propagate": False}
-            for name in ("uvicorn", "uvicorn.error", "uvicorn.access")
+            for name in ("uvicorn", "uvicorn.error", "uvicorn.access", "tailrace")
         },
     }
 

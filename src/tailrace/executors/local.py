@@ -38,6 +38,7 @@ class LocalExecutor:
     log_dir: Path
     max_restarts: int = 5
     env: dict[str, str] = field(default_factory=dict)
+    nice: int = 0  # how much lower than this process's the workers' CPU priority is
     _children: dict[int, _Child] = field(default_factory=dict)
 
     def start(self) -> None:
@@ -71,6 +72,11 @@ class LocalExecutor:
             stderr=subprocess.STDOUT,
             stdin=subprocess.DEVNULL,
         )
+        if self.nice:
+            try:
+                os.setpriority(os.PRIO_PROCESS, process.pid, os.nice(0) + self.nice)
+            except OSError:  # it exited already, or the platform refuses: it runs as it is
+                pass
         self._children[index] = _Child(index, process, log_file, restarts)
 
     @property

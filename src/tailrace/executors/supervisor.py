@@ -6,6 +6,7 @@ progress bar."""
 from __future__ import annotations
 
 import logging
+import os
 import signal
 import threading
 from collections.abc import Callable
@@ -19,12 +20,21 @@ from .logs import WorkerLog, read_job_logs
 log = logging.getLogger("tailrace.executor")
 
 _STOPPED = "stopped with the admin service that ran its workers; resume it to continue"
+# The workers run this much nicer than the service (TAILRACE_WORKER_NICE): on a machine they
+# keep busy, the service's answers (a dashboard polling a job) do not queue behind them
+# (bench/api/run.py: the mixed run's status latency fell several-fold with it).
+WORKER_NICE = 10
 
 
 class JobSupervisor:
-    def __init__(self, database_url: str, poll_s: float = 0.25) -> None:
+    def __init__(
+        self, database_url: str, poll_s: float = 0.25, worker_nice: int | None = None
+    ) -> None:
         self.database_url = database_url
         self.poll_s = poll_s
+        if worker_nice is None:
+            worker_nice = int(os.environ.get("TAILRACE_WORKER_NICE") or WORKER_NICE)
+        self.worker_nice = worker_nice
         self._executors: dict[str, LocalExecutor] = {}
         self._lock = threading.Lock()
         self._stopping = threading.Event()
@@ -54,7 +64,11 @@ class JobSupervisor:
         if previous is not None:  # resumed while the last workers still wind down
             previous.close()
         executor = LocalExecutor(
-            self.database_url, job.id, job.total_workers, log_dir=worker_log_dir(job.id)
+            self.database_url,
+            job.id,
+            job.total_workers,
+            log_dir=worker_log_dir(job.id),
+            nice=self.worker_nice,
         )
         executor.start()
         self._executors[job.id] = executor
@@ -76,21 +90,24 @@ class JobSupervisor:
     def poll(self) -> None:
         assert self._store is not None, "start() first"
         with self._lock:
-            for job_id, executor in list(self._executors.items()):
-                try:
-                    finished = self._store.job_status(job_id).finished
+            watched = list(self._executors.items())
+        for job_id, executor in watched:
+            try:
+                # read without the lock: launch() (an API request starting a job) waits
+                # for it, and with many jobs running these reads took most of each round
+                finished = self._store.job_status(job_id).finished
+                with self._lock:
+                    if self._executors.get(job_id) is not executor:
+                        continue  # resumed meanwhile: its new workers are seen next round
                     if executor.poll(job_finished=finished):
                         continue
                     executor.close()
                     del self._executors[job_id]
                     job = settle_job(self._store, job_id)
-                    log.info(
-                        "job settled",
-                        extra={"job_id": job_id, "status": str(job.status)},
-                    )
-                except Exception:
-                    # one job's trouble (a database hiccup) must not stop the others' care
-                    log.exception("supervising a job failed", extra={"job_id": job_id})
+                log.info("job settled", extra={"job_id": job_id, "status": str(job.status)})
+            except Exception:
+                # one job's trouble (a database hiccup) must not stop the others' care
+                log.exception("supervising a job failed", extra={"job_id": job_id})
 
     def stop(self, timeout: float = 10.0) -> None:
         """Stop supervising: workers get SIGTERM (they checkpoint and release their

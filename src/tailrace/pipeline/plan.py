@@ -130,7 +130,11 @@ def create_job(
     """Store a job for `files` and enqueue one task per file: largest first, or in the
     order given (ingestion goes in chronological order)."""
     job_id = job_id or new_job_id()
-    app.store.migrate()  # the job tables come with the engine's migrations
+    # The job tables come with the engine's migrations. An App opened without auto_migrate
+    # has an owner that ran them (the admin service, at start); migrating again here made
+    # each job start wait for the lock that every starting worker takes to migrate.
+    if app.auto_migrate:
+        app.store.migrate()
     workers = worker_count(files, config.max_workers)
     store.job_create(job_id, config, files, workers, checkpoint_keys)
     _enqueue(app, job_id, [(i, f.size) for i, f in enumerate(files)], largest_first)

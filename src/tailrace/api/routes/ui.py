@@ -53,7 +53,8 @@ def login(
 
 
 @router.post("/logout")
-def logout() -> Response:
+def logout(request: Request, svc: Svc) -> Response:
+    svc.auth.end_session(request.cookies.get(SESSION_COOKIE))  # refused from now on
     response = RedirectResponse("/login", status_code=303)
     response.delete_cookie(SESSION_COOKIE)
     response.delete_cookie(CSRF_COOKIE)

@@ -21,6 +21,14 @@ from tailrace.pipeline.sources import SourceFile
 
 DEFAULT_MAX_ATTEMPTS = 3
 DEFAULT_STALE_AFTER_S = 600.0
+# A live run says so this often (`processed_touch`); a file counts as left by a dead run only
+# after several of those were missed, or a run still reading it would lose it to another.
+HEARTBEAT_S = 10.0
+MIN_STALE_AFTER_S = 6 * HEARTBEAT_S
+
+
+class StaleAfterTooShortError(ValueError):
+    """`stale_after_s` below `MIN_STALE_AFTER_S`: live runs' files would be taken again."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -44,6 +52,15 @@ def checkpoint_key(file: ProcessedFile) -> str:
     return f"ingest:{file.bucket}/{file.key}@{file.version}"
 
 
+def check_stale_after(stale_after_s: float) -> None:
+    if stale_after_s < MIN_STALE_AFTER_S:
+        raise StaleAfterTooShortError(
+            f"stale-after {stale_after_s:g} s is too short: a run says it is alive every"
+            f" {HEARTBEAT_S:g} s, so a file would be taken from a run still reading it;"
+            f" use at least {MIN_STALE_AFTER_S:g} s"
+        )
+
+
 def start_ingest(
     app: App,
     store: JobStore,
@@ -54,6 +71,7 @@ def start_ingest(
     limit: int = 10_000,
 ) -> IngestRun:
     """Claim this run's files and plan their job (not started yet)."""
+    check_stale_after(stale_after_s)
     check_config(config)
     app.store.migrate()
     listed = {identity(f): f for f in source_for(config).list_files()}

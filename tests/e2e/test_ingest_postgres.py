@@ -16,8 +16,10 @@ import orjson
 import psycopg
 import pytest
 
-from tailrace.pipeline.jobs import JobStore
+from tailrace import App
+from tailrace.pipeline.jobs import JobConfig, JobStore
 from tailrace.pipeline.jobs.model import IngestStatus
+from tailrace.pipeline.plan import create_job, source_for
 
 from .reprocess_support import run_cli, start_cli, stop_cli, summary, worker_pids
 from .support import wait_until
@@ -168,3 +170,50 @@ def test_ingest_into_postgres_survives_random_sigkills(pg_url: str, tmp_path: Pa
     assert table_counts(pg_url) == (len(oracle), len(oracle))  # none lost, none twice
     with JobStore(pg_url) as store:
         assert {r.status for r in store.processed_files()} == {IngestStatus.COMPLETED}
+
+
+@pytest.mark.slow
+def test_a_worker_that_lost_its_file_to_another_writes_nothing(pg_url: str, tmp_path: Path) -> None:
+    """Two real workers on one file: the first stops (SIGSTOP: a paused VM, a long GC) until
+    its lease runs out and the second resumes the file; woken, the first must not commit."""
+    logs = tmp_path / "logs"
+    write_file(logs / "big.json.gz", range(150_000))
+    oracle = distinct_ids(logs)
+    config = JobConfig(
+        source=str(logs), sink=f"{pg_url}&table=logs", max_workers=2, checkpoint_s=0.2
+    )
+    with App(pg_url) as app, JobStore(pg_url) as store:
+        job = create_job(app, store, config, source_for(config).list_files())
+    first = start_cli(["worker", "--job", job.id, "--index", "0"], pg_url, tmp_path)
+    second: subprocess.Popen[str] | None = None
+    try:
+        wait_until(lambda: _generation(pg_url) == 1 and _rows(pg_url) > 0, 60, "no rows")
+        first.send_signal(signal.SIGSTOP)
+        second = start_cli(["worker", "--job", job.id, "--index", "1"], pg_url, tmp_path)
+        # the second claims the file once the first's lease ran out
+        wait_until(lambda: _generation(pg_url) >= 2, 90, "the file never changed hands")
+        first.send_signal(signal.SIGCONT)
+        _, first_log = first.communicate(timeout=120)
+        second.communicate(timeout=300)
+    finally:
+        first.send_signal(signal.SIGCONT)
+        stop_cli(first)
+        if second is not None:
+            stop_cli(second)
+    assert table_counts(pg_url) == (len(oracle), len(oracle))  # none lost, none twice
+    assert "lost the claim" in first_log
+
+
+def _generation(url: str) -> int:
+    try:
+        with psycopg.connect(url) as conn:
+            row = conn.execute("SELECT max(generation) FROM tailrace_sink_checkpoints").fetchone()
+    except psycopg.errors.UndefinedTable:
+        return 0
+    return int(row[0]) if row and row[0] is not None else 0
+
+
+def _rows(url: str) -> int:
+    with psycopg.connect(url) as conn:
+        row = conn.execute("SELECT count(*) FROM logs").fetchone()
+    return int(row[0]) if row else 0

@@ -5,8 +5,16 @@ ETag (S3) or size (local files). A run, under a lock that serialises overlapping
 records what is new as PENDING and claims, oldest first, what is PENDING, FAILED with
 attempts left, or PROCESSING under a run that stopped saying it is alive. The claimed files
 become one reprocessing job, in chronological order; a file's sink checkpoint is keyed by
-its version, so a retried file resumes where the last run stopped (exactly once into
-PostgreSQL).
+its version (and, in PostgreSQL, by the target table), so a retried file resumes where the
+last run stopped. A new version of a file (re-uploaded, fixed) is loaded again: the
+PostgreSQL sink stores only its records not stored before, and counts the others as skipped
+duplicates. A file's outcome in the record is its reprocessing file status: COMPLETED only
+when its job's file is, else FAILED with the file's error.
+
+A run touches its files every `HEARTBEAT_S`; another run takes a PROCESSING file only after
+`stale_after_s` without a touch, which must be at least `MIN_STALE_AFTER_S`. Should it take a
+file still being read anyway (a run paused longer than that), the PostgreSQL sink's claim
+stops the first run's worker from committing anything more for that file.
 """
 
 from __future__ import annotations

@@ -162,3 +162,28 @@ def test_a_worker_that_lost_its_claim_writes_nothing(url: str, size: int) -> Non
     with PostgresSink(url, "logs") as sink:
         back = sink.committed("f")
     assert back is not None and back.counters["sent"] == size
+
+
+def test_past_what_it_keeps_a_conflict_fails_the_flush_and_the_file_resumes_checking(
+    url: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from tailrace.pipeline.sinks import postgres
+
+    monkeypatch.setattr(postgres, "RETAIN_BYTES", 1_000)  # keeps almost nothing to replay
+    stored = [event(n) for n in range(STREAM_ROWS * 2)]
+    load(url, "logs", "old", stored)
+    with PostgresSink(url, "logs") as sink:
+        assert sink.committed("new") is None
+        sink.write([event(n) for n in range(-5, 0)])
+        sink.flush(mark("new", 5, 5))  # new records: straight in
+        sink.write(stored)
+        with pytest.raises(SinkError, match="resumes from its last mark, checking each record"):
+            sink.flush(mark("new", 5 + len(stored), 5 + len(stored)))
+    with PostgresSink(url, "logs") as resumed:
+        back = resumed.committed("new")
+        assert back == mark("new", 5, 5)
+        resumed.flush(back)  # a mark alone, in the checking mode
+        resumed.write([*stored, event(10**6)])
+        resumed.flush(mark("new", 6 + len(stored), 6 + len(stored)))
+        assert resumed.take_skipped() == {DUPLICATE_RECORD: len(stored)}
+    assert one(url, "SELECT count(*) FROM logs") == len(stored) + 6

@@ -1,33 +1,46 @@
-"""The PostgreSQL sink: events COPY'd into a table, each file's checkpoint in the same transaction.
+"""The PostgreSQL sink: each record stored once, each file's checkpoint in the same transaction.
 
-`flush(mark)` ends one transaction: COPY the events written since the last flush, upsert the
-mark into ``tailrace_sink_checkpoints`` (beside the table, in the same schema), commit. The
+`flush(mark)` ends one transaction: COPY the events written since the last flush, update the
+mark in ``tailrace_sink_checkpoints`` (beside the table, in the same schema), commit. The
 events and the mark land together or not at all, so a worker resuming from `committed()`
-writes nothing twice. Once `committed(key)` has named the file being written (a worker asks
+sends nothing twice. Once `committed(key)` has named the file being written (a worker asks
 it at each file's start), events stream into the transaction's COPY as they are written, so
 the server parses them while the worker reads on; without it they wait in memory for
-`flush()`. A failed flush keeps them, so no later mark can pass over them; events streamed
-for a file that stops without its final flush are rolled back at `close()` (the file resumes
-from its mark).
+`flush()`. Events streamed for a file that stops without its final flush are rolled back at
+`close()` (the file resumes from its mark).
 
-Mappings (the table and the checkpoint table are created if missing; no indexes, each one
-slows COPY down: add those your queries need):
+Written once, whatever resends them (a re-uploaded or fixed file, a file of an overlapping
+run): every record has an id (below) under a unique index. The COPY goes straight into the
+table; when it meets an id already stored, its transaction is rolled back and sent again
+through a temporary staging table and ``INSERT ... ON CONFLICT DO NOTHING``. Records found
+stored are not sent: `take_skipped()` hands them over as ``duplicate record`` and the mark's
+counters say so (``sent`` counts only rows inserted).
+
+Checkpoints belong to the target: their key is the table's ``"schema"."table"`` and the
+file's key. Whoever (re)starts a file claims it (`committed()` bumps the row's generation),
+and a flush commits only under the claim it holds: a worker that lost its file to another
+(its lease ran out while it was paused) rolls back and raises "lost the claim".
+
+Mappings (the table and the checkpoint table are created if missing, with no index but the
+record id's: each one slows COPY down, add those your queries need; a table an earlier
+version created without that index gets it, or is refused with the statements that fix it):
 
 - ``log`` (default): the ``Log`` entity of reference 003, camelCase fields as snake_case
-  columns: id, timestamp, level, method, url, query, headers, context, message,
-  auth_user_id, pid, hostname, remote_address, remote_port, processing_time_ms, cache_hit,
-  document_count, last_updated, params, raw_data, created_at (``updatedAt`` is left out:
-  rows are never updated). ``req.*`` fields come from the nested request. ``id`` is
-  ``req.id`` as text, else the event's message id (`write`'s `keys`), else
-  ``"<file key>:<n>"`` for the n-th event of the file committed with a mark (the count lives
-  in the checkpoint row, so a resumed file continues it and a re-sent event would show up as
-  a repeated id), else NULL. ``level`` holds pino's name for its numbers (30 -> ``info``),
-  any other value as text. ``timestamp`` falls back to pino's ``time`` and ``message`` to
-  ``msg``. Timestamps are ISO 8601 strings (naive means UTC) or epoch milliseconds. A value
-  of the wrong type becomes NULL (numeric strings and ``"true"``/``"false"`` are coerced),
-  a non-string in a text column its JSON text; ``raw_data`` always holds the whole event.
-- ``raw``: ``id bigserial, raw text, created_at``: the original bytes, unparsed. ``text``
-  rather than ``jsonb``: byte-exact, and COPY into it runs 2-3x faster (the server parses
+  columns: id (the primary key), timestamp, level, method, url, query, headers, context,
+  message, auth_user_id, pid, hostname, remote_address, remote_port, processing_time_ms,
+  cache_hit, document_count, last_updated, params, raw_data, created_at (``updatedAt`` is
+  left out: rows are never updated). ``req.*`` fields come from the nested request. ``id``, the
+  record id, is ``req.id`` as text (reference 003's id: two records with one ``req.id`` are
+  one record), else the event's message id (`write`'s `keys`), else ``md5:`` and the MD5 of
+  the event's bytes (the same record in any file has the same id). ``level`` holds pino's
+  name for its numbers (30 -> ``info``), any other value as text. ``timestamp`` falls back
+  to pino's ``time`` and ``message`` to ``msg``. Timestamps are ISO 8601 strings (naive
+  means UTC) or epoch milliseconds. A value of the wrong type becomes NULL (numeric strings
+  and ``"true"``/``"false"`` are coerced), a non-string in a text column its JSON text;
+  ``raw_data`` always holds the whole event.
+- ``raw``: ``id bigserial, record_id text UNIQUE, raw text, created_at``: the original
+  bytes, unparsed; ``record_id`` is ``md5:`` and their MD5. ``text`` rather than ``jsonb``:
+  byte-exact, and COPY into it runs 2-3x faster (the server parses
   every ``jsonb`` value); cast with ``raw::jsonb`` to query it.
 - `PostgresDeadLetterSink`: dead-letter records in typed columns (file, line, offset, reason,
   data, encoding, size, truncated, recorded_at), at least once.
@@ -761,7 +774,7 @@ class _CopySink(SinkBase):
         streamed = self._streamed
         cursor = self._cursor or self._conn.cursor()
         try:
-            inserted = self._insert(cursor) if self._dedup else streamed
+            inserted = self._insert(cursor) if self._dedup and streamed else streamed
             duplicates = streamed - inserted
             if mark is not None:
                 self._store_mark(cursor, mark, inserted, duplicates)

@@ -92,11 +92,18 @@ def run_cli(
     )
 
 
+def _pythonpath() -> str:
+    """The repository (for ``tests.…`` imports) and this tree's sources: a bare REPO_ROOT
+    would let the CLI import whatever tailrace is installed instead of the code under test."""
+    paths = [os.environ.get("PYTHONPATH", ""), str(REPO_ROOT), str(REPO_ROOT / "src")]
+    return os.pathsep.join(p for p in paths if p)
+
+
 def start_cli(args: list[str], database_url: str, cwd: Path) -> subprocess.Popen[str]:
     return subprocess.Popen(
         [*CLI, *args],
         cwd=cwd,
-        env={**os.environ, "TAILRACE_DATABASE_URL": database_url, "PYTHONPATH": str(REPO_ROOT)},
+        env={**os.environ, "TAILRACE_DATABASE_URL": database_url, "PYTHONPATH": _pythonpath()},
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
         text=True,

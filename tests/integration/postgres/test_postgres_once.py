@@ -187,3 +187,21 @@ def test_past_what_it_keeps_a_conflict_fails_the_flush_and_the_file_resumes_chec
         resumed.flush(mark("new", 6 + len(stored), 6 + len(stored)))
         assert resumed.take_skipped() == {DUPLICATE_RECORD: len(stored)}
     assert one(url, "SELECT count(*) FROM logs") == len(stored) + 6
+
+
+def test_a_checkpoint_table_of_an_earlier_version_gets_the_claim_columns(url: str) -> None:
+    with psycopg.connect(url) as conn:  # as earlier versions created it, with an old mark
+        conn.execute(
+            "CREATE TABLE tailrace_sink_checkpoints (key text PRIMARY KEY, line bigint NOT NULL,"
+            " \"offset\" bigint NOT NULL, counters jsonb NOT NULL DEFAULT '{}',"
+            " events bigint NOT NULL DEFAULT 0, updated_at timestamptz NOT NULL DEFAULT now())"
+        )
+        conn.execute(
+            "INSERT INTO tailrace_sink_checkpoints (key, line, \"offset\") VALUES ('f', 9, 9)"
+        )
+    # the old mark names no table: the file starts again, and the records it had stored are
+    # found, not stored twice
+    load(url, "logs", "f", [event(n) for n in range(5)])
+    again, skipped = load(url, "logs", "f", [event(n) for n in range(5)])
+    assert again is not None and again.counters["sent"] == 0 and skipped == 5
+    assert one(url, "SELECT count(*) FROM logs") == 5

@@ -10,8 +10,9 @@ Sections (targets from issue 3):
 - workers: `tailrace reprocess --workers 2` against `--workers 1` (>= 1.7x).
 - kafka: `tailrace reprocess` into Tansu, no filter, broker-acknowledged events only, against
   a bare confluent-kafka produce loop of the same decompressed lines (>= 80%).
-- postgres: `tailrace reprocess` into PostgreSQL with the reference-003 log mapping, against a
-  raw psycopg COPY of the same rows (>= 80%).
+- postgres: `tailrace reprocess` into PostgreSQL with the reference-003 log mapping (each
+  record once: a primary key on the record id), against a raw psycopg COPY of the same rows
+  into a table of the same shape (>= 90%). The load average is recorded with it.
 - memory: the worker's peak RSS on a 2 GiB file (< 200 MB).
 """
 
@@ -347,6 +348,7 @@ def postgres_section(workdir: Path) -> dict[str, Any]:
         for table in ("bench_raw_copy", "bench_tailrace"):
             conn.execute(f"DROP TABLE IF EXISTS {table}")
     PostgresSink(dsn, "bench_raw_copy").close()  # creates the table, as the sink makes it
+    load_before = os.getloadavg()
     raw = raw_copy_per_s(dsn, "bench_raw_copy", raws)
     summary = reprocess(
         [str(directory), "--sink", f"{dsn}?table=bench_tailrace", "--workers", "1"], workdir
@@ -363,7 +365,9 @@ def postgres_section(workdir: Path) -> dict[str, Any]:
         "raw_copy_rows_per_s": raw,
         "tailrace_events_per_s": ours,
         "ratio": ours / raw,
-        "target_ratio": 0.8,
+        "target_ratio": 0.9,
+        "load_average_before": load_before,
+        "load_average_after": os.getloadavg(),
     }
 
 
@@ -406,8 +410,18 @@ def report(results: dict[str, Any]) -> str:
         lines.append(
             "| into PostgreSQL, reference-003 mapping (rows/s) "
             f"| {p['tailrace_events_per_s']:,.0f} "
-            f"| raw psycopg COPY {p['raw_copy_rows_per_s']:,.0f} | {p['ratio']:.2f} | >= 0.80 |"
+            f"| raw psycopg COPY {p['raw_copy_rows_per_s']:,.0f} | {p['ratio']:.2f} | >= 0.90 |"
         )
+    if "postgres" in results and "load_average_before" in results["postgres"]:
+        p = results["postgres"]
+        note = (
+            "PostgreSQL row: 1-minute load average {:.1f} before, {:.1f} after (2 cores,"
+            " shared with other sessions)".format(
+                p["load_average_before"][0], p["load_average_after"][0]
+            )
+        )
+    else:
+        note = ""
     if "memory" in results:
         m = results["memory"]
         lines.append(
@@ -421,6 +435,8 @@ def report(results: dict[str, Any]) -> str:
         "this process, taking turns, on CPU time, best of `--runs` each.",
         "Raw limits run on the same files in the same run. See README.md for what each does.",
     ]
+    if note:
+        lines += ["", note + "."]
     return "\n".join(lines) + "\n"
 
 

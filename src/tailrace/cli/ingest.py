@@ -13,6 +13,10 @@ from ..engine.app import App
 from ..pipeline.ingest import (
     DEFAULT_MAX_ATTEMPTS,
     DEFAULT_STALE_AFTER_S,
+    HEARTBEAT_S,
+    MIN_STALE_AFTER_S,
+    StaleAfterTooShortError,
+    check_stale_after,
     finish_ingest,
     start_ingest,
 )
@@ -22,7 +26,7 @@ from ..settings import database_url
 from .context import echo_json
 from .reprocess import run_job
 
-TOUCH_EVERY_S = 10.0
+TOUCH_EVERY_S = HEARTBEAT_S
 
 
 @click.command()
@@ -41,7 +45,8 @@ TOUCH_EVERY_S = 10.0
     "stale_after_s",
     default=DEFAULT_STALE_AFTER_S,
     show_default=True,
-    help="Seconds after which a file left PROCESSING by a dead run is taken again.",
+    help="Seconds after which a file left PROCESSING by a dead run is taken again"
+    f" (at least {MIN_STALE_AFTER_S:g}: a live run says so every {HEARTBEAT_S:g} s).",
 )
 @click.option("--s3-endpoint-url", envvar="AWS_ENDPOINT_URL", help="For MinIO and other S3 stores.")
 @click.option(
@@ -66,6 +71,10 @@ def ingest(
     as_json: bool,
 ) -> None:
     """Load the files at SOURCE that no run has completed yet, oldest first."""
+    try:
+        check_stale_after(stale_after_s)
+    except StaleAfterTooShortError as exc:
+        raise click.BadParameter(str(exc), param_hint="--stale-after") from None
     if table:
         if parse_sink_url(sink).kind is not SinkKind.POSTGRESQL:
             raise click.BadParameter("--table is for postgresql:// sinks", param_hint="--table")

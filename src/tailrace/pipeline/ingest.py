@@ -5,8 +5,16 @@ ETag (S3) or size (local files). A run, under a lock that serialises overlapping
 records what is new as PENDING and claims, oldest first, what is PENDING, FAILED with
 attempts left, or PROCESSING under a run that stopped saying it is alive. The claimed files
 become one reprocessing job, in chronological order; a file's sink checkpoint is keyed by
-its version, so a retried file resumes where the last run stopped (exactly once into
-PostgreSQL).
+its version (and, in PostgreSQL, by the target table), so a retried file resumes where the
+last run stopped. A new version of a file (re-uploaded, fixed) is loaded again: the
+PostgreSQL sink stores only its records not stored before, and counts the others as skipped
+duplicates. A file's outcome in the record is its reprocessing file status: COMPLETED only
+when its job's file is, else FAILED with the file's error.
+
+A run touches its files every `HEARTBEAT_S`; another run takes a PROCESSING file only after
+`stale_after_s` without a touch, which must be at least `MIN_STALE_AFTER_S`. Should it take a
+file still being read anyway (a run paused longer than that), the PostgreSQL sink's claim
+stops the first run's worker from committing anything more for that file.
 """
 
 from __future__ import annotations
@@ -21,6 +29,14 @@ from tailrace.pipeline.sources import SourceFile
 
 DEFAULT_MAX_ATTEMPTS = 3
 DEFAULT_STALE_AFTER_S = 600.0
+# A live run says so this often (`processed_touch`); a file counts as left by a dead run only
+# after several of those were missed, or a run still reading it would lose it to another.
+HEARTBEAT_S = 10.0
+MIN_STALE_AFTER_S = 6 * HEARTBEAT_S
+
+
+class StaleAfterTooShortError(ValueError):
+    """`stale_after_s` below `MIN_STALE_AFTER_S`: live runs' files would be taken again."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -44,6 +60,15 @@ def checkpoint_key(file: ProcessedFile) -> str:
     return f"ingest:{file.bucket}/{file.key}@{file.version}"
 
 
+def check_stale_after(stale_after_s: float) -> None:
+    if stale_after_s < MIN_STALE_AFTER_S:
+        raise StaleAfterTooShortError(
+            f"stale-after {stale_after_s:g} s is too short: a run says it is alive every"
+            f" {HEARTBEAT_S:g} s, so a file would be taken from a run still reading it;"
+            f" use at least {MIN_STALE_AFTER_S:g} s"
+        )
+
+
 def start_ingest(
     app: App,
     store: JobStore,
@@ -54,6 +79,7 @@ def start_ingest(
     limit: int = 10_000,
 ) -> IngestRun:
     """Claim this run's files and plan their job (not started yet)."""
+    check_stale_after(stale_after_s)
     check_config(config)
     app.store.migrate()
     config, files_listed = list_source(config)  # records what the listing left out

@@ -171,7 +171,12 @@ class FileRun:
                 if failed:
                     self.deadletters.write(failed)
                     self.deadletters.flush()
-                counters.sent += unflushed - len(failed)
+                # Records the sink found already stored (written once) are skipped, not sent.
+                dropped = sink.take_skipped()
+                for reason, count in dropped.items():
+                    skip_reasons[reason] = skip_reasons.get(reason, 0) + count
+                    counters.skipped += count
+                counters.sent += unflushed - len(failed) - sum(dropped.values())
                 counters.deadlettered += len(failed)
                 unflushed = 0
                 state.checkpoint = at

@@ -1,5 +1,6 @@
 from __future__ import annotations
 
+import hashlib
 import threading
 import traceback
 from datetime import UTC, datetime
@@ -175,21 +176,28 @@ def test_nul_is_dropped_from_text_and_jsonb_but_escaped_backslashes_are_kept(url
     }
 
 
-def test_ids_fall_back_to_the_message_id_then_the_position_in_the_file(url: str) -> None:
+def numbered(n: int, message: str) -> bytes:
+    """The reference event with its own ``req.id`` (the record id: one row per id)."""
+    return orjson.dumps({**EVENT, "req": {**EVENT["req"], "id": n}, "message": message})
+
+
+def test_ids_fall_back_to_the_message_id_then_a_hash_of_the_record(url: str) -> None:
     anonymous = orjson.dumps({"message": "no req.id"})
+    other = orjson.dumps({"message": "no req.id either"})
     with PostgresSink(url) as sink:
         sink.write([anonymous, anonymous], keys=["msg-1", None])
         sink.write([orjson.dumps(EVENT)])
         sink.flush(mark("job/3", 3))
-    with PostgresSink(url) as resumed:  # a worker resuming the file continues the count
+    with PostgresSink(url) as resumed:
         assert resumed.committed("job/3") == mark("job/3", 3)
-        resumed.write([anonymous])
-        resumed.flush(mark("job/3", 4))
-        resumed.write([anonymous])
-        resumed.flush()  # without a mark, no position is known
-    ids = [row[0] for row in rows(url, "SELECT id FROM logs ORDER BY created_at, id")]
-    assert ids[:3] == ["3558", "job/3:2", "msg-1"]
-    assert ids[3:] == ["job/3:4", None]
+        resumed.write([anonymous, other])  # the first is stored already: skipped
+        resumed.flush(mark("job/3", 5))
+        assert resumed.take_skipped() == {"duplicate record": 1}
+    ids = sorted(row[0] for row in rows(url, "SELECT id FROM logs"))
+    digest = hashlib.md5(anonymous).hexdigest()
+    assert ids == sorted(
+        ["3558", f"md5:{digest}", f"md5:{hashlib.md5(other).hexdigest()}", "msg-1"]
+    )
     assert one(url, "SELECT events FROM tailrace_sink_checkpoints") == 4
 
 
@@ -216,11 +224,11 @@ def test_a_mark_with_nothing_buffered_is_still_stored(url: str) -> None:
 
 
 def test_a_crash_keeps_the_flushed_batch_with_its_mark_and_nothing_after(url: str) -> None:
-    first = [orjson.dumps({**EVENT, "message": f"first {i}"}) for i in range(3)]
+    first = [numbered(i, f"first {i}") for i in range(3)]
     sink = PostgresSink(url)
     sink.write(first)
     sink.flush(mark("job/1", 3, sent=3))
-    sink.write([orjson.dumps({**EVENT, "message": "never flushed"})])
+    sink.write([numbered(9, "never flushed")])
     sink._conn.close()  # the worker dies: the connection drops with no flush
     with pytest.raises(SinkError, match="1 events not delivered"):
         sink.close()
@@ -235,11 +243,11 @@ def test_a_crash_keeps_the_flushed_batch_with_its_mark_and_nothing_after(url: st
 class DiesBeforeTheMark(PostgresSink):
     """Loses its server between the COPY and the mark, inside the flush's transaction."""
 
-    def _store_mark(self, cursor: Any, mark: FileMark, events: int) -> None:
+    def _store_mark(self, cursor: Any, mark: FileMark, inserted: int, duplicates: int) -> None:
         pid = self._conn.info.backend_pid
         with psycopg.connect(self._conn.info.dsn, autocommit=True) as killer:
             killer.execute("SELECT pg_terminate_backend(%s)", (pid,))
-        super()._store_mark(cursor, mark, events)
+        super()._store_mark(cursor, mark, inserted, duplicates)
 
 
 def test_events_and_mark_commit_together_or_not_at_all(url: str) -> None:
@@ -247,7 +255,7 @@ def test_events_and_mark_commit_together_or_not_at_all(url: str) -> None:
         sink.write([orjson.dumps(EVENT)])
         sink.flush(mark("job/2", 1))
     dying = DiesBeforeTheMark(url)
-    dying.write([orjson.dumps({**EVENT, "message": "lost with its mark"})] * 5)
+    dying.write([numbered(i, "lost with its mark") for i in range(5)])
     with pytest.raises(SinkError, match="5 events not delivered"):
         dying.flush(mark("job/2", 6))
     assert dying.counters.events == 0
@@ -336,7 +344,7 @@ def test_sinks_starting_at_once_create_the_tables_once(url: str) -> None:
         try:
             start.wait()
             with PostgresSink(url, "shared") as sink:
-                sink.write([orjson.dumps({**EVENT, "message": f"worker {n}"})])
+                sink.write([numbered(n, f"worker {n}")])
                 sink.flush(mark(f"job/{n}", 1))
         except BaseException as exc:
             errors.append(exc)

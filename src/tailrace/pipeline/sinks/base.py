@@ -54,6 +54,9 @@ class FailedDelivery:
     error: str
 
 
+# The skip reason of a record a sink found already stored (see `Sink.take_skipped`).
+DUPLICATE_RECORD = "duplicate record"
+
 Keys = Sequence[str | None]
 Routes = Sequence[str | None]
 
@@ -96,6 +99,12 @@ class Sink(Protocol):
     def take_failed(self) -> list[FailedDelivery]:
         """Events that finally failed since the last call, each handed over once; a sink
         that either delivers or raises never has any."""
+        ...
+
+    def take_skipped(self) -> dict[str, int]:
+        """Events the flushes since the last call did not write on purpose, by reason (a
+        sink that stores each record once skips `DUPLICATE_RECORD`s); they count as skipped,
+        not sent, and each is handed over once."""
         ...
 
     def close(self) -> None:
@@ -160,6 +169,9 @@ class SinkBase:
 
     def take_failed(self) -> list[FailedDelivery]:
         return []
+
+    def take_skipped(self) -> dict[str, int]:
+        return {}
 
     def close(self) -> None:
         """Flush, then release the sink's resources even if the flush failed."""

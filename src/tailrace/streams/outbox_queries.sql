@@ -12,10 +12,16 @@ FROM unnest(%(topics)s::text[], %(keys)s::text[], %(payloads)s::bytea[], %(heade
      WITH ORDINALITY AS u(t, k, p, h, n)
 ORDER BY n
 
--- The first step of a claim: the next events by id (a plain walk of the pending index).
+-- The first step of a claim: the next events by id (a walk of the pending index), leaving
+-- out those held behind an earlier event of their key that is dead or backing off: they
+-- cannot go before it, and left in they would fill the batch and starve the other keys.
 -- name: candidates
-SELECT id, key FROM tailrace_outbox
+SELECT id, key FROM tailrace_outbox o
 WHERE status = 'pending' AND available_at <= now()
+  AND NOT (o.key IS NOT NULL AND EXISTS (
+      SELECT 1 FROM tailrace_outbox h
+      WHERE h.key = o.key AND h.id < o.id
+        AND (h.status = 'dead' OR (h.status = 'pending' AND h.available_at > now()))))
 ORDER BY id
 LIMIT %(limit)s
 
@@ -26,8 +32,8 @@ WHERE pg_try_advisory_xact_lock(%(lock_class)s, hashtext(k))
 
 -- The second step, in a snapshot taken after the key locks, over the candidates whose key
 -- is locked (or who have none): a key gives its candidates only if none of its events
--- before the first of them is still pending or publishing (in another batch, backing off,
--- or back from a reconciled one). The candidates being the first pending events by id,
+-- before the first of them is still pending, publishing or dead (in another batch, backing
+-- off, back from a reconciled one, or moved aside until requeued). The candidates being the first pending events by id,
 -- what a key gives is a prefix of its waiting events. The batch row records the owner and
 -- the offsets known now.
 -- name: claim
@@ -40,13 +46,18 @@ open_key AS (
     ) f
     WHERE NOT EXISTS (
         SELECT 1 FROM tailrace_outbox o
-        WHERE o.key = f.key AND o.status IN ('pending', 'publishing') AND o.id < f.first
+        WHERE o.key = f.key AND o.status IN ('pending', 'publishing', 'dead') AND o.id < f.first
     )
 ),
 picked AS (
     SELECT o.id FROM tailrace_outbox o
     WHERE o.id = ANY(%(ids)s::bigint[]) AND o.status = 'pending'
       AND (o.key IS NULL OR o.key IN (SELECT key FROM open_key))
+      -- A head that failed before goes alone: sent with its key's later events, it could
+      -- fail again while they are acknowledged, ahead of it.
+      AND NOT (o.key IS NOT NULL AND EXISTS (
+          SELECT 1 FROM tailrace_outbox r
+          WHERE r.key = o.key AND r.id < o.id AND r.status = 'pending' AND r.attempts > 0))
     FOR UPDATE SKIP LOCKED
 ),
 batch AS (
@@ -69,14 +80,18 @@ UPDATE tailrace_outbox
 SET status = 'published', published_at = now(), batch_id = NULL
 WHERE id = ANY(%(ids)s::bigint[]) AND batch_id = %(batch)s AND status = 'publishing'
 
--- Failed events back off (or, at `max_attempts`, are moved aside); `delays` in seconds.
+-- Failed events back off (or, at `max_attempts`, are moved aside); `delays` in seconds. A
+-- failure of the broker rather than of the event (`transient`: a timeout, no broker up)
+-- never kills an event: it backs off however long the outage lasts.
 -- name: mark_failed
 UPDATE tailrace_outbox o
-SET status = CASE WHEN o.attempts >= %(max_attempts)s THEN 'dead' ELSE 'pending' END,
+SET status = CASE WHEN o.attempts >= %(max_attempts)s AND NOT f.transient THEN 'dead'
+                  ELSE 'pending' END,
     last_error = f.error,
     available_at = now() + make_interval(secs => f.delay),
     batch_id = NULL
-FROM unnest(%(ids)s::bigint[], %(errors)s::text[], %(delays)s::float8[]) AS f(id, error, delay)
+FROM unnest(%(ids)s::bigint[], %(errors)s::text[], %(delays)s::float8[], %(transient)s::bool[])
+     AS f(id, error, delay, transient)
 WHERE o.id = f.id AND o.batch_id = %(batch)s AND o.status = 'publishing'
 
 -- Events never handed to the broker (a stop, or an earlier event of their key refused):
@@ -129,3 +144,34 @@ WHERE batch_id = %(batch)s AND status = 'publishing'
 
 -- name: counts
 SELECT status, count(*) FROM tailrace_outbox GROUP BY status
+
+-- Dead events back to pending with their attempts reset: by ids, by keys, or all (both
+-- arrays null). Their keys' held events follow them in order.
+-- name: requeue
+UPDATE tailrace_outbox
+SET status = 'pending', attempts = 0, available_at = now()
+WHERE status = 'dead'
+  AND (%(ids)s::bigint[] IS NULL OR id = ANY(%(ids)s::bigint[]))
+  AND (%(keys)s::text[] IS NULL OR key = ANY(%(keys)s::text[]))
+RETURNING id
+
+-- What waits and why: the keys held by a dead event, the events waiting behind an earlier
+-- event of their key that is dead or has failed (retrying), and the age of the oldest
+-- unpublished event.
+-- name: held
+SELECT
+  (SELECT count(DISTINCT key) FROM tailrace_outbox WHERE status = 'dead' AND key IS NOT NULL),
+  (SELECT count(*) FROM tailrace_outbox o WHERE o.status = 'pending' AND o.key IS NOT NULL
+     AND EXISTS (SELECT 1 FROM tailrace_outbox h WHERE h.key = o.key AND h.id < o.id
+                 AND (h.status = 'dead' OR (h.status IN ('pending', 'publishing')
+                                             AND h.last_error IS NOT NULL)))),
+  (SELECT extract(epoch FROM now() - min(created_at)) FROM tailrace_outbox
+     WHERE status IN ('pending', 'publishing', 'dead'))
+
+-- Is there work for a relay: an event publishing, or pending and not held behind a dead one?
+-- name: unsettled
+SELECT EXISTS (SELECT 1 FROM tailrace_outbox WHERE status = 'publishing')
+    OR EXISTS (SELECT 1 FROM tailrace_outbox o WHERE o.status = 'pending'
+               AND NOT (o.key IS NOT NULL AND EXISTS (
+                   SELECT 1 FROM tailrace_outbox h
+                   WHERE h.key = o.key AND h.id < o.id AND h.status = 'dead')))

@@ -16,13 +16,21 @@ ORDER BY n
 -- out those held behind an earlier event of their key that is dead or backing off: they
 -- cannot go before it, and left in they would fill the batch and starve the other keys.
 -- name: candidates
-SELECT id, key FROM tailrace_outbox o
-WHERE status = 'pending' AND available_at <= now()
-  AND NOT (o.key IS NOT NULL AND EXISTS (
-      SELECT 1 FROM tailrace_outbox h
-      WHERE h.key = o.key AND h.id < o.id
-        AND (h.status = 'dead' OR (h.status = 'pending' AND h.available_at > now()))))
-ORDER BY id
+-- The held keys are gathered once (dead events by their index; backing-off ones from the
+-- pending rows), then each row costs a hash probe whatever plan the walk gets.
+WITH held AS MATERIALIZED (
+    SELECT key, min(id) AS first FROM (
+        SELECT key, id FROM tailrace_outbox WHERE status = 'dead' AND key IS NOT NULL
+        UNION ALL
+        SELECT key, id FROM tailrace_outbox
+        WHERE status = 'pending' AND available_at > now() AND key IS NOT NULL
+    ) h
+    GROUP BY key
+)
+SELECT o.id, o.key FROM tailrace_outbox o
+WHERE o.status = 'pending' AND o.available_at <= now()
+  AND NOT EXISTS (SELECT 1 FROM held WHERE held.key = o.key AND held.first < o.id)
+ORDER BY o.id
 LIMIT %(limit)s
 
 -- The keys of `keys` that no other relay is claiming; held until this transaction ends.
@@ -44,9 +52,14 @@ open_key AS (
     SELECT f.key FROM (
         SELECT key, min(id) AS first FROM candidate WHERE key IS NOT NULL GROUP BY key
     ) f
+    -- Two probes, one per partial index (a single IN over the three statuses scans the table).
     WHERE NOT EXISTS (
         SELECT 1 FROM tailrace_outbox o
-        WHERE o.key = f.key AND o.status IN ('pending', 'publishing', 'dead') AND o.id < f.first
+        WHERE o.key = f.key AND o.status IN ('pending', 'publishing') AND o.id < f.first
+    )
+    AND NOT EXISTS (
+        SELECT 1 FROM tailrace_outbox o
+        WHERE o.key = f.key AND o.status = 'dead' AND o.id < f.first
     )
 ),
 picked AS (
@@ -56,8 +69,10 @@ picked AS (
       -- A head that failed before goes alone: sent with its key's later events, it could
       -- fail again while they are acknowledged, ahead of it.
       AND NOT (o.key IS NOT NULL AND EXISTS (
-          SELECT 1 FROM tailrace_outbox r
-          WHERE r.key = o.key AND r.id < o.id AND r.status = 'pending' AND r.attempts > 0))
+          SELECT 1 FROM (SELECT h.id, h.attempts FROM tailrace_outbox h
+                         WHERE h.key = o.key AND h.status IN ('pending', 'publishing')
+                         ORDER BY h.id LIMIT 1) head
+          WHERE head.id < o.id AND head.attempts > 0))
     FOR UPDATE SKIP LOCKED
 ),
 batch AS (
@@ -162,9 +177,12 @@ RETURNING id
 SELECT
   (SELECT count(DISTINCT key) FROM tailrace_outbox WHERE status = 'dead' AND key IS NOT NULL),
   (SELECT count(*) FROM tailrace_outbox o WHERE o.status = 'pending' AND o.key IS NOT NULL
-     AND EXISTS (SELECT 1 FROM tailrace_outbox h WHERE h.key = o.key AND h.id < o.id
-                 AND (h.status = 'dead' OR (h.status IN ('pending', 'publishing')
-                                             AND h.last_error IS NOT NULL)))),
+     AND (EXISTS (SELECT 1 FROM tailrace_outbox d
+                  WHERE d.key = o.key AND d.status = 'dead' AND d.id < o.id)
+          OR EXISTS (SELECT 1 FROM (SELECT h.id, h.last_error FROM tailrace_outbox h
+                                    WHERE h.key = o.key AND h.status IN ('pending', 'publishing')
+                                    ORDER BY h.id LIMIT 1) head
+                     WHERE head.id < o.id AND head.last_error IS NOT NULL))),
   (SELECT extract(epoch FROM now() - min(created_at)) FROM tailrace_outbox
      WHERE status IN ('pending', 'publishing', 'dead'))
 

@@ -20,6 +20,7 @@ from .outbox import outbox
 from .reprocess import reprocess, reprocessing
 from .samples import sample_logs
 from .serve import serve
+from .spool import spool
 
 
 class _Group(click.Group):
@@ -74,6 +75,7 @@ for command in (
     objects,
     consume,
     outbox,
+    spool,
 ):
     cli.add_command(command)
 

@@ -105,6 +105,19 @@ def _partitions(text: str | None) -> list[int] | None:
     "--partitions", default=None, help="Assign these partitions (0,1) without a rebalance."
 )
 @click.option("--batch-size", default=5000, show_default=True)
+@click.option(
+    "--commit-every",
+    default=consumer_config.DEFAULT_COMMIT_EVERY,
+    show_default=True,
+    help="Checkpoint (mark ids, commit offsets) after this many messages: a SIGKILL repeats "
+    "at most twice this many (a --batch handler: twice --batch-size).",
+)
+@click.option(
+    "--commit-interval",
+    default=consumer_config.DEFAULT_COMMIT_INTERVAL_S,
+    show_default=True,
+    help="... or after this many seconds, whichever comes first.",
+)
 @click.option("--metrics-port", type=int, default=None, help="Serve /metrics on this port.")
 @click.option("--replay", is_flag=True, help="Put the dead letters back onto TOPIC, then exit.")
 @click.pass_context
@@ -125,6 +138,8 @@ def consume(
     route_to: tuple[str, ...],
     partitions: str | None,
     batch_size: int,
+    commit_every: int,
+    commit_interval: float,
     metrics_port: int | None,
     replay: bool,
 ) -> None:
@@ -143,6 +158,8 @@ def consume(
         routes=route_to,
         id_source=IdSource(id_source),
         batch_size=batch_size,
+        commit_every=commit_every,
+        commit_interval_s=commit_interval,
         partitions=_partitions(partitions),
     )
     window = parse_duration(dedup_window)

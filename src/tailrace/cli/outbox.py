@@ -160,14 +160,53 @@ def status(ctx: click.Context, database_url: str | None) -> None:
     """How many outbox events are pending, publishing, published and dead."""
     import psycopg
 
-    from ..streams.outbox import counts
+    from ..streams.outbox import counts, held
 
     with psycopg.connect(_postgres_url(ctx, database_url), autocommit=True) as conn:
         try:
             found = counts(conn)
+            waiting = held(conn)
         except psycopg.errors.UndefinedTable:
             raise ConfigurationError("no outbox table: run `tailrace db migrate`") from None
-    echo_json({state.value: n for state, n in found.items()})
+    echo_json(
+        {
+            **{state.value: n for state, n in found.items()},
+            # A dead event holds its key's later events until `tailrace outbox requeue`.
+            "dead_keys": waiting.dead_keys,
+            "held": waiting.held_events,
+            "oldest_unpublished_s": waiting.oldest_unpublished_s,
+        }
+    )
+
+
+@outbox.command()
+@click.option("--database-url", default=None, help="postgresql://… (default: the global one).")
+@click.option("--id", "ids", type=int, multiple=True, help="A dead event's id (repeatable).")
+@click.option("--key", "keys", multiple=True, help="Every dead event of this key (repeatable).")
+@click.option("--all", "every", is_flag=True, help="Every dead event.")
+@click.pass_context
+def requeue(
+    ctx: click.Context,
+    database_url: str | None,
+    ids: tuple[int, ...],
+    keys: tuple[str, ...],
+    every: bool,
+) -> None:
+    """Put dead events back to pending (attempts reset): they publish first, then the later
+    events of their keys that they held."""
+    import psycopg
+
+    from ..streams import outbox as outbox_events
+
+    if every == bool(ids or keys):
+        raise click.UsageError("give --id, --key, or --all (and only one of those kinds)")
+    if ids and keys:
+        raise click.UsageError("give --id or --key, not both")
+    with psycopg.connect(_postgres_url(ctx, database_url), autocommit=True) as conn:
+        requeued = outbox_events.requeue(
+            conn, ids=list(ids) if ids else None, keys=list(keys) if keys else None
+        )
+    echo_json({"requeued": len(requeued), "ids": requeued})
 
 
 if __name__ == "__main__":  # `python -m tailrace.cli.outbox`, before the command is registered

@@ -81,9 +81,11 @@ class Consumer:
         self._offsets = Offsets()
         self._waiting = Waiting()
         self._waiting_ids: set[str] = set()
-        self._done_ids: list[str] = []  # handled or dead this step: marked at its end
-        self._released: list[tuple[int, int]] = []  # held offsets done this step
+        self._done_ids: list[str] = []  # handled or dead: marked at the next checkpoint
+        self._released: list[tuple[int, int]] = []  # held offsets done since then
         self._paused = False
+        self._since_checkpoint = 0  # messages stepped over since the last checkpoint
+        self._checkpoint_due = 0.0
         labels = (config.topic, config.group)
         self._latency = metrics.HANDLER_SECONDS.labels(*labels)
         self._counters = (
@@ -136,7 +138,10 @@ class Consumer:
                     next_prune = now if full else now + PRUNE_EVERY_S
                 if until is not None and until():
                     break
-            self._commit(kafka, self._marker.wait(), asynchronous=False)
+            # Everything is checkpointed: once the last mark is durable, commit all of it
+            # and wait for the broker (earlier commits were asynchronous).
+            self._marker.wait()
+            self._commit(kafka, self._offsets.points(), asynchronous=False)
         finally:
             self._report()
             self._marker.close()
@@ -151,17 +156,26 @@ class Consumer:
         return max(0.0, min(self.config.poll_timeout_s, due - time.monotonic()))
 
     def _step(self, raw: list[KafkaMessage]) -> None:
-        fresh = self._take(raw)
-        if fresh:
-            if self._batch_handler is not None:
-                self._handle_batch([m for m in fresh if not self._queued(m)])
-            else:
-                for message in fresh:
-                    if not self._queued(message):
-                        self._settle(message, self._attempt(message), None, held=False)
+        taken = self._take(raw)
+        offsets = self._offsets
+        if self._batch_handler is not None:
+            self._handle_batch([m for m, fresh in taken if fresh and not self._queued(m)])
+            for message, _ in taken:
+                offsets.delivered(message.partition, message.offset)
+        else:
+            # A checkpoint every `commit_every` messages or `commit_interval_s`, inside
+            # the batch: what a kill repeats is bounded by those, not by the batch size.
+            every = self.config.commit_every
+            for message, fresh in taken:
+                if fresh and not self._queued(message):
+                    self._settle(message, self._attempt(message), None, held=False)
+                offsets.delivered(message.partition, message.offset)
+                self._since_checkpoint += 1
+                if self._since_checkpoint >= every or time.monotonic() >= self._checkpoint_due:
+                    self._checkpoint()
         if self._waiting:
             self._retry_due()
-        self._finish()
+        self._checkpoint()
 
     def _queued(self, message: Message) -> bool:
         """Queue `message` behind its key's failed message, if there is one waiting."""
@@ -175,39 +189,36 @@ class Consumer:
         self._hold(message)
         return True
 
-    def _take(self, raw: list[KafkaMessage]) -> list[Message]:
-        """The messages of `raw` that are not duplicates."""
+    def _take(self, raw: list[KafkaMessage]) -> list[tuple[Message, bool]]:
+        """The messages of `raw` in order, each with whether it is new (not a duplicate)."""
         source = self.config.id_source
         messages: list[Message] = []
         ids: list[str] = []
-        ends: dict[int, int] = {}
         for record in raw:
             error = record.error()
             if error is not None:
                 _on_error(error)
                 continue
             message = Message(record, message_id(record, source))
-            ends[record.partition() or 0] = record.offset() or 0
             messages.append(message)
             if message.id is not None:
                 ids.append(message.id)
-        for partition, offset in ends.items():
-            self._offsets.delivered(partition, offset)
         seen = self._dedup.seen(ids) if ids else set()
         seen.update(self._waiting_ids)
         seen.update(self._marker.in_flight)
-        fresh: list[Message] = []
+        taken: list[tuple[Message, bool]] = []
         duplicates = 0
         for message in messages:
             mid = message.id
             if mid is not None:
                 if mid in seen:  # marked, waiting, or earlier in this batch
                     duplicates += 1
+                    taken.append((message, False))
                     continue
                 seen.add(mid)
-            fresh.append(message)
+            taken.append((message, True))
         self.stats.deduplicated += duplicates
-        return fresh
+        return taken
 
     # -- handling ---------------------------------------------------------------------------
 
@@ -321,22 +332,31 @@ class Consumer:
 
     # -- the end of a step ------------------------------------------------------------------
 
-    def _finish(self) -> None:
+    def _checkpoint(self) -> None:
         """Outputs acknowledged, then ids marked, then offsets committed: in this order.
 
-        The mark runs while the next step is handled; its offsets are committed at the end
-        of that step (or at a stop or revocation), once the mark has returned.
+        The mark runs on its own thread while the next messages are handled; its offsets
+        are committed at the next checkpoint (or at a stop or revocation), once the mark
+        has returned. Without a dedup store the offsets are committed at once. So at any
+        instant at most two checkpoints' worth of handled messages are unmarked (or
+        uncommitted): what a SIGKILL can make run again.
         """
         assert self._router is not None and self._kafka is not None
+        self._since_checkpoint = 0
+        self._checkpoint_due = time.monotonic() + self.config.commit_interval_s
         self._router.flush()
         for partition, offset in self._released:
             self._offsets.release(partition, offset)
         self._released.clear()
         points = self._offsets.commit_points()
-        self._commit(self._kafka, self._marker.wait(), asynchronous=True)
-        if self._done_ids or points:
-            self._marker.submit(self._done_ids, points)
+        if isinstance(self._dedup, NoDedup):
             self._done_ids = []
+            self._commit(self._kafka, points, asynchronous=True)
+        else:
+            self._commit(self._kafka, self._marker.wait(), asynchronous=True)
+            if self._done_ids or points:
+                self._marker.submit(self._done_ids, points)
+                self._done_ids = []
         self._report()
 
     def _commit(self, kafka: KafkaConsumer, points: dict[int, int], *, asynchronous: bool) -> None:

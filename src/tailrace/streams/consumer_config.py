@@ -15,6 +15,10 @@ from .consumer_message import IdSource
 DEFAULT_BOOTSTRAP = "localhost:9092"
 DEFAULT_WINDOW_S = 24 * 3600.0
 DEFAULT_RETRY = RetryPolicy(base_s=0.5, factor=2.0, max_s=30.0, jitter=0.5)
+# A checkpoint (outputs acknowledged, ids marked, offsets committed) after this many
+# messages or this many seconds, whichever comes first: what a SIGKILL can repeat.
+DEFAULT_COMMIT_EVERY = 500
+DEFAULT_COMMIT_INTERVAL_S = 1.0
 
 
 def bootstrap_servers(explicit: str | None = None) -> str:
@@ -44,14 +48,21 @@ class ConsumerConfig:
     # Messages waiting on a failing key (its retry, or its earlier messages): past this,
     # consumption pauses until retries clear, so memory stays bounded.
     max_waiting: int = 10_000
+    # What a SIGKILL can repeat (see docs/streams.md): checkpoint this often.
+    commit_every: int = DEFAULT_COMMIT_EVERY
+    commit_interval_s: float = DEFAULT_COMMIT_INTERVAL_S
     partitions: Sequence[int] | None = None
     kafka: Mapping[str, str] = field(default_factory=dict)  # librdkafka overrides
 
     def __post_init__(self) -> None:
         if self.attempts < 1:
             raise ConfigurationError(f"attempts must be at least 1, not {self.attempts}")
-        if self.batch_size < 1 or self.max_waiting < 1:
-            raise ConfigurationError("batch_size and max_waiting must be at least 1")
+        if self.batch_size < 1 or self.max_waiting < 1 or self.commit_every < 1:
+            raise ConfigurationError("batch_size, max_waiting and commit_every must be at least 1")
+        if self.commit_interval_s <= 0:
+            raise ConfigurationError(
+                f"commit_interval_s must be positive, not {self.commit_interval_s}"
+            )
 
     @property
     def dead_letter_topic(self) -> str:

@@ -44,6 +44,14 @@ class Offsets:
                 points[partition] = point
         return points
 
+    def points(self) -> dict[int, int]:
+        """Every partition's commit point, moved or not."""
+        points: dict[int, int] = {}
+        for partition, end in self._end.items():
+            held = self._held.get(partition)
+            points[partition] = min(held) if held else end
+        return points
+
     def committed(self, points: dict[int, int]) -> None:
         self._committed.update(points)
 

@@ -126,3 +126,34 @@ def counts(connection: psycopg.Connection[Any]) -> dict[OutboxStatus, int]:
     """How many events are in each status (all four present)."""
     found = {OutboxStatus(status): int(n) for status, n in connection.execute(Q["counts"])}
     return {status: found.get(status, 0) for status in OutboxStatus}
+
+
+def requeue(
+    connection: psycopg.Connection[Any],
+    *,
+    ids: Sequence[int] | None = None,
+    keys: Sequence[str] | None = None,
+) -> list[int]:
+    """Put dead events back to pending, attempts reset: those of `ids`, of `keys`, or (with
+    neither) all. Returns their ids. Their keys' held events are published after them."""
+    params = {
+        "ids": None if ids is None else list(ids),
+        "keys": None if keys is None else list(keys),
+    }
+    return sorted(int(row[0]) for row in connection.execute(Q["requeue"], params))
+
+
+@dataclass(frozen=True)
+class Held:
+    """What waits behind dead or backing-off events."""
+
+    dead_keys: int
+    held_events: int
+    oldest_unpublished_s: float | None
+
+
+def held(connection: psycopg.Connection[Any]) -> Held:
+    row = connection.execute(Q["held"]).fetchone()
+    assert row is not None
+    age = None if row[2] is None else round(float(row[2]), 3)
+    return Held(int(row[0]), int(row[1]), age)

@@ -50,6 +50,9 @@ class BatchResult:
 
     acked: list[int] = field(default_factory=list)
     failed: dict[int, str] = field(default_factory=dict)
+    # Those of `failed` that failed for the broker's sake (a timeout, no broker up), not
+    # their own: they back off but never die of it.
+    transient: set[int] = field(default_factory=set)
     unsent: list[int] = field(default_factory=list)
     # (topic, partition) -> the offset after the last acknowledged message
     next_offsets: dict[tuple[str, int], int] = field(default_factory=dict)
@@ -149,12 +152,29 @@ class BatchPublisher:
 def _delivered(result: BatchResult, event_id: int, error: KafkaError | None, msg: Message) -> None:
     if error is not None:
         result.failed[event_id] = error.str()
+        if error.retriable() or error.code() in _OUTAGE_CODES:
+            result.transient.add(event_id)
         return
     result.acked.append(event_id)
     where = (msg.topic() or "", msg.partition() or 0)
     after = (msg.offset() or 0) + 1
     if after > result.next_offsets.get(where, -1):
         result.next_offsets[where] = after
+
+
+# Delivery errors that say the broker was unreachable or slow, not that it refused the event.
+_OUTAGE_CODES = frozenset(
+    {
+        KafkaError._MSG_TIMED_OUT,
+        KafkaError._TIMED_OUT,
+        KafkaError._TRANSPORT,
+        KafkaError._ALL_BROKERS_DOWN,
+        KafkaError.REQUEST_TIMED_OUT,
+        KafkaError.NOT_ENOUGH_REPLICAS,
+        KafkaError.LEADER_NOT_AVAILABLE,
+        KafkaError.NOT_LEADER_FOR_PARTITION,
+    }
+)
 
 
 def _describe(exc: BaseException) -> str:

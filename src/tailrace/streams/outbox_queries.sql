@@ -12,11 +12,25 @@ FROM unnest(%(topics)s::text[], %(keys)s::text[], %(payloads)s::bytea[], %(heade
      WITH ORDINALITY AS u(t, k, p, h, n)
 ORDER BY n
 
--- The first step of a claim: the next events by id (a plain walk of the pending index).
+-- The first step of a claim: the next events by id (a walk of the pending index), leaving
+-- out those held behind an earlier event of their key that is dead or backing off: they
+-- cannot go before it, and left in they would fill the batch and starve the other keys.
 -- name: candidates
-SELECT id, key FROM tailrace_outbox
-WHERE status = 'pending' AND available_at <= now()
-ORDER BY id
+-- The held keys are gathered once (dead events by their index; backing-off ones from the
+-- pending rows), then each row costs a hash probe whatever plan the walk gets.
+WITH held AS MATERIALIZED (
+    SELECT key, min(id) AS first FROM (
+        SELECT key, id FROM tailrace_outbox WHERE status = 'dead' AND key IS NOT NULL
+        UNION ALL
+        SELECT key, id FROM tailrace_outbox
+        WHERE status = 'pending' AND available_at > now() AND key IS NOT NULL
+    ) h
+    GROUP BY key
+)
+SELECT o.id, o.key FROM tailrace_outbox o
+WHERE o.status = 'pending' AND o.available_at <= now()
+  AND NOT EXISTS (SELECT 1 FROM held WHERE held.key = o.key AND held.first < o.id)
+ORDER BY o.id
 LIMIT %(limit)s
 
 -- The keys of `keys` that no other relay is claiming; held until this transaction ends.
@@ -26,8 +40,8 @@ WHERE pg_try_advisory_xact_lock(%(lock_class)s, hashtext(k))
 
 -- The second step, in a snapshot taken after the key locks, over the candidates whose key
 -- is locked (or who have none): a key gives its candidates only if none of its events
--- before the first of them is still pending or publishing (in another batch, backing off,
--- or back from a reconciled one). The candidates being the first pending events by id,
+-- before the first of them is still pending, publishing or dead (in another batch, backing
+-- off, back from a reconciled one, or moved aside until requeued). The candidates being the first pending events by id,
 -- what a key gives is a prefix of its waiting events. The batch row records the owner and
 -- the offsets known now.
 -- name: claim
@@ -38,15 +52,27 @@ open_key AS (
     SELECT f.key FROM (
         SELECT key, min(id) AS first FROM candidate WHERE key IS NOT NULL GROUP BY key
     ) f
+    -- Two probes, one per partial index (a single IN over the three statuses scans the table).
     WHERE NOT EXISTS (
         SELECT 1 FROM tailrace_outbox o
         WHERE o.key = f.key AND o.status IN ('pending', 'publishing') AND o.id < f.first
+    )
+    AND NOT EXISTS (
+        SELECT 1 FROM tailrace_outbox o
+        WHERE o.key = f.key AND o.status = 'dead' AND o.id < f.first
     )
 ),
 picked AS (
     SELECT o.id FROM tailrace_outbox o
     WHERE o.id = ANY(%(ids)s::bigint[]) AND o.status = 'pending'
       AND (o.key IS NULL OR o.key IN (SELECT key FROM open_key))
+      -- A head that failed before goes alone: sent with its key's later events, it could
+      -- fail again while they are acknowledged, ahead of it.
+      AND NOT (o.key IS NOT NULL AND EXISTS (
+          SELECT 1 FROM (SELECT h.id, h.attempts FROM tailrace_outbox h
+                         WHERE h.key = o.key AND h.status IN ('pending', 'publishing')
+                         ORDER BY h.id LIMIT 1) head
+          WHERE head.id < o.id AND head.attempts > 0))
     FOR UPDATE SKIP LOCKED
 ),
 batch AS (
@@ -69,14 +95,18 @@ UPDATE tailrace_outbox
 SET status = 'published', published_at = now(), batch_id = NULL
 WHERE id = ANY(%(ids)s::bigint[]) AND batch_id = %(batch)s AND status = 'publishing'
 
--- Failed events back off (or, at `max_attempts`, are moved aside); `delays` in seconds.
+-- Failed events back off (or, at `max_attempts`, are moved aside); `delays` in seconds. A
+-- failure of the broker rather than of the event (`transient`: a timeout, no broker up)
+-- never kills an event: it backs off however long the outage lasts.
 -- name: mark_failed
 UPDATE tailrace_outbox o
-SET status = CASE WHEN o.attempts >= %(max_attempts)s THEN 'dead' ELSE 'pending' END,
+SET status = CASE WHEN o.attempts >= %(max_attempts)s AND NOT f.transient THEN 'dead'
+                  ELSE 'pending' END,
     last_error = f.error,
     available_at = now() + make_interval(secs => f.delay),
     batch_id = NULL
-FROM unnest(%(ids)s::bigint[], %(errors)s::text[], %(delays)s::float8[]) AS f(id, error, delay)
+FROM unnest(%(ids)s::bigint[], %(errors)s::text[], %(delays)s::float8[], %(transient)s::bool[])
+     AS f(id, error, delay, transient)
 WHERE o.id = f.id AND o.batch_id = %(batch)s AND o.status = 'publishing'
 
 -- Events never handed to the broker (a stop, or an earlier event of their key refused):
@@ -129,3 +159,37 @@ WHERE batch_id = %(batch)s AND status = 'publishing'
 
 -- name: counts
 SELECT status, count(*) FROM tailrace_outbox GROUP BY status
+
+-- Dead events back to pending with their attempts reset: by ids, by keys, or all (both
+-- arrays null). Their keys' held events follow them in order.
+-- name: requeue
+UPDATE tailrace_outbox
+SET status = 'pending', attempts = 0, available_at = now()
+WHERE status = 'dead'
+  AND (%(ids)s::bigint[] IS NULL OR id = ANY(%(ids)s::bigint[]))
+  AND (%(keys)s::text[] IS NULL OR key = ANY(%(keys)s::text[]))
+RETURNING id
+
+-- What waits and why: the keys held by a dead event, the events waiting behind an earlier
+-- event of their key that is dead or has failed (retrying), and the age of the oldest
+-- unpublished event.
+-- name: held
+SELECT
+  (SELECT count(DISTINCT key) FROM tailrace_outbox WHERE status = 'dead' AND key IS NOT NULL),
+  (SELECT count(*) FROM tailrace_outbox o WHERE o.status = 'pending' AND o.key IS NOT NULL
+     AND (EXISTS (SELECT 1 FROM tailrace_outbox d
+                  WHERE d.key = o.key AND d.status = 'dead' AND d.id < o.id)
+          OR EXISTS (SELECT 1 FROM (SELECT h.id, h.last_error FROM tailrace_outbox h
+                                    WHERE h.key = o.key AND h.status IN ('pending', 'publishing')
+                                    ORDER BY h.id LIMIT 1) head
+                     WHERE head.id < o.id AND head.last_error IS NOT NULL))),
+  (SELECT extract(epoch FROM now() - min(created_at)) FROM tailrace_outbox
+     WHERE status IN ('pending', 'publishing', 'dead'))
+
+-- Is there work for a relay: an event publishing, or pending and not held behind a dead one?
+-- name: unsettled
+SELECT EXISTS (SELECT 1 FROM tailrace_outbox WHERE status = 'publishing')
+    OR EXISTS (SELECT 1 FROM tailrace_outbox o WHERE o.status = 'pending'
+               AND NOT (o.key IS NOT NULL AND EXISTS (
+                   SELECT 1 FROM tailrace_outbox h
+                   WHERE h.key = o.key AND h.id < o.id AND h.status = 'dead')))

@@ -15,7 +15,8 @@ A round claims a batch, sends it, and marks it:
 2. Publish through an idempotent producer and wait for every delivery report.
 3. Mark (``synchronous_commit = off``: a mark lost in a crash leaves the batch to step 4):
    acknowledged events published, failed ones back to pending with backoff (or dead after
-   ``max_attempts``), the partitions' next offsets advanced, the batch row deleted.
+   ``max_attempts``, unless the broker rather than the event failed: an outage never kills
+   an event), the partitions' next offsets advanced, the batch row deleted.
 4. Reconcile: a batch whose session is gone (the relay was killed between 1 and 3) is read
    back from the topic after a grace period (`outbox_reconcile`): events found are marked
    published, the rest pending. Its keys stay blocked until then, so order holds.
@@ -70,6 +71,9 @@ class RelayStats:
     failed: int = 0
     reconciled: int = 0
     batches: int = 0
+    # Events that failed for the broker's sake (an outage), and whether the last batch did.
+    transient_failures: int = 0
+    in_outage: bool = False
 
 
 class Relay:
@@ -151,10 +155,25 @@ class Relay:
         return len(batch)
 
     def _next_backoff(self, result: BatchResult) -> float:
+        stats = self.stats
         if not result.failed and result.broken is None:
+            if stats.in_outage:
+                stats.in_outage = False
+                log.warning("broker reachable again: the relay goes on")
             return 0.0
-        self.stats.failed += len(result.failed)
-        return min(self.settings.broker_backoff_max_s, max(0.5, self._backoff * 2))
+        stats.failed += len(result.failed)
+        stats.transient_failures += len(result.transient)
+        backoff = min(self.settings.broker_backoff_max_s, max(0.5, self._backoff * 2))
+        if result.transient or result.broken is not None:
+            # Visible while it lasts: one line per failed round, with what waits.
+            stats.in_outage = True
+            log.warning(
+                "broker outage: %d events failed, backing off %.1f s; their keys wait",
+                len(result.transient),
+                backoff,
+                extra={"outage": True, "backoff_s": backoff, "failed": len(result.failed)},
+            )
+        return backoff
 
     def _wait_for_events(self, stop: threading.Event) -> None:
         # Bounded by idle_wait_s: a stop asked from another thread cannot wake a NOTIFY wait.
@@ -162,10 +181,8 @@ class Relay:
             pass
 
     def _unsettled(self) -> bool:
-        row = self._conn.execute(
-            "SELECT EXISTS (SELECT 1 FROM tailrace_outbox WHERE status IN "
-            "('pending', 'publishing'))"
-        ).fetchone()
+        # Events held behind a dead one wait for a requeue, not for this relay.
+        row = self._conn.execute(Q["unsettled"]).fetchone()
         return bool(row and row[0])
 
     # -- claim and mark -----------------------------------------------------------------------
@@ -210,7 +227,7 @@ class Relay:
                 params = {"ids": result.acked, "batch": batch_id}
                 self._conn.execute(Q["mark_published"], params)
             if result.failed:
-                self._mark_failed(batch_id, result.failed, attempts)
+                self._mark_failed(batch_id, result.failed, attempts, result.transient)
             if result.unsent:
                 self._conn.execute(Q["release"], {"ids": result.unsent, "batch": batch_id})
             if result.next_offsets:
@@ -227,7 +244,13 @@ class Relay:
                 self._conn.execute(Q["delete_batch"], {"batch": batch_id})
         self.stats.published += len(result.acked)
 
-    def _mark_failed(self, batch_id: int, failed: dict[int, str], attempts: dict[int, int]) -> None:
+    def _mark_failed(
+        self,
+        batch_id: int,
+        failed: dict[int, str],
+        attempts: dict[int, int],
+        transient: set[int],
+    ) -> None:
         ids = sorted(failed)
         retry = self.settings.retry
         self._conn.execute(
@@ -236,6 +259,7 @@ class Relay:
                 "ids": ids,
                 "errors": [failed[i] for i in ids],
                 "delays": [retry.delay(attempts[i]) for i in ids],
+                "transient": [i in transient for i in ids],
                 "batch": batch_id,
                 "max_attempts": self.settings.max_attempts,
             },

@@ -8,6 +8,12 @@ messages the broker acknowledged.
 
 Spools by URL (`open_spool`): ``redis://host:port/db`` (a sorted set), ``postgresql://…``
 (the ``tailrace_spool`` table), ``file:///directory`` (an fsynced log).
+
+A spool has one owner at a time, from open to close: two processes draining one spool would
+send its messages twice and out of order. The owner holds a lock that dies with it: `flock`
+on the disk spool's lock file, a session advisory lock in PostgreSQL, a lease key renewed
+every few seconds in Redis (a dead owner's lease expires after `REDIS_LEASE_S`). Opening a
+spool someone holds raises `SpoolBusy`.
 """
 
 from __future__ import annotations
@@ -25,6 +31,17 @@ Headers = list[tuple[str, bytes | None]]
 
 class SpoolError(TailraceError):
     """A spool could not store or give back messages."""
+
+
+class SpoolBusy(SpoolError):
+    """Another live process owns the spool."""
+
+    def __init__(self, where: str, name: str) -> None:
+        super().__init__(
+            f"spool {name!r} ({where}) is owned by another live process: each producer needs "
+            f"a spool name of its own, and `tailrace spool drain {name}` waits for its owner "
+            "to exit"
+        )
 
 
 @dataclass(frozen=True, slots=True)

@@ -9,6 +9,7 @@ message is removed, both logs are truncated.
 
 from __future__ import annotations
 
+import fcntl
 import heapq
 import os
 import struct
@@ -18,7 +19,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import BinaryIO
 
-from .spool import Spooled, SpoolError, decode, encode
+from .spool import SpoolBusy, Spooled, SpoolError, decode, encode
 
 _HEADER = struct.Struct(">IIQ")  # record length, crc32 of the record, sequence number
 _SEQ = struct.Struct(">Q")
@@ -29,6 +30,13 @@ class DiskSpool:
         self.name = name
         folder = Path(directory)
         folder.mkdir(parents=True, exist_ok=True)
+        # The owner's lock: flock, released by the kernel when the owner exits, however.
+        self._owner = (folder / f"{name}.lock").open("ab")
+        try:
+            fcntl.flock(self._owner.fileno(), fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            self._owner.close()
+            raise SpoolBusy(str(folder), name) from None
         self._log_path = folder / f"{name}.spool"
         self._removed_path = folder / f"{name}.removed"
         self._lock = threading.Lock()
@@ -122,3 +130,4 @@ class DiskSpool:
         with self._lock:
             self._log.close()
             self._removed.close()
+            self._owner.close()  # releases the flock

@@ -8,7 +8,10 @@ from typing import Any
 import psycopg
 
 from ..engine.store.postgres.store import PostgresStore
-from .spool import Spooled, SpoolError, decode, encode
+from ..settings import redact_url
+from .spool import SpoolBusy, Spooled, SpoolError, decode, encode
+
+LOCK_CLASS = 0x5B001  # first key of the session advisory lock that owns a spool
 
 _APPEND = (
     "INSERT INTO tailrace_spool (spool, seq, record)"
@@ -27,12 +30,25 @@ class PostgresSpool:
             store.close()
         self.name = name
         self._url = url
-        self._conn: psycopg.Connection[Any] = psycopg.connect(url, autocommit=True)
+        self._conn: psycopg.Connection[Any] = self._owning_connection()
+
+    def _owning_connection(self) -> psycopg.Connection[Any]:
+        """A connection holding the spool's session advisory lock (it dies with the
+        session, so with the owner), or SpoolBusy."""
+        conn = psycopg.connect(self._url, autocommit=True)
+        row = conn.execute(
+            "SELECT pg_try_advisory_lock(%s, hashtext(%s))", (LOCK_CLASS, self.name)
+        ).fetchone()
+        if not (row and row[0]):
+            conn.close()
+            raise SpoolBusy(redact_url(self._url), self.name)
+        return conn
 
     def _run(self, sql: str, params: Any) -> list[Any]:
         try:
             if self._conn.broken:
-                self._conn = psycopg.connect(self._url, autocommit=True)
+                # The lock went with the old session: take it again, or stop here.
+                self._conn = self._owning_connection()
             cursor = self._conn.execute(sql, params)
             return cursor.fetchall() if cursor.description else []
         except psycopg.Error as exc:

@@ -103,7 +103,7 @@ def test_two_relays_keep_order_per_key_and_publish_each_event_once(
     assert all(r.batches > 0 for r in (relay.stats for relay in relays)), "one relay did all"
 
 
-def test_poison_event_is_moved_aside_and_its_key_goes_on(
+def test_poison_event_is_moved_aside_and_holds_its_key_until_requeued(
     db: str, broker: TansuBroker, topic: str
 ) -> None:
     settings = RelaySettings(
@@ -112,18 +112,31 @@ def test_poison_event_is_moved_aside_and_its_key_goes_on(
         idle_wait_s=0.05,
         producer={"message.max.bytes": "2000"},
     )
-    with psycopg.connect(db, autocommit=True) as conn:
-        poison = outbox.add(conn, topic, "k", b"x" * 5_000)
-        after = outbox.add(conn, topic, "k", b"after")
     with Relay(db, broker.bootstrap, settings) as relay:
+        with psycopg.connect(db, autocommit=True) as conn:
+            poison = outbox.add(conn, topic, "k", b"x" * 5_000)
+            assert relay.run_once() == 1  # its first attempt fails
+            after = outbox.add(conn, topic, "k", b"after")
+            other = outbox.add(conn, topic, "j", b"other key")
         relay.run(until_idle=True)
-    with psycopg.connect(db) as conn:
+    with psycopg.connect(db, autocommit=True) as conn:
         status, attempts, error = conn.execute(
             "SELECT status, attempts, last_error FROM tailrace_outbox WHERE id = %s", (poison,)
         ).fetchone() or (None, None, None)
-    assert (status, attempts) == ("dead", 2)
-    assert "too large" in (error or "").lower()
-    assert outbox_ids(broker.consume_all(topic, expected=1)) == [after]
+        assert (status, attempts) == ("dead", 2)
+        assert "too large" in (error or "").lower()
+        # The later event of the dead one's key waits; the other key went on.
+        assert outbox_ids(broker.consume_all(topic, expected=1)) == [other]
+        assert outbox.held(conn).held_events == 1
+        assert outbox.counts(conn)[OutboxStatus.PENDING] == 1
+
+        assert outbox.requeue(conn, keys=["k"]) == [poison]
+    # A relay that takes it now publishes the key in its order.
+    with Relay(db, broker.bootstrap, FAST) as relay:
+        relay.run(until_idle=True)
+    records = broker.consume_all(topic, expected=3)
+    assert per_key(records)[b"k"] == [b"x" * 5_000, b"after"]
+    assert sorted(outbox_ids(records)) == sorted([poison, after, other])
 
 
 def test_a_commit_wakes_an_idle_relay(db: str, broker: TansuBroker, topic: str) -> None:

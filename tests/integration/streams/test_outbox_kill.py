@@ -3,6 +3,7 @@ the topic exactly once, in order per key, and a rolled-back one never is."""
 
 from __future__ import annotations
 
+import random
 import signal
 import uuid
 from collections.abc import Iterator
@@ -98,6 +99,53 @@ def test_relay_killed_mid_batch_loses_and_repeats_nothing(
     records = broker.consume_all(topic, quiet=1.0, timeout=60)  # reads on past any duplicate
     ids = outbox_ids(records)
     assert len(ids) == len(set(ids)) == EVENTS
+    for key, values in per_key(records).items():
+        numbers = [int(v or b"") for v in values]
+        assert numbers == sorted(numbers), f"{key!r} out of order"
+
+
+@pytest.mark.slow
+def test_relay_killed_at_random_points_again_and_again_publishes_each_event_once(
+    broker: TansuBroker, tmp_path: Path
+) -> None:
+    rng = random.Random()
+    events, kills = 12_000, 3
+    topic = f"outbox-{uuid.uuid4().hex[:10]}"
+    broker.create_topic(topic, partitions=3)
+    log = tmp_path / "relay.log"
+    with migrated_schema() as url, psycopg.connect(url, autocommit=True) as conn:
+        with conn.transaction():
+            outbox.add_many(
+                conn, (OutboxEvent(topic, f"key-{n % KEYS}", b"%d" % n) for n in range(events))
+            )
+
+        def published() -> int:
+            return outbox.counts(conn)[OutboxStatus.PUBLISHED]
+
+        for _ in range(kills):
+            # At a random point: a random number of events further, then a random moment.
+            target = published() + rng.randrange(500, 2_500)
+            relay = start_relay(url, broker.bootstrap, log, *OPTIONS)
+            try:
+                wait_until(lambda t=target: published() >= t, 60, f"{target} published")
+                try:
+                    wait_until(lambda: False, rng.uniform(0, 0.3), "a random delay")
+                except AssertionError:
+                    pass
+            finally:
+                relay.send_signal(signal.SIGKILL)
+                relay.wait(timeout=10)
+        assert _unsettled(conn) > 0, "all published before the last kill: the test proves less"
+        last = start_relay(url, broker.bootstrap, log, *OPTIONS)
+        try:
+            wait_until(lambda: _unsettled(conn) == 0, timeout=90, what="every event settled")
+        finally:
+            stop_process(last, 10)
+        assert published() == events
+
+    records = broker.consume_all(topic, quiet=1.0, timeout=60)
+    ids = outbox_ids(records)
+    assert len(ids) == len(set(ids)) == events  # once each: killed batches were reconciled
     for key, values in per_key(records).items():
         numbers = [int(v or b"") for v in values]
         assert numbers == sorted(numbers), f"{key!r} out of order"

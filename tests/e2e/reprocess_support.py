@@ -96,7 +96,12 @@ def start_cli(args: list[str], database_url: str, cwd: Path) -> subprocess.Popen
     return subprocess.Popen(
         [*CLI, *args],
         cwd=cwd,
-        env={**os.environ, "TAILRACE_DATABASE_URL": database_url, "PYTHONPATH": str(REPO_ROOT)},
+        env={
+            **os.environ,
+            "TAILRACE_DATABASE_URL": database_url,
+            # this tree's code, not an installed tailrace's (the `tests` package: the root)
+            "PYTHONPATH": os.pathsep.join([str(REPO_ROOT / "src"), str(REPO_ROOT)]),
+        },
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
         text=True,

@@ -107,6 +107,9 @@ _Headers = list[tuple[str, str | bytes | None]] | None
 _SECRET_KEYS = frozenset({"sasl.password", "ssl.key.password", "ssl.keystore.password"})
 
 _ROOM_POLL_SECONDS = 0.1
+# A stopping worker gives up a wait with no progress for this long (a short flush of a
+# cancelled file, with the broker answering, still completes).
+_STOP_AFTER_STALL_S = 1.0
 # `flush()` waits in rounds this long, so that a signal handler gets to run in between.
 _FLUSH_ROUND_SECONDS = 0.5
 
@@ -470,6 +473,11 @@ class _Outage:
         self.left = left
         stalled = now - self.since
         sink = self.sink
+        if sink.stopping and stalled > _STOP_AFTER_STALL_S:
+            sink._unavailable = sink._unavailable or (
+                f"the worker is stopping; {left} events unacknowledged for {stalled:.0f} s"
+            )
+            sink._check_broken()
         if stalled > sink.outage_timeout_s:
             sink._unavailable = sink._unavailable or (
                 f"nothing acknowledged for {stalled:.0f} s, {left} events waiting "

@@ -27,6 +27,22 @@ acknowledged for the outage timeout: ``KAFKA_OUTAGE_TIMEOUT_S`` (default 300 s).
 librdkafka reports (delivery reports, ``error_cb``, `KafkaException`, exceptions out of its
 calls) ends in one of these two ways; none escapes as anything but `SinkError`.
 
+What a job gets, by fault (the worker checkpoints after each `flush()`):
+
+- a worker SIGKILLed: nothing lost; it resends what it wrote since its last checkpoint,
+  so duplicates per kill are at most the events acknowledged in one checkpoint interval
+  plus the producer window (``queue.buffering.max.messages``, `QUEUE_WINDOW`: how far the
+  reader may run ahead of the acknowledgements);
+- a broker outage shorter than the outage timeout: the worker waits (logging "sink
+  unavailable"), then goes on; nothing lost, no duplicate from the wait itself;
+- a longer outage, a message librdkafka gives up on, or a fatal producer error: `SinkError`,
+  the file goes back to pending with that error and resumes from its checkpoint with a new
+  producer (up to the file's attempts; then it fails, and the job with it): nothing lost,
+  duplicates as for a kill;
+- a broker that acknowledges what it did not store (Tansu 0.6, restarted, can answer a
+  resent batch "duplicate sequence", which librdkafka takes as delivered): no client can
+  tell; ``KAFKA_ENABLE_IDEMPOTENCE=false`` avoids that answer.
+
 Connection settings beyond the URL come from the environment: ``KAFKA_SECURITY_PROTOCOL``,
 ``KAFKA_SASL_MECHANISM``, ``KAFKA_SASL_USERNAME``, ``KAFKA_SASL_PASSWORD`` and
 ``KAFKA_ENABLE_IDEMPOTENCE``; ``KAFKA_OUTAGE_TIMEOUT_S`` is read by the sink itself. No message,
@@ -59,6 +75,7 @@ log = logging.getLogger("tailrace.sink.kafka")
 ROUTE_HEADER = "connection_ids"
 DEFAULT_MESSAGE_TIMEOUT_MS = 300_000
 DEFAULT_OUTAGE_TIMEOUT_S = 300.0
+QUEUE_WINDOW = 20_000
 OUTAGE_TIMEOUT_ENV = "KAFKA_OUTAGE_TIMEOUT_S"
 # While nothing is acknowledged: a "sink unavailable" warning after this long, and again
 # at most this often.
@@ -88,6 +105,11 @@ DEFAULT_CONFIG: Mapping[str, str] = {
     "compression.type": "lz4",
     "client.id": "tailrace",
     "message.timeout.ms": str(DEFAULT_MESSAGE_TIMEOUT_MS),
+    # The reader may run this far ahead of the broker's acknowledgements (librdkafka's
+    # default: 100,000). It bounds what a checkpoint's flush waits for, and so what a
+    # killed worker resends: the events acknowledged in one checkpoint interval plus this
+    # window (see the module doc).
+    "queue.buffering.max.messages": str(QUEUE_WINDOW),
     # Idle connections closed by the broker are routine, not worth a log line each.
     "log.connection.close": "false",
 }

@@ -148,11 +148,14 @@ class FileRun:
                     routes.clear()
 
             def checkpoint(at: Checkpoint, final: bool) -> None:
-                nonlocal lines, filtered, skipped, unflushed
+                nonlocal lines, filtered, skipped, unflushed, next_check
                 write()
                 counters.lines += lines
                 counters.filtered += filtered
                 counters.skipped += skipped
+                # `lines` counts from here on: so does the next look at the clock (else each
+                # checkpoint came `check_every` lines later than the last, whatever the time)
+                next_check -= lines
                 lines = filtered = skipped = 0
                 if bad:
                     self.deadletters.write(bad)

@@ -161,6 +161,7 @@ class ReprocessWorker:
         totals.total_bytes += record.size
         try:
             run = self._file_run(_Hooks(self, ctx, record), router)
+            run.sink.stop_when(ctx.cancelled)  # a stopping worker is not held by an outage
             state = self._resume_state(record)
             log.info(
                 "file started",

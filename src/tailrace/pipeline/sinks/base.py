@@ -8,6 +8,7 @@ an event that could still be lost.
 
 from __future__ import annotations
 
+import threading
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from types import TracebackType
@@ -45,8 +46,10 @@ class FileMark:
 
 @dataclass(frozen=True, slots=True)
 class FailedDelivery:
-    """An event a sink finally could not deliver (a broker never acknowledged it): to be
-    dead-lettered, not dropped."""
+    """An event the destination refused for itself (too large, an invalid record): bad
+    input, to be dead-lettered, not dropped. Never an event that could not be delivered
+    because the destination was unavailable: that is a `SinkError`, and the file resumes
+    from its checkpoint."""
 
     value: bytes
     key: str | None
@@ -97,8 +100,14 @@ class Sink(Protocol):
         ...
 
     def take_failed(self) -> list[FailedDelivery]:
-        """Events that finally failed since the last call, each handed over once; a sink
-        that either delivers or raises never has any."""
+        """Events refused for themselves (bad input, never an unavailable destination)
+        since the last call, each handed over once; a sink that either delivers or raises
+        never has any."""
+        ...
+
+    def stop_when(self, event: threading.Event) -> None:
+        """Once `event` is set (the worker is stopping), a wait that is making no progress
+        (a broker outage) ends in `SinkError` instead of holding the worker."""
         ...
 
     def take_skipped(self) -> dict[str, int]:
@@ -127,6 +136,7 @@ class SinkBase:
         self._counters = SinkCounters()
         self._unacked = SinkCounters()  # written, not yet delivered
         self._closed = False
+        self._stop: threading.Event | None = None
 
     def _written(self, events: int, event_bytes: int) -> None:
         self._unacked.events += events
@@ -172,6 +182,13 @@ class SinkBase:
 
     def take_skipped(self) -> dict[str, int]:
         return {}
+
+    def stop_when(self, event: threading.Event) -> None:
+        self._stop = event
+
+    @property
+    def stopping(self) -> bool:
+        return self._stop is not None and self._stop.is_set()
 
     def close(self) -> None:
         """Flush, then release the sink's resources even if the flush failed."""

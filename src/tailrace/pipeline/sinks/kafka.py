@@ -6,14 +6,46 @@ connection ids in a ``connection_ids`` header (when routed).
 
 The producer is idempotent (``acks=all``): librdkafka retries what a broker failed to take,
 without duplicates or reordering, until ``message.timeout.ms`` runs out. An event counts as
-sent only once the broker has acknowledged it; `flush()` returns once every message written
-is either acknowledged or has finally failed. Failed messages are kept, with their key,
-route and error, for the caller to dead-letter (`KafkaSink.take_failed`): none is dropped
-silently.
+sent only once the broker has acknowledged it; `flush()` returns only once every message
+written since the last flush is acknowledged, or refused for itself, or it raises.
+
+Two kinds of failure, told apart by the error's code:
+
+- a message the broker refuses for itself (too large, an invalid record) is bad input: it
+  is kept, with its key, route and error, for the caller to dead-letter
+  (`KafkaSink.take_failed`);
+- anything else is the sink being unavailable (timeouts, transport errors, all brokers
+  down, an unknown topic, a fatal producer error such as the idempotent producer losing
+  its sequence): never a dead letter. `flush()` (or `write()`) raises `SinkError`, the
+  sink is closed without waiting, and the caller resumes the file from its checkpoint
+  with a new producer. Nothing past the checkpoint was counted, so nothing is lost;
+  what the broker took past it comes again (the duplicate bound).
+
+While the broker does not answer, `flush()` waits, logging "sink unavailable" at most every
+`UNAVAILABLE_LOG_S` seconds, and gives up (`SinkError`, resumable) once nothing was
+acknowledged for the outage timeout: ``KAFKA_OUTAGE_TIMEOUT_S`` (default 300 s). Every error
+librdkafka reports (delivery reports, ``error_cb``, `KafkaException`, exceptions out of its
+calls) ends in one of these two ways; none escapes as anything but `SinkError`.
+
+What a job gets, by fault (the worker checkpoints after each `flush()`):
+
+- a worker SIGKILLed: nothing lost; it resends what it wrote since its last checkpoint,
+  so duplicates per kill are at most the events acknowledged in one checkpoint interval
+  plus the producer window (``queue.buffering.max.messages``, `QUEUE_WINDOW`: how far the
+  reader may run ahead of the acknowledgements);
+- a broker outage shorter than the outage timeout: the worker waits (logging "sink
+  unavailable"), then goes on; nothing lost, no duplicate from the wait itself;
+- a longer outage, a message librdkafka gives up on, or a fatal producer error: `SinkError`,
+  the file goes back to pending with that error and resumes from its checkpoint with a new
+  producer (up to the file's attempts; then it fails, and the job with it): nothing lost,
+  duplicates as for a kill;
+- a broker that acknowledges what it did not store (Tansu 0.6, restarted, can answer a
+  resent batch "duplicate sequence", which librdkafka takes as delivered): no client can
+  tell; ``KAFKA_ENABLE_IDEMPOTENCE=false`` avoids that answer.
 
 Connection settings beyond the URL come from the environment: ``KAFKA_SECURITY_PROTOCOL``,
 ``KAFKA_SASL_MECHANISM``, ``KAFKA_SASL_USERNAME``, ``KAFKA_SASL_PASSWORD`` and
-``KAFKA_ENABLE_IDEMPOTENCE``. No message,
+``KAFKA_ENABLE_IDEMPOTENCE``; ``KAFKA_OUTAGE_TIMEOUT_S`` is read by the sink itself. No message,
 log line or repr shows the password.
 """
 
@@ -42,6 +74,24 @@ log = logging.getLogger("tailrace.sink.kafka")
 
 ROUTE_HEADER = "connection_ids"
 DEFAULT_MESSAGE_TIMEOUT_MS = 300_000
+DEFAULT_OUTAGE_TIMEOUT_S = 300.0
+QUEUE_WINDOW = 100_000
+OUTAGE_TIMEOUT_ENV = "KAFKA_OUTAGE_TIMEOUT_S"
+# While nothing is acknowledged: a "sink unavailable" warning after this long, and again
+# at most this often.
+UNAVAILABLE_LOG_S = 10.0
+
+# Errors that are about the message itself, not the broker's availability: the only
+# delivery failures that become dead letters.
+BAD_MESSAGE_ERRORS = frozenset(
+    {
+        KafkaError.MSG_SIZE_TOO_LARGE,
+        KafkaError.INVALID_MSG,  # corrupt message
+        KafkaError.INVALID_MSG_SIZE,
+        KafkaError.INVALID_RECORD,
+        KafkaError.RECORD_LIST_TOO_LARGE,
+    }
+)
 
 # Measured against Tansu with ~1 KB JSON events (warm producers, 200k events): lz4 doubled
 # the events/s over no compression and cut the broker's CPU per event about 3x (JSON
@@ -55,6 +105,11 @@ DEFAULT_CONFIG: Mapping[str, str] = {
     "compression.type": "lz4",
     "client.id": "tailrace",
     "message.timeout.ms": str(DEFAULT_MESSAGE_TIMEOUT_MS),
+    # The reader may run this far ahead of the broker's acknowledgements (librdkafka's
+    # default, stated here as it is part of the duplicate bound: a killed worker resends at
+    # most the events acknowledged in one checkpoint interval plus this window). 20,000 was
+    # tried: duplicates per kill no lower, and slower in both paired bench runs.
+    "queue.buffering.max.messages": str(QUEUE_WINDOW),
     # Idle connections closed by the broker are routine, not worth a log line each.
     "log.connection.close": "false",
 }
@@ -73,10 +128,10 @@ ENVIRONMENT: Mapping[str, str] = {
 _Headers = list[tuple[str, str | bytes | None]] | None
 _SECRET_KEYS = frozenset({"sasl.password", "ssl.key.password", "ssl.keystore.password"})
 
-# How long `write()` waits for room in a full queue, and `flush()` for the last reports,
-# beyond the message timeout (after which librdkafka fails every waiting message itself).
-_GRACE_SECONDS = 30.0
 _ROOM_POLL_SECONDS = 0.1
+# A stopping worker gives up a wait with no progress for this long (a short flush of a
+# cancelled file, with the broker answering, still completes).
+_STOP_AFTER_STALL_S = 1.0
 # `flush()` waits in rounds this long, so that a signal handler gets to run in between.
 _FLUSH_ROUND_SECONDS = 0.5
 
@@ -108,7 +163,9 @@ class KafkaSink(SinkBase):
     """Produces each event to `topic` on the brokers of `bootstrap_servers`.
 
     `config` (librdkafka properties) overrides the environment, which overrides the
-    defaults. Not thread-safe: one worker thread writes and flushes.
+    defaults. Not thread-safe: one worker thread writes and flushes. Once it raised
+    `SinkError` for an unavailable broker or a fatal producer error, the sink is broken:
+    every call raises again and `close()` drops what is queued; open a new one.
     """
 
     def __init__(
@@ -118,11 +175,13 @@ class KafkaSink(SinkBase):
         *,
         config: Mapping[str, str] | None = None,
         environ: Mapping[str, str] | None = None,
+        outage_timeout_s: float | None = None,
     ) -> None:
         super().__init__()
         self.bootstrap_servers = bootstrap_servers
         self.topic = topic
         self.name = f"kafka sink {bootstrap_servers}/{topic}"
+        environ = os.environ if environ is None else environ
         settings = {
             **DEFAULT_CONFIG,
             "client.id": unique_client_id(DEFAULT_CONFIG["client.id"]),
@@ -132,17 +191,19 @@ class KafkaSink(SinkBase):
         secrets = [settings[key] for key in _SECRET_KEYS if settings.get(key)]
         self._hide = _hider(secrets)
         try:
-            timeout_ms = int(settings["message.timeout.ms"])
+            int(settings["message.timeout.ms"])
         except ValueError:
             raise SinkError(
                 f"{self.name}: message.timeout.ms must be a whole number of milliseconds"
             ) from None
-        # librdkafka gives up on a message after its timeout (0: never): waiting longer than
-        # that, and a grace period, means something is stuck.
-        self._patience = None if timeout_ms == 0 else timeout_ms / 1000 + _GRACE_SECONDS
+        self.outage_timeout_s = (
+            outage_timeout_s if outage_timeout_s is not None else _outage_timeout(environ)
+        )
         self._failed: list[FailedDelivery] = []
         self._failed_total = 0
+        # Why the sink cannot go on; set from librdkafka's threads' callbacks as well.
         self._fatal: str | None = None
+        self._unavailable: str | None = None
         self._callbacks: dict[str | None, Callable[[KafkaError | None, Message], None]] = {}
         producer_config: dict[str, Any] = {
             **settings,
@@ -170,13 +231,18 @@ class KafkaSink(SinkBase):
 
     @property
     def failed(self) -> int:
-        """Events that finally failed since the sink was opened (taken or not)."""
+        """Events refused for themselves since the sink was opened (taken or not)."""
         return self._failed_total
 
+    @property
+    def broken(self) -> bool:
+        """Whether the sink gave up (unavailable broker, fatal producer error)."""
+        return self._fatal is not None or self._unavailable is not None
+
     def take_failed(self) -> list[FailedDelivery]:
-        """The failed events reported so far, each returned once: dead-letter them after
-        `flush()` returns. (After `flush()` raised, the caller resumes from its checkpoint
-        instead, which writes these events again.)"""
+        """The events refused for themselves so far, each returned once: dead-letter them
+        after `flush()` returns. (After `flush()` raised, the caller resumes from its
+        checkpoint instead, which writes these events again.)"""
         failed, self._failed = self._failed, []
         return failed
 
@@ -184,7 +250,7 @@ class KafkaSink(SinkBase):
         self, batch: Sequence[bytes], *, keys: Keys | None = None, routes: Routes | None = None
     ) -> None:
         self._check_open()
-        self._check_fatal()
+        self._check_broken()
         if not batch:
             return
         count = len(batch)
@@ -195,49 +261,55 @@ class KafkaSink(SinkBase):
         produce = self._producer.produce
         topic = self.topic
         self._written(count, sum(map(len, batch)))
-        # Separate loops: the common shapes skip building unused arguments per event.
-        if routes is None:
-            for value, key in zip(batch, keys or (None,) * count, strict=True):
-                try:
-                    produce(topic, value, key)
-                except BufferError:
-                    self._produce_when_room(value, key, None)
-                except KafkaException as exc:
-                    self._refused(value, key, None, exc)
-        else:
-            # The report of a failure carries no headers: its callback knows the route.
-            last_route: str | None = None
-            on_delivery = self._delivery_callback(None)
-            for value, key, route in zip(batch, keys or (None,) * count, routes, strict=True):
-                headers: _Headers = None
-                if route is not None:
-                    headers = [(ROUTE_HEADER, route)]
-                    if route != last_route:  # runs of one route are the common case
-                        on_delivery = self._delivery_callback(route)
-                        last_route = route
-                elif last_route is not None:
-                    on_delivery = self._delivery_callback(None)
-                    last_route = None
-                try:
-                    produce(topic, value, key, on_delivery=on_delivery, headers=headers)
-                except BufferError:
-                    self._produce_when_room(value, key, route)
-                except KafkaException as exc:
-                    self._refused(value, key, route, exc)
-        # Serve queued reports and log lines without waiting.
-        self._producer.poll(0)
+        try:
+            # Separate loops: the common shapes skip building unused arguments per event.
+            if routes is None:
+                for value, key in zip(batch, keys or (None,) * count, strict=True):
+                    try:
+                        produce(topic, value, key)
+                    except BufferError:
+                        self._produce_when_room(value, key, None)
+                    except KafkaException as exc:
+                        self._refused(value, key, None, exc)
+            else:
+                # The report of a failure carries no headers: its callback knows the route.
+                last_route: str | None = None
+                on_delivery = self._delivery_callback(None)
+                for value, key, route in zip(batch, keys or (None,) * count, routes, strict=True):
+                    headers: _Headers = None
+                    if route is not None:
+                        headers = [(ROUTE_HEADER, route)]
+                        if route != last_route:  # runs of one route are the common case
+                            on_delivery = self._delivery_callback(route)
+                            last_route = route
+                    elif last_route is not None:
+                        on_delivery = self._delivery_callback(None)
+                        last_route = None
+                    try:
+                        produce(topic, value, key, on_delivery=on_delivery, headers=headers)
+                    except BufferError:
+                        self._produce_when_room(value, key, route)
+                    except KafkaException as exc:
+                        self._refused(value, key, route, exc)
+            # Serve queued reports and log lines without waiting.
+            self._call(self._producer.poll, 0)
+        except SinkError:
+            raise
+        except Exception as exc:  # anything else out of librdkafka: the sink cannot go on
+            self._give_up(exc)
+        self._check_broken()
 
     def _produce_when_room(self, value: bytes, key: str | None, route: str | None) -> None:
         """Wait for the queue (``queue.buffering.max.*``) to make room, then produce.
 
-        Room comes as the broker acknowledges, or as messages time out when it is away;
-        past the message timeout and a grace period something is wrong with librdkafka.
+        Room comes as the broker acknowledges; while it does not, this waits visibly, up
+        to the outage timeout.
         """
         headers: _Headers = None if route is None else [(ROUTE_HEADER, route)]
-        started = time.monotonic()
+        outage = _Outage(self)
         while True:
-            self._producer.poll(_ROOM_POLL_SECONDS)
-            self._check_fatal()
+            self._call(self._producer.poll, _ROOM_POLL_SECONDS)
+            self._check_broken()
             try:
                 self._producer.produce(
                     self.topic,
@@ -248,11 +320,7 @@ class KafkaSink(SinkBase):
                 )
                 return
             except BufferError:
-                waited = time.monotonic() - started
-                if self._patience is not None and waited > self._patience:
-                    raise SinkError(
-                        f"{self.name}: the producer queue stayed full for {waited:.0f} s"
-                    ) from None
+                outage.waiting(len(self._producer), "for room in the producer queue")
             except KafkaException as exc:
                 self._refused(value, key, route, exc)
                 return
@@ -260,12 +328,13 @@ class KafkaSink(SinkBase):
     def _refused(
         self, value: bytes, key: str | None, route: str | None, exc: KafkaException
     ) -> None:
-        """librdkafka refused the message outright (too large, for one): a failure."""
+        """librdkafka refused the message outright: bad input (too large) is a failure to
+        dead-letter; anything else (a fatal state, an unknown topic) breaks the sink."""
         error = exc.args[0] if exc.args else None
-        if isinstance(error, KafkaError) and error.fatal():
-            self._fatal = self._hide(error.str())
-            self._check_fatal()
-        self._record_failure(value, key, route, self._hide(_describe(exc)))
+        if isinstance(error, KafkaError) and _bad_message(error):
+            self._record_failure(value, key, route, self._hide(_describe(exc)))
+            return
+        self._give_up(exc)
 
     def _delivery_callback(self, route: str | None) -> Callable[[KafkaError | None, Message], None]:
         callback = self._callbacks.get(route)
@@ -276,14 +345,21 @@ class KafkaSink(SinkBase):
             def callback(error: KafkaError | None, message: Message) -> None:
                 # After close, the only reports left are of messages purged after a failed
                 # flush: the caller resumes from its checkpoint, they are not dead letters.
-                if error is not None and not self._closed:
-                    key = message.key()
-                    self._record_failure(
-                        message.value() or b"",
-                        None if key is None else key.decode("utf-8", "surrogateescape"),
-                        route,
-                        self._hide(error.str()),
-                    )
+                if error is None or self._closed:
+                    return
+                try:
+                    if _bad_message(error):
+                        key = message.key()
+                        self._record_failure(
+                            message.value() or b"",
+                            None if key is None else key.decode("utf-8", "surrogateescape"),
+                            route,
+                            self._hide(error.str()),
+                        )
+                    else:
+                        self._broke(error)
+                except Exception as exc:  # never out of a callback: see `_callback_failed`
+                    self._callback_failed(exc)
 
             self._callbacks[route] = callback
         return callback
@@ -296,45 +372,186 @@ class KafkaSink(SinkBase):
         self._unacked.bytes -= len(value)
 
     def _on_error(self, error: KafkaError) -> None:
-        # Client-wide errors (brokers down, transport) are retried by librdkafka and logged
-        # by it; a fatal one (the idempotent producer lost its guarantees) ends the sink.
-        if error.fatal():
-            self._fatal = self._hide(error.str())
-        elif error.code() == KafkaError._ALL_BROKERS_DOWN:
-            log.warning("%s: %s; retrying", self.name, self._hide(error.str()))
-        else:
-            log.debug("%s: %s", self.name, self._hide(error.str()))
+        # Client-wide errors (brokers down, transport) are retried by librdkafka; `flush()`
+        # says when they last too long. A fatal one (the idempotent producer lost its
+        # guarantees) ends this producer: the caller resumes with a new one.
+        try:
+            if _is_fatal(error):
+                self._broke(error)
+            else:
+                log.debug("%s: %s", self.name, self._hide(error.str()))
+        except Exception as exc:  # never out of a callback
+            self._callback_failed(exc)
 
-    def _check_fatal(self) -> None:
+    def _callback_failed(self, exc: Exception) -> None:
+        # Seen here: after a fatal error `flush()` goes on serving delivery reports with the
+        # fatal `KafkaException` still pending, so the first call into the client from the
+        # callback raises `SystemError` (its context: that exception); caught, `flush()`
+        # then fails with a bare `SystemError`. The error that counts is in the chain.
+        error = _kafka_error_in(exc)
+        if error is not None:
+            self._broke(error)
+        else:
+            self._unavailable = self._unavailable or self._hide(
+                f"{type(exc).__name__}: {_describe(exc)}"
+            )
+
+    def _broke(self, error: KafkaError) -> None:
+        text = self._hide(error.str())
+        if _is_fatal(error):
+            self._fatal = self._fatal or text
+        else:
+            self._unavailable = self._unavailable or text
+
+    def _give_up(self, exc: Exception) -> None:
+        """An exception out of librdkafka: mark the sink broken and raise `SinkError`."""
+        self._callback_failed(exc)
+        self._check_broken()
+
+    def _call(self, method: Callable[[float], int], timeout: float) -> int:
+        """A `poll()` or `flush()` of the producer, its exceptions turned into `SinkError`
+        (an exception a callback raised comes out here, as may a fatal error)."""
+        try:
+            return method(timeout)
+        except SinkError:
+            raise
+        except Exception as exc:
+            self._give_up(exc)
+            raise  # not reached: _give_up raises
+
+    def _check_broken(self) -> None:
         if self._fatal is not None:
-            raise SinkError(f"{self.name}: fatal producer error: {self._fatal}")
+            raise SinkError(
+                f"{self.name}: fatal producer error: {self._fatal}; "
+                "the file resumes from its checkpoint with a new producer"
+            )
+        if self._unavailable is not None:
+            raise SinkError(
+                f"{self.name}: sink unavailable: {self._unavailable}; "
+                "the file resumes from its checkpoint"
+            )
 
     def flush(self, mark: FileMark | None = None) -> None:
-        """Wait until the broker acknowledged, or librdkafka gave up on, every message.
+        """Wait until the broker acknowledged every message written since the last flush
+        (or refused one for itself: see `take_failed`).
 
-        Raises `SinkError` on a fatal producer error (nothing since the last flush can be
-        trusted then: the caller resumes from its checkpoint).
+        Raises `SinkError` on a fatal producer error, on a message librdkafka gave up on,
+        or once nothing was acknowledged for the outage timeout: nothing since the last
+        flush counts as sent then, and the caller resumes from its checkpoint.
         """
         self._check_open()
-        started = time.monotonic()
-        while (left := self._producer.flush(_FLUSH_ROUND_SECONDS)) > 0:
-            self._check_fatal()
-            waited = time.monotonic() - started
-            if self._patience is not None and waited > self._patience:
-                raise SinkError(
-                    f"{self.name}: {left} events still unacknowledged after {waited:.0f} s"
-                )
-        self._check_fatal()
+        self._check_broken()
+        outage = _Outage(self)
+        while (left := self._call(self._producer.flush, _FLUSH_ROUND_SECONDS)) > 0:
+            self._check_broken()
+            outage.waiting(left, "for acknowledgements")
+        self._check_broken()
         self._acknowledge()
+
+    def close(self) -> None:
+        """Flush and release; a broken sink is released at once (what it holds is resent
+        from the caller's checkpoint)."""
+        if self._closed:
+            return
+        if self.broken:
+            self._closed = True
+            self._release()
+            return
+        super().close()
 
     def _release(self) -> None:
         # After a failed flush, drop what is left rather than block on it: it was never
         # counted as sent, and the caller resumes from its checkpoint.
-        self._producer.purge()
-        self._producer.close()
+        try:
+            self._producer.purge()
+            self._producer.flush(0)  # serve the purged messages' reports
+        except Exception as exc:
+            log.debug("%s: purge on close: %s", self.name, self._hide(_describe(exc)))
+        try:
+            self._producer.close()
+        except Exception as exc:
+            log.debug("%s: close: %s", self.name, self._hide(_describe(exc)))
 
     def __repr__(self) -> str:
         return f"KafkaSink({self.bootstrap_servers!r}, {self.topic!r})"
+
+
+class _Outage:
+    """One wait for the broker: logs "sink unavailable" while nothing is acknowledged (at a
+    bounded rate) and raises `SinkError` once that lasted the sink's outage timeout."""
+
+    def __init__(self, sink: KafkaSink) -> None:
+        self.sink = sink
+        self.left: int | None = None
+        self.since = time.monotonic()  # the last progress
+        self.every = min(UNAVAILABLE_LOG_S, sink.outage_timeout_s / 2)
+        self.next_log = self.since + self.every
+
+    def waiting(self, left: int, what: str) -> None:
+        now = time.monotonic()
+        if self.left is None or left < self.left:
+            self.since = now
+            self.next_log = max(self.next_log, now + self.every)
+        self.left = left
+        stalled = now - self.since
+        sink = self.sink
+        if sink.stopping and stalled > _STOP_AFTER_STALL_S:
+            sink._unavailable = sink._unavailable or (
+                f"the worker is stopping; {left} events unacknowledged for {stalled:.0f} s"
+            )
+            sink._check_broken()
+        if stalled > sink.outage_timeout_s:
+            sink._unavailable = sink._unavailable or (
+                f"nothing acknowledged for {stalled:.0f} s, {left} events waiting "
+                f"(outage timeout {sink.outage_timeout_s:g} s)"
+            )
+            sink._check_broken()
+        if now >= self.next_log:
+            self.next_log = now + self.every
+            log.warning(
+                "sink unavailable: waiting %s",
+                what,
+                extra={
+                    "sink": sink.name,
+                    "unacknowledged": left,
+                    "stalled_s": round(stalled, 1),
+                    "outage_timeout_s": sink.outage_timeout_s,
+                },
+            )
+
+
+def _is_fatal(error: KafkaError) -> bool:
+    # After a fatal error librdkafka refuses each produce with `_FATAL`, not flagged fatal.
+    return bool(error.fatal()) or error.code() == KafkaError._FATAL
+
+
+def _kafka_error_in(exc: BaseException | None) -> KafkaError | None:
+    """The `KafkaError` an exception carries, or one of the exceptions it arose from."""
+    seen = 0
+    while exc is not None and seen < 8:
+        error = exc.args[0] if exc.args else None
+        if isinstance(error, KafkaError):
+            return error
+        exc = exc.__cause__ or exc.__context__
+        seen += 1
+    return None
+
+
+def _bad_message(error: KafkaError) -> bool:
+    return error.code() in BAD_MESSAGE_ERRORS and not _is_fatal(error)
+
+
+def _outage_timeout(environ: Mapping[str, str]) -> float:
+    text = environ.get(OUTAGE_TIMEOUT_ENV)
+    if not text:
+        return DEFAULT_OUTAGE_TIMEOUT_S
+    try:
+        value = float(text)
+    except ValueError:
+        value = -1.0
+    if not value > 0:
+        raise SinkError(f"{OUTAGE_TIMEOUT_ENV} must be a positive number of seconds, not {text!r}")
+    return value
 
 
 def _describe(exc: BaseException) -> str:

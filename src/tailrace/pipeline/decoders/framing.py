@@ -216,9 +216,9 @@ class LineReader:
         try:
             for chunk in self.chunks():
                 items = scanner.feed(chunk)
-                if items and type(items[-1]) is BadLine and items[-1].fatal:  # type: ignore[union-attr]
+                if items and type(items[-1]) is BadLine and items[-1].fatal:
                     yield from items[:-1]
-                    yield self._unread(items[-1], scanner.tail)  # type: ignore[arg-type]
+                    yield self._unread(items[-1], scanner.tail)
                     return
                 yield from items
         except DecompressionError as exc:
@@ -430,7 +430,9 @@ class ArrayScanner:
         self.max_bytes = max_bytes
         self.number = start.line
         self.base = start.offset  # offset of the current chunk in the uncompressed stream
-        self.phase = _Phase.BETWEEN if start.offset else _Phase.BEFORE
+        # A resume point is after an element (line 1 on); line 0 is the file's start, past
+        # a byte order mark if there is one.
+        self.phase = _Phase.BETWEEN if start.line else _Phase.BEFORE
         self.kind = 0  # the element's first byte: `{`, `[`, `"` or a scalar's
         self.stack = bytearray()  # the open brackets of the element
         self.in_string = False
@@ -439,9 +441,11 @@ class ArrayScanner:
         self.column = -1  # the element's column when it is the first on its line, else -1
         self.parts: list[bytes] = []
         self.size = 0
+        self.head = b""  # the first `max_bytes` of an element over the limit
+        self.last = 0  # the last non-whitespace byte seen
         self.broken = ""  # what is wrong with the element, once found broken
         self.line_gap = -1  # RESYNC: the indentation seen so far on a new line, else -1
-        self.carry = -1 if start.offset else 0  # the same at the end of the last chunk
+        self.carry = -1 if start.line else 0  # the same at the end of the last chunk
         self.tail: list[bytes] = []  # a fatal record's data so far
         self._fast_end = 0
         self._fast_failed = False  # this chunk has no clean run of elements: walk it
@@ -502,6 +506,9 @@ class ArrayScanner:
         if self.phase in (_Phase.ELEMENT, _Phase.RESYNC):
             self._keep(buf[begin:])
         self._carry(buf)
+        end = buf[-64:].rstrip()
+        if end:
+            self.last = end[-1]
         self.base += n
         return out
 
@@ -556,7 +563,9 @@ class ArrayScanner:
         inside = self.phase in (_Phase.ELEMENT, _Phase.RESYNC)
         at = self.start if inside else self.base
         number = self.number if inside else self.number + 1
-        data = b"".join(self.parts) if inside and self.size <= self.max_bytes else b""
+        data = b""
+        if inside:
+            data = b"".join(self.parts) if self.size <= self.max_bytes else self.head
         self.phase = _Phase.DONE
         return BadLine(self.file, number, at, reason, data)
 
@@ -571,14 +580,19 @@ class ArrayScanner:
         elif self.phase is _Phase.RESYNC:
             reason = f"broken JSON array element {self.number}: {self.broken}, and the file"
             reason += f" ends at byte {self.base} before another element or the closing ]"
+        elif self.last == 0x5D:  # "]": the file is whole, the element never closed
+            reason = f"JSON array element {self.number} never ends: an unbalanced quote or"
+            reason += f" bracket carries it to the end of the file at byte {self.base}"
         else:
             reason = f"truncated JSON array: the file ends at byte {self.base} inside element"
             reason += f" {self.number}, before the array's closing ]"
+        inside = self.phase is not _Phase.BETWEEN
         bad = self.fail(reason)
-        if bad.data:
-            bad.reason += f" (its {len(bad.data)} bytes are kept here)"
-        elif self.phase is not _Phase.BETWEEN and bad.offset < self.base:
-            bad.reason += f" (its {self.base - bad.offset} bytes are over the limit, not kept)"
+        if inside:
+            bad.reason += (
+                f"; the {self.base - bad.offset} bytes from byte {bad.offset} to the end are"
+                f" not read as elements (the first {len(bad.data)} are kept here)"
+            )
         bad.fatal = True
         return [bad]
 
@@ -591,6 +605,7 @@ class ArrayScanner:
         self.in_string = byte == _QUOTE
         self.parts = []
         self.size = 0
+        self.head = b""
         self.broken = ""
         # The column, if only indentation stands before the element on its line.
         low = max(0, pos - _MAX_INDENT)
@@ -715,12 +730,15 @@ class ArrayScanner:
         """The record that ends the array where the scanner cannot go on: `tail` gets the
         bytes from its offset to the end of `buf` (as far as the limit)."""
         self.phase = _Phase.DONE
-        kept = self.parts if self.size <= self.max_bytes else []
+        kept = self.parts if self.size <= self.max_bytes else [self.head]
         self.tail = [*kept, buf[begin:]]
         self.parts = []
         return BadLine(self.file, self.number, self.start, reason, fatal=True)
 
     def _keep(self, part: bytes) -> None:
+        if self.size <= self.max_bytes < self.size + len(part):
+            self.parts.append(part[: self.max_bytes - self.size])
+            self.head = b"".join(self.parts)
         self.size += len(part)
         if self.size <= self.max_bytes:
             self.parts.append(part)

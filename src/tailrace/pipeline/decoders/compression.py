@@ -14,7 +14,7 @@ import zlib
 from typing import BinaryIO, Protocol
 
 import zstandard
-from isal import isal_zlib
+from isal import igzip_lib
 
 from tailrace.pipeline.errors import DecompressionError
 
@@ -23,8 +23,6 @@ ZSTD_MAGIC = b"\x28\xb5\x2f\xfd"
 
 # Compressed bytes read from the source at a time.
 _INPUT_CHUNK = 128 * 1024
-# Decompressed bytes isal gives per call (measured fastest of 64 KiB, 256 KiB and unbounded).
-_GZIP_PIECE = 256 * 1024
 # A gzip member's compressed bytes are kept up to this size, to decode it again with zlib
 # when isal stops in it: isal loses what its failing call had decoded, and may hold back the
 # last byte or so before a cut, where zlib fed byte by byte gives everything. A longer member
@@ -182,10 +180,11 @@ class _Decoder:
         self.error: StreamDamage | None = None
 
     def read(self, size: int) -> bytes:
-        while len(self._pending) - self._pending_at < size and not self._finished:
-            self._fill()
+        """Up to `size` bytes (fewer where a piece ends: no copy to make up the size)."""
+        while self._pending_at >= len(self._pending) and not self._finished:
+            self._fill(size)
         start = self._pending_at
-        data = self._pending[start : start + size]
+        data = self._pending[start : start + size]  # the object itself when it is all of it
         self._pending_at = start + len(data)
         if self._pending_at >= len(self._pending):
             self._pending = b""
@@ -217,25 +216,35 @@ class _Decoder:
         self.error = StreamDamage(message, offset)
         self._finished = True
 
-    def _fill(self) -> None:
+    def _fill(self, size: int) -> None:
+        """Decodes more into the buffer (about `size` bytes, where the format allows)."""
         raise NotImplementedError
 
 
 class _Gzip(_Decoder):
-    """gzip, member after member, decoded by isal (raw deflate with the gzip wrapper)."""
+    """gzip, member after member, decoded by isal, a piece of the size asked for per call
+    (handed on as it is: no copy)."""
 
     def __init__(self, source: _CountingReader) -> None:
         super().__init__(source)
-        self._member: isal_zlib._Decompress | None = None  # type: ignore[name-defined]
+        self._member: igzip_lib.IgzipDecompressor | None = None
         self._member_at = 0  # stored offset where the current member starts
         self._member_out = 0  # bytes it has given
         self._members = 0  # members read to their end
         self._kept: list[bytes] | None = []  # its stored bytes, for `_replay`
         self._kept_size = 0
 
-    def _fill(self) -> None:
-        if not self._input and not self._more():
-            if self._member is not None:  # cut inside a member
+    def _fill(self, size: int) -> None:
+        member = self._member
+        if member is None:
+            if not self._input and not self._more():
+                self._finished = True
+            else:
+                self._start_member()
+            return
+        data = b""
+        if member.needs_input:
+            if not self._input and not self._more():  # cut inside the member
                 self._replay(None)
                 if self._member is not None:
                     consumed = self._source.consumed
@@ -244,36 +253,22 @@ class _Gzip(_Decoder):
                         f" starts at stored byte {self._member_at} has no end",
                         consumed,
                     )
-                    return
-            self._finished = True
-            return
-        if self._member is None:
-            self._start_member()
-            return
-        data, self._input = self._input, b""
-        if self._kept is not None:
-            self._kept.append(data)
-            self._kept_size += len(data)
-            if self._kept_size > _GZIP_REPLAY_BYTES:
-                self._kept = None
-        member = self._member
-        out: list[bytes] = []
+                return
+            data, self._input = self._input, b""
+            if self._kept is not None:
+                self._kept.append(data)
+                self._kept_size += len(data)
+                if self._kept_size > _GZIP_REPLAY_BYTES:
+                    self._kept = None
         try:
-            while data:
-                piece = member.decompress(data, _GZIP_PIECE)
-                out.append(piece)
-                self._member_out += len(piece)
-                if member.eof:
-                    break
-                data = member.unconsumed_tail
+            piece = member.decompress(data, size)
         except Exception as exc:
-            # isal_zlib.error or others depending on where the damage is.
-            if out:
-                self._push(out)
+            # igzip_lib.IsalError, or others depending on where the damage is.
             self._replay(exc)
             return
-        if out:
-            self._push(out)
+        if piece:
+            self._member_out += len(piece)
+            self._push([piece])
         if member.eof:
             self._end_member(member.unused_data)
 
@@ -284,7 +279,7 @@ class _Gzip(_Decoder):
             self._input = b""
             return
         self._input = stripped
-        if len(stripped) < len(GZIP_MAGIC) and self._more():
+        if len(stripped) < 4 and self._more():
             return
         at = self._input_at
         if not self._input.startswith(GZIP_MAGIC):
@@ -294,7 +289,11 @@ class _Gzip(_Decoder):
                 at,
             )
             return
-        self._member = isal_zlib.decompressobj(wbits=31)
+        if len(self._input) > 3 and self._input[3] & 0xE0:
+            # RFC 1952 asks for an error here (as gzip and zlib give); isal ignores them.
+            self._fail(f"corrupt gzip data: reserved header flags set at stored byte {at}", at)
+            return
+        self._member = igzip_lib.IgzipDecompressor(flag=igzip_lib.DECOMP_GZIP)
         self._member_at = at
         self._member_out = 0
         self._kept = []
@@ -381,7 +380,9 @@ class _Zstd(_Decoder):
         self._state = "header"
         self._checksum = False
 
-    def _fill(self) -> None:
+    def _fill(self, wanted: int) -> None:
+        # Not `wanted`: a block's output comes whole (a call that fails loses it).
+        size: int | None
         if self._frame is None:
             while len(self._input) < len(ZSTD_MAGIC) and self._more():
                 pass

@@ -222,3 +222,27 @@ def test_overlong_line_reason_says_the_limit() -> None:
     items = list(read_events(io.BytesIO(b"x" * 100 + b"\n"), file="f", max_line_bytes=10))
     [bad] = items
     assert isinstance(bad, BadLine) and bad.reason == "line over 10 bytes" and bad.line == 1
+
+
+def test_gzip_member_too_long_to_replay_loses_at_most_one_piece(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """A member longer than the replay bound is not kept: isal's failing call loses what it
+    had decoded (at most the piece asked for), and a cut may lose its last byte or two."""
+    from tailrace.pipeline.decoders import compression
+
+    monkeypatch.setattr(compression, "_GZIP_REPLAY_BYTES", 0)
+    data = ndjson(3000)
+    blob = gzip.compress(data, mtime=0)
+    for cut in range(2, len(blob), 97):
+        decoded = zlib.decompressobj(wbits=31).decompress(blob[:cut])
+        lines, [damage] = split(read(blob[:cut]))
+        got = b"".join(line.data + b"\n" for line in lines) + damage.data
+        assert decoded.startswith(got) and len(decoded) - len(got) <= 16
+    flipped = bytearray(blob)
+    flipped[len(blob) // 2] ^= 0x10
+    decoded = zlib_prefixes(bytes(flipped))
+    lines, [damage] = split(read(bytes(flipped)))
+    got = b"".join(line.data + b"\n" for line in lines) + damage.data
+    assert damage.fatal and decoded.whole.startswith(got)
+    assert len(decoded.whole) - len(got) <= 128 * 1024  # the chunk the reader asks for

@@ -208,7 +208,8 @@ def test_json_array_truncated_file() -> None:
     last = items[-1]
     assert isinstance(last, BadLine)
     assert last.line == 4
-    assert last.reason == "truncated JSON array: the file ends before its closing ]"
+    assert last.reason.startswith("truncated JSON array: the file ends at byte ")
+    assert last.fatal and last.data == cut[last.offset :]  # the cut element goes with it
 
 
 def test_json_array_invalid_element_is_one_bad_line() -> None:

@@ -3,7 +3,8 @@
 The hot path reads large chunks and hands on each one's whole lines as one `LineRun` (split
 in C, no Python step per line), which the event decoder parses in one call.
 A line longer than the limit is never held whole: it is skipped to its end and reported as a
-`BadLine`. A corrupt or truncated compressed stream ends the file with one `BadLine`.
+`BadLine`. A corrupt or truncated compressed stream ends the file with one fatal `BadLine`,
+after every whole line decoded before the damage, and carrying the line it cut.
 """
 
 from __future__ import annotations
@@ -21,13 +22,14 @@ from tailrace.pipeline.decoders.compression import (
     Compression,
     DecompressedStream,
     Readable,
+    StreamDamage,
     detect_compression,
 )
 from tailrace.pipeline.errors import DecompressionError
 
 DEFAULT_MAX_LINE_BYTES = 1 << 20
 # 128 KiB: a chunk and its lines stay in cache (measured ~2% faster than 256 KiB and ~15%
-# than 1 MiB). A multiple of the gzip piece, so a truncated stream gives the same lines.
+# than 1 MiB).
 DEFAULT_CHUNK_BYTES = 128 * 1024
 # How much of the start of a file is read to tell NDJSON from a JSON array.
 _SNIFF_BYTES = 64 * 1024
@@ -213,13 +215,53 @@ class LineReader:
         scanner = ArrayScanner(self.file, self.max_line_bytes, self._start)
         try:
             for chunk in self.chunks():
-                yield from scanner.feed(chunk)
+                items = scanner.feed(chunk)
+                if items and type(items[-1]) is BadLine and items[-1].fatal:
+                    yield from items[:-1]
+                    yield self._unread(items[-1], scanner.tail)
+                    return
+                yield from items
         except DecompressionError as exc:
-            failure = scanner.fail(str(exc))
-            failure.fatal = True
-            yield failure
+            yield self._damage(exc, scanner.fail(str(exc)))
             return
         yield from scanner.finish()
+
+    def _unread(self, bad: BadLine, kept: list[bytes]) -> BadLine:
+        """`bad`, where the reader gives up on a JSON array, with the rest of the stream:
+        its first bytes (up to the limit) as data, and how many there are in the reason."""
+        limit = self.max_line_bytes
+        size = sum(map(len, kept))
+        damage = ""
+        try:
+            for chunk in self.chunks():
+                if size < limit:
+                    kept.append(chunk[: limit - size])
+                size += len(chunk)
+        except DecompressionError as exc:
+            damage = f"; then the stream is damaged: {exc}"
+        data = b"".join(kept)[:limit]
+        bad.reason += (
+            f"; the {size} bytes from byte {bad.offset} to the end are not read"
+            f" (the first {len(data)} are kept here){damage}"
+        )
+        bad.data = data
+        bad.fatal = True
+        return bad
+
+    def _damage(self, exc: DecompressionError, bad: BadLine) -> BadLine:
+        """`bad` (where the stream broke, with the cut line's bytes) as the fatal record for
+        a damaged compressed stream, saying how much of the stored file is left unread."""
+        if isinstance(exc, StreamDamage):
+            unread = self.stream.stored_bytes_after(exc.offset)
+            if unread:
+                bad.reason += f"; {unread} stored bytes from there on are not read"
+        if bad.data:
+            bad.reason += (
+                f"; line {bad.line} at byte {bad.offset} is cut after {len(bad.data)} bytes"
+                " (kept here)"
+            )
+        bad.fatal = True
+        return bad
 
     def runs(self) -> Iterator[LineRun | Line | BadLine]:
         """The file's records with clean NDJSON lines in runs: a `LineRun` per chunk whose
@@ -229,7 +271,8 @@ class LineReader:
         try:
             array = self.is_json_array
         except DecompressionError as exc:
-            yield BadLine(self.file, self._start.line + 1, self._start.offset, str(exc), fatal=True)
+            start = self._start
+            yield self._damage(exc, BadLine(self.file, start.line + 1, start.offset, str(exc)))
             return
         if array:
             yield from self._elements()
@@ -249,7 +292,9 @@ class LineReader:
             except StopIteration:
                 break
             except DecompressionError as exc:
-                yield BadLine(self.file, number + 1, offset, str(exc), fatal=True)
+                # The cut line (not a whole one: it may have lost its end) goes with the error.
+                part = b"" if skipping else pending
+                yield self._damage(exc, BadLine(self.file, number + 1, offset, str(exc), part))
                 return
             if skipping:
                 newline = chunk.find(b"\n")
@@ -322,23 +367,31 @@ def _is_plain_seekable(raw: Readable) -> bool:
 
 # Inside an array element, everything up to the next bracket or unfinished string: plain bytes
 # and whole strings (with their escapes) in one regex match, so the Python loop below turns
-# once per bracket, not once per byte or per string.
+# once per bracket, not once per byte or per string. A string never holds a raw newline
+# (JSON forbids it): one that meets a newline is broken, and the scanner resynchronises.
 # Possessive quantifiers (Python 3.11) spare the regex engine its backtracking bookkeeping:
 # 100 MB/s here against 63 without them.
 _CONTAINER_TEXT = re.compile(
-    rb'[^"{}\[\]]*+(?:"[^"\\]*+(?:\\.[^"\\]*+)*+"[^"{}\[\]]*+)*+', re.DOTALL
+    rb'[^"{}\[\]]*+(?:"[^"\\\n]*+(?:\\[^\n][^"\\\n]*+)*+"[^"{}\[\]]*+)*+', re.DOTALL
 )
-_STRING_REST = re.compile(rb'[^"\\]*+(?:\\.[^"\\]*+)*+', re.DOTALL)
+_STRING_REST = re.compile(rb'[^"\\\n]*+(?:\\[^\n][^"\\\n]*+)*+', re.DOTALL)
 _SCALAR = re.compile(rb"[^,\]\s]*")
 _GAP = re.compile(rb"[\s,]*")
 _SPACE = re.compile(rb"\s*")
+_LINE_GAP = re.compile(rb"[ \t\r,]*")
 _OPEN = frozenset(b"{[")
+_CLOSING = {ord("}"): ord("{"), ord("]"): ord("[")}
 _BRACE = ord("{")
 _BOUNDARIES = (b"},{", b"},\n", b"}, {", b"},\r\n", b"}\n,")
 _FAST_TRIES = 4
 _decode_elements = msgspec.json.Decoder(list[msgspec.Raw]).decode
 _QUOTE = ord('"')
 _BACKSLASH = ord("\\")
+_NEWLINE = ord("\n")
+# What may stand before an element on its line (its indentation) for the element to count as
+# the first on the line, and how far back that is looked for.
+_INDENT = b" \t\r,["
+_MAX_INDENT = 256
 
 
 def _skip(pattern: re.Pattern[bytes], buf: bytes, pos: int) -> int:
@@ -351,6 +404,7 @@ class _Phase(enum.Enum):
     BEFORE = "before the array"
     BETWEEN = "between elements"
     ELEMENT = "inside an element"
+    RESYNC = "after a broken element, looking for the next one"
     AFTER = "after the array"
     DONE = "done"
 
@@ -358,9 +412,17 @@ class _Phase(enum.Enum):
 class ArrayScanner:
     """Splits a JSON array, fed in chunks, into its elements' original bytes.
 
-    It follows only strings and bracket depth: each element's bytes are validated later by
-    the JSON parser. An element over `max_bytes` is skipped to its end (never held whole)
-    and reported, like an overlong line.
+    It follows only strings and brackets: each element's bytes are validated later by the
+    JSON parser. An element over `max_bytes` is skipped to its end (never held whole) and
+    reported, like an overlong line.
+
+    An element the scanner itself finds broken (a string that runs into the end of its line,
+    a bracket closed by the other kind) leaves it unsure where the element ends. When the
+    element was the first on its line, the array is laid out one element per line (or
+    pretty-printed): the next line whose first byte is the same opening byte at the same
+    column starts the next element (no JSON string spans lines), so the broken element is
+    reported with its bytes and reading goes on there. Otherwise (an array on one line)
+    there is no safe place to go on from: a fatal record ends the file.
     """
 
     def __init__(self, file: str, max_bytes: int, start: Checkpoint) -> None:
@@ -368,18 +430,29 @@ class ArrayScanner:
         self.max_bytes = max_bytes
         self.number = start.line
         self.base = start.offset  # offset of the current chunk in the uncompressed stream
-        self.phase = _Phase.BETWEEN if start.offset else _Phase.BEFORE
+        # A resume point is after an element (line 1 on); line 0 is the file's start, past
+        # a byte order mark if there is one.
+        self.phase = _Phase.BETWEEN if start.line else _Phase.BEFORE
         self.kind = 0  # the element's first byte: `{`, `[`, `"` or a scalar's
-        self.depth = 0
+        self.stack = bytearray()  # the open brackets of the element
         self.in_string = False
         self.escaped = False  # the chunk ended on a backslash inside a string
         self.start = 0
+        self.column = -1  # the element's column when it is the first on its line, else -1
         self.parts: list[bytes] = []
         self.size = 0
+        self.head = b""  # the first `max_bytes` of an element over the limit
+        self.last = 0  # the last non-whitespace byte seen
+        self.broken = ""  # what is wrong with the element, once found broken
+        self.line_gap = -1  # RESYNC: the indentation seen so far on a new line, else -1
+        self.carry = -1 if start.line else 0  # the same at the end of the last chunk
+        self.tail: list[bytes] = []  # a fatal record's data so far
         self._fast_end = 0
         self._fast_failed = False  # this chunk has no clean run of elements: walk it
 
     def feed(self, buf: bytes) -> list[Line | BadLine]:
+        """The records of `buf`, the next chunk. A fatal record, if any, is the last: it
+        ends the array, and `tail` holds the bytes from its offset to the chunk's end."""
         out: list[Line | BadLine] = []
         self._fast_failed = False
         pos, n = 0, len(buf)
@@ -390,6 +463,18 @@ class ArrayScanner:
                 pos, ended = self._scan(buf, pos)
                 if ended:
                     out.append(self._element(buf[begin:pos], self.base + pos))
+                elif self.broken and self.column < 0:
+                    reason = f"broken JSON array element {self.number}: {self.broken}"
+                    reason += ", in an array not laid out one element per line"
+                    out.append(self._fatal(buf, begin, reason))
+                    return out
+                elif self.broken:
+                    self.phase = _Phase.RESYNC
+                continue
+            if phase is _Phase.RESYNC:
+                pos, found = self._resync(buf, pos)
+                if found:
+                    out.append(self._skipped(buf[begin:pos], self.base + pos))
                 continue
             if phase is _Phase.DONE:
                 break
@@ -404,7 +489,7 @@ class ArrayScanner:
                 pos = self._fast_end
             elif phase is _Phase.BETWEEN:
                 begin = pos
-                self._begin(byte, self.base + pos)
+                self._begin(byte, buf, pos)
                 if byte in _OPEN or byte == _QUOTE:
                     pos += 1  # a scalar's first byte is left for _scan
             elif phase is _Phase.BEFORE and byte == 0x5B:  # "["
@@ -413,10 +498,17 @@ class ArrayScanner:
             else:
                 where = "before" if phase is _Phase.BEFORE else "after"
                 reason = f"unexpected data {where} the JSON array at byte {self.base + pos}"
-                out.append(BadLine(self.file, self.number + 1, self.base + pos, reason))
-                self.phase = _Phase.DONE
-        if self.phase is _Phase.ELEMENT:
+                self.number += 1
+                self.start = self.base + pos
+                self.parts, self.size = [], 0
+                out.append(self._fatal(buf, pos, reason))
+                return out
+        if self.phase in (_Phase.ELEMENT, _Phase.RESYNC):
             self._keep(buf[begin:])
+        self._carry(buf)
+        end = buf[-64:].rstrip()
+        if end:
+            self.last = end[-1]
         self.base += n
         return out
 
@@ -466,49 +558,113 @@ class ArrayScanner:
         self._fast_end = cut  # what follows the last element is left to the scanner
 
     def fail(self, reason: str) -> BadLine:
-        """The record for a stream that broke (decompression) in the middle of the array."""
-        at = self.start if self.phase is _Phase.ELEMENT else self.base
-        number = self.number if self.phase is _Phase.ELEMENT else self.number + 1
+        """The record for a stream that broke (decompression) in the middle of the array:
+        with the bytes of the element it cut, if they are under the limit."""
+        inside = self.phase in (_Phase.ELEMENT, _Phase.RESYNC)
+        at = self.start if inside else self.base
+        number = self.number if inside else self.number + 1
+        data = b""
+        if inside:
+            data = b"".join(self.parts) if self.size <= self.max_bytes else self.head
         self.phase = _Phase.DONE
-        return BadLine(self.file, number, at, reason)
+        return BadLine(self.file, number, at, reason, data)
 
     def finish(self) -> list[Line | BadLine]:
-        """What the end of the stream means: nothing if the array was closed."""
-        if self.phase in (_Phase.AFTER, _Phase.DONE):
+        """What the end of the stream means: nothing if the array was closed (or never
+        opened: an empty or blank file); otherwise one fatal record, the file being cut."""
+        if self.phase in (_Phase.AFTER, _Phase.DONE, _Phase.BEFORE):
             return []
-        return [self.fail("truncated JSON array: the file ends before its closing ]")]
+        if self.phase is _Phase.BETWEEN:
+            reason = f"truncated JSON array: the file ends at byte {self.base}"
+            reason += " before the array's closing ]"
+        elif self.phase is _Phase.RESYNC:
+            reason = f"broken JSON array element {self.number}: {self.broken}, and the file"
+            reason += f" ends at byte {self.base} before another element or the closing ]"
+        elif self.last == 0x5D:  # "]": the file is whole, the element never closed
+            reason = f"JSON array element {self.number} never ends: an unbalanced quote or"
+            reason += f" bracket carries it to the end of the file at byte {self.base}"
+        else:
+            reason = f"truncated JSON array: the file ends at byte {self.base} inside element"
+            reason += f" {self.number}, before the array's closing ]"
+        inside = self.phase is not _Phase.BETWEEN
+        bad = self.fail(reason)
+        if inside:
+            bad.reason += (
+                f"; the {self.base - bad.offset} bytes from byte {bad.offset} to the end are"
+                f" not read as elements (the first {len(bad.data)} are kept here)"
+            )
+        bad.fatal = True
+        return [bad]
 
-    def _begin(self, byte: int, offset: int) -> None:
+    def _begin(self, byte: int, buf: bytes, pos: int) -> None:
         self.phase = _Phase.ELEMENT
         self.number += 1
         self.kind = byte
-        self.start = offset
-        self.depth = 1 if byte in _OPEN else 0
+        self.start = self.base + pos
+        self.stack = bytearray(b"%c" % byte) if byte in _OPEN else bytearray()
         self.in_string = byte == _QUOTE
         self.parts = []
         self.size = 0
+        self.head = b""
+        self.broken = ""
+        # The column, if only indentation stands before the element on its line.
+        low = max(0, pos - _MAX_INDENT)
+        newline = buf.rfind(b"\n", low, pos)
+        if newline >= 0:
+            indent = buf[newline + 1 : pos]
+            self.column = -1 if indent.strip(_INDENT) else len(indent)
+        elif low == 0 and self.carry >= 0 and not buf[:pos].strip(_INDENT):
+            self.column = self.carry + pos
+        else:
+            self.column = -1
+        if self.column > _MAX_INDENT:
+            self.column = -1
+
+    def _carry(self, buf: bytes) -> None:
+        """Notes whether the chunk ends in indentation at the start of a line (and how much),
+        for an element that begins in the next chunk."""
+        n = len(buf)
+        newline = buf.rfind(b"\n", max(0, n - _MAX_INDENT - 1))
+        if newline >= 0:
+            tail = buf[newline + 1 :]
+            self.carry = -1 if tail.strip(_INDENT) else len(tail)
+        elif self.carry >= 0 and not buf.strip(_INDENT):
+            self.carry += n
+        else:
+            self.carry = -1
+        if self.carry > _MAX_INDENT:
+            self.carry = -1
 
     def _scan(self, buf: bytes, pos: int) -> tuple[int, bool]:
-        """Advance through the current element; returns the position and whether it ended."""
+        """Advance through the current element; returns the position and whether it ended.
+        An element found broken stops the scan there, with `broken` saying why."""
         n = len(buf)
+        stack = self.stack
         while pos < n:
             if self.escaped:
                 self.escaped = False
+                if buf[pos] == _NEWLINE:
+                    return self._break(pos, "a string runs into the end of its line")
                 pos += 1
                 continue
             if self.in_string:
                 pos = _skip(_STRING_REST, buf, pos)
                 if pos >= n:
                     return n, False
-                if buf[pos] == _BACKSLASH:  # the last byte: the escaped one is in the next chunk
-                    self.escaped = True
+                byte = buf[pos]
+                if byte == _BACKSLASH:
+                    if pos + 1 < n:  # followed by a newline
+                        return self._break(pos + 1, "a string runs into the end of its line")
+                    self.escaped = True  # the escaped byte is in the next chunk
                     return n, False
+                if byte == _NEWLINE:
+                    return self._break(pos, "a string runs into the end of its line")
                 pos += 1
                 self.in_string = False
                 if self.kind == _QUOTE:
                     return pos, True
                 continue
-            if self.depth == 0:  # a scalar element: it ends at a comma, "]" or whitespace
+            if not stack:  # a scalar element: it ends at a comma, "]" or whitespace
                 pos = _skip(_SCALAR, buf, pos)
                 return pos, pos < n
             pos = _skip(_CONTAINER_TEXT, buf, pos)
@@ -519,14 +675,70 @@ class ArrayScanner:
             if byte == _QUOTE:
                 self.in_string = True
             elif byte in _OPEN:
-                self.depth += 1
-            else:
-                self.depth -= 1
-                if self.depth == 0:
-                    return pos, True
+                stack.append(byte)
+            elif stack.pop() != _CLOSING[byte]:
+                return self._break(pos, f"{chr(byte)} closes a bracket it does not match")
+            elif not stack:
+                return pos, True
         return pos, False
 
+    def _break(self, pos: int, what: str) -> tuple[int, bool]:
+        self.broken = f"{what} at byte {self.base + pos}"
+        self.in_string = self.escaped = False
+        self.line_gap = -1
+        return pos, False
+
+    def _resync(self, buf: bytes, pos: int) -> tuple[int, bool]:
+        """Looks for the line that starts the next element (or closes the array) after a
+        broken one: its first byte is the element's opening byte at the element's column
+        (or ``]`` no further right). Returns the position and whether it was found there."""
+        n = len(buf)
+        while pos < n:
+            if self.line_gap < 0:
+                newline = buf.find(b"\n", pos)
+                if newline < 0:
+                    return n, False
+                pos = newline + 1
+                self.line_gap = 0
+            end = _skip(_LINE_GAP, buf, pos)
+            self.line_gap += end - pos
+            pos = end
+            if pos >= n:
+                return n, False
+            column, self.line_gap = self.line_gap, -1
+            byte = buf[pos]
+            if (byte == self.kind and column == self.column) or (
+                byte == 0x5D and column <= self.column
+            ):
+                return pos, True
+        return pos, False
+
+    def _skipped(self, last: bytes, end: int) -> BadLine:
+        """The broken element, up to where the next one starts."""
+        self.phase = _Phase.BETWEEN
+        self._keep(last)
+        reason = f"broken JSON array element: {self.broken}; the next element starts at byte {end}"
+        data = b""
+        if self.size <= self.max_bytes:
+            data = b"".join(self.parts).rstrip(b" \t\r\n,")
+        else:
+            reason += f" (its {self.size} bytes are over the limit, not kept)"
+        self.parts = []
+        return BadLine(self.file, self.number, self.start, reason, data)
+
+    def _fatal(self, buf: bytes, begin: int, reason: str) -> BadLine:
+        """The record that ends the array where the scanner cannot go on: `tail` gets the
+        bytes from its offset to the end of `buf` (as far as the limit)."""
+        self.phase = _Phase.DONE
+        kept = self.parts if self.size <= self.max_bytes else [self.head]
+        self.tail = [*kept, buf[begin:]]
+        self.parts = []
+        return BadLine(self.file, self.number, self.start, reason, fatal=True)
+
     def _keep(self, part: bytes) -> None:
+        if self.size <= self.max_bytes < self.size + len(part):
+            self.parts.append(part[: self.max_bytes - self.size])
+            self.head = b"".join(self.parts)
         self.size += len(part)
         if self.size <= self.max_bytes:
             self.parts.append(part)

@@ -20,6 +20,7 @@ log = logging.getLogger("tailrace.maintenance")
 CRON_TICK_RETENTION_S = 7 * 86400.0
 VACUUM_EVERY_S = 10.0
 LEASE_GRACE_EXTRA_S = 10.0
+LEASE_GAP_SLACK_S = 2.0
 
 
 class Maintenance:
@@ -30,13 +31,18 @@ class Maintenance:
         retention_s: float,
         prune_every_s: float = 60.0,
         lease_s: float | None = None,
+        every_s: float = 1.0,
     ) -> None:
         self.app = app
         # With the workers' lease: after an outage, live workers get a lease and 10 s to
         # renew before any reap; a pass that finds the server's clock half a lease past the
         # last one (a freeze: leases may have expired under their live workers) counts as one.
+        # Passes come every `every_s` plus the tick's own time, longer on a loaded machine:
+        # a gap shorter than a few of them would take every pass for a freeze and never reap.
         self.lease_grace_s = lease_s + LEASE_GRACE_EXTRA_S if lease_s is not None else 0.0
-        self.lease_gap_s = lease_s / 2 if lease_s is not None else None
+        self.lease_gap_s = (
+            max(lease_s / 2, 3 * every_s + LEASE_GAP_SLACK_S) if lease_s is not None else None
+        )
         self.store = store
         self.retention_s = retention_s
         self.prune_every_s = prune_every_s

@@ -122,6 +122,7 @@ class Worker:
             self.options.retention_s,
             self.options.prune_every_s,
             lease_s=self.options.lease_s,
+            every_s=self.options.maintenance_s,
         )
         for sig in (signal.SIGTERM, signal.SIGINT):
             try:

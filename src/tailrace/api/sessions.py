@@ -111,7 +111,10 @@ class Revocations:
 
             from ..engine.store.sqlite.store import path_from_url
 
-            conn = sqlite3.connect(path_from_url(self.database_url), timeout=10)
+            # used from request threads, one at a time under self._lock
+            conn = sqlite3.connect(
+                path_from_url(self.database_url), timeout=10, check_same_thread=False
+            )
             conn.execute(_CREATE)
             conn.commit()
         self._conn = conn

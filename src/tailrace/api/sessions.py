@@ -16,6 +16,8 @@ import threading
 import time
 from typing import Any
 
+from ..engine.store.postgres.connection import SCHEMA_LOCK
+
 log = logging.getLogger("tailrace.api")
 
 TABLE = "tailrace_api_revoked_sessions"
@@ -104,7 +106,7 @@ class Revocations:
 
             conn = psycopg.connect(self.database_url, autocommit=True, connect_timeout=5)
             with conn.transaction():
-                conn.execute("SELECT pg_advisory_xact_lock(%s)", (_CREATE_LOCK,))
+                conn.execute(SCHEMA_LOCK, (_CREATE_LOCK,))
                 conn.execute(_CREATE)
         else:
             import sqlite3

@@ -13,7 +13,12 @@ from typing import Any, TypeVar
 
 import orjson
 
-from tailrace.engine.store.postgres.connection import PATIENT, ConnectionPolicy, Reconnecting
+from tailrace.engine.store.postgres.connection import (
+    PATIENT,
+    SCHEMA_LOCK,
+    ConnectionPolicy,
+    Reconnecting,
+)
 from tailrace.engine.store.queries import load_queries
 from tailrace.errors import TailraceError
 from tailrace.pipeline.jobs.model import (
@@ -449,7 +454,7 @@ class JobStore:
         stale_before = now.timestamp() - stale_after_s
         with self._tx() as conn:
             if self._postgres:
-                conn.execute("SELECT pg_advisory_xact_lock(%s)", (_INGEST_LOCK,))
+                conn.execute(SCHEMA_LOCK, (_INGEST_LOCK,))
             rows = [
                 {
                     "bucket": bucket,

@@ -301,3 +301,8 @@ class Reconnecting:
         if self._conn is not None:
             self._conn.close()
             self._conn = None
+
+
+# A transaction lock on (class, current schema): each schema holds a tailrace of its own, so
+# installations that share a database never wait on each other's migrations or claims.
+SCHEMA_LOCK = "SELECT pg_advisory_xact_lock(%s, hashtext(current_schema()))"

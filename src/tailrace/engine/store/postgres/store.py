@@ -18,7 +18,7 @@ from ...jobs import ClaimedJob, Job, JobFilter, NewJob, Outcome, QueueInfo, Queu
 from ...states import JobState, Priority
 from ..queries import load_migrations, load_queries
 from ..rows import as_stored, claimed_from_row, filter_params, job_from_row
-from .connection import DEFAULT, ConnectionPolicy, Reconnecting, connect
+from .connection import DEFAULT, SCHEMA_LOCK, ConnectionPolicy, Reconnecting, connect
 
 log = logging.getLogger("tailrace.store.postgres")
 Q = load_queries(__package__ or "tailrace.engine.store.postgres")
@@ -82,7 +82,7 @@ class PostgresStore:
             done: list[str] = []
             with conn.transaction():
                 # serialises workers that all start at once and all try to migrate
-                conn.execute("SELECT pg_advisory_xact_lock(%s)", (_MIGRATE_LOCK,))
+                conn.execute(SCHEMA_LOCK, (_MIGRATE_LOCK,))
                 applied = self._applied(conn)
                 for m in load_migrations(__package__ or ""):
                     if m.version not in applied:

@@ -75,7 +75,8 @@ def test_ctrl_c_ends_a_job_waiting_for_a_hung_broker(broker: TansuBroker, tmp_pa
     broker.create_topic(topic)
     write_samples(tmp_path / "logs", 2, 150_000, seed=9)
     url = f"sqlite:///{tmp_path}/t.db"
-    args = ["reprocess", str(tmp_path / "logs"), "--json"]
+    # checkpoints often: a quiet machine reads a file in ~2 s, and the freeze must come first
+    args = ["reprocess", str(tmp_path / "logs"), "--json", "--checkpoint-every", "0.2"]
     args += ["--sink", f"kafka://{broker.bootstrap}/{topic}"]
     cli = start_cli(args, url, tmp_path)
     try:

@@ -40,6 +40,7 @@ import psycopg
 from ..engine.retry import RetryPolicy
 from ..engine.store.postgres.connection import PATIENT, Reconnecting
 from ..engine.store.postgres.store import PostgresStore
+from ..errors import StoreClosedError
 from .outbox import Q
 from .outbox_mirror import RedisMirror
 from .outbox_publish import BatchPublisher, BatchResult, Claimed, producer_config
@@ -112,6 +113,18 @@ class Relay:
     def run(self, stop: threading.Event | None = None, *, until_idle: bool = False) -> RelayStats:
         """Relay until `stop` is set (or, with `until_idle`, until nothing is left to do)."""
         stop = stop or threading.Event()
+        self._db.stop = self._listener.stop = stop
+        try:
+            self._loop(stop, until_idle)
+        except StoreClosedError:
+            if not stop.is_set():
+                raise
+            # Stopped during a database outage: a batch claimed and not marked is left to
+            # the reconciling of the next relay (what it finds on the topic is published).
+            log.warning("stopped while the database was unreachable")
+        return self.stats
+
+    def _loop(self, stop: threading.Event, until_idle: bool) -> None:
         while not stop.is_set():
             if self._backoff and stop.wait(self._backoff):
                 break
@@ -125,7 +138,6 @@ class Relay:
             if until_idle and not self._unsettled():
                 break
             self._wait_for_events(stop)
-        return self.stats
 
     def run_once(self) -> int:
         """One round: reconcile orphans when due, then claim, publish and mark one batch.

@@ -132,6 +132,50 @@ def test_relay_rides_out_a_restart_and_an_outage(
     assert "database connection lost" in log.read_text()  # the faults were seen
 
 
+def test_relay_stopped_during_an_outage_exits_and_the_next_publishes_each_event_once(
+    broker: TansuBroker,
+    cluster_url: str,  # noqa: F811
+    pg_cluster: Cluster,  # noqa: F811
+    tmp_path: Path,
+) -> None:
+    topic = f"outbox-stop-{uuid.uuid4().hex[:8]}"
+    broker.create_topic(topic, partitions=3)
+    store = PostgresStore(cluster_url)
+    try:
+        store.migrate()
+    finally:
+        store.close()
+    log = tmp_path / "relay.log"
+    options = ("--batch-size", "50", "--reconcile-every", "0.2", "--orphan-grace", "0.5")
+    _add(cluster_url, topic, 0, 1000)
+    relay = start_relay(cluster_url, broker.bootstrap, log, *options)
+    try:
+        _wait(lambda: _published(cluster_url) == 1000, relay, log, "1000 published")
+        pg_cluster.stop()
+        try:
+            _wait(lambda: "connection lost" in log.read_text(), relay, log, "the outage seen")
+            relay.send_signal(signal.SIGTERM)
+            # while the server is still down: a stop does not wait for it
+            assert relay.wait(30) == 0, log.read_text()[-3000:]
+            assert "stopped while the database was unreachable" in log.read_text()
+        finally:
+            pg_cluster.start()
+    finally:
+        stop_process(relay, 10)
+    _add(cluster_url, topic, 1000, 500)
+    relay = start_relay(cluster_url, broker.bootstrap, log, *options)
+    try:
+        _wait(lambda: _published(cluster_url) == 1500, relay, log, "1500 published")
+    finally:
+        stop_process(relay, 10)
+    records = broker.consume_all(topic, quiet=1.0, timeout=60)
+    ids = outbox_ids(records)
+    assert len(ids) == len(set(ids)) == 1500
+    for key, values in per_key(records).items():
+        numbers = [int(v or b"") for v in values]
+        assert numbers == sorted(numbers), f"{key!r} out of order"
+
+
 # -- the consumer with its dedup store on PostgreSQL ----------------------------------------
 
 COMMIT_EVERY = 100

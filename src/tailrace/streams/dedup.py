@@ -154,15 +154,23 @@ class PostgresDedup(_Closing):
         self._local = threading.local()
         self._conns: list[Reconnecting] = []
         self._lock = threading.Lock()
+        self._stop: threading.Event | None = None
+
+    def stop_on(self, stop: threading.Event) -> None:
+        """Once `stop` is set, a wait for the server ends with `StoreClosedError`."""
+        with self._lock:
+            self._stop = stop
+            for conn in self._conns:
+                conn.stop = stop
 
     def _connection(self) -> Reconnecting:
         conn: Reconnecting | None = getattr(self._local, "conn", None)
         if conn is None:
-            conn = Reconnecting(
-                self.url, PATIENT, f"dedup store {redact_url(self.url)}", setup=_session
-            )
+            what = f"dedup store {redact_url(self.url)}"
+            conn = Reconnecting(self.url, PATIENT, what, setup=_session)
             self._local.conn = conn
             with self._lock:
+                conn.stop = self._stop
                 self._conns.append(conn)
         return conn
 

@@ -207,6 +207,27 @@ def _distinct(conn: psycopg.Connection[tuple[int]]) -> int:
     return int(row[0]) if row else 0
 
 
+def _consume(
+    tmp_path: Path, url: str, broker: TansuBroker, topic: str, group: str, dedup_url: str
+) -> subprocess.Popen[bytes]:
+    """`tailrace consume` with its dedup store at `dedup_url`; the handler writes to `url`."""
+    command = [
+        *(sys.executable, "-c", "from tailrace.cli.consume import consume; consume()", topic),
+        *("--group", group, "--handler", "handlers:handle", "--partitions", "0,1"),
+        *("--bootstrap-servers", broker.bootstrap, "--batch-size", "200"),
+        *("--commit-every", str(COMMIT_EVERY)),
+        *("--dedup-store", "postgres", "--dedup-url", dedup_url),
+    ]
+    environment = {
+        **os.environ,
+        "PYTHONPATH": os.pathsep.join([str(SRC), str(tmp_path)]),
+        "TEST_DATABASE_URL": url,
+    }
+    (tmp_path / "handlers.py").write_text(HANDLER)
+    with (tmp_path / "consumer.log").open("ab") as output:
+        return subprocess.Popen(command, cwd=tmp_path, env=environment, stderr=output)
+
+
 def test_consumer_with_postgres_dedup_rides_out_a_restart_and_an_outage(
     broker: TansuBroker,
     cluster_url: str,  # noqa: F811
@@ -215,25 +236,11 @@ def test_consumer_with_postgres_dedup_rides_out_a_restart_and_an_outage(
 ) -> None:
     topic, group = f"dedup-db-{uuid.uuid4().hex[:8]}", f"g-{uuid.uuid4().hex[:8]}"
     broker.create_topic(topic, partitions=2)
-    (tmp_path / "handlers.py").write_text(HANDLER)
     log = tmp_path / "consumer.log"
     _produce(broker, topic, 0, 2000)
     with postgres_schema() as url, psycopg.connect(url, autocommit=True) as conn:
         conn.execute("CREATE TABLE calls (message_id text NOT NULL)")
-        command = [
-            *(sys.executable, "-c", "from tailrace.cli.consume import consume; consume()", topic),
-            *("--group", group, "--handler", "handlers:handle", "--partitions", "0,1"),
-            *("--bootstrap-servers", broker.bootstrap, "--batch-size", "200"),
-            *("--commit-every", str(COMMIT_EVERY)),
-            *("--dedup-store", "postgres", "--dedup-url", cluster_url),
-        ]
-        environment = {
-            **os.environ,
-            "PYTHONPATH": os.pathsep.join([str(SRC), str(tmp_path)]),
-            "TEST_DATABASE_URL": url,
-        }
-        with log.open("ab") as output:
-            worker = subprocess.Popen(command, cwd=tmp_path, env=environment, stderr=output)
+        worker = _consume(tmp_path, url, broker, topic, group, cluster_url)
         try:
             # A restart while messages are handled.
             _wait(lambda: _distinct(conn) >= 300, worker, log, "300 handled")
@@ -255,5 +262,47 @@ def test_consumer_with_postgres_dedup_rides_out_a_restart_and_an_outage(
     assert set(calls) == {f"m{i}" for i in range(4000)}  # nothing lost
     repeated = sum(calls.values()) - 4000
     assert "database connection lost" in log.read_text()  # the faults were seen
+    print(f"{repeated} handler calls repeated, bound {2 * COMMIT_EVERY}")
+    assert repeated <= 2 * COMMIT_EVERY
+
+
+def test_consumer_stopped_during_an_outage_exits_and_the_next_loses_nothing(
+    broker: TansuBroker,
+    cluster_url: str,  # noqa: F811
+    pg_cluster: Cluster,  # noqa: F811
+    tmp_path: Path,
+) -> None:
+    topic, group = f"dedup-stop-{uuid.uuid4().hex[:8]}", f"g-{uuid.uuid4().hex[:8]}"
+    broker.create_topic(topic, partitions=2)
+    log = tmp_path / "consumer.log"
+    _produce(broker, topic, 0, 1000)
+    with postgres_schema() as url, psycopg.connect(url, autocommit=True) as conn:
+        conn.execute("CREATE TABLE calls (message_id text NOT NULL)")
+        worker = _consume(tmp_path, url, broker, topic, group, cluster_url)
+        try:
+            _wait(lambda: _distinct(conn) >= 1000, worker, log, "1000 handled")
+            pg_cluster.stop()
+            try:
+                # messages arrive: the consumer needs its store, which is away
+                _produce(broker, topic, 1000, 1000)
+                _wait(lambda: "connection lost" in log.read_text(), worker, log, "the outage seen")
+                worker.send_signal(signal.SIGTERM)
+                # while the server is still down: a stop does not wait for it
+                assert worker.wait(30) == 0, log.read_text()[-3000:]
+                assert "stopped while the dedup store was unreachable" in log.read_text()
+            finally:
+                pg_cluster.start()
+        finally:
+            stop_process(worker, 10)
+        worker = _consume(tmp_path, url, broker, topic, group, cluster_url)
+        try:
+            _wait(lambda: _distinct(conn) >= 2000, worker, log, "2000 handled")
+            worker.send_signal(signal.SIGTERM)
+            assert worker.wait(30) == 0, log.read_text()[-3000:]
+        finally:
+            stop_process(worker, 10)
+        calls = Counter(row[0] for row in conn.execute("SELECT message_id FROM calls").fetchall())
+    assert set(calls) == {f"m{i}" for i in range(2000)}  # nothing lost
+    repeated = sum(calls.values()) - 2000
     print(f"{repeated} handler calls repeated, bound {2 * COMMIT_EVERY}")
     assert repeated <= 2 * COMMIT_EVERY

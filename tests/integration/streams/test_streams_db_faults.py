@@ -28,6 +28,8 @@ import tailrace
 from tailrace.engine.store.postgres.store import PostgresStore
 from tailrace.streams import outbox
 from tailrace.streams.outbox import OutboxEvent, OutboxStatus
+from tailrace.streams.producer import BreakerProducer, BreakerSettings
+from tailrace.streams.spool import open_spool
 from tests.integration.streams.outbox_support import outbox_ids, per_key, start_relay
 from tests.kafka_broker import TansuBroker
 from tests.pg_cluster import Cluster, cluster_url, pg_cluster  # noqa: F401 - fixtures
@@ -306,3 +308,46 @@ def test_consumer_stopped_during_an_outage_exits_and_the_next_loses_nothing(
     repeated = sum(calls.values()) - 2000
     print(f"{repeated} handler calls repeated, bound {2 * COMMIT_EVERY}")
     assert repeated <= 2 * COMMIT_EVERY
+
+
+# -- the producer's spool in PostgreSQL -----------------------------------------------------
+
+
+def test_postgres_spool_rides_out_a_restart_and_an_outage_of_its_server(
+    cluster_url: str,  # noqa: F811
+    pg_cluster: Cluster,  # noqa: F811
+    tmp_path: Path,
+) -> None:
+    broker = TansuBroker(tmp_path)  # not started: the broker is away throughout
+    topic = f"spool-db-{uuid.uuid4().hex[:8]}"
+    settings = BreakerSettings(delivery_timeout_s=5.0, cooldown_s=0.1, max_cooldown_s=1.0)
+    spool = open_spool(cluster_url, f"spool-{uuid.uuid4().hex[:8]}")
+
+    def batch(start: int) -> list[tuple[str, bytes, bytes, None]]:
+        return [(topic, b"%d" % n, b"key-%d" % (n % KEYS), None) for n in range(start, start + 500)]
+
+    try:
+        with BreakerProducer(broker.bootstrap, spool, settings) as producer:
+            producer.send_many(batch(0))
+            producer.send_many(batch(500))
+            wait_until(lambda: spool.count() == 1000, 30, "1000 spooled")
+            pg_cluster.restart()
+            producer.send_many(batch(1000))  # the connection is new: the lock taken again
+            assert spool.count() == 1500
+            # An outage: the drain's reads wait (and retry); the server comes back.
+            _outage(pg_cluster)
+            producer.send_many(batch(1500))
+            assert spool.count() == 2000
+            broker.start()
+            broker.create_topic(topic, partitions=3)
+            assert producer.flush(timeout=60), f"still {producer.state}"
+            assert producer.take_failed() == []
+            assert spool.count() == 0
+        records = broker.consume_all(topic, quiet=1.0, timeout=60)
+    finally:
+        broker.stop()
+    values = [int(r.value or b"") for r in records]
+    assert sorted(values) == list(range(2000)), "lost or repeated messages"
+    for key, got in per_key(records).items():
+        numbers = [int(v or b"") for v in got]
+        assert numbers == sorted(numbers), f"{key!r} out of order"

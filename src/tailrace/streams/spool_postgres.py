@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import threading
 from collections.abc import Sequence
 from typing import Any
 
@@ -41,6 +42,9 @@ class PostgresSpool:
         # Every new connection takes the spool's lock again (it went with the old session),
         # or raises SpoolBusy: someone took the spool over meanwhile.
         self._db = Reconnecting(url, POLICY, f"spool {name}", setup=self._own)
+        # The sender and the drain use the spool from two threads: one reconnects at a time
+        # (two new sessions would race for the lock, and the loser would call it busy).
+        self._lock = threading.Lock()
         self._db.connection()
 
     def _own(self, conn: psycopg.Connection[Any]) -> None:
@@ -60,7 +64,8 @@ class PostgresSpool:
             return cursor.fetchall() if cursor.description else []
 
         try:
-            return self._db.run(run)
+            with self._lock:
+                return self._db.run(run)
         except psycopg.Error as exc:
             raise SpoolError(f"postgres spool {self.name}: {exc}") from exc
 
@@ -89,4 +94,5 @@ class PostgresSpool:
         return int(rows[0][0])
 
     def close(self) -> None:
-        self._db.close()
+        with self._lock:
+            self._db.close()

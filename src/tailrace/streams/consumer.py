@@ -24,6 +24,7 @@ from confluent_kafka import Consumer as KafkaConsumer
 from confluent_kafka import KafkaError, KafkaException, TopicPartition
 from confluent_kafka import Message as KafkaMessage
 
+from ..errors import StoreClosedError
 from ..observability import tracing
 from . import consumer_metrics as metrics
 from .consumer_config import ConsumerConfig
@@ -31,7 +32,7 @@ from .consumer_marking import Marker
 from .consumer_message import Message, Output, message_id
 from .consumer_offsets import Offsets
 from .consumer_waiting import Lane, Waiting, lane_of
-from .dedup import Dedup, NoDedup
+from .dedup import Dedup, NoDedup, PostgresDedup
 from .dlq import dead_letter, describe
 from .router import Router
 
@@ -98,6 +99,10 @@ class Consumer:
         self._kafka: KafkaConsumer | None = None
         self._router: Router | None = None
         self._marker = Marker(self._dedup)
+        # A stop during an outage of the dedup store ends the wait for it (see `run`).
+        if isinstance(self._dedup, PostgresDedup):
+            self._dedup.stop_on(self._stop)
+        self._abandoned = False  # stopped with marks not durable: commit nothing more
 
     def stop(self) -> None:
         """Finish the current step, commit, and return from `run()`."""
@@ -122,32 +127,50 @@ class Consumer:
             kafka.assign([TopicPartition(config.topic, p) for p in config.partitions])
         else:
             kafka.subscribe([config.topic], on_revoke=self._revoked, on_lost=self._lost)
-        next_lag = next_prune = time.monotonic()
         try:
-            while not self._stop.is_set():
-                self._pause_when_full(kafka)
-                raw = kafka.consume(config.batch_size, self._timeout())
-                self._step(raw)
-                now = time.monotonic()
-                if now >= next_lag:
-                    next_lag = now + LAG_EVERY_S
-                    self._report_lag(kafka)
-                if now >= next_prune:
-                    # A full batch pruned: more may be due, so again next round.
-                    full = self._dedup.prune() >= 10_000
-                    next_prune = now if full else now + PRUNE_EVERY_S
-                if until is not None and until():
-                    break
-            # Everything is checkpointed: once the last mark is durable, commit all of it
-            # and wait for the broker (earlier commits were asynchronous).
-            self._marker.wait()
-            self._commit(kafka, self._offsets.points(), asynchronous=False)
+            self._loop(kafka, until)
+        except StoreClosedError:
+            if not self._stop.is_set():
+                raise
+            # Stopped while the dedup store was away: what was handled since the last
+            # durable mark stays uncommitted, and comes again to the next consumer.
+            self._abandoned = True
+            try:
+                self._marker.wait()
+            except StoreClosedError:
+                pass
+            log.warning(
+                "stopped while the dedup store was unreachable: "
+                "the offsets handled since its last mark are not committed"
+            )
         finally:
             self._report()
             self._marker.close()
             kafka.close()
             self._router.close()
             self._kafka = None
+
+    def _loop(self, kafka: KafkaConsumer, until: Callable[[], bool] | None) -> None:
+        config = self.config
+        next_lag = next_prune = time.monotonic()
+        while not self._stop.is_set():
+            self._pause_when_full(kafka)
+            raw = kafka.consume(config.batch_size, self._timeout())
+            self._step(raw)
+            now = time.monotonic()
+            if now >= next_lag:
+                next_lag = now + LAG_EVERY_S
+                self._report_lag(kafka)
+            if now >= next_prune:
+                # A full batch pruned: more may be due, so again next round.
+                full = self._dedup.prune() >= 10_000
+                next_prune = now if full else now + PRUNE_EVERY_S
+            if until is not None and until():
+                break
+        # Everything is checkpointed: once the last mark is durable, commit all of it
+        # and wait for the broker (earlier commits were asynchronous).
+        self._marker.wait()
+        self._commit(kafka, self._offsets.points(), asynchronous=False)
 
     def _timeout(self) -> float:
         due = self._waiting.next_due()
@@ -412,6 +435,9 @@ class Consumer:
     def _revoked(self, kafka: KafkaConsumer, partitions: list[TopicPartition]) -> None:
         # Called inside consume(), between steps: once the mark in flight is done, all that
         # is done is marked.
+        if self._abandoned:
+            self._lost(kafka, partitions)
+            return
         self._commit(kafka, self._marker.wait(), asynchronous=False)
         gone = {tp.partition for tp in partitions}
         points = {p: o for p, o in self._offsets.commit_points().items() if p in gone}

@@ -20,6 +20,7 @@ from typing import Any, Protocol, Self
 import orjson
 import psycopg
 
+from ..engine.store.postgres.connection import PATIENT, Reconnecting
 from ..engine.store.postgres.store import PostgresStore
 from ..errors import ConfigurationError
 from ..settings import redact_url
@@ -137,8 +138,9 @@ class NoDedup(_Closing):
 
 class PostgresDedup(_Closing):
     """Marks in PostgreSQL, one statement per batch. Each thread has a connection of its
-    own (a consumer marks on one thread while it looks up on another), reconnected once if
-    it broke: every statement here is safe to repeat."""
+    own (a consumer marks on one thread while it looks up on another), which rides out
+    restarts and outages of the server (`Reconnecting`, `PATIENT`: the consumer waits for
+    its store however long it is away): every statement here is safe to repeat."""
 
     def __init__(self, url: str, group: str, window_s: float) -> None:
         self.url = url
@@ -150,36 +152,31 @@ class PostgresDedup(_Closing):
         finally:
             store.close()
         self._local = threading.local()
-        self._conns: list[psycopg.Connection[Any]] = []
+        self._conns: list[Reconnecting] = []
         self._lock = threading.Lock()
+        self._stop: threading.Event | None = None
 
-    def _connection(self) -> psycopg.Connection[Any]:
-        conn: psycopg.Connection[Any] | None = getattr(self._local, "conn", None)
-        if conn is None or conn.closed or conn.broken:
-            conn = psycopg.connect(self.url, autocommit=True)
-            # A mark need not wait for the WAL's fsync: one lost in a crash of PostgreSQL
-            # itself can only make a message run again (its offset, committed after the
-            # mark, would not come back), never lose one; and the consumer marks often.
-            conn.execute("SET synchronous_commit = off")
+    def stop_on(self, stop: threading.Event) -> None:
+        """Once `stop` is set, a wait for the server ends with `StoreClosedError`."""
+        with self._lock:
+            self._stop = stop
+            for conn in self._conns:
+                conn.stop = stop
+
+    def _connection(self) -> Reconnecting:
+        conn: Reconnecting | None = getattr(self._local, "conn", None)
+        if conn is None:
+            what = f"dedup store {redact_url(self.url)}"
+            conn = Reconnecting(self.url, PATIENT, what, setup=_session)
             self._local.conn = conn
             with self._lock:
+                conn.stop = self._stop
                 self._conns.append(conn)
         return conn
 
     def _run(self, sql: str, ids: Sequence[str] = (), limit: int = 0) -> psycopg.Cursor[Any]:
         params = {"group": self.group, "ids": _json(ids), "window": self.window_s, "limit": limit}
-        for retry in (True, False):
-            conn = self._connection()
-            try:
-                return conn.execute(sql, params, prepare=True)
-            except psycopg.OperationalError as exc:
-                if not retry or not conn.broken:
-                    raise
-                log.warning(
-                    "dedup store connection lost, reconnecting",
-                    extra={"url": redact_url(self.url), "error": str(exc)},
-                )
-        raise AssertionError("unreachable")
+        return self._connection().run(lambda conn: conn.execute(sql, params, prepare=True))
 
     def seen(self, ids: Sequence[str]) -> set[str]:
         if not ids:
@@ -203,6 +200,13 @@ class PostgresDedup(_Closing):
             conns, self._conns = self._conns, []
         for conn in conns:
             conn.close()
+
+
+def _session(conn: psycopg.Connection[Any]) -> None:
+    # A mark need not wait for the WAL's fsync: one lost in a crash of PostgreSQL itself can
+    # only make a message run again (its offset, committed after the mark, would not come
+    # back), never lose one; and the consumer marks often.
+    conn.execute("SET synchronous_commit = off")
 
 
 def _json(ids: Sequence[str]) -> str:

@@ -38,7 +38,9 @@ from typing import Any
 import psycopg
 
 from ..engine.retry import RetryPolicy
+from ..engine.store.postgres.connection import PATIENT, Reconnecting
 from ..engine.store.postgres.store import PostgresStore
+from ..errors import StoreClosedError
 from .outbox import Q
 from .outbox_mirror import RedisMirror
 from .outbox_publish import BatchPublisher, BatchResult, Claimed, producer_config
@@ -96,11 +98,10 @@ class Relay:
             store.migrate()
         finally:
             store.close()
-        self._conn = psycopg.connect(database_url, autocommit=True)
-        # Compiling these short statements cost more than running them (JIT on a large table).
-        self._conn.execute("SET jit = off")
-        self._listener = psycopg.connect(database_url, autocommit=True)
-        self._listener.execute(f"LISTEN {CHANNEL}")
+        # Both connections ride out restarts and outages of the server, however long: each
+        # step below is safe to run again on a new connection (see `_claim`, `_mark`).
+        self._db = Reconnecting(database_url, PATIENT, "outbox relay", setup=_no_jit)
+        self._listener = Reconnecting(database_url, PATIENT, "outbox relay listener", setup=_listen)
         self._config = producer_config(bootstrap_servers, self.settings.producer)
         self._publisher = BatchPublisher(self._config)
         self._next_reconcile = 0.0
@@ -112,6 +113,18 @@ class Relay:
     def run(self, stop: threading.Event | None = None, *, until_idle: bool = False) -> RelayStats:
         """Relay until `stop` is set (or, with `until_idle`, until nothing is left to do)."""
         stop = stop or threading.Event()
+        self._db.stop = self._listener.stop = stop
+        try:
+            self._loop(stop, until_idle)
+        except StoreClosedError:
+            if not stop.is_set():
+                raise
+            # Stopped during a database outage: a batch claimed and not marked is left to
+            # the reconciling of the next relay (what it finds on the topic is published).
+            log.warning("stopped while the database was unreachable")
+        return self.stats
+
+    def _loop(self, stop: threading.Event, until_idle: bool) -> None:
         while not stop.is_set():
             if self._backoff and stop.wait(self._backoff):
                 break
@@ -125,7 +138,6 @@ class Relay:
             if until_idle and not self._unsettled():
                 break
             self._wait_for_events(stop)
-        return self.stats
 
     def run_once(self) -> int:
         """One round: reconcile orphans when due, then claim, publish and mark one batch.
@@ -177,34 +189,22 @@ class Relay:
 
     def _wait_for_events(self, stop: threading.Event) -> None:
         # Bounded by idle_wait_s: a stop asked from another thread cannot wake a NOTIFY wait.
-        for _ in self._listener.notifies(timeout=self.settings.idle_wait_s, stop_after=1):
-            pass
+        # A NOTIFY sent while the listener was reconnecting is lost: the bound covers it.
+        wait = self.settings.idle_wait_s
+        self._listener.run(lambda conn: list(conn.notifies(timeout=wait, stop_after=1)))
 
     def _unsettled(self) -> bool:
         # Events held behind a dead one wait for a requeue, not for this relay.
-        row = self._conn.execute(Q["unsettled"]).fetchone()
+        row = self._db.run(lambda conn: conn.execute(Q["unsettled"]).fetchone())
         return bool(row and row[0])
 
     # -- claim and mark -----------------------------------------------------------------------
 
     def _claim(self) -> tuple[int | None, list[Claimed]]:
-        limit = self.settings.batch_size
-        self._contended = False
-        with self._conn.transaction():
-            rows = self._conn.execute(Q["candidates"], {"limit": limit}).fetchall()
-            if not rows:
-                return None, []
-            self._contended = True  # until the claim below takes something
-            keys = list(dict.fromkeys(key for _, key in rows if key is not None))
-            locked: set[str] = set()
-            if keys:
-                params = {"keys": keys, "lock_class": LOCK_CLASS}
-                locked = {row[0] for row in self._conn.execute(Q["lock_keys"], params)}
-            mine = [(i, key) for i, key in rows if key is None or key in locked]
-            if not mine:
-                return None, []
-            params2: dict[str, Any] = {"ids": [i for i, _ in mine], "keys": [k for _, k in mine]}
-            claimed = self._conn.execute(Q["claim"], params2).fetchall()
+        # Run again after a lost connection: a claim whose commit the server made before the
+        # connection dropped is a batch of a session that is gone, reconciled like a dead
+        # relay's (nothing of it was sent: its events go back to pending, in order).
+        claimed = self._db.run(self._claim_on)
         if not claimed:
             return None, []
         self._contended = False
@@ -212,6 +212,24 @@ class Relay:
         batch.sort(key=lambda event: event.id)  # RETURNING follows no order
         self.stats.batches += 1
         return int(claimed[0][6]), batch
+
+    def _claim_on(self, conn: psycopg.Connection[Any]) -> list[tuple[Any, ...]]:
+        self._contended = False
+        with conn.transaction():
+            rows = conn.execute(Q["candidates"], {"limit": self.settings.batch_size}).fetchall()
+            if not rows:
+                return []
+            self._contended = True  # until the claim below takes something
+            keys = list(dict.fromkeys(key for _, key in rows if key is not None))
+            locked: set[str] = set()
+            if keys:
+                params = {"keys": keys, "lock_class": LOCK_CLASS}
+                locked = {row[0] for row in conn.execute(Q["lock_keys"], params)}
+            mine = [(i, key) for i, key in rows if key is None or key in locked]
+            if not mine:
+                return []
+            params2: dict[str, Any] = {"ids": [i for i, _ in mine], "keys": [k for _, k in mine]}
+            return conn.execute(Q["claim"], params2).fetchall()
 
     def _mark(self, batch_id: int, batch: list[Claimed], result: BatchResult) -> None:
         settled = set(result.acked) | result.failed.keys() | set(result.unsent)
@@ -221,31 +239,38 @@ class Relay:
             for event_id in in_doubt:
                 result.failed[event_id] = "no delivery report"
         attempts = {e.id: e.attempts for e in batch}
-        with self._conn.transaction():
-            self._conn.execute("SET LOCAL synchronous_commit = off")
-            if result.acked:
-                params = {"ids": result.acked, "batch": batch_id}
-                self._conn.execute(Q["mark_published"], params)
-            if result.failed:
-                self._mark_failed(batch_id, result.failed, attempts, result.transient)
-            if result.unsent:
-                self._conn.execute(Q["release"], {"ids": result.unsent, "batch": batch_id})
-            if result.next_offsets:
-                where = sorted(result.next_offsets)
-                self._conn.execute(
-                    Q["advance_offsets"],
-                    {
-                        "topics": [t for t, _ in where],
-                        "partitions": [p for _, p in where],
-                        "offsets": [result.next_offsets[w] for w in where],
-                    },
-                )
-            if result.broken is None:
-                self._conn.execute(Q["delete_batch"], {"batch": batch_id})
+
+        # Run again after a lost connection: every statement touches only the events still
+        # `publishing` in this batch, and offsets only move forward.
+        def mark(conn: psycopg.Connection[Any]) -> None:
+            with conn.transaction():
+                conn.execute("SET LOCAL synchronous_commit = off")
+                if result.acked:
+                    params = {"ids": result.acked, "batch": batch_id}
+                    conn.execute(Q["mark_published"], params)
+                if result.failed:
+                    self._mark_failed(conn, batch_id, result.failed, attempts, result.transient)
+                if result.unsent:
+                    conn.execute(Q["release"], {"ids": result.unsent, "batch": batch_id})
+                if result.next_offsets:
+                    where = sorted(result.next_offsets)
+                    conn.execute(
+                        Q["advance_offsets"],
+                        {
+                            "topics": [t for t, _ in where],
+                            "partitions": [p for _, p in where],
+                            "offsets": [result.next_offsets[w] for w in where],
+                        },
+                    )
+                if result.broken is None:
+                    conn.execute(Q["delete_batch"], {"batch": batch_id})
+
+        self._db.run(mark)
         self.stats.published += len(result.acked)
 
     def _mark_failed(
         self,
+        conn: psycopg.Connection[Any],
         batch_id: int,
         failed: dict[int, str],
         attempts: dict[int, int],
@@ -253,7 +278,7 @@ class Relay:
     ) -> None:
         ids = sorted(failed)
         retry = self.settings.retry
-        self._conn.execute(
+        conn.execute(
             Q["mark_failed"],
             {
                 "ids": ids,
@@ -270,51 +295,64 @@ class Relay:
 
     def reconcile(self) -> int:
         """Settle the batches of dead relays whose grace period is over; returns how many."""
-        settled = 0
-        with self._conn.transaction():
-            orphans = self._conn.execute(
-                Q["orphans"], {"grace": self.settings.orphan_grace_s}
-            ).fetchall()
-            fresh = [batch for batch, _, due in orphans if not due]
-            if fresh:
-                self._conn.execute(Q["orphan_seen"], {"batches": fresh})
-            for batch, offsets, due in orphans:
-                if due:
-                    self._settle(batch, offsets)
-                    settled += 1
+
+        # Run again after a lost connection: a batch settled before is gone from the list.
+        def reconcile(conn: psycopg.Connection[Any]) -> tuple[int, int]:
+            settled = events = 0
+            with conn.transaction():
+                orphans = conn.execute(
+                    Q["orphans"], {"grace": self.settings.orphan_grace_s}
+                ).fetchall()
+                fresh = [batch for batch, _, due in orphans if not due]
+                if fresh:
+                    conn.execute(Q["orphan_seen"], {"batches": fresh})
+                for batch, offsets, due in orphans:
+                    if due:
+                        events += self._settle(conn, batch, offsets)
+                        settled += 1
+            return settled, events
+
+        settled, events = self._db.run(reconcile)
+        self.stats.reconciled += events
         return settled
 
     def _settle_own(self, batch_id: int) -> None:
-        with self._conn.transaction():
-            row = self._conn.execute(
-                "SELECT offsets FROM tailrace_outbox_batches WHERE id = %s FOR UPDATE",
-                (batch_id,),
-            ).fetchone()
-            if row is not None:
-                self._settle(batch_id, row[0])
+        def settle(conn: psycopg.Connection[Any]) -> int:
+            with conn.transaction():
+                row = conn.execute(
+                    "SELECT offsets FROM tailrace_outbox_batches WHERE id = %s FOR UPDATE",
+                    (batch_id,),
+                ).fetchone()
+                return 0 if row is None else self._settle(conn, batch_id, row[0])
 
-    def _settle(self, batch_id: int, offsets: Mapping[str, int]) -> None:
+        self.stats.reconciled += self._db.run(settle)
+
+    def _settle(
+        self, conn: psycopg.Connection[Any], batch_id: int, offsets: Mapping[str, int]
+    ) -> int:
+        """Mark what the topic holds of a batch, the rest pending; returns how many events
+        it held (counted by the caller once the transaction committed)."""
         wanted: dict[str, list[int]] = defaultdict(list)
-        for event_id, topic in self._conn.execute(Q["batch_events"], {"batch": batch_id}):
+        for event_id, topic in conn.execute(Q["batch_events"], {"batch": batch_id}):
             wanted[topic].append(event_id)
         found = events_on_topics(self.bootstrap_servers, wanted, offsets, self.settings.producer)
-        self._conn.execute(
+        conn.execute(
             Q["reconciled"],
             {"found": sorted(found), "batch": batch_id, "max_attempts": self.settings.max_attempts},
         )
-        self._conn.execute(Q["delete_batch"], {"batch": batch_id})
+        conn.execute(Q["delete_batch"], {"batch": batch_id})
         total = sum(map(len, wanted.values()))
-        self.stats.reconciled += total
         log.warning(
             "reconciled batch %d of a relay that stopped: %d of %d events were on the topic",
             batch_id,
             len(found),
             total,
         )
+        return total
 
     def close(self) -> None:
         self._publisher.close()
-        self._conn.close()
+        self._db.close()
         self._listener.close()
         if self._mirror is not None:
             self._mirror.close()
@@ -324,3 +362,12 @@ class Relay:
 
     def __exit__(self, *exc: object) -> None:
         self.close()
+
+
+def _no_jit(conn: psycopg.Connection[Any]) -> None:
+    # Compiling these short statements cost more than running them (JIT on a large table).
+    conn.execute("SET jit = off")
+
+
+def _listen(conn: psycopg.Connection[Any]) -> None:
+    conn.execute(f"LISTEN {CHANNEL}")

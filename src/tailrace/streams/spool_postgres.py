@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import threading
 from collections.abc import Sequence
 from typing import Any
 
 import psycopg
 
+from ..engine.store.postgres.connection import ConnectionPolicy, Reconnecting
 from ..engine.store.postgres.store import PostgresStore
 from ..settings import redact_url
 from .spool import SpoolBusy, Spooled, SpoolError, decode, encode
@@ -16,9 +18,16 @@ LOCK_CLASS = 0x5B001  # first key of the session advisory lock that owns a spool
 _APPEND = (
     "INSERT INTO tailrace_spool (spool, seq, record)"
     " SELECT %(spool)s, * FROM unnest(%(seqs)s::bigint[], %(records)s::bytea[])"
+    " ON CONFLICT (spool, seq) DO NOTHING"
 )
 _HEAD = "SELECT seq, record FROM tailrace_spool WHERE spool = %s ORDER BY seq LIMIT %s"
 _REMOVE = "DELETE FROM tailrace_spool WHERE spool = %s AND seq = ANY(%s::bigint[])"
+
+
+# The sender waits this long for a server that restarts or is away, then gets SpoolError
+# (its messages were not stored); the drain retries on its own. Not forever: `send` would
+# block, holding the producer's lock.
+POLICY = ConnectionPolicy(retry_for_s=10.0)
 
 
 class PostgresSpool:
@@ -30,27 +39,33 @@ class PostgresSpool:
             store.close()
         self.name = name
         self._url = url
-        self._conn: psycopg.Connection[Any] = self._owning_connection()
+        # Every new connection takes the spool's lock again (it went with the old session),
+        # or raises SpoolBusy: someone took the spool over meanwhile.
+        self._db = Reconnecting(url, POLICY, f"spool {name}", setup=self._own)
+        # The sender and the drain use the spool from two threads: one reconnects at a time
+        # (two new sessions would race for the lock, and the loser would call it busy).
+        self._lock = threading.Lock()
+        self._db.connection()
 
-    def _owning_connection(self) -> psycopg.Connection[Any]:
-        """A connection holding the spool's session advisory lock (it dies with the
-        session, so with the owner), or SpoolBusy."""
-        conn = psycopg.connect(self._url, autocommit=True)
+    def _own(self, conn: psycopg.Connection[Any]) -> None:
+        """Take the spool's session advisory lock (it dies with the session, so with the
+        owner), or raise SpoolBusy."""
         row = conn.execute(
             "SELECT pg_try_advisory_lock(%s, hashtext(%s))", (LOCK_CLASS, self.name)
         ).fetchone()
         if not (row and row[0]):
-            conn.close()
             raise SpoolBusy(redact_url(self._url), self.name)
-        return conn
 
     def _run(self, sql: str, params: Any) -> list[Any]:
-        try:
-            if self._conn.broken:
-                # The lock went with the old session: take it again, or stop here.
-                self._conn = self._owning_connection()
-            cursor = self._conn.execute(sql, params)
+        # Every statement is safe to run again after a lost connection (an append that
+        # committed before it dropped conflicts with itself and is skipped).
+        def run(conn: psycopg.Connection[Any]) -> list[Any]:
+            cursor = conn.execute(sql, params)
             return cursor.fetchall() if cursor.description else []
+
+        try:
+            with self._lock:
+                return self._db.run(run)
         except psycopg.Error as exc:
             raise SpoolError(f"postgres spool {self.name}: {exc}") from exc
 
@@ -79,4 +94,5 @@ class PostgresSpool:
         return int(rows[0][0])
 
     def close(self) -> None:
-        self._conn.close()
+        with self._lock:
+            self._db.close()

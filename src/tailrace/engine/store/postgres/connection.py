@@ -214,6 +214,8 @@ class Reconnecting:
     ``setup`` runs on every new connection (session settings). ``disrupted_at`` is when an
     operation last found the connection gone or waited past ``slow_s``: the reaper holds off
     for a while after it, so that live workers renew their leases before anyone reaps them.
+    ``stop``, once set, ends the wait for a lost connection with `StoreClosedError` (a worker
+    asked to stop during an outage stops, rather than wait for the server).
     """
 
     def __init__(
@@ -223,6 +225,7 @@ class Reconnecting:
         what: str,
         setup: Callable[[psycopg.Connection[Any]], None] | None = None,
         slow_s: float = 5.0,
+        stop: threading.Event | None = None,
     ) -> None:
         self.url = url
         self.policy = policy
@@ -232,6 +235,7 @@ class Reconnecting:
         self._conn: psycopg.Connection[Any] | None = None
         self.disrupted_at: float | None = None
         self.closed = False
+        self.stop = stop
 
     def connection(self) -> psycopg.Connection[Any]:
         """The open connection (connecting now if there is none, without retrying)."""
@@ -287,7 +291,10 @@ class Reconnecting:
                 pause = delay * random.uniform(0.5, 1.0)
                 if policy.retry_for_s is not None:
                     pause = min(pause, max(0.0, policy.retry_for_s - waited))
-                time.sleep(pause)
+                if self.stop is None:
+                    time.sleep(pause)
+                elif self.stop.wait(pause):
+                    raise StoreClosedError("stopped while the database was unreachable") from exc
                 delay = min(delay * 2, BACKOFF_MAX_S)
                 continue
             if outage is not None:

@@ -120,7 +120,7 @@ def test_duplicates_per_kill_follow_the_checkpoint_interval(
     # tests/integration/kafka/test_kafka_file_run.py
     checkpoint_s = 0.2
     report, want, got, kills = kill_workers_repeatedly(
-        broker, tmp_path, kills=3, checkpoint_s=checkpoint_s, seed=11, lines=80_000, files=4
+        broker, tmp_path, kills=3, checkpoint_s=checkpoint_s, seed=11, lines=150_000, files=4
     )
     assert kills >= 2, "the job finished before the kills"
     assert report["status"] == "completed" and report["balanced"] is True

@@ -29,7 +29,8 @@ pytestmark = [pytest.mark.postgres, pytest.mark.kafka]
 
 EVENTS = 30_000
 KEYS = 600
-OPTIONS = ("--batch-size", "500", "--reconcile-every", "0.2", "--orphan-grace", "0.5")
+BATCH = 500
+OPTIONS = ("--batch-size", str(BATCH), "--reconcile-every", "0.2", "--orphan-grace", "0.5")
 
 
 @pytest.fixture
@@ -123,9 +124,14 @@ def test_relay_killed_at_random_points_again_and_again_publishes_each_event_once
             return outbox.counts(conn)[OutboxStatus.PUBLISHED]
 
         for round_ in range(kills):
-            # At a random point: a random number of events further (kept short of the end,
-            # which a fast relay reaches within a moment), then a random moment.
-            target = min(published() + rng.randrange(500, 2_500), events - 1_500 * (kills - round_))
+            # At a random point: a random number of events further, then a random moment.
+            # At least one batch further (a relay killed before it publishes anything puts
+            # its first batch back with one more attempt: killed thrice, its events would
+            # die), and short of the end, kept for the later rounds (a fast relay gets there
+            # within a moment).
+            start = published()
+            room = events - start - 1_500 * (kills - round_)
+            target = start + rng.randrange(BATCH, max(BATCH + 1, min(2_500, room)))
             relay = start_relay(url, broker.bootstrap, log, *OPTIONS)
             try:
                 wait_until(lambda t=target: published() >= t, 60, f"{target} published")

@@ -102,6 +102,9 @@ class Relay:
         # step below is safe to run again on a new connection (see `_claim`, `_mark`).
         self._db = Reconnecting(database_url, PATIENT, "outbox relay", setup=_no_jit)
         self._listener = Reconnecting(database_url, PATIENT, "outbox relay listener", setup=_listen)
+        # LISTEN before the first claim: a commit between an empty claim and a lazy LISTEN
+        # would wake nobody, and the relay would sleep out its idle wait.
+        self._listener.connection()
         self._config = producer_config(bootstrap_servers, self.settings.producer)
         self._publisher = BatchPublisher(self._config)
         self._next_reconcile = 0.0

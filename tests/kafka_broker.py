@@ -188,11 +188,17 @@ class TansuBroker:
     def _admin(self) -> AdminClient:
         return AdminClient({"bootstrap.servers": self.bootstrap}, logger=log)
 
-    def create_topic(self, name: str, partitions: int = 1) -> None:
+    def create_topic(self, name: str, partitions: int = 1, *, exist_ok: bool = False) -> None:
+        """Create `name`; with `exist_ok`, a topic a client's metadata request auto-created
+        first (Tansu creates topics on demand) is taken as it is."""
         admin = self._admin()  # held until the futures resolve: dropping it cancels them
         futures = admin.create_topics([NewTopic(name, num_partitions=partitions)])
         for future in futures.values():
-            future.result(timeout=10)
+            try:
+                future.result(timeout=10)
+            except KafkaException as exc:
+                if not (exist_ok and exc.args[0].code() == KafkaError.TOPIC_ALREADY_EXISTS):
+                    raise
 
     def consume_all(
         self,

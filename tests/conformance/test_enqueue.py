@@ -163,8 +163,9 @@ def test_defaults_follow_task_then_priority(app: App) -> None:
 
 
 def test_delayed_job_is_not_claimed_before_run_at(app: App) -> None:
-    job_id = app.enqueue("later", delay=0.5)
     store = app.store
+    store.migrate()  # the first call's migration must not eat the delay (0.4 s, more under load)
+    job_id = app.enqueue("later", delay=2.0)
     assert store.jobs_claim("w", 10, 30, None, list(Priority)) == []
     run_at = app.job(job_id).run_at
     assert run_at > datetime.now(UTC)
@@ -172,7 +173,7 @@ def test_delayed_job_is_not_claimed_before_run_at(app: App) -> None:
 
     claimed = wait_until(
         lambda: store.jobs_claim("w", 10, 30, None, list(Priority)),
-        5,
+        10,
         "the delayed job to become claimable",
     )
     assert [c.id for c in claimed] == [job_id]

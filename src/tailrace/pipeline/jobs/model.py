@@ -95,9 +95,12 @@ class JobConfig:
 
     @classmethod
     def from_json(cls, data: dict[str, Any]) -> JobConfig:
+        # a job Jitsu's admin stored (an adopted table) names its source s3_path or
+        # local_path, and has no sink: its workers sent to the admin's Kafka topic
+        source = data.get("source") or data.get("s3_path") or data.get("local_path") or ""
         return cls(
-            source=data["source"],
-            sink=data["sink"],
+            source=source,
+            sink=data.get("sink") or "",
             stream_ids=tuple(data.get("stream_ids") or ()),
             connection_ids=tuple(data.get("connection_ids") or ()),
             date_from=data.get("date_from"),

@@ -119,7 +119,7 @@ SET status = 'running', updated_at = %(now)s, completed_at = NULL, error = NULL,
 -- name: worker_progress
 UPDATE reprocessing_workers
 SET updated_at = %(now)s, current_file = %(current_file)s, current_line = %(current_line)s,
-    "current_timestamp" = coalesce(%(current_timestamp)s, "current_timestamp"),
+    current_ts = coalesce(%(current_timestamp)s, current_ts),
     assigned_files = %(assigned_files)s, processed_files = %(processed_files)s, total_lines = %(lines)s, success_count = %(sent)s,
     error_count = %(deadlettered)s, skipped_count = %(skipped)s,
     filtered_count = %(filtered)s, total_bytes = %(total_bytes)s,
@@ -141,7 +141,7 @@ WHERE job_id = %(job_id)s AND worker_index = %(worker_index)s AND status = 'comp
 
 -- name: workers_list
 SELECT job_id, worker_index, status, started_at, updated_at, completed_at, current_file,
-       current_line, "current_timestamp", assigned_files, processed_files, total_lines,
+       current_line, current_ts, assigned_files, processed_files, total_lines,
        success_count, filtered_count, skipped_count, error_count, processed_bytes, total_bytes,
        restarts, error
 FROM reprocessing_workers WHERE job_id = %(job_id)s ORDER BY worker_index

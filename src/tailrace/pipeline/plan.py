@@ -172,9 +172,11 @@ def create_job(
     job_id: str | None = None,
     checkpoint_keys: Sequence[str | None] | None = None,
     largest_first: bool = True,
+    workers: int | None = None,
 ) -> JobRecord:
     """Store a job for `files` and enqueue one task per file: largest first, or in the
-    order given (ingestion goes in chronological order)."""
+    order given (ingestion goes in chronological order). `workers`: how many were started
+    already (reference 001's pods), instead of the count planning picks."""
     job_id = job_id or new_job_id()
     # The job tables come with the engine's migrations. An App opened without auto_migrate
     # has an owner that ran them (the admin service, at start); migrating again here made
@@ -182,7 +184,8 @@ def create_job(
     if app.auto_migrate:
         app.store.migrate()
     # a limit is counted by one worker, exactly (Jitsu's admin ran one process too)
-    workers = 1 if config.limit else worker_count(files, config.max_workers)
+    if workers is None:
+        workers = 1 if config.limit else worker_count(files, config.max_workers)
     store.job_create(job_id, config, files, workers, checkpoint_keys)
     attempts = config.retry_attempts or FILE_ATTEMPTS
     _enqueue(app, job_id, [(i, f.size) for i, f in enumerate(files)], largest_first, attempts)

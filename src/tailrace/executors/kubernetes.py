@@ -149,7 +149,9 @@ def load_client_config(settings: KubernetesSettings) -> None:
             try:
                 config.load_incluster_config()
             except config.ConfigException:
-                config.load_kube_config(context=settings.context)
+                # KUBECONFIG as it is now (the client reads it once, when imported)
+                kubeconfig = os.environ.get("KUBECONFIG") or None
+                config.load_kube_config(config_file=kubeconfig, context=settings.context)
     except Exception as exc:
         shown = "local (in-cluster)" if not where or where == "local" else where[:200]
         raise ConfigurationError(

@@ -1,0 +1,101 @@
+"""docs/coming-from/failover-reprocessing.md's migration recipe, step by step, with the real
+``tailrace serve``: Jitsu's admin environment as it is (ADMIN_* names, its port, its tokens),
+on the PostgreSQL database its admin created tables in, with a job of its still there."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import urllib.error
+import urllib.request
+from pathlib import Path
+from typing import Any
+
+import psycopg
+import pytest
+
+from tailrace.pipeline.samples import write_samples
+from tests.e2e.support import CLI, wait_until
+from tests.integration.postgres.test_jitsu_tables import JITSU_DDL, JITSU_ROWS
+from tests.services import accepts, free_port, stop_process
+
+pytestmark = [pytest.mark.postgres, pytest.mark.slow]
+
+TOKEN = "jitsu-admin-raw-token-0123456789"
+
+
+def _call(port: int, method: str, path: str, body: Any = None) -> tuple[int, Any]:
+    request = urllib.request.Request(
+        f"http://127.0.0.1:{port}{path}",
+        method=method,
+        data=json.dumps(body).encode() if body is not None else None,
+        headers={"Authorization": f"Bearer {TOKEN}", "Content-Type": "application/json"},
+    )
+    try:
+        with urllib.request.urlopen(request, timeout=10) as answer:
+            return answer.status, json.loads(answer.read())
+    except urllib.error.HTTPError as exc:
+        return exc.code, json.loads(exc.read())
+
+
+def test_the_migration_recipe_with_jitsus_environment_and_database(
+    pg_url: str, tmp_path: Path
+) -> None:
+    # step 0: the database as Jitsu's admin left it
+    with psycopg.connect(pg_url, autocommit=True) as conn:
+        for statement in JITSU_DDL + JITSU_ROWS:
+            conn.execute(statement)
+    write_samples(tmp_path / "failover", files=3, lines=200, seed=3)
+    port = free_port()
+    # step 1: Jitsu admin's environment, unchanged, plus the executor (local here)
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("TAILRACE_", "DATABASE_"))}
+    env.update(
+        {
+            "ADMIN_DATABASE_URL": pg_url,
+            "ADMIN_RAW_AUTH_TOKENS": TOKEN,
+            "ADMIN_HTTP_PORT": str(port),
+            "ADMIN_LOG_FORMAT": "json",
+            "TAILRACE_DATA_DIR": str(tmp_path / ".tailrace"),
+            "TAILRACE_API_SOURCE_ROOTS": str(tmp_path),
+        }
+    )
+    log = tmp_path / "serve.log"  # a file, not a pipe nobody reads while it runs
+    with log.open("wb") as sink:
+        server = subprocess.Popen(
+            [*CLI, "serve"], cwd=tmp_path, env=env, stdout=sink, stderr=subprocess.STDOUT
+        )
+    try:
+        wait_until(lambda: accepts(port), 60, "tailrace serve to listen")
+        # step 2: the probes and the jobs Jitsu's admin had
+        request = urllib.request.Request(f"http://127.0.0.1:{port}/health")
+        with urllib.request.urlopen(request, timeout=10) as answer:
+            assert answer.status == 200
+        status, listed = _call(port, "GET", "/api/admin/reprocessing/jobs")
+        assert status == 200
+        assert {"jitsu-done", "jitsu-paused"} <= {j["id"] for j in listed["jobs"]}
+        # step 3: the same start request as before, Jitsu's field names and all
+        status, job = _call(
+            port,
+            "POST",
+            "/api/admin/reprocessing/jobs",
+            {"local_path": str(tmp_path / "failover"), "dry_run": True, "batch_size": 100},
+        )
+        assert status == 201, job
+        done = wait_until(
+            lambda: (
+                found
+                if (found := _call(port, "GET", f"/api/admin/reprocessing/jobs/{job['id']}")[1])[
+                    "status"
+                ]
+                in ("completed", "failed")
+                else None
+            ),
+            90,
+            "the job to finish",
+        )
+        assert done["status"] == "completed" and done["total_lines"] == 600
+    finally:
+        stop_process(server, 10)  # type: ignore[arg-type]
+    # step 4: what is not honoured was said at start
+    assert b"ADMIN_LOG_FORMAT is set but not honoured" in log.read_bytes()

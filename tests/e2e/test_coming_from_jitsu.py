@@ -99,3 +99,25 @@ def test_the_migration_recipe_with_jitsus_environment_and_database(
         stop_process(server, 10)  # type: ignore[arg-type]
     # step 4: what is not honoured was said at start
     assert b"ADMIN_LOG_FORMAT is set but not honoured" in log.read_bytes()
+
+
+def test_a_worker_with_mounted_files_and_no_sink_exits_saying_what_to_set(tmp_path: Path) -> None:
+    """Reference 001: a worker that cannot start exits with an error (here: naming the fix)."""
+    (tmp_path / "config" / "files").mkdir(parents=True)
+    (tmp_path / "config" / "files" / "files.json").write_text(
+        json.dumps([{"path": str(tmp_path / "a.ndjson"), "size": 3}])
+    )
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("TAILRACE_", "KAFKA_"))}
+    env.update(
+        {
+            "JOB_ID": "j1",
+            "WORKER_INDEX": "0",
+            "DATABASE_URL": f"sqlite:///{tmp_path}/t.db",
+            "TAILRACE_WORKER_CONFIG_DIR": str(tmp_path / "config"),
+        }
+    )
+    result = subprocess.run(
+        [*CLI, "worker"], env=env, cwd=tmp_path, capture_output=True, text=True, timeout=60
+    )
+    assert result.returncode != 0
+    assert "set KAFKA_BOOTSTRAP_SERVERS" in result.stderr

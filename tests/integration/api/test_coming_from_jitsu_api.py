@@ -7,6 +7,7 @@ from __future__ import annotations
 import base64
 import hashlib
 import logging
+import os
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -33,6 +34,16 @@ def _hex_hash(token: str, salt: str, secret: str) -> str:
 def _b64_hash(token: str, salt: str, secret: str) -> str:
     digest = hashlib.sha512((token + salt + secret).encode()).digest()
     return base64.b64encode(digest).decode().rstrip("=")
+
+
+@pytest.fixture(autouse=True)
+def _environment_restored() -> Iterator[None]:
+    """The service copies Jitsu's names to tailrace's in os.environ (for the processes it
+    starts): those copies must not outlive the test, as monkeypatch's own settings do not."""
+    saved = dict(os.environ)
+    yield
+    os.environ.clear()
+    os.environ.update(saved)
 
 
 @pytest.fixture

@@ -7,6 +7,7 @@ with no cluster reachable the service still starts and says why a job cannot."""
 from __future__ import annotations
 
 import json
+import os
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -27,6 +28,16 @@ pytestmark = [pytest.mark.postgres, pytest.mark.slow]
 TOKEN = "k8s-jitsu-token-0123456789abcdef"
 JOBS = "/api/admin/reprocessing/jobs"
 NS = "jitsu"
+
+
+@pytest.fixture(autouse=True)
+def _environment_restored() -> Iterator[None]:
+    """The service copies Jitsu's names to tailrace's in os.environ (for the processes it
+    starts): those copies must not outlive the test, as monkeypatch's own settings do not."""
+    saved = dict(os.environ)
+    yield
+    os.environ.clear()
+    os.environ.update(saved)
 
 
 @pytest.fixture

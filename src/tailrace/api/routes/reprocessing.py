@@ -80,6 +80,9 @@ def start_job(body: StartJob, svc: Svc) -> dict[str, Any]:
     listed: list[SourceFile] | None = None
     if body.files:
         entries = [(f, None) if isinstance(f, str) else (f.path, f.size) for f in body.files]
+        for url, _ in entries:  # before a file is looked at: none outside the roots
+            if url[:5].lower() != "s3://":
+                admission.check_local_source(cfg, url)
         try:
             source, listed = listed_files(entries, body.s3_endpoint_url)
         except ConfigurationError as exc:

@@ -6,7 +6,9 @@ from __future__ import annotations
 
 import json
 import os
+import signal
 import subprocess
+import threading
 import urllib.error
 import urllib.request
 from pathlib import Path
@@ -15,7 +17,15 @@ from typing import Any
 import psycopg
 import pytest
 
+from tailrace.pipeline.jobs import JobStatus, JobStore
 from tailrace.pipeline.samples import write_samples
+from tests.e2e.reprocess_support import (
+    start_cli,
+    stop_cli,
+    summary,
+    wait_for_checkpoint,
+    worker_pids,
+)
 from tests.e2e.support import CLI, wait_until
 from tests.integration.postgres.test_jitsu_tables import JITSU_DDL, JITSU_ROWS
 from tests.services import accepts, free_port, stop_process
@@ -121,3 +131,55 @@ def test_a_worker_with_mounted_files_and_no_sink_exits_saying_what_to_set(tmp_pa
     )
     assert result.returncode != 0
     assert "set KAFKA_BOOTSTRAP_SERVERS" in result.stderr
+
+
+def test_a_killed_workers_row_never_goes_backwards(pg_url: str, tmp_path: Path) -> None:
+    """A worker SIGKILLed while its row is ahead of its last checkpoint is started again
+    and goes on from the checkpoint: its row, watched all along, never goes backwards."""
+    samples = write_samples(tmp_path / "logs", files=2, lines=120_000, seed=8, gzip_share=0)
+    args = ["reprocess", str(tmp_path / "logs"), "--sink", "null:", "--json", "--workers", "1"]
+    seen: list[tuple[int, int, int]] = []
+    stop = threading.Event()
+
+    def watch() -> None:
+        with psycopg.connect(pg_url, autocommit=True) as conn:
+            while not stop.is_set():
+                try:
+                    row = conn.execute(
+                        "SELECT total_lines, success_count, processed_files"
+                        " FROM reprocessing_workers WHERE worker_index = 0"
+                    ).fetchone()
+                except psycopg.errors.UndefinedTable:  # not migrated yet
+                    row = None
+                if row is not None:
+                    seen.append((int(row[0]), int(row[1]), int(row[2])))
+                stop.wait(0.005)
+
+    cli = start_cli([*args, "--checkpoint-every", "3"], pg_url, tmp_path)
+    watcher = threading.Thread(target=watch, daemon=True)
+    watcher.start()
+    try:
+        with JobStore(pg_url) as store:
+            job_id = wait_for_checkpoint(store, running=True)
+
+            def ahead() -> bool:  # the row reports lines past every file's checkpoint
+                checkpointed = sum(f.counters.lines for f in store.files(job_id))
+                rows = store.workers(job_id)
+                return bool(rows) and rows[0].counters.lines > checkpointed + 5_000
+
+            wait_until(ahead, 60, "the worker's row to run ahead of its checkpoint")
+            os.kill(worker_pids(tmp_path)[0], signal.SIGKILL)
+        stdout, stderr = cli.communicate(timeout=240)
+    finally:
+        stop_cli(cli)
+        stop.set()
+        watcher.join(10)
+    assert cli.returncode == 0, stderr
+    assert summary(stdout)["balanced"] is True
+    for column in range(3):
+        values = [s[column] for s in seen]
+        assert values == sorted(values), f"column {column} went backwards"
+    assert seen[-1][0] == sum(s.lines for s in samples)
+    with JobStore(pg_url) as store:
+        (worker,) = store.workers(job_id)
+    assert worker.restarts >= 1 and worker.status is JobStatus.COMPLETED

@@ -13,7 +13,7 @@ The hashed tokens (``ADMIN_AUTH_TOKENS``) are read by `config.ApiConfig`, see `a
 from __future__ import annotations
 
 import os
-from collections.abc import MutableMapping
+from collections.abc import Mapping, MutableMapping
 
 # Jitsu's name -> the name tailrace reads (first one set wins, in this order).
 ALIASES: tuple[tuple[str, str], ...] = (
@@ -88,6 +88,16 @@ def adopt(environ: MutableMapping[str, str] | None = None) -> list[str]:
     return adopted
 
 
+def executor_name(environ: Mapping[str, str] | None = None) -> str:
+    """TAILRACE_EXECUTOR; unset, ``kubernetes`` where a worker image is configured (Jitsu's
+    admin always runs its workers on Kubernetes), else ``local``."""
+    env = os.environ if environ is None else environ
+    name = (env.get("TAILRACE_EXECUTOR") or "").strip().lower()
+    if name:
+        return name
+    return "kubernetes" if env.get("REPROCESSING_WORKER_IMAGE") else "local"
+
+
 def warnings(environ: MutableMapping[str, str] | None = None) -> list[str]:
     """One line per setting in the environment that tailrace recognises and does not
     honour (or does not know, under the ``ADMIN_`` prefix), naming it and what to do."""
@@ -99,12 +109,12 @@ def warnings(environ: MutableMapping[str, str] | None = None) -> list[str]:
             found.append(f"{name} is set but not honoured: {NOT_HONOURED[name]}")
         elif name.startswith("ADMIN_") and name not in known:
             found.append(f"{name} is set but is not a setting tailrace knows; it is ignored")
-    executor = (env.get("TAILRACE_EXECUTOR") or "local").strip().lower()
-    if executor != "kubernetes":
+    if executor_name(env) != "kubernetes":
         for name in _KUBERNETES_ONLY:
             if env.get(name):
                 found.append(
                     f"{name} is set but not honoured: workers run as local processes; "
-                    "set TAILRACE_EXECUTOR=kubernetes to run them as a Kubernetes Indexed Job"
+                    "set TAILRACE_EXECUTOR=kubernetes (or REPROCESSING_WORKER_IMAGE) to run "
+                    "them as a Kubernetes Indexed Job"
                 )
     return found

@@ -143,7 +143,7 @@ def _consumers(raw: str) -> tuple[tuple[str, str], ...]:
 
 
 def _executor_name() -> str:
-    name = (os.environ.get("TAILRACE_EXECUTOR") or "local").strip().lower()
+    name = admin_env.executor_name()
     if name not in ("local", "kubernetes"):
         raise ConfigurationError(f"TAILRACE_EXECUTOR={name!r}: expected local or kubernetes")
     return name

@@ -49,7 +49,9 @@ def cluster(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[FakeKub
         monkeypatch.delenv("KUBERNETES_SERVICE_HOST", raising=False)  # not in a cluster
         monkeypatch.setenv("TAILRACE_DATA_DIR", str(tmp_path / ".tailrace"))
         monkeypatch.setenv("ADMIN_RAW_AUTH_TOKENS", TOKEN)
-        monkeypatch.setenv("TAILRACE_EXECUTOR", "kubernetes")
+        # no TAILRACE_EXECUTOR: Jitsu's worker image says Kubernetes
+        monkeypatch.delenv("TAILRACE_EXECUTOR", raising=False)
+        monkeypatch.delenv("REPROCESSING_WORKER_IMAGE", raising=False)
         monkeypatch.setenv("KUBECONFIG", str(fake.kubeconfig(tmp_path / "kubeconfig")))
         monkeypatch.setenv("ADMIN_KUBERNETES_NAMESPACE", NS)
         monkeypatch.setenv("ADMIN_KUBERNETES_NODE_SELECTOR", '{"disktype": "ssd"}')

@@ -1,6 +1,6 @@
 -- The worker's event time in Jitsu's column name, current_ts (reference 000's document says
 -- current_timestamp, a reserved word its real admin does not use), so that their SQL and
--- dashboards read it. Numbered 0010: the numbers between are left to other branches.
+-- dashboards read it.
 DO $$
 DECLARE
     has_old boolean;

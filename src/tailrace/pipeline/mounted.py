@@ -64,9 +64,11 @@ def read_mounted(directory: Path, environ: Mapping[str, str] | None = None) -> M
     for position, item in enumerate(items):
         if isinstance(item, str):
             entries.append((item, None))
-        elif isinstance(item, dict) and isinstance(item.get("path"), str):
-            size = item.get("size")
-            entries.append((item["path"], int(size) if isinstance(size, int) else None))
+        elif isinstance(item, dict) and isinstance(item.get("path") or item.get("url"), str):
+            size = item.get("size")  # "url": the files.json of tailrace's own ConfigMap
+            entries.append(
+                (item.get("path") or item["url"], size if isinstance(size, int) else None)
+            )
         else:
             raise ConfigurationError(f"{listing}: item {position} has no path")
     settings_file = directory / "job" / "config.json"
@@ -128,13 +130,16 @@ def job_config(mounted: Mounted, environ: Mapping[str, str] | None = None) -> Jo
 def ensure_job(database_url: str, job_id: str, environ: Mapping[str, str] | None = None) -> bool:
     """Store job `job_id` from the mounted files if the database has no such job; True if
     this worker stored it. Without files.json, nothing is done (the job must exist)."""
-    mounted = read_mounted(config_dir(environ), environ)
-    if mounted is None:
+    directory = config_dir(environ)
+    if not (directory / "files" / "files.json").is_file():
         return False
     with App(database_url) as app:
         app.store.migrate()  # a fresh database: the job tables first
     with JobStore(database_url) as store:
-        if _exists(store, job_id):
+        if _exists(store, job_id):  # planned by an admin: the database is the truth
+            return False
+        mounted = read_mounted(directory, environ)
+        if mounted is None:
             return False
         config = job_config(mounted, environ)
         files = mounted.files

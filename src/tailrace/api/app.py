@@ -11,6 +11,7 @@ from contextlib import asynccontextmanager
 
 from fastapi import FastAPI
 from fastapi.staticfiles import StaticFiles
+from starlette.middleware.cors import CORSMiddleware
 
 from . import errors
 from .config import ApiConfig
@@ -31,6 +32,8 @@ def create_app(config: ApiConfig | None = None) -> FastAPI:
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        for warning in config.warnings:
+            log.warning(warning, extra={"setting": warning.split(" ", 1)[0]})
         svc.start()
         # Everything imported and built so far lives as long as the process: out of the
         # collector's sight, a full collection no longer walks it (it stalled requests for
@@ -57,6 +60,16 @@ def create_app(config: ApiConfig | None = None) -> FastAPI:
     app.state.services = svc
     # outermost: the token is checked, and the body capped, before anything reads it
     app.add_middleware(Gate, services=svc, max_body_bytes=config.max_body_bytes)
+    if config.cors_origins:
+        # outside the gate: a preflight carries no token, and a refusal needs the headers too
+        app.add_middleware(
+            CORSMiddleware,
+            allow_origins=list(config.cors_origins),
+            allow_credentials=True,
+            allow_methods=["GET", "POST", "PUT", "DELETE", "HEAD", "OPTIONS"],
+            allow_headers=["Authorization", "Content-Type", "X-CSRF-Token", "Cache-Control"],
+            max_age=86400,
+        )
     app.state.metrics = registry(svc.db)
     errors.install(app)
     app.include_router(health.router)

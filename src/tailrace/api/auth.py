@@ -1,5 +1,10 @@
-"""Who may call the API: a bearer token from ``TAILRACE_API_TOKENS``, or the browser
-session the login form opened.
+"""Who may call the API: a bearer token from ``TAILRACE_API_TOKENS`` (or Jitsu's
+``ADMIN_RAW_AUTH_TOKENS``), one whose salted hash is in Jitsu's ``ADMIN_AUTH_TOKENS``, or the
+browser session the login form opened.
+
+A hashed token is ``salt.hash`` where hash is sha512(token + salt + secret), hex (Jitsu's
+current form) or unpadded base64 (its older one), for one of the secrets of
+``ADMIN_TOKEN_SECRET`` (comma-separated).
 
 Tokens are compared in constant time, against every configured token. The UI never puts a
 token in a URL (they end up in access logs and browser history): the login form posts it,
@@ -43,13 +48,53 @@ class Session:
     expires_at: float
 
 
+@dataclass(frozen=True)
+class HashedToken:
+    """One of Jitsu's ``salt.hash`` tokens, checked against each secret."""
+
+    salt: str
+    digest: str
+    secrets: tuple[str, ...]
+
+    @classmethod
+    def parse(cls, text: str, secrets: tuple[str, ...]) -> HashedToken:
+        salt, dot, digest = text.partition(".")
+        if not dot or not salt or not digest:
+            raise ValueError(f"{text[:4]}…: expected salt.hash")
+        return cls(salt, digest, secrets or ("",))
+
+    def matches(self, presented: str) -> bool:
+        hexed = _is_hex(self.digest)
+        want = self.digest.lower() if hexed else self.digest.rstrip("=")
+        found = False
+        for secret in self.secrets:  # every secret is tried: the time does not tell which
+            raw = hashlib.sha512((presented + self.salt + secret).encode()).digest()
+            mine = raw.hex() if hexed else base64.b64encode(raw).decode().rstrip("=")
+            found |= hmac.compare_digest(mine, want)
+        return found
+
+
+def _is_hex(digest: str) -> bool:
+    """sha512 in hex is 128 hex digits; unpadded base64 is 86 characters."""
+    return len(digest) == 128 and all(c in "0123456789abcdefABCDEF" for c in digest)
+
+
 class Authenticator:
     def __init__(
-        self, tokens: tuple[str, ...], session_ttl_s: int, revocations: Revocations | None = None
+        self,
+        tokens: tuple[str, ...],
+        session_ttl_s: int,
+        revocations: Revocations | None = None,
+        hashed: tuple[HashedToken, ...] = (),
     ) -> None:
-        if not tokens:
+        if not tokens and not hashed:
             raise ValueError("at least one token is needed")
-        self._tokens = [t.encode() for t in tokens]
+        self._hashed = hashed
+        # a hashed token's identity (sessions, fingerprints) is its salt.hash text
+        self._tokens = [t.encode() for t in tokens] + [
+            f"{h.salt}.{h.digest}".encode() for h in hashed
+        ]
+        self._plain = len(tokens)
         self._key = hashlib.sha256(
             b"tailrace-session\0" + b"\0".join(sorted(self._tokens))
         ).digest()
@@ -61,9 +106,12 @@ class Authenticator:
         """Which configured token this is, if any; every token is compared, in constant time."""
         candidate = presented.encode()
         found = None
-        for index, token in enumerate(self._tokens):
+        for index, token in enumerate(self._tokens[: self._plain]):
             if hmac.compare_digest(candidate, token):
                 found = index
+        for offset, hashed in enumerate(self._hashed):
+            if hashed.matches(presented):
+                found = self._plain + offset
         return found
 
     def _fingerprint(self, index: int) -> str:

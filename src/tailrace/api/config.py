@@ -10,6 +10,8 @@ from pathlib import Path
 
 from ..errors import ConfigurationError
 from ..settings import data_dir, database_url
+from . import admin_env
+from .auth import HashedToken
 from .recent import DEFAULT_TTL_S
 
 TOKEN_FILE = "api-token"
@@ -38,22 +40,22 @@ class ApiConfig:
     kafka_bootstrap_servers: str | None = None
     stream_consumers: tuple[tuple[str, str], ...] = ()  # (group, topic) whose lag is shown
     max_body_bytes: int = MAX_BODY_BYTES  # larger request bodies get 413
+    hashed_tokens: tuple[HashedToken, ...] = field(default=(), repr=False)  # ADMIN_AUTH_TOKENS
+    cors_origins: tuple[str, ...] = ()  # TAILRACE_API_CORS_ORIGINS; "*" for any
+    # settings recognised and not honoured, said at startup (see admin_env)
+    warnings: tuple[str, ...] = ()
 
     @classmethod
     def from_environment(cls, database: str | None = None) -> ApiConfig:
+        admin_env.adopt()
         directory = data_dir()
-        raw = os.environ.get("TAILRACE_API_TOKENS", "")
-        tokens = tuple(t.strip() for t in raw.split(",") if t.strip())
+        tokens = _tokens("TAILRACE_API_TOKENS") + _tokens("ADMIN_RAW_AUTH_TOKENS")
+        hashed, plain = _jitsu_tokens()
+        tokens += plain
         token_file = None
-        if not tokens:
+        if not tokens and not hashed:
             token_file = directory / TOKEN_FILE
             tokens = (_generated_token(token_file),)
-        short = [t for t in tokens if len(t) < 16]
-        if short:
-            raise ConfigurationError(
-                f"TAILRACE_API_TOKENS: {len(short)} token(s) shorter than 16 characters; "
-                "use long random ones, e.g. from secrets.token_urlsafe()"
-            )
         return cls(
             database_url=database_url(database),
             tokens=tokens,
@@ -71,7 +73,52 @@ class ApiConfig:
             cookie_secure=_flag("TAILRACE_COOKIE_SECURE"),
             stream_consumers=_consumers(os.environ.get("TAILRACE_STREAM_CONSUMERS", "")),
             max_body_bytes=_positive_int("TAILRACE_API_MAX_BODY_BYTES", MAX_BODY_BYTES),
+            hashed_tokens=hashed,
+            cors_origins=_list(os.environ.get("TAILRACE_API_CORS_ORIGINS", "")),
+            warnings=tuple(admin_env.warnings()),
         )
+
+
+def _list(raw: str) -> tuple[str, ...]:
+    return tuple(t.strip() for t in raw.split(",") if t.strip())
+
+
+def _tokens(name: str) -> tuple[str, ...]:
+    tokens = _list(os.environ.get(name, ""))
+    short = [t for t in tokens if len(t) < 16]
+    if short:
+        raise ConfigurationError(
+            f"{name}: {len(short)} token(s) shorter than 16 characters; "
+            "use long random ones, e.g. from secrets.token_urlsafe()"
+        )
+    return tokens
+
+
+def _jitsu_tokens() -> tuple[tuple[HashedToken, ...], tuple[str, ...]]:
+    """ADMIN_AUTH_TOKENS: ``salt.hash`` items checked with ADMIN_TOKEN_SECRET; an item
+    without a dot is a plain token (what Jitsu's older admin accepted there)."""
+    secrets_ = _list(os.environ.get("ADMIN_TOKEN_SECRET", ""))
+    hashed, plain = [], []
+    for item in _list(os.environ.get("ADMIN_AUTH_TOKENS", "")):
+        if "." not in item:
+            plain.append(item)
+            continue
+        try:
+            hashed.append(HashedToken.parse(item, secrets_))
+        except ValueError as exc:
+            raise ConfigurationError(f"ADMIN_AUTH_TOKENS: {exc}") from None
+    if hashed and not secrets_:
+        raise ConfigurationError(
+            "ADMIN_AUTH_TOKENS holds salted hashes but ADMIN_TOKEN_SECRET is not set: set it "
+            "to the secret the hashes were made with (Jitsu's TOKEN_SECRET)"
+        )
+    short = [t for t in plain if len(t) < 16]
+    if short:
+        raise ConfigurationError(
+            f"ADMIN_AUTH_TOKENS: {len(short)} plain token(s) shorter than 16 characters; "
+            "use long random ones, or their salted hashes (salt.hash)"
+        )
+    return tuple(hashed), tuple(plain)
 
 
 def _roots(raw: str | None) -> tuple[Path, ...]:
@@ -96,7 +143,7 @@ def _consumers(raw: str) -> tuple[tuple[str, str], ...]:
 
 
 def _executor_name() -> str:
-    name = (os.environ.get("TAILRACE_EXECUTOR") or "local").strip().lower()
+    name = admin_env.executor_name()
     if name not in ("local", "kubernetes"):
         raise ConfigurationError(f"TAILRACE_EXECUTOR={name!r}: expected local or kubernetes")
     return name
@@ -128,8 +175,12 @@ def _flag(name: str) -> bool:
 
 
 def _kafka_sink() -> str | None:
-    """Reference 000's workers send to KAFKA_BOOTSTRAP_SERVERS's destinations topic."""
-    servers = os.environ.get("KAFKA_BOOTSTRAP_SERVERS")
+    """Reference 000's workers send to KAFKA_BOOTSTRAP_SERVERS's destinations topic (at the
+    address the workers use, where Jitsu's REPROCESSING_WORKER_KAFKA_BOOTSTRAP_SERVERS
+    gives one of their own)."""
+    servers = os.environ.get("REPROCESSING_WORKER_KAFKA_BOOTSTRAP_SERVERS") or os.environ.get(
+        "KAFKA_BOOTSTRAP_SERVERS"
+    )
     if not servers:
         return None
     topic = os.environ.get("KAFKA_DESTINATIONS_TOPIC") or "bulker-destinations"

@@ -30,7 +30,7 @@ if TYPE_CHECKING:
 
 log = logging.getLogger("tailrace.api")
 
-_OPEN = frozenset({"/healthz", "/readyz", "/login", "/logout", "/"})
+_OPEN = frozenset({"/healthz", "/health", "/readyz", "/login", "/logout", "/"})
 _OPEN_PREFIXES = ("/static/", "/ui/")
 _LEGACY_VIEWER = re.compile(r"/api/admin/reprocessing/jobs/[^/]+/logs/view")
 

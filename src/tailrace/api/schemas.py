@@ -36,6 +36,14 @@ class ErrorBody(BaseModel):
 # -- reprocessing ---------------------------------------------------------------------------
 
 
+class FileItem(_Strict):
+    """A file as Jitsu's files.json lists it."""
+
+    path: Item
+    size: int | None = Field(None, ge=0)
+    last_modified: str | None = None
+
+
 class StartJob(_Strict):
     """Start a reprocessing job on the files of `s3_path` or `path` (one of the two)."""
 
@@ -65,6 +73,29 @@ class StartJob(_Strict):
     exclude: list[Item] = Field(
         default_factory=list, max_length=100, description="Globs of file names never to read"
     )
+    # Jitsu admin's own fields (reference 000's implementation), honoured
+    local_path: Text | None = Field(None, description="Jitsu's name for path")
+    files: list[Item | FileItem] = Field(
+        default_factory=list,
+        max_length=100_000,
+        description="Exactly these files (paths or s3:// URLs, or {path, size}), not a listing",
+    )
+    start_file: Item | None = Field(
+        None, description="Skip the files before this one (its name, or its path or URL)"
+    )
+    start_line: int = Field(
+        0, ge=0, strict=True, description="In start_file, skip this many lines first"
+    )
+    limit: int | None = Field(
+        None, ge=0, strict=True, description="Send at most this many events (0: no limit)"
+    )
+    dry_run: bool = Field(False, description="Plan, read and count; send nothing")
+    retry_attempts: int | None = Field(
+        None, ge=1, le=1000, strict=True, description="Attempts per file (default 5)"
+    )
+    max_concurrency: int | None = Field(
+        None, ge=1, le=50, strict=True, description="Jitsu's name for max_workers"
+    )
 
 
 class JobConfigOut(BaseModel):
@@ -79,6 +110,11 @@ class JobConfigOut(BaseModel):
     batch_size: int
     include: list[str] = Field(default_factory=list)
     exclude: list[str] = Field(default_factory=list)
+    dry_run: bool = False
+    start_file: str | None = None
+    start_line: int = 0
+    limit: int | None = None
+    retry_attempts: int | None = None
 
 
 class JobOut(BaseModel):

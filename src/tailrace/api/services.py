@@ -49,7 +49,7 @@ class Handle:
 class Services:
     def __init__(self, config: ApiConfig) -> None:
         self.config = config
-        self.auth = Authenticator(config.tokens, config.session_ttl_s)
+        self.auth = Authenticator(config.tokens, config.session_ttl_s, hashed=config.hashed_tokens)
         self.executor = _executor(config)
         self.recent = Recent(config.status_ttl_s)
         self._idle: queue.LifoQueue[Handle] = queue.LifoQueue()

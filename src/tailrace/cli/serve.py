@@ -40,7 +40,14 @@ def _log_config(level: str) -> dict[str, Any]:
 
 @click.command()
 @click.option("--host", default="127.0.0.1", show_default=True, envvar="TAILRACE_HOST")
-@click.option("--port", default=3049, show_default=True, envvar="TAILRACE_PORT", type=int)
+@click.option(
+    "--port",
+    default=3049,
+    show_default=True,
+    envvar=["TAILRACE_PORT", "ADMIN_HTTP_PORT"],
+    type=int,
+    help="Port (env TAILRACE_PORT, or Jitsu's ADMIN_HTTP_PORT).",
+)
 @click.option(
     "--processes",
     default=1,
@@ -54,8 +61,10 @@ def serve(ctx: click.Context, host: str, port: int, processes: int, access_log: 
     """Serve the admin API, the web UI and /metrics (tokens: TAILRACE_API_TOKENS)."""
     import uvicorn  # here: FastAPI and uvicorn cost every other command 0.25 s to import
 
+    from ..api import admin_env
     from ..api.config import ApiConfig
 
+    admin_env.adopt()  # Jitsu's ADMIN_DATABASE_URL and the rest, before the URL is chosen
     url = database_url(ctx.find_root().obj.get("database_url"))
     # the app factory reads its settings from the environment, in every server process
     os.environ["TAILRACE_DATABASE_URL"] = url
@@ -63,7 +72,7 @@ def serve(ctx: click.Context, host: str, port: int, processes: int, access_log: 
     where = (
         f"log in with the token in {config.token_file}"
         if config.token_file
-        else f"{len(config.tokens)} token(s) from TAILRACE_API_TOKENS"
+        else f"{len(config.tokens) + len(config.hashed_tokens)} configured token(s)"
     )
     click.echo(
         f"tailrace admin on http://{host}:{port}/ (database {redact_url(url)}); {where}",

@@ -84,7 +84,9 @@ def _split(text: str | None) -> list[str] | None:
     "--job",
     "job_id",
     envvar="JOB_ID",
-    help="Work the files of this reprocessing job, then exit (env JOB_ID).",
+    help="Work the files of this reprocessing job, then exit (env JOB_ID). A job not in the "
+    "database is read from /config/files/files.json and /config/job/config.json "
+    "(TAILRACE_WORKER_CONFIG_DIR) when they are there.",
 )
 @click.option(
     "--index",
@@ -120,10 +122,13 @@ def worker(
     """
     if job_id:
         from ..pipeline.jobs.model import JobStatus
+        from ..pipeline.mounted import ensure_job
         from ..pipeline.worker import ReprocessWorker
         from ..settings import database_url
 
         url = database_url(ctx.find_root().obj.get("database_url"))
+        # reference 001's pods: the job may be known only from its mounted files
+        ensure_job(url, job_id)
         status = ReprocessWorker(url, job_id, worker_index).run()
         sys.exit(1 if status is JobStatus.FAILED else 0)
     try:

@@ -73,7 +73,10 @@ _POD_OWN = frozenset(
 class KubernetesSettings:
     image: str
     namespace: str = "default"
-    config_path: str | None = None  # a kubeconfig; else in-cluster, else ~/.kube/config
+    # a kubeconfig file, or its YAML text (Jitsu's KUBERNETES_CLIENT_CONFIG allows both);
+    # None or "local" (reference 000's value): in-cluster, else the default kubeconfig
+    config_path: str | None = None
+    context: str | None = None  # the kubeconfig's context to use (K8S_CONTEXT)
     max_parallel: int = 50
     node_selector: dict[str, str] = field(default_factory=dict)
     backoff_limit_per_index: int = 3
@@ -88,27 +91,74 @@ class KubernetesSettings:
             raise ConfigurationError(
                 "TAILRACE_EXECUTOR=kubernetes needs REPROCESSING_WORKER_IMAGE (the worker image)"
             )
-        selector: dict[str, str] = {}
-        for pair in (os.environ.get("KUBERNETES_NODE_SELECTOR") or "").split(","):
-            if not pair.strip():
-                continue
-            key, sep, value = pair.partition("=")
-            if not sep or not key.strip():
-                raise ConfigurationError(
-                    f"KUBERNETES_NODE_SELECTOR: {pair!r} is not key=value "
-                    "(pairs are comma-separated)"
-                )
-            selector[key.strip()] = value.strip()
         return cls(
             image=image,
             namespace=os.environ.get("K8S_NAMESPACE") or "default",
             config_path=os.environ.get("K8S_CONFIG_PATH") or None,
+            context=os.environ.get("K8S_CONTEXT") or None,
             max_parallel=_positive("K8S_MAX_PARALLEL_WORKERS", 50),
-            node_selector=selector,
+            node_selector=node_selector(os.environ.get("KUBERNETES_NODE_SELECTOR") or ""),
             backoff_limit_per_index=_positive("K8S_BACKOFF_LIMIT_PER_INDEX", 3),
             cpu=os.environ.get("K8S_WORKER_CPU") or "1",
             memory=os.environ.get("K8S_WORKER_MEMORY") or "512Mi",
         )
+
+
+def node_selector(raw: str) -> dict[str, str]:
+    """``{"disktype": "ssd"}`` (JSON, as reference 000 writes it) or ``key=value,key=value``."""
+    name = "KUBERNETES_NODE_SELECTOR"
+    if raw.strip().startswith("{"):
+        try:
+            parsed = orjson.loads(raw)
+        except orjson.JSONDecodeError as exc:
+            raise ConfigurationError(f"{name}: not valid JSON: {exc}") from None
+        if not isinstance(parsed, dict) or not all(
+            isinstance(k, str) and isinstance(v, str | int | float | bool) and k
+            for k, v in parsed.items()
+        ):
+            raise ConfigurationError(f"{name}: expected a JSON object of label: value")
+        return {k: str(v).lower() if isinstance(v, bool) else str(v) for k, v in parsed.items()}
+    selector: dict[str, str] = {}
+    for pair in raw.split(","):
+        if not pair.strip():
+            continue
+        key, sep, value = pair.partition("=")
+        if not sep or not key.strip():
+            raise ConfigurationError(
+                f"{name}: {pair!r} is not key=value (pairs are comma-separated), "
+                'nor a JSON object like {"disktype": "ssd"}'
+            )
+        selector[key.strip()] = value.strip()
+    return selector
+
+
+def load_client_config(settings: KubernetesSettings) -> None:
+    """Point the Kubernetes client at the cluster, or say exactly why it cannot."""
+    from kubernetes import config as kube_config
+
+    config: Any = kube_config
+    where = settings.config_path
+    try:
+        if where and where != "local" and "\n" in where:  # the kubeconfig's YAML itself
+            import yaml  # type: ignore[import-untyped]  # no stubs installed
+
+            config.load_kube_config_from_dict(yaml.safe_load(where), context=settings.context)
+        elif where and where != "local":
+            config.load_kube_config(config_file=where, context=settings.context)
+        else:
+            try:
+                config.load_incluster_config()
+            except config.ConfigException:
+                # KUBECONFIG as it is now (the client reads it once, when imported)
+                kubeconfig = os.environ.get("KUBECONFIG") or None
+                config.load_kube_config(config_file=kubeconfig, context=settings.context)
+    except Exception as exc:
+        shown = "local (in-cluster)" if not where or where == "local" else where[:200]
+        raise ConfigurationError(
+            f"K8S_CONFIG_PATH={shown}: no Kubernetes configuration could be loaded "
+            f"({type(exc).__name__}: {exc}); run the service in the cluster with a service "
+            "account, or point K8S_CONFIG_PATH (or KUBECONFIG) at a kubeconfig"
+        ) from None
 
 
 def _positive(name: str, default: int) -> int:
@@ -240,19 +290,17 @@ def _indexes(text: str | None) -> list[int]:
 class KubernetesExecutor:
     def __init__(self, database_url: str, settings: KubernetesSettings) -> None:
         from kubernetes import client
-        from kubernetes import config as kube_config
-
-        config: Any = kube_config
 
         self.database_url = database_url
         self.settings = settings
-        if settings.config_path:
-            config.load_kube_config(config_file=settings.config_path)
-        else:
-            try:
-                config.load_incluster_config()
-            except config.ConfigException:
-                config.load_kube_config()
+        # Without a cluster the service still starts (its API, UI and engine work): each
+        # job start then fails with this reason instead of the whole service.
+        self.unavailable: str | None = None
+        try:
+            load_client_config(settings)
+        except ConfigurationError as exc:
+            self.unavailable = str(exc)
+            log.error("kubernetes unavailable", extra={"error": self.unavailable})
         # the client's models are typed loosely enough (optional everything) that reading
         # them typed would be all asserts: they are handled as Any here
         self._client: Any = client
@@ -271,8 +319,14 @@ class KubernetesExecutor:
 
     # -- the executor protocol -------------------------------------------------------------
 
+    def _usable(self) -> None:
+        if self.unavailable is not None:
+            raise ConfigurationError(self.unavailable)
+
     def start(self) -> None:
         self._store = JobStore(self.database_url)
+        if self.unavailable is not None:
+            return  # nothing can be followed
         # jobs whose Kubernetes Jobs run on: followed again after a restart of the service
         for status in (JobStatus.PENDING, JobStatus.RUNNING):
             offset = 0
@@ -287,6 +341,7 @@ class KubernetesExecutor:
 
     def launch(self, job: JobRecord) -> None:
         assert self._store is not None, "start() first"
+        self._usable()
         files = [(f.url, f.size) for f in self._store.files(job.id)]
         environment = worker_environment(self.database_url, dict(os.environ))
         configmap, secret, kube_job = build_objects(job, files, self.settings, environment)
@@ -303,6 +358,7 @@ class KubernetesExecutor:
         log.info("kubernetes job created", extra={"job_id": job.id, "k8s_job": n["job"]})
 
     def resume(self, job_id: str, reopen: Callable[[], JobRecord]) -> JobRecord:
+        self._usable()
         with self._following:
             with self._lock:
                 self._active.discard(job_id)
@@ -315,9 +371,11 @@ class KubernetesExecutor:
         """The job was cancelled: its Job, pods, ConfigMap and Secret go."""
         with self._lock:
             self._active.discard(job_id)
-        self._delete(job_id, wait=False)
+        if self.unavailable is None:
+            self._delete(job_id, wait=False)
 
     def logs(self, job_id: str, tail: int | None, since_s: float | None) -> list[WorkerLog]:
+        self._usable()
         ns = self.settings.namespace
         pods = self.core.list_namespaced_pod(ns, label_selector=f"job-id={job_id}").items
         found: list[WorkerLog] = []

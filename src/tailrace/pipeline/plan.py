@@ -8,6 +8,8 @@ cancel and resume.
 from __future__ import annotations
 
 import math
+import os
+import posixpath
 import uuid
 from collections.abc import Sequence
 from dataclasses import replace
@@ -100,6 +102,50 @@ def list_source(config: JobConfig) -> tuple[JobConfig, list[SourceFile]]:
     return config, files
 
 
+def listed_files(
+    entries: Sequence[tuple[str, int | None]], s3_endpoint_url: str | None = None
+) -> tuple[str, list[SourceFile]]:
+    """Jitsu's ``files``: exactly these files, sorted. Returns the source they share (one
+    S3 bucket, or the local directory above them all) and the files with their sizes,
+    looked up where they are not given."""
+    if not entries:
+        raise ConfigurationError("files: the list is empty")
+    urls = [url for url, _ in entries]
+    remote = [u for u in urls if u[:5].lower() == "s3://"]
+    if remote and len(remote) != len(urls):
+        raise ConfigurationError("files: give all s3:// URLs or all local paths, not a mix")
+    if remote:
+        buckets = {u[5:].split("/", 1)[0] for u in remote}
+        if len(buckets) > 1:
+            raise ConfigurationError(f"files: all must be in one bucket, not {sorted(buckets)}")
+        source = f"s3://{buckets.pop()}/"
+    else:
+        entries = [(os.path.abspath(url), size) for url, size in entries]
+        source = os.path.commonpath([os.path.dirname(url) for url, _ in entries])
+    files = []
+    for url, size in entries:
+        if size is None:
+            options = {"endpoint_url": s3_endpoint_url} if remote and s3_endpoint_url else {}
+            found = [f for f in open_source(url, **options).list_files() if f.url == url]
+            if not found:
+                raise ConfigurationError(f"files: no such file: {url}")
+            files.append(found[0])
+        else:
+            files.append(SourceFile(url, size))
+    return source, sorted(files, key=lambda f: f.url)
+
+
+def start_from(files: Sequence[SourceFile], start_file: str) -> list[SourceFile]:
+    """The files from `start_file` on (Jitsu's start_file: a name, a path or a URL)."""
+    for index, file in enumerate(files):
+        if start_file in (file.url, posixpath.basename(file.url)):
+            return list(files[index:])
+    raise ConfigurationError(
+        f"start_file {start_file!r} is not among the {len(files)} files listed "
+        "(give its name, path or URL)"
+    )
+
+
 def new_job_id() -> str:
     return uuid.uuid4().hex[:12]
 
@@ -126,23 +172,32 @@ def create_job(
     job_id: str | None = None,
     checkpoint_keys: Sequence[str | None] | None = None,
     largest_first: bool = True,
+    workers: int | None = None,
 ) -> JobRecord:
     """Store a job for `files` and enqueue one task per file: largest first, or in the
-    order given (ingestion goes in chronological order)."""
+    order given (ingestion goes in chronological order). `workers`: how many were started
+    already (reference 001's pods), instead of the count planning picks."""
     job_id = job_id or new_job_id()
     # The job tables come with the engine's migrations. An App opened without auto_migrate
     # has an owner that ran them (the admin service, at start); migrating again here made
     # each job start wait for the lock that every starting worker takes to migrate.
     if app.auto_migrate:
         app.store.migrate()
-    workers = worker_count(files, config.max_workers)
+    # a limit is counted by one worker, exactly (Jitsu's admin ran one process too)
+    if workers is None:
+        workers = 1 if config.limit else worker_count(files, config.max_workers)
     store.job_create(job_id, config, files, workers, checkpoint_keys)
-    _enqueue(app, job_id, [(i, f.size) for i, f in enumerate(files)], largest_first)
+    attempts = config.retry_attempts or FILE_ATTEMPTS
+    _enqueue(app, job_id, [(i, f.size) for i, f in enumerate(files)], largest_first, attempts)
     return store.job(job_id)
 
 
 def _enqueue(
-    app: App, job_id: str, files: Sequence[tuple[int, int]], largest_first: bool = True
+    app: App,
+    job_id: str,
+    files: Sequence[tuple[int, int]],
+    largest_first: bool = True,
+    attempts: int = FILE_ATTEMPTS,
 ) -> None:
     # Claims go by run time, then id: stepping run times back a millisecond per rank makes
     # the first-ranked file the first claimed whatever order the ids come in.
@@ -154,7 +209,7 @@ def _enqueue(
             {"job_id": job_id, "file_index": index},
             queue=job_queue(job_id),
             run_at=start + timedelta(milliseconds=rank),
-            max_attempts=FILE_ATTEMPTS,
+            max_attempts=attempts,
         )
         for rank, (index, _size) in enumerate(ranked)
     )
@@ -193,7 +248,7 @@ def resume_job(app: App, store: JobStore, job_id: str) -> JobRecord:
     # beside its new task
     _cancel_tasks(app, job_id)
     reopened = store.job_reopen(job_id)
-    _enqueue(app, job_id, reopened)
+    _enqueue(app, job_id, reopened, attempts=job.config.retry_attempts or FILE_ATTEMPTS)
     return store.job(job_id)
 
 
@@ -202,7 +257,9 @@ def settle_job(
 ) -> JobRecord:
     """Give a job whose workers have all exited its final status, from its files: if files
     are left (the workers crashed more often than the executor restarts them, or were
-    stopped), it failed for `reason`, and can be resumed."""
+    stopped), it failed for `reason`, and can be resumed. Workers whose rows still say
+    running exited without saying so (killed): their rows say that now."""
+    store.workers_fail_running(job_id, f"exited without reporting its end ({reason})")
     status = store.job_finalize(job_id)
     if status in (JobStatus.RUNNING, JobStatus.PENDING):
         store.job_set_status(job_id, JobStatus.FAILED, reason)

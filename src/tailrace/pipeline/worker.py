@@ -44,7 +44,9 @@ from tailrace.pipeline.sinks import (
     open_sink,
     parse_sink_url,
 )
+from tailrace.pipeline.sinks.limited import LimitedSink
 from tailrace.pipeline.sources import Source, SourceFile
+from tailrace.pipeline.start_line import BEFORE_START_LINE, skip_lines, starts_inside
 
 log = logging.getLogger("tailrace.reprocess")
 
@@ -129,9 +131,10 @@ class ReprocessWorker:
                 raise
             finally:
                 self._close_outputs()
-                status = self.store.job_finalize(self.job_id)
-                mine = _worker_status(status, error)
+                # this row first: the job settles only once no worker row says running
+                mine = _worker_status(self.store.job_status(self.job_id), error)
                 self.store.worker_finish(self.job_id, self.index, mine, error)
+                status = self.store.job_finalize(self.job_id)
             return status
         finally:
             app.close()
@@ -249,13 +252,20 @@ class ReprocessWorker:
         sink = self._sink_()
         if sink.exactly_once:
             mark = sink.committed(record.key)
-            return state_from_mark(mark) if mark is not None else FileState(record.key)
-        return FileState(
-            record.key,
-            Checkpoint(record.line, record.offset),
-            record.counters.copy(),
-            dict(record.skip_reasons),
-        )
+            state = state_from_mark(mark) if mark is not None else FileState(record.key)
+        else:
+            state = FileState(
+                record.key,
+                Checkpoint(record.line, record.offset),
+                record.counters.copy(),
+                dict(record.skip_reasons),
+            )
+        fresh = state.checkpoint == Checkpoint() and not state.counters.lines
+        if fresh and starts_inside(self.config, record.url):
+            source_file = SourceFile(record.url, record.size)
+            at, counts = skip_lines(self._source_(), source_file, self.config.start_line)
+            state = FileState(record.key, at, counts, {BEFORE_START_LINE: counts.skipped})
+        return state
 
     # -- what a file needs, built once per process ------------------------------------------
 
@@ -271,7 +281,13 @@ class ReprocessWorker:
 
     def _sink_(self) -> Sink:
         if self._sink is None:
-            self._sink = open_sink(self.config.sink, roots=self.config.write_roots)
+            sink = open_sink(self.config.sink, roots=self.config.write_roots)
+            if self.config.limit:
+                # one worker runs a job with a limit (plan.create_job): what its files sent
+                # so far, as of their checkpoints, is all that was sent
+                sent = self.store.job(self.job_id).counters.sent
+                sink = LimitedSink(sink, self.config.limit - sent)
+            self._sink = sink
         return self._sink
 
     def _routing(self) -> Router | None:

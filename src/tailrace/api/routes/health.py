@@ -17,6 +17,7 @@ router = APIRouter(tags=["health"])
 
 
 @router.get("/healthz", response_model=Health)
+@router.get("/health", response_model=Health, include_in_schema=False)  # Jitsu admin's path
 def healthz() -> dict[str, Any]:
     return {"status": "ok"}
 

@@ -9,7 +9,7 @@ from typing import Any, Literal
 import orjson
 from fastapi import APIRouter, Depends, Query, Response
 
-from ...errors import ConflictError
+from ...errors import ConfigurationError, ConflictError
 from ...executors.logs import merge_by_time
 from ...pipeline.filters import is_zero_time
 from ...pipeline.jobs import JobConfig, JobRecord, JobStatus, JobStore
@@ -19,10 +19,13 @@ from ...pipeline.plan import (
     check_config,
     create_job,
     list_source,
+    listed_files,
     new_job_id,
     resume_job,
+    start_from,
 )
 from ...pipeline.sinks.url import sink_has_credentials
+from ...pipeline.sources import SourceFile
 from .. import admission
 from ..deadletters import read_deadletters
 from ..errors import ApiError
@@ -62,26 +65,50 @@ router = APIRouter(
 def start_job(body: StartJob, svc: Svc) -> dict[str, Any]:
     """Plan a job on the files at `s3_path` or `path` and start its workers."""
     cfg = svc.config
-    if (body.s3_path is None) == (body.path is None):
-        raise ApiError(422, "invalid_request", "give exactly one of s3_path and path")
-    source = body.s3_path or body.path or ""
+    if body.path is not None and body.local_path is not None:
+        raise ApiError(422, "invalid_request", "give path or local_path (its Jitsu name), not both")
+    path = body.path if body.path is not None else body.local_path
+    given = [x for x in (body.s3_path, path) if x is not None]
+    if body.files and given:
+        raise ApiError(422, "invalid_request", "give files, or s3_path or path, not both")
+    if not body.files and len(given) != 1:
+        raise ApiError(
+            422, "invalid_request", "give exactly one of s3_path and path (or local_path), or files"
+        )
     if body.s3_path is not None and not body.s3_path.lower().startswith("s3://"):
         raise ApiError(422, "invalid_request", "s3_path must start with s3://")
-    if body.path is not None:
-        admission.check_local_source(cfg, body.path)
+    listed: list[SourceFile] | None = None
+    if body.files:
+        entries = [(f, None) if isinstance(f, str) else (f.path, f.size) for f in body.files]
+        for url, _ in entries:  # before a file is looked at: none outside the roots
+            if url[:5].lower() != "s3://":
+                admission.check_local_source(cfg, url)
+        try:
+            source, listed = listed_files(entries, body.s3_endpoint_url)
+        except ConfigurationError as exc:
+            raise ApiError(422, "invalid_request", str(exc)) from None
+        local = not source.startswith("s3://")
+    else:
+        source = body.s3_path or path or ""
+        local = path is not None
+    if local:
+        admission.check_local_source(cfg, source)
     admission.check_endpoint(cfg, body.s3_endpoint_url)
     date_from, date_to = _utc(body.date_from), _utc(body.date_to)
     if date_from and date_to and date_from > date_to:
         raise ApiError(422, "invalid_request", "date_from is after date_to")
     job_id = new_job_id()
-    if not (body.sink or svc.config.default_sink) and svc.config.executor != "local":
+    if not (body.sink or svc.config.default_sink or body.dry_run) and cfg.executor != "local":
         raise ApiError(
             422,
             "invalid_request",
             "no sink: name one, or set TAILRACE_DEFAULT_SINK (or KAFKA_BOOTSTRAP_SERVERS) on "
             "the service; a file in the service's own directory is out of the pods' reach",
         )
-    sink = body.sink or svc.config.default_sink or _default_file_sink(svc, job_id)
+    if body.dry_run:
+        sink = "null:"  # plans, reads and counts; sends nothing
+    else:
+        sink = body.sink or svc.config.default_sink or _default_file_sink(svc, job_id)
     if sink_has_credentials(sink):
         raise ApiError(
             422,
@@ -98,27 +125,41 @@ def start_job(body: StartJob, svc: Svc) -> dict[str, Any]:
         date_from=date_from.isoformat() if date_from else None,
         date_to=date_to.isoformat() if date_to else None,
         where=tuple(body.where),
-        max_workers=body.max_workers,
+        max_workers=body.max_concurrency or body.max_workers,
         batch_size=body.batch_size,
         s3_endpoint_url=body.s3_endpoint_url,
         roots=admission.job_roots(cfg),
         write_roots=admission.job_write_roots(cfg),
         include=tuple(body.include),
         exclude=tuple(body.exclude),
+        dry_run=body.dry_run,
+        start_file=body.start_file,
+        start_line=body.start_line,
+        limit=body.limit or None,
+        retry_attempts=body.retry_attempts,
     )
     check_config(config)
     # listed before a database connection is taken: a large prefix can take a while
-    config, files = list_source(config)
+    if listed is None:
+        config, files = list_source(config)
+    else:
+        files = listed
+    if files and body.start_file:
+        try:
+            files = start_from(files, body.start_file)
+        except ConfigurationError as exc:
+            raise ApiError(422, "invalid_request", str(exc)) from None
     if not files:
         skipped = config.listing_skipped.get("counts")
         detail = f" to read (skipped: {skipped})" if skipped else ""
         raise ApiError(422, "invalid_request", f"no files found at {source}{detail}")
-    if body.path is not None:
+    if local:
         admission.check_local_files(cfg, files)
     with svc.db() as db:
         job = create_job(db.app, db.store, config, files, job_id=job_id)
         _launch(svc, db.store, job_id, lambda: svc.executor.launch(job))
-    return job_json(job)
+        # as launched: total_workers, and on Kubernetes k8s_job_name, in the reply itself
+        return job_json(db.store.job(job_id))
 
 
 def _launch(svc: Services, store: JobStore, job_id: str, launch: Callable[[], Any]) -> Any:

@@ -4,6 +4,7 @@ the API with the session cookie). No page takes a token in its URL."""
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Literal
 from urllib.parse import quote
 
 from fastapi import APIRouter, Form, Request
@@ -40,15 +41,25 @@ def login(
     target = next_path if next_path.startswith("/") and not next_path.startswith("//") else "/"
     if index is None:
         return RedirectResponse(f"/login?error=1&next={quote(target)}", status_code=303)
+    return _with_session(RedirectResponse(target, status_code=303), index, request, svc)
+
+
+def _with_session(
+    response: Response,
+    index: int,
+    request: Request,
+    svc: Services,
+    samesite: Literal["strict", "lax"] = "strict",
+) -> Response:
+    """`response` with a new session's cookies, for the token at `index`."""
     session, csrf = svc.auth.open_session(index)
-    response = RedirectResponse(target, status_code=303)
     secure = svc.config.cookie_secure or request.url.scheme == "https"
     ttl = svc.config.session_ttl_s
     response.set_cookie(
-        SESSION_COOKIE, session, max_age=ttl, httponly=True, samesite="strict", secure=secure
+        SESSION_COOKIE, session, max_age=ttl, httponly=True, samesite=samesite, secure=secure
     )
     # readable by the page's script, which echoes it in X-CSRF-Token
-    response.set_cookie(CSRF_COOKIE, csrf, max_age=ttl, samesite="strict", secure=secure)
+    response.set_cookie(CSRF_COOKIE, csrf, max_age=ttl, samesite=samesite, secure=secure)
     return response
 
 
@@ -87,7 +98,18 @@ def streams_page(request: Request, svc: Svc) -> Response:
 
 
 @router.get("/api/admin/reprocessing/jobs/{job_id}/logs/view")
-def legacy_log_viewer(job_id: str) -> Response:
-    """Reference 000's viewer address. Its ``?token=`` is ignored on purpose: tokens in
-    URLs end up in logs and history. The viewer asks for a login instead."""
-    return RedirectResponse(f"/ui/jobs/{quote(job_id)}/logs", status_code=303)
+def legacy_log_viewer(job_id: str, request: Request, svc: Svc, token: str = "") -> Response:
+    """Reference 000's viewer address, ``?token=`` and all: a valid token is exchanged,
+    once, for a session cookie, and the answer redirects to the viewer at an address
+    without it (the token stays out of the page's history and of what the page loads; the
+    access log redacts it). Without a valid token the viewer asks for a login."""
+    target = f"/ui/jobs/{quote(job_id)}/logs"
+    response = RedirectResponse(target, status_code=303)
+    response.headers["Cache-Control"] = "no-store"
+    response.headers["Referrer-Policy"] = "no-referrer"
+    index = svc.auth.token_index(token.strip()) if token else None
+    if index is None:
+        return response
+    # Lax: the link opens from another site (Jitsu's console, a chat), and a Strict cookie
+    # set in that navigation would not come back with its redirect. POSTs still need CSRF.
+    return _with_session(response, index, request, svc, "lax")

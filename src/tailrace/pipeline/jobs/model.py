@@ -61,6 +61,13 @@ class JobConfig:
     write_roots: tuple[str, ...] = ()  # the same for the sink's file and its dead letters
     include: tuple[str, ...] = ()  # globs of file names to read besides the log files
     exclude: tuple[str, ...] = ()  # globs of file names never to read
+    # Jitsu's start fields: send nothing (the sink is null:), begin at a file and line,
+    # send at most `limit` events (0/None: all), try each file this often
+    dry_run: bool = False
+    start_file: str | None = None
+    start_line: int = 0
+    limit: int | None = None
+    retry_attempts: int | None = None
     # what planning left out of the source, by reason: {"counts": {...}, "examples": {...}}
     listing_skipped: dict[str, Any] = field(default_factory=dict, compare=False)
 
@@ -90,14 +97,22 @@ class JobConfig:
             "write_roots": list(self.write_roots),
             "include": list(self.include),
             "exclude": list(self.exclude),
+            "dry_run": self.dry_run,
+            "start_file": self.start_file,
+            "start_line": self.start_line,
+            "limit": self.limit,
+            "retry_attempts": self.retry_attempts,
             "listing_skipped": self.listing_skipped,
         }
 
     @classmethod
     def from_json(cls, data: dict[str, Any]) -> JobConfig:
+        # a job Jitsu's admin stored (an adopted table) names its source s3_path or
+        # local_path, and has no sink: its workers sent to the admin's Kafka topic
+        source = data.get("source") or data.get("s3_path") or data.get("local_path") or ""
         return cls(
-            source=data["source"],
-            sink=data["sink"],
+            source=source,
+            sink=data.get("sink") or "",
             stream_ids=tuple(data.get("stream_ids") or ()),
             connection_ids=tuple(data.get("connection_ids") or ()),
             date_from=data.get("date_from"),
@@ -114,6 +129,11 @@ class JobConfig:
             write_roots=tuple(data.get("write_roots") or ()),
             include=tuple(data.get("include") or ()),
             exclude=tuple(data.get("exclude") or ()),
+            dry_run=bool(data.get("dry_run")),
+            start_file=data.get("start_file") or None,
+            start_line=int(data.get("start_line") or 0),
+            limit=int(data["limit"]) if data.get("limit") else None,
+            retry_attempts=int(data["retry_attempts"]) if data.get("retry_attempts") else None,
             listing_skipped=dict(data.get("listing_skipped") or {}),
         )
 

@@ -106,24 +106,45 @@ RETURNING file_index, size
 UPDATE reprocessing_files SET status = 'cancelled', updated_at = %(now)s
 WHERE job_id = %(job_id)s AND status = 'pending'
 
+-- name: worker_insert
+-- A planned worker, before it starts: its share of the files (reference 000's modulo
+-- split), so that a started job's workers are listed from the first moment.
+INSERT INTO reprocessing_workers (job_id, worker_index, status, updated_at, assigned_files,
+                                  total_bytes)
+VALUES (%(job_id)s, %(worker_index)s, 'pending', %(now)s, %(assigned_files)s, %(total_bytes)s)
+ON CONFLICT (job_id, worker_index) DO NOTHING
+
 -- name: worker_start
 INSERT INTO reprocessing_workers (job_id, worker_index, status, started_at, updated_at,
                                   process_id)
 VALUES (%(job_id)s, %(worker_index)s, 'running', %(now)s, %(now)s, %(process_id)s)
 ON CONFLICT (job_id, worker_index) DO UPDATE
 SET status = 'running', updated_at = %(now)s, completed_at = NULL, error = NULL,
+    started_at = coalesce(reprocessing_workers.started_at, %(now)s),
     process_id = %(process_id)s,
     restarts = reprocessing_workers.restarts
                + CASE WHEN reprocessing_workers.status = 'running' THEN 1 ELSE 0 END
 
 -- name: worker_progress
+-- Never backwards: a restarted worker (or one whose file another took over) reports less
+-- than its row says until it is past it again; the row keeps the figures it had, as one
+-- consistent set (lines decide), and the planned share stays the floor of its file counts.
 UPDATE reprocessing_workers
 SET updated_at = %(now)s, current_file = %(current_file)s, current_line = %(current_line)s,
-    "current_timestamp" = coalesce(%(current_timestamp)s, "current_timestamp"),
-    assigned_files = %(assigned_files)s, processed_files = %(processed_files)s, total_lines = %(lines)s, success_count = %(sent)s,
-    error_count = %(deadlettered)s, skipped_count = %(skipped)s,
-    filtered_count = %(filtered)s, total_bytes = %(total_bytes)s,
-    processed_bytes = %(processed_bytes)s
+    current_ts = coalesce(%(current_timestamp)s, current_ts),
+    assigned_files = CASE WHEN %(assigned_files)s > assigned_files
+                          THEN %(assigned_files)s ELSE assigned_files END,
+    processed_files = CASE WHEN %(processed_files)s > processed_files
+                           THEN %(processed_files)s ELSE processed_files END,
+    total_bytes = CASE WHEN %(total_bytes)s > total_bytes
+                       THEN %(total_bytes)s ELSE total_bytes END,
+    success_count = CASE WHEN %(lines)s >= total_lines THEN %(sent)s ELSE success_count END,
+    error_count = CASE WHEN %(lines)s >= total_lines THEN %(deadlettered)s ELSE error_count END,
+    skipped_count = CASE WHEN %(lines)s >= total_lines THEN %(skipped)s ELSE skipped_count END,
+    filtered_count = CASE WHEN %(lines)s >= total_lines THEN %(filtered)s ELSE filtered_count END,
+    processed_bytes = CASE WHEN %(lines)s >= total_lines
+                           THEN %(processed_bytes)s ELSE processed_bytes END,
+    total_lines = CASE WHEN %(lines)s >= total_lines THEN %(lines)s ELSE total_lines END
 WHERE job_id = %(job_id)s AND worker_index = %(worker_index)s
 
 -- name: worker_finish
@@ -131,6 +152,15 @@ UPDATE reprocessing_workers
 SET status = %(status)s, completed_at = %(now)s, updated_at = %(now)s, error = %(error)s,
     current_file = NULL
 WHERE job_id = %(job_id)s AND worker_index = %(worker_index)s
+
+-- name: workers_running
+SELECT count(*) FROM reprocessing_workers WHERE job_id = %(job_id)s AND status = 'running'
+
+-- name: workers_fail_running
+UPDATE reprocessing_workers
+SET status = 'failed', completed_at = %(now)s, updated_at = %(now)s, error = %(error)s,
+    current_file = NULL
+WHERE job_id = %(job_id)s AND status = 'running'
 
 -- name: worker_base
 SELECT count(*), coalesce(sum(size), 0), coalesce(sum(lines), 0), coalesce(sum(sent), 0),
@@ -141,7 +171,7 @@ WHERE job_id = %(job_id)s AND worker_index = %(worker_index)s AND status = 'comp
 
 -- name: workers_list
 SELECT job_id, worker_index, status, started_at, updated_at, completed_at, current_file,
-       current_line, "current_timestamp", assigned_files, processed_files, total_lines,
+       current_line, current_ts, assigned_files, processed_files, total_lines,
        success_count, filtered_count, skipped_count, error_count, processed_bytes, total_bytes,
        restarts, error
 FROM reprocessing_workers WHERE job_id = %(job_id)s ORDER BY worker_index

@@ -190,11 +190,22 @@ class JobStore:
                 }
                 for i, (f, key) in enumerate(zip(files, keys, strict=True))
             ]
-            if self._postgres:
-                with conn.cursor() as cur:
-                    cur.executemany(self._q["file_insert"], rows)
-            else:
-                conn.executemany(self._q["file_insert"], rows)
+            workers = [
+                {
+                    "job_id": job_id,
+                    "worker_index": index,
+                    "now": now,
+                    "assigned_files": len(files[index::total_workers]),
+                    "total_bytes": sum(f.size for f in files[index::total_workers]),
+                }
+                for index in range(total_workers)
+            ]
+            for name, batch in (("file_insert", rows), ("worker_insert", workers)):
+                if self._postgres:
+                    with conn.cursor() as cur:
+                        cur.executemany(self._q[name], batch)
+                else:
+                    conn.executemany(self._q[name], batch)
 
     def job(self, job_id: str) -> JobRecord:
         row = self._one("job_get", id=job_id)
@@ -269,6 +280,11 @@ class JobStore:
             return job.status
         by_status = job.files_by_status
         if by_status.get(FileStatus.PENDING) or by_status.get(FileStatus.RUNNING):
+            return job.status
+        # a worker still says running: the last one to finish settles the job, so a job
+        # is never completed beside a worker row that says otherwise
+        (running,) = self._one("workers_running", job_id=job_id) or (0,)
+        if int(running):
             return job.status
         if by_status.get(FileStatus.FAILED):
             status = JobStatus.FAILED
@@ -431,6 +447,10 @@ class JobStore:
             error=error,
             now=self._now(),
         )
+
+    def workers_fail_running(self, job_id: str, error: str) -> int:
+        """Mark the workers that still say running as failed (their processes are gone)."""
+        return self._exec("workers_fail_running", job_id=job_id, error=error, now=self._now())
 
     def workers(self, job_id: str) -> list[WorkerRecord]:
         return [self._worker_from_row(row) for row in self._all("workers_list", job_id=job_id)]

@@ -1,0 +1,178 @@
+"""The worker contract of reference 001: a worker started with ``JOB_ID``, ``WORKER_INDEX``,
+``DATABASE_URL``, ``KAFKA_BOOTSTRAP_SERVERS`` and ``KAFKA_DESTINATIONS_TOPIC``, with the
+file list at ``/config/files/files.json`` and the job's settings at
+``/config/job/config.json`` (Jitsu's ConfigMaps, or files made by hand as in its "Local
+Testing" recipe), works a job nobody planned in the database: the first worker of the job
+to start stores it from those files, and every worker then claims its files as usual.
+
+``TAILRACE_WORKER_CONFIG_DIR`` moves ``/config`` (the recipe writes to ``/tmp/config``).
+``files.json`` is a JSON array of ``{"path": ..., "size": ...}`` (or of paths), plain or
+gzipped as Jitsu's admin stores it; ``worker_count`` beside it (or ``TOTAL_WORKERS``) says
+how many workers share the job.
+"""
+
+from __future__ import annotations
+
+import gzip
+import os
+from collections.abc import Mapping
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import orjson
+import psycopg
+
+from tailrace.engine.app import App
+from tailrace.errors import ConfigurationError
+from tailrace.pipeline.jobs import JobConfig, JobStore
+from tailrace.pipeline.jobs.store import ReprocessingJobNotFoundError
+from tailrace.pipeline.plan import create_job, listed_files, start_from
+from tailrace.pipeline.sinks.url import DEFAULT_KAFKA_TOPIC
+from tailrace.pipeline.sources import SourceFile
+
+DEFAULT_CONFIG_DIR = "/config"
+CONFIG_DIR_ENV = "TAILRACE_WORKER_CONFIG_DIR"
+_CREATE_LOCK = 0x7A11_0001  # serialises the workers of one job that all start at once
+
+
+@dataclass(frozen=True)
+class Mounted:
+    """What the worker found mounted: the files, the job's settings and the worker count."""
+
+    files: list[SourceFile]
+    source: str
+    settings: dict[str, Any]
+    workers: int
+
+
+def config_dir(environ: Mapping[str, str] | None = None) -> Path:
+    env = os.environ if environ is None else environ
+    return Path(env.get(CONFIG_DIR_ENV) or DEFAULT_CONFIG_DIR)
+
+
+def read_mounted(directory: Path, environ: Mapping[str, str] | None = None) -> Mounted | None:
+    """The mounted job, or None when no files.json is there."""
+    env = os.environ if environ is None else environ
+    listing = directory / "files" / "files.json"
+    if not listing.is_file():
+        return None
+    items = _json(listing)
+    if not isinstance(items, list) or not items:
+        raise ConfigurationError(f"{listing}: expected a non-empty JSON array of files")
+    entries: list[tuple[str, int | None]] = []
+    for position, item in enumerate(items):
+        if isinstance(item, str):
+            entries.append((item, None))
+        elif isinstance(item, dict) and isinstance(item.get("path") or item.get("url"), str):
+            size = item.get("size")  # "url": the files.json of tailrace's own ConfigMap
+            entries.append(
+                (item.get("path") or item["url"], size if isinstance(size, int) else None)
+            )
+        else:
+            raise ConfigurationError(f"{listing}: item {position} has no path")
+    settings_file = directory / "job" / "config.json"
+    settings = _json(settings_file) if settings_file.is_file() else {}
+    if not isinstance(settings, dict):
+        raise ConfigurationError(f"{settings_file}: expected a JSON object")
+    source, files = listed_files(entries, settings.get("s3_endpoint_url"))
+    count = directory / "files" / "worker_count"
+    raw_workers = env.get("TOTAL_WORKERS") or (count.read_text().strip() if count.is_file() else "")
+    workers = int(raw_workers) if raw_workers.isdigit() and int(raw_workers) > 0 else 1
+    return Mounted(files, source, settings, workers)
+
+
+def _json(path: Path) -> Any:
+    data = path.read_bytes()
+    if data[:2] == b"\x1f\x8b":
+        data = gzip.decompress(data)
+    try:
+        return orjson.loads(data)
+    except orjson.JSONDecodeError as exc:
+        raise ConfigurationError(f"{path}: not valid JSON: {exc}") from None
+
+
+def job_config(mounted: Mounted, environ: Mapping[str, str] | None = None) -> JobConfig:
+    """The job the mounted settings describe (Jitsu's field names), sending to the
+    destinations topic of KAFKA_BOOTSTRAP_SERVERS unless config.json names a sink."""
+    env = os.environ if environ is None else environ
+    s = mounted.settings
+    sink = s.get("sink")
+    if s.get("dry_run"):
+        sink = "null:"
+    if not sink:
+        servers = env.get("KAFKA_BOOTSTRAP_SERVERS")
+        if not servers:
+            raise ConfigurationError(
+                "no sink for the mounted job: set KAFKA_BOOTSTRAP_SERVERS (and "
+                'KAFKA_DESTINATIONS_TOPIC), or give "sink" in config.json'
+            )
+        topic = env.get("KAFKA_DESTINATIONS_TOPIC") or DEFAULT_KAFKA_TOPIC
+        sink = f"kafka://{servers}/{topic}"
+    return JobConfig(
+        source=mounted.source,
+        sink=str(sink),
+        stream_ids=tuple(s.get("stream_ids") or ()),
+        connection_ids=tuple(s.get("connection_ids") or ()),
+        date_from=s.get("date_from"),
+        date_to=s.get("date_to"),
+        max_workers=mounted.workers,
+        batch_size=int(s.get("batch_size") or 2_000),
+        s3_endpoint_url=s.get("s3_endpoint_url"),
+        dry_run=bool(s.get("dry_run")),
+        start_file=s.get("start_file") or None,
+        start_line=int(s.get("start_line") or 0),
+        limit=int(s["limit"]) if s.get("limit") else None,
+        retry_attempts=int(s["retry_attempts"]) if s.get("retry_attempts") else None,
+    )
+
+
+def ensure_job(database_url: str, job_id: str, environ: Mapping[str, str] | None = None) -> bool:
+    """Store job `job_id` from the mounted files if the database has no such job; True if
+    this worker stored it. Without files.json, nothing is done (the job must exist)."""
+    directory = config_dir(environ)
+    if not (directory / "files" / "files.json").is_file():
+        return False
+    with App(database_url) as app:
+        app.store.migrate()  # a fresh database: the job tables first
+    with JobStore(database_url) as store:
+        if _exists(store, job_id):  # planned by an admin: the database is the truth
+            return False
+        mounted = read_mounted(directory, environ)
+        if mounted is None:
+            return False
+        config = job_config(mounted, environ)
+        files = mounted.files
+        if config.start_file:
+            files = start_from(files, config.start_file)
+        if not database_url.startswith(("postgresql://", "postgres://")):
+            return _create(database_url, store, job_id, config, files, mounted.workers)
+        with psycopg.connect(database_url, autocommit=True) as conn:
+            conn.execute("SELECT pg_advisory_lock(%s, hashtext(%s))", (_CREATE_LOCK, job_id))
+            try:
+                if _exists(store, job_id):  # another worker stored it meanwhile
+                    return False
+                return _create(database_url, store, job_id, config, files, mounted.workers)
+            finally:
+                conn.execute("SELECT pg_advisory_unlock(%s, hashtext(%s))", (_CREATE_LOCK, job_id))
+
+
+def _exists(store: JobStore, job_id: str) -> bool:
+    try:
+        store.job_status(job_id)
+    except ReprocessingJobNotFoundError:
+        return False
+    return True
+
+
+def _create(
+    database_url: str,
+    store: JobStore,
+    job_id: str,
+    config: JobConfig,
+    files: list[SourceFile],
+    workers: int,
+) -> bool:
+    with App(database_url) as app:
+        create_job(app, store, config, files, job_id=job_id, workers=workers)
+    return True

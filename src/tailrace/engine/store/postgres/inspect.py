@@ -50,14 +50,18 @@ def search_params(search: JobSearch) -> dict[str, Any]:
 class PostgresInspection:
     _run: Callable[..., Any]
 
+    def _read(self, query: str, params: dict[str, Any] | None = None) -> list[Any]:
+        def op(conn: psycopg.Connection[Any]) -> list[Any]:
+            with conn.transaction():
+                conn.execute(IQ["read_settings"])
+                return conn.execute(IQ[query], params).fetchall()
+
+        result: list[Any] = self._run(op)
+        return result
+
     def jobs_search(self, search: JobSearch) -> JobPage:
         params = search_params(search)
-        query = IQ["jobs_search_state"] if search.state else IQ["jobs_search_any"]
-
-        def op(conn: psycopg.Connection[Any]) -> list[Any]:
-            return conn.execute(query, params).fetchall()
-
-        rows = self._run(op)
+        rows = self._read("jobs_search_state" if search.state else "jobs_search_any", params)
         jobs = [job_from_row(r, decode=as_stored) for r in rows[: search.limit]]
         more = len(rows) > search.limit
         return JobPage(jobs, jobs[-1].id if more and jobs else None)
@@ -82,16 +86,11 @@ class PostgresInspection:
         return result
 
     def queue_lines(self, window_s: float) -> list[QueueLine]:
-        def op(conn: psycopg.Connection[Any]) -> list[Any]:
-            return conn.execute(IQ["queue_lines"], {"window_s": window_s}).fetchall()
-
-        return assemble_lines(self._run(op))
+        return assemble_lines(self._read("queue_lines", {"window_s": window_s}))
 
     def queue_depths(self) -> list[tuple[str, Priority, str, int]]:
-        def op(conn: psycopg.Connection[Any]) -> list[Any]:
-            return conn.execute(IQ["queue_depths"]).fetchall()
-
-        return [(q, Priority(p), bucket, n) for q, p, bucket, n in self._run(op)]
+        rows = self._read("queue_depths")
+        return [(q, Priority(p), bucket, n) for q, p, bucket, n in rows]
 
     def queues_remember(self) -> int:
         def op(conn: psycopg.Connection[Any]) -> int:
@@ -158,6 +157,7 @@ class PostgresInspection:
 
         def op(conn: psycopg.Connection[Any]) -> bool:
             with conn.transaction():
+                conn.execute(IQ["read_settings"])
                 minute = _scalar(conn, "history_minute")
                 last = _scalar(conn, "history_last")
                 if last is not None and last >= minute:

@@ -38,6 +38,9 @@ from .test_ui_browser import (
 
 pytestmark = [pytest.mark.slow, pytest.mark.postgres]
 
+SECONDS = re.compile(r"^\d[\d.]* ?[smh]")  # 0.077 s, 12s, 1m 5s
+NO_VALUE = "\u2013"  # the pages' en dash for a value that is not known
+
 
 @pytest.fixture
 def pg_server(pg_url: str, tmp_path: Path) -> Iterator[Server]:
@@ -127,7 +130,10 @@ def contrast(page: Any, selector: str) -> float:
         """(node) => {
           const rgb = (c) => c.match(/\\d+(\\.\\d+)?/g).slice(0, 3).map(Number);
           const lum = ([r, g, b]) => {
-            const f = (v) => { v /= 255; return v <= 0.03928 ? v / 12.92 : ((v + 0.055) / 1.055) ** 2.4; };
+            const f = (v) => {
+              v /= 255;
+              return v <= 0.03928 ? v / 12.92 : ((v + 0.055) / 1.055) ** 2.4;
+            };
             return 0.2126 * f(r) + 0.7152 * f(g) + 0.0722 * f(b);
           };
           const s = getComputedStyle(node);
@@ -268,7 +274,7 @@ def test_operator_pages(pg_server: Server, browser_type: Any) -> None:  # noqa: 
         ops_card = page.locator('.queue[data-queue="ops"]')
         expect(ops_card.locator('[data-counter="running"] .value')).to_have_text("1")
         expect(ops_card.locator('tr[data-priority="DEFAULT"] [data-state="p95"]')).not_to_have_text(
-            "–"
+            NO_VALUE
         )
         expect(page.locator('.queue[data-queue="reprocess:demo1"]')).to_have_count(0)
         expect(page.locator('#internal-queues tr[data-queue="reprocess:demo1"]')).to_contain_text(

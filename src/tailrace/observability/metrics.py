@@ -63,6 +63,14 @@ class QueueCollector(Collector):
         self.store = store
 
     def collect(self) -> Iterator[GaugeMetricFamily]:
+        yield from self.render(
+            self.store.queue_depths(), [q.name for q in self.store.queues_list()]
+        )
+
+    @classmethod
+    def render(
+        cls, depths: list[tuple[str, Priority, str, int]], known: list[str]
+    ) -> Iterator[GaugeMetricFamily]:
         depth = GaugeMetricFamily(
             "tailrace_queue_depth",
             "Live jobs by queue, priority and state (pending: due now; scheduled: later)",
@@ -75,17 +83,16 @@ class QueueCollector(Collector):
         )
         counts: dict[tuple[str, str, str], int] = {}
         dead_by_queue: dict[str, int] = {}
-        for queue, priority, bucket, n in self.store.queue_depths():
+        for queue, priority, bucket, n in depths:
             if bucket == "dead":
                 dead_by_queue[queue] = dead_by_queue.get(queue, 0) + n
             else:
                 key = (queue, priority.name.lower(), bucket)
                 counts[key] = counts.get(key, 0) + n
-        known = {q.name for q in self.store.queues_list()}
         for queue in known:
             dead_by_queue.setdefault(queue, 0)
             for priority in Priority:
-                for state in self.STATES:
+                for state in cls.STATES:
                     counts.setdefault((queue, priority.name.lower(), state), 0)
         for key, n in sorted(counts.items()):
             depth.add_metric(list(key), n)

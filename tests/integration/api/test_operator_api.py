@@ -68,6 +68,13 @@ def test_queue_lines_split_scheduled_and_hide_reprocessing_queues(client: TestCl
     text = client.get("/metrics").text
     assert 'tailrace_queue_depth{priority="critical",queue="lines",state="pending"} 1.0' in text
     assert 'tailrace_queue_depth{priority="critical",queue="lines",state="scheduled"} 4.0' in text
+    # read again only once the figures are 5 s old, in the background: a scrape never waits
+    with App(_url(client)) as app:
+        app.enqueue("x", queue="lines", priority="CRITICAL")
+    due = 'tailrace_queue_depth{priority="critical",queue="lines",state="pending"}'
+    assert f"{due} 1.0" in client.get("/metrics").text
+    wait_until(lambda: f"{due} 2.0" in client.get("/metrics").text, 20, "a fresh read")
+    assert "tailrace_queue_stats_age_seconds" in client.get("/metrics").text
 
 
 def test_bulk_actions_are_counted_then_need_confirmation(client: TestClient) -> None:
@@ -123,3 +130,16 @@ def test_workers_lists_a_live_engine_worker(client: TestClient) -> None:
             worker.stop()
             thread.join(30)
     assert client.get("/api/admin/queues/history").status_code == 200
+
+
+def test_workers_lists_a_running_reprocessing_jobs_workers(client: TestClient) -> None:
+    from tailrace.pipeline.jobs import JobConfig, JobStatus, JobStore
+    from tailrace.pipeline.sources import SourceFile
+
+    files = [SourceFile(f"/logs/f{i}.ndjson", 100) for i in range(2)]
+    with JobStore(_url(client)) as store:
+        store.job_create("rw1", JobConfig(source="/logs", sink="null:"), files, 2)
+        store.job_set_status("rw1", JobStatus.RUNNING)
+        store.worker_start("rw1", 1, "proc-1")
+    [worker] = client.get("/api/admin/workers").json()["reprocessing"]
+    assert (worker["job_id"], worker["worker_index"], worker["status"]) == ("rw1", 1, "running")

@@ -169,6 +169,10 @@ class SqliteInspection:
     def history_roll(self, keep_s: float) -> bool:
         now = time.time()
         minute = now - now % 60
+        with self._read() as conn:  # most calls stop here, without taking the write lock
+            last = conn.execute(IQ["history_last"]).fetchone()[0]
+        if last is not None and last >= minute:
+            return False
         with self._write() as conn:
             last = conn.execute(IQ["history_last"]).fetchone()[0]
             if last is not None and last >= minute:

@@ -16,7 +16,9 @@ CREATE TABLE tailrace_workers (
 
 -- The jobs list filtered by state, newest first, one page after another (WHERE id < last):
 -- without it a filter on a rare state walks the primary key through every retained job.
-CREATE INDEX tailrace_jobs_state_id ON tailrace_jobs (state, id);
+-- The included columns let /metrics count dead jobs from the index alone once vacuum has
+-- marked their pages all-visible (they change rarely), whatever the number kept.
+CREATE INDEX tailrace_jobs_state_id ON tailrace_jobs (state, id) INCLUDE (queue, priority, run_at);
 
 CREATE TABLE tailrace_queue_history (
     at         timestamptz      NOT NULL,   -- the minute this row sums up

@@ -111,6 +111,20 @@ def summary(latencies: list[float]) -> dict[str, float]:
     return {"p50_ms": pct(0.5), "p99_ms": pct(0.99), "max_ms": round(ordered[-1], 2)}
 
 
+def depth_read(url: str, requests: int) -> list[float]:
+    """The read behind the scrape (at most one per 5 s per service), through the store."""
+    from tailrace.engine.app import App
+
+    latencies = []
+    with App(url, auto_migrate=False) as app:
+        for _ in range(requests):
+            began = time.perf_counter()
+            app.store.queue_depths()
+            app.store.queues_list()
+            latencies.append((time.perf_counter() - began) * 1000)
+    return latencies
+
+
 def old_scrape(url: str, requests: int) -> list[float]:
     latencies = []
     with psycopg.connect(url) as conn:
@@ -181,6 +195,7 @@ def main() -> None:
             offset_path = f"/api/admin/jobs?limit=50&offset={args.jobs // 2}"
             rounds: dict[str, list[dict[str, float]]] = {name: [] for name in paths}
             rounds["peer: same page by OFFSET (half-way down)"] = []
+            rounds["scrape's read of live and dead jobs (every 5 s at most)"] = []
             rounds["peer: the old scrape query (every job grouped)"] = []
             for r in range(args.rounds):
                 log(f"round {r + 1}")
@@ -190,6 +205,9 @@ def main() -> None:
                 few = max(10, args.requests // 20)
                 rounds["peer: same page by OFFSET (half-way down)"].append(
                     summary(timed(http, offset_path, few))
+                )
+                rounds["scrape's read of live and dead jobs (every 5 s at most)"].append(
+                    summary(depth_read(url, few))
                 )
                 rounds["peer: the old scrape query (every job grouped)"].append(
                     summary(old_scrape(url, few))

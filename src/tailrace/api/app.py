@@ -17,7 +17,7 @@ from . import errors
 from .config import ApiConfig
 from .gate import Gate
 from .metrics import registry
-from .routes import engine, health, reprocessing, streams, ui
+from .routes import engine, health, operator, reprocessing, streams, ui
 from .routes.ui import STATIC_DIR
 from .services import Services
 from .sessions import Revocations
@@ -74,6 +74,7 @@ def create_app(config: ApiConfig | None = None) -> FastAPI:
     errors.install(app)
     app.include_router(health.router)
     app.include_router(reprocessing.router)
+    app.include_router(operator.router)
     app.include_router(engine.router)
     app.include_router(streams.router)
     app.include_router(ui.router)

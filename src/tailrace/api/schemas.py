@@ -289,12 +289,14 @@ class EngineJobOut(BaseModel):
     timeout_s: float | None
     cancel_requested: bool
     errors: list[dict[str, Any]]
+    timings: dict[str, float | None] | None = None
 
 
 class EngineJobPage(BaseModel):
     jobs: list[EngineJobOut]
     limit: int
     offset: int
+    next_after: int | None = None  # the `after` of the next page; None: the last page
 
 
 class Enqueue(_Strict):

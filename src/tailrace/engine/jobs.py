@@ -37,6 +37,7 @@ class ClaimedJob:
     attempt: int
     max_attempts: int
     timeout_s: float | None
+    run_at: datetime | None = None  # when it became due: the wait is its start minus this
 
 
 @dataclass(frozen=True, slots=True)

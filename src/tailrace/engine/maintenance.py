@@ -12,6 +12,7 @@ import time
 from datetime import UTC, datetime
 
 from .app import App
+from .inspection import HISTORY_KEEP_S, WORKER_FORGET_S
 from .states import JobState
 from .store import Store
 
@@ -19,6 +20,7 @@ log = logging.getLogger("tailrace.maintenance")
 
 CRON_TICK_RETENTION_S = 7 * 86400.0
 VACUUM_EVERY_S = 10.0
+UPKEEP_EVERY_S = 5.0
 LEASE_GRACE_EXTRA_S = 10.0
 LEASE_GAP_SLACK_S = 2.0
 
@@ -51,6 +53,7 @@ class Maintenance:
         self._cron_since = datetime.now(UTC)
         self._next_prune = time.monotonic() + prune_every_s
         self._next_vacuum = time.monotonic() + VACUUM_EVERY_S
+        self._next_upkeep = time.monotonic()
 
     def tick(self) -> None:
         self.reap()
@@ -58,6 +61,9 @@ class Maintenance:
         if time.monotonic() >= self._next_prune:
             self._next_prune = time.monotonic() + self.prune_every_s
             self.prune()
+        if time.monotonic() >= self._next_upkeep:
+            self._next_upkeep = time.monotonic() + UPKEEP_EVERY_S
+            self.keep_books()
         if time.monotonic() >= self._next_vacuum:
             self._next_vacuum = time.monotonic() + VACUUM_EVERY_S
             if self.store.jobs_vacuum():
@@ -96,6 +102,14 @@ class Maintenance:
                     )
         self._cron_since = now
         return fired
+
+    def keep_books(self) -> None:
+        """What the dashboard and /metrics read: known queues, the per-minute history,
+        and forgetting the worker processes that stopped beating long ago."""
+        # once a minute, by one worker: both walk every live job
+        if self.store.history_roll(HISTORY_KEEP_S):
+            self.store.queues_remember()
+        self.store.workers_forget(WORKER_FORGET_S)
 
     def prune(self) -> int:
         n = self.store.jobs_prune(self.retention_s, [JobState.SUCCEEDED, JobState.CANCELLED])

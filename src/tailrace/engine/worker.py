@@ -143,6 +143,7 @@ class Worker:
             asyncio.create_task(self._completer()),
             asyncio.create_task(self._heartbeat()),
             asyncio.create_task(self._maintain()),
+            asyncio.create_task(self._presence()),
         ]
         try:
             await self._fetch()
@@ -152,6 +153,7 @@ class Worker:
                 t.cancel()
             await asyncio.gather(*background, return_exceptions=True)
             await self._write_outcomes()
+            await self._leave()
             # closed on their own threads: after whatever call a cancelled task left running
             await self._on(self._claim_db, self._claim_store.close)
             await self._on(self._done_db, self._done_store.close)
@@ -252,6 +254,9 @@ class Worker:
             # reaped while we were cut off from the database, and claimed back by us: the run
             # in hand goes on (its outcome is written under the new claim), not a second one
             return
+        if job.run_at is not None:
+            waited = (datetime.now(UTC) - job.run_at).total_seconds()
+            metrics.JOB_WAIT.labels(job.queue).observe(max(0.0, waited))
         ctx = JobContext(job.id, job.task, job.queue, job.attempt, job.max_attempts, self.id)
         run = _Running(job, ctx)
         self._running[job.id] = run
@@ -431,6 +436,33 @@ class Worker:
             except Exception:
                 log.exception("maintenance failed")
             await asyncio.sleep(self.options.maintenance_s)
+
+    async def _presence(self) -> None:
+        """Announce this process (the dashboard's workers page) and beat while it runs."""
+        opts = self.options
+        queues = opts.queues
+        priorities = [int(p) for p in opts.priorities]
+        while True:
+            try:
+                await self._on(
+                    self._upkeep_db,
+                    self._upkeep_store.worker_beat,
+                    self.id,
+                    queues,
+                    priorities,
+                    opts.concurrency,
+                    len(self._running),
+                    self.processed,
+                )
+            except Exception:
+                log.exception("announcing the worker failed")
+            await asyncio.sleep(opts.heartbeat_interval)
+
+    async def _leave(self) -> None:
+        try:
+            await self._on(self._upkeep_db, self._upkeep_store.worker_gone, self.id)
+        except Exception:  # a worker that cannot say goodbye is forgotten when it goes stale
+            log.exception("removing the worker's presence failed")
 
     async def _drain(self) -> None:
         """After stop: let in-flight jobs finish within the grace period, release the rest."""

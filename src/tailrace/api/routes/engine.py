@@ -3,11 +3,13 @@ priority, jobs by state, replay or discard of dead jobs, pause and resume, enque
 
 from __future__ import annotations
 
+from datetime import datetime
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, Path, Query
 
-from ...engine.jobs import JobFilter
+from ...engine.inspection import JobSearch
+from ...engine.jobs import Job, JobFilter
 from ...engine.states import JobState, Priority
 from ..errors import ApiError
 from ..schemas import (
@@ -94,18 +96,33 @@ def list_jobs(
     queue: str | None = Query(None, max_length=200, pattern=NO_NUL),
     task: str | None = Query(None, max_length=200, pattern=NO_NUL),
     priority: PriorityName | None = None,
+    q: str | None = Query(
+        None, max_length=200, pattern=NO_NUL, description="a job id, a dedup key, part of a task"
+    ),
+    after: int | None = Query(
+        None, ge=1, le=2**63 - 1, description="the `next_after` of the previous page"
+    ),
     limit: int = Query(50, ge=1, le=500),
-    offset: int = Query(0, ge=0, le=10_000_000),
+    offset: int = Query(
+        0, ge=0, le=10_000_000, description="deprecated: use `after` (OFFSET reads every row)"
+    ),
 ) -> dict[str, Any]:
-    where = JobFilter(
-        state=JobState(state) if state else None,
-        queue=queue,
-        task=task,
-        priority=Priority[priority] if priority else None,
-    )
+    """Jobs newest first, one keyset page at a time: each page costs the same however deep."""
+    prio = Priority[priority] if priority else None
+    if offset:
+        where = JobFilter(JobState(state) if state else None, queue, task, prio)
+        with svc.db() as db:
+            jobs = db.app.jobs(where, limit, offset)
+        return {"jobs": [j.to_dict() for j in jobs], "limit": limit, "offset": offset}
+    search = JobSearch(state, queue, task, prio, q, after, limit)
     with svc.db() as db:
-        jobs = db.app.jobs(where, limit, offset)
-    return {"jobs": [j.to_dict() for j in jobs], "limit": limit, "offset": offset}
+        page = db.app.store.jobs_search(search)
+    return {
+        "jobs": [j.to_dict() for j in page.jobs],
+        "limit": limit,
+        "offset": 0,
+        "next_after": page.next_after,
+    }
 
 
 @router.post("/jobs", status_code=201, response_model=EngineJobOut)
@@ -153,8 +170,20 @@ _JOB_ID = Path(ge=1, le=2**63 - 1)
 
 @router.get("/jobs/{job_id:int}", response_model=EngineJobOut)
 def get_job(job_id: Annotated[int, _JOB_ID], svc: Svc) -> dict[str, Any]:
+    """One job with its timings: waited (due to started) and ran (started to finished)."""
     with svc.db() as db:
-        return db.app.job(job_id).to_dict()
+        job = db.app.job(job_id)
+    return {**job.to_dict(), "timings": timings(job)}
+
+
+def timings(job: Job) -> dict[str, float | None]:
+    def span(start: datetime | None, end: datetime | None) -> float | None:
+        return max(0.0, (end - start).total_seconds()) if start and end else None
+
+    return {
+        "waited_s": span(job.run_at, job.started_at),
+        "ran_s": span(job.started_at, job.finished_at),
+    }
 
 
 @router.post(

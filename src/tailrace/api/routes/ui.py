@@ -92,6 +92,21 @@ def queues_page(request: Request, svc: Svc) -> Response:
     return _page("queues.html", request, svc)
 
 
+@router.get("/ui/engine")
+def engine_jobs_page(request: Request, svc: Svc) -> Response:
+    return _page("engine.html", request, svc)
+
+
+@router.get("/ui/engine/jobs/{job_id}")
+def engine_job_page(job_id: str, request: Request, svc: Svc) -> Response:
+    return _page("engine_job.html", request, svc)
+
+
+@router.get("/ui/workers")
+def workers_page(request: Request, svc: Svc) -> Response:
+    return _page("workers.html", request, svc)
+
+
 @router.get("/ui/streams")
 def streams_page(request: Request, svc: Svc) -> Response:
     return _page("streams.html", request, svc)

@@ -11,8 +11,9 @@ from collections.abc import Sequence
 from datetime import datetime
 from typing import Any, Protocol
 
+from ..inspection import HistoryPoint, JobPage, JobSearch, QueueLine, WorkerPresence
 from ..jobs import ClaimedJob, Job, JobFilter, NewJob, Outcome, QueueInfo, QueueStats
-from ..states import JobState
+from ..states import JobState, Priority
 
 
 class Listener(Protocol):
@@ -92,3 +93,37 @@ class Store(Protocol):
         ...
 
     def cron_ticks_prune(self, older_than_s: float) -> int: ...
+
+    # what the dashboard and /metrics read (costs bounded by live jobs, not retained ones)
+    def jobs_search(self, search: JobSearch) -> JobPage: ...
+    def jobs_count_capped(self, where: JobFilter, cap: int) -> int: ...
+    def jobs_cancel_where(self, where: JobFilter) -> int:
+        """Cancel every waiting job the filter selects; ask running ones to stop."""
+        ...
+
+    def queue_lines(self, window_s: float) -> list[QueueLine]: ...
+    def queue_depths(self) -> list[tuple[str, Priority, str, int]]:
+        """(queue, priority, pending|scheduled|running|dead, count) of live and dead jobs."""
+        ...
+
+    def queues_remember(self) -> int:
+        """Give every queue with live or dead jobs a row, so it stays known once empty."""
+        ...
+
+    # worker processes
+    def worker_beat(
+        self,
+        worker_id: str,
+        queues: Sequence[str] | None,
+        priorities: Sequence[int],
+        concurrency: int,
+        in_flight: int,
+        processed: int,
+    ) -> None: ...
+    def worker_gone(self, worker_id: str) -> None: ...
+    def workers_list(self) -> list[WorkerPresence]: ...
+    def workers_forget(self, older_than_s: float) -> int: ...
+
+    # per-minute history of each queue
+    def history_roll(self, keep_s: float) -> bool: ...
+    def history_read(self, since_s: float, queue: str | None = None) -> list[HistoryPoint]: ...

@@ -73,6 +73,8 @@ def claimed_from_row(row: Sequence[Any], decode: Callable[[Any], Any] = _json) -
         attempt=row[5],
         max_attempts=row[6],
         timeout_s=row[7],
+        # a claim returns it (the wait-time histogram); an adoption after a reconnect not
+        run_at=_epoch(row[8]) if len(row) > 8 else None,
     )
 
 

@@ -143,7 +143,9 @@
         "nav",
         {},
         link("/", "Jobs", "jobs"),
+        link("/ui/engine", "Engine", "engine"),
         link("/ui/queues", "Queues", "queues"),
+        link("/ui/workers", "Workers", "workers"),
         link("/ui/streams", "Streams", "streams"),
       ),
       logout,
@@ -204,10 +206,15 @@
     const ms = parseTime(iso);
     if (ms === null) return "–";
     const d = new Date(ms);
-    return d.toLocaleString(undefined, {
+    return d.toLocaleString("en-GB", {
       year: "numeric", month: "short", day: "2-digit",
-      hour: "2-digit", minute: "2-digit", second: "2-digit",
+      hour: "2-digit", minute: "2-digit", second: "2-digit", hourCycle: "h23",
     });
+  }
+
+  /** 24-hour clock time (14:05:09), whatever the browser's locale would choose. */
+  function fmtClock(ms) {
+    return new Date(ms).toLocaleTimeString("en-GB", { hourCycle: "h23" });
   }
 
   function pct(fraction) {
@@ -338,7 +345,7 @@
 
   window.TR = {
     el, $, fill, cookie, api, get, post, ApiError, toast, nav, toLogin,
-    fmtNum, fmtBytes, fmtRate, fmtDuration, fmtAge, fmtTime, parseTime, pct,
+    fmtNum, fmtBytes, fmtRate, fmtDuration, fmtAge, fmtTime, fmtClock, parseTime, pct,
     badge, progress, setProgress, every, jobIdFromPath, jobApi,
   };
 })();

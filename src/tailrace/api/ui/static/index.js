@@ -97,7 +97,7 @@
     $("#page-info").textContent = first + "–" + last + " of " + TR.fmtNum(data.total);
     $("#prev").disabled = data.offset <= 0;
     $("#next").disabled = last >= data.total;
-    $("#updated").textContent = "Updated " + new Date(now).toLocaleTimeString();
+    $("#updated").textContent = "Updated " + TR.fmtClock(now);
   }
 
   const poller = TR.every(REFRESH_MS, refresh);

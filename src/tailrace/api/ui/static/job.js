@@ -355,7 +355,7 @@
     renderJob(job);
     renderWorkers(workers.workers || []);
     drawThroughput(job);
-    $("#updated").textContent = "Updated " + new Date(now).toLocaleTimeString();
+    $("#updated").textContent = "Updated " + TR.fmtClock(now);
     if (FINISHED.has(job.status) && !deadlettersLoaded && (!lastJob || lastJob.status !== job.status)) {
       loadDeadletters().catch(() => {});
     }

@@ -6,7 +6,6 @@
   const { el, $, fill } = TR;
   const REFRESH_MS = 2000;
   const PRIORITIES = ["CRITICAL", "HIGH", "DEFAULT", "LOW", "BULK"];
-  const DEPTH_STATES = ["pending", "running", "failed", "dead"];
   const DEAD_LIMIT = 100;
   const last = { queues: "", dead: "" }; // what was drawn, so an unchanged poll redraws nothing
   let queueFilter = "";
@@ -41,34 +40,50 @@
 
   // -- queues ---------------------------------------------------------------------------------
 
+  const LINE_COLUMNS = [
+    ["pending", "due", (x) => TR.fmtNum(x.pending)],
+    ["scheduled", "scheduled", (x) => TR.fmtNum(x.scheduled)],
+    ["running", "running", (x) => TR.fmtNum(x.running)],
+    ["dead", "dead", (x) => TR.fmtNum(x.dead)],
+    ["oldest", "oldest wait", (x) => wait(x.oldest_wait_s)],
+    ["p50", "wait p50", (x) => wait(x.wait_p50_s)],
+    ["p95", "wait p95", (x) => wait(x.wait_p95_s)],
+    ["throughput", "per min", (x) => x.throughput_per_min.toFixed(1)],
+  ];
+
+  function wait(s) {
+    if (s === null || s === undefined) return "–";
+    return s < 10 ? s.toFixed(2) + " s" : TR.fmtDuration(s);
+  }
+
   function depthTable(queue) {
-    const byPriority = queue.by_priority || {};
-    const names = PRIORITIES.filter((p) => p in byPriority).concat(
-      Object.keys(byPriority).filter((p) => !PRIORITIES.includes(p)),
-    );
-    const rows = names.map((p) =>
+    const rows = (queue.priorities || []).map((x) =>
       el(
         "tr",
-        { dataset: { priority: p } },
-        el("td", {}, el("span", { class: "badge prio" }, p)),
-        DEPTH_STATES.map((s) => el("td", { class: "num", dataset: { state: s } }, TR.fmtNum(byPriority[p][s] || 0))),
+        { dataset: { priority: x.priority } },
+        el("td", {}, el("span", { class: "badge prio" }, x.priority)),
+        LINE_COLUMNS.map(([key, , show]) => el("td", { class: "num", dataset: { state: key } }, show(x))),
       ),
     );
     return el(
-      "table",
-      { class: "depth" },
-      el("thead", {}, el("tr", {}, el("th", {}, "Priority"), DEPTH_STATES.map((s) => el("th", { class: "num" }, s)))),
+      "div",
+      { class: "table-wrap" },
       el(
-        "tbody",
-        {},
-        rows.length ? rows : el("tr", {}, el("td", { class: "empty", colspan: String(DEPTH_STATES.length + 1) }, "Empty")),
+        "table",
+        { class: "depth" },
+        el("thead", {}, el("tr", {}, el("th", {}, "Priority"), LINE_COLUMNS.map(([, label]) => el("th", { class: "num" }, label)))),
+        el(
+          "tbody",
+          {},
+          rows.length ? rows : el("tr", {}, el("td", { class: "empty", colspan: String(LINE_COLUMNS.length + 1) }, "Empty")),
+        ),
       ),
     );
   }
 
   function queueCard(queue) {
-    const counts = queue.counts || {};
-    const dead = counts.dead || 0;
+    const t = queue.total;
+    const dead = t.dead || 0;
     const toggle = queue.paused
       ? el("button", { class: "ok small", type: "button", dataset: { action: "resume" },
           onclick: (e) => act(e.currentTarget, () => TR.post(q(queue.name) + "/resume"), () => queue.name + " resumed") }, "Resume")
@@ -76,8 +91,11 @@
           onclick: (e) => act(e.currentTarget, () => TR.post(q(queue.name) + "/pause"), () => queue.name + " paused") }, "Pause");
     const replayAll = el("button", {
       class: "secondary small", type: "button", disabled: !dead, dataset: { action: "replay-all" },
-      onclick: (e) => act(e.currentTarget, () => TR.post("/api/admin/jobs/replay", { queue: queue.name }),
-        (r) => plural(r.count, "job") + " replayed in " + queue.name),
+      onclick: (e) => {
+        if (!confirm("Retry all " + dead + " dead jobs in " + queue.name + "?")) return;
+        act(e.currentTarget, () => TR.post("/api/admin/jobs/replay", { queue: queue.name }),
+          (r) => plural(r.count, "job") + " replayed in " + queue.name);
+      },
     }, "Replay all dead");
     const discardAll = el("button", {
       class: "danger small", type: "button", disabled: !dead, dataset: { action: "discard-all" },
@@ -93,7 +111,7 @@
       el(
         "h2",
         {},
-        el("span", { class: "mono" }, queue.name),
+        el("a", { class: "mono", href: "/ui/engine?queue=" + encodeURIComponent(queue.name) }, queue.name),
         TR.badge(queue.paused ? "paused" : "active"),
         el("span", { class: "spacer" }),
         toggle,
@@ -101,14 +119,16 @@
       el(
         "div",
         { class: "stats" },
-        stat("Pending", counts.pending, "blue"),
-        stat("Running", counts.running, "green"),
-        stat("Failed", counts.failed, "amber"),
+        stat("Pending", t.pending, "blue"),
+        stat("Scheduled", t.scheduled, "purple"),
+        stat("Running", t.running, "green"),
         stat("Dead", dead, "red", "dead"),
       ),
       el("div", { class: "muted small queue-cap" },
-        "Capacity: " + (queue.capacity === null || queue.capacity === undefined ? "unlimited" : TR.fmtNum(queue.capacity)) +
-        " · succeeded " + TR.fmtNum(counts.succeeded || 0) + " · cancelled " + TR.fmtNum(counts.cancelled || 0)),
+        "Oldest due job waited " + wait(t.oldest_wait_s) +
+        " · wait p50 " + wait(t.wait_p50_s) + ", p95 " + wait(t.wait_p95_s) +
+        " · " + t.throughput_per_min.toFixed(1) + " succeeded/min" +
+        " · capacity " + (queue.capacity === null || queue.capacity === undefined ? "unlimited" : TR.fmtNum(queue.capacity))),
       depthTable(queue),
       el("div", { class: "form-actions queue-actions" }, replayAll, discardAll),
     );
@@ -121,6 +141,48 @@
       el("div", { class: "label" }, label),
       el("div", { class: "value" }, TR.fmtNum(value || 0)),
     );
+  }
+
+  function renderInternal(internal) {
+    const body = $("#internal-queues tbody");
+    if (!internal.length) {
+      fill(body, el("tr", {}, el("td", { class: "empty", colspan: "4" }, "None.")));
+      return;
+    }
+    fill(body, internal.map((x) => el(
+      "tr",
+      { dataset: { queue: x.name } },
+      el("td", { class: "mono" }, el("a", { href: "/ui/jobs/" + encodeURIComponent(x.reprocessing_job) }, x.reprocessing_job)),
+      el("td", { class: "num" }, TR.fmtNum(x.total.pending + x.total.scheduled)),
+      el("td", { class: "num" }, TR.fmtNum(x.total.running)),
+      el("td", { class: "num" }, TR.fmtNum(x.total.dead)),
+    )));
+  }
+
+  // -- history (server-side, one point a minute) ------------------------------------------
+
+  let history = [];
+
+  function drawHistory() {
+    const metric = $("#history-metric").value;
+    const byMinute = new Map();
+    for (const p of history) {
+      const t = TR.parseTime(p.at);
+      const v = p[metric];
+      if (v === null || v === undefined) continue;
+      // several queues in one minute: rates and depths add up, a percentile takes the worst
+      const prev = byMinute.get(t);
+      byMinute.set(t, prev === undefined ? v : metric.startsWith("wait") ? Math.max(prev, v) : prev + v);
+    }
+    const points = [...byMinute.entries()].sort((a, b) => a[0] - b[0]).map(([t, v]) => ({ t, v }));
+    TR.drawChart($("#history-chart"), points, { unit: "", empty: "No history yet: workers write a point a minute." });
+    $("#history-chart").dataset.points = String(points.length);
+  }
+
+  async function refreshHistory() {
+    const found = await TR.get("/api/admin/queues/history?since_s=21600", { quiet: true });
+    history = found.points || [];
+    drawHistory();
   }
 
   function renderQueues(queues) {
@@ -192,23 +254,26 @@
     const query = new URLSearchParams({ state: "dead", limit: String(DEAD_LIMIT) });
     if (queueFilter) query.set("queue", queueFilter);
     const [queues, dead] = await Promise.all([
-      TR.get("/api/admin/queues", { quiet: true }),
+      TR.get("/api/admin/queues/lines", { quiet: true }),
       TR.get("/api/admin/jobs?" + query, { quiet: true }),
     ]);
-    const queuesText = JSON.stringify(queues.queues);
+    const queuesText = JSON.stringify([queues.queues, queues.internal]);
     if (queuesText !== last.queues) {
       last.queues = queuesText;
       renderQueues(queues.queues || []);
+      renderInternal(queues.internal || []);
     }
     const deadText = JSON.stringify(dead.jobs);
     if (deadText !== last.dead) {
       last.dead = deadText;
       renderDead(dead.jobs || []);
     }
-    $("#updated").textContent = "Updated " + new Date().toLocaleTimeString();
+    $("#updated").textContent = "Updated " + TR.fmtClock(Date.now());
   }
 
   const poller = TR.every(REFRESH_MS, refresh);
+  TR.every(60000, refreshHistory);
+  $("#history-metric").addEventListener("change", drawHistory);
 
   $("#queue-filter").addEventListener("change", (e) => {
     queueFilter = e.target.value;

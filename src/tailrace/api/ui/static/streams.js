@@ -57,7 +57,7 @@
     fill($("#consumers"), data.consumers.length
       ? data.consumers.map(consumerCard)
       : el("div", { class: "card muted" }, "No consumer groups to show."));
-    fill($("#updated"), "Updated " + new Date().toLocaleTimeString());
+    fill($("#updated"), "Updated " + TR.fmtClock(Date.now()));
   }
 
   TR.every(REFRESH_MS, refresh);

@@ -72,7 +72,7 @@ SET state = 'running',
     worker_id = %(worker_id)s
 FROM picked, relaxed
 WHERE j.id = picked.id
-RETURNING j.id, j.task, j.args, j.queue, j.priority, j.attempts, j.max_attempts, j.timeout_s;
+RETURNING j.id, j.task, j.args, j.queue, j.priority, j.attempts, j.max_attempts, j.timeout_s, j.run_at;
 
 -- name: jobs_adopt
 -- After a lost connection: the jobs a claim gave this worker before its reply was lost.

@@ -19,6 +19,7 @@ from ...states import JobState, Priority
 from ..queries import load_migrations, load_queries
 from ..rows import as_stored, claimed_from_row, filter_params, job_from_row
 from .connection import DEFAULT, SCHEMA_LOCK, ConnectionPolicy, Reconnecting, connect
+from .inspect import PostgresInspection
 
 log = logging.getLogger("tailrace.store.postgres")
 Q = load_queries(__package__ or "tailrace.engine.store.postgres")
@@ -44,7 +45,7 @@ def _connect(url: str, policy: ConnectionPolicy = DEFAULT) -> psycopg.Connection
     return conn
 
 
-class PostgresStore:
+class PostgresStore(PostgresInspection):
     """One connection, reconnected transparently when it breaks: an operation waits out a
     restart or an outage for as long as ``policy`` says (workers: forever)."""
 

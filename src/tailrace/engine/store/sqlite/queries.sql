@@ -38,7 +38,7 @@ WHERE id IN (
     ORDER BY sort_at, id
     LIMIT :limit
 )
-RETURNING id, task, args, queue, priority, attempts, max_attempts, timeout_s;
+RETURNING id, task, args, queue, priority, attempts, max_attempts, timeout_s, run_at;
 
 -- name: jobs_succeed
 UPDATE tailrace_jobs

@@ -22,6 +22,7 @@ from ...jobs import ClaimedJob, Job, JobFilter, NewJob, Outcome, QueueInfo, Queu
 from ...states import JobState, Priority
 from ..queries import load_migrations, load_queries
 from ..rows import claimed_from_row, filter_params, job_from_row
+from .inspect import SqliteInspection
 
 Q = load_queries(__package__ or "tailrace.engine.store.sqlite")
 BUSY_TIMEOUT_S = 30.0
@@ -52,7 +53,7 @@ def _ts(value: datetime | None) -> float | None:
     return value.timestamp() if value is not None else None
 
 
-class SqliteStore:
+class SqliteStore(SqliteInspection):
     def __init__(self, url: str) -> None:
         self.url = url
         self.path = path_from_url(url)

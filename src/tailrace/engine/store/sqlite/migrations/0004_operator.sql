@@ -1,4 +1,4 @@
--- What the dashboard reads (see the PostgreSQL migration 0006). Times are epoch seconds.
+-- What the dashboard reads (see the PostgreSQL migration 0007). Times are epoch seconds.
 
 CREATE TABLE tailrace_workers (
     id           TEXT    PRIMARY KEY,

@@ -38,6 +38,22 @@ def load_average() -> str:
     return subprocess.run(["uptime"], capture_output=True, text=True).stdout.strip()
 
 
+def loaded_note(saved: dict[str, Any]) -> list[str]:
+    """A warning when the 1-minute load exceeded the cores at the start or the end."""
+    loads = []
+    for key in ("load_at_start", "load_at_end"):
+        text = saved.get(key, "")
+        if "load average:" in text:
+            loads.append(float(text.split("load average:")[1].split(",")[0]))
+    if not loads or max(loads) <= (os.cpu_count() or 1):
+        return []
+    return [
+        f"- **a loaded run** (1-minute load up to {max(loads):.1f} on {os.cpu_count()} cores, "
+        "other sessions at work): compare the systems within this run, not its absolute "
+        "figures with a quiet run's; a peer that timed out here did so under this load."
+    ]
+
+
 def verdict(met: bool) -> str:
     return "met" if met else "**NOT met**"
 
@@ -73,6 +89,7 @@ def report(saved: dict[str, Any], command: str) -> str:
         "Load of the machine (`uptime`), which every figure here depends on (2 cores):",
         f"- at the start: `{saved.get('load_at_start', 'not recorded')}`",
         f"- at the end: `{saved.get('load_at_end', 'not recorded')}`",
+        *loaded_note(saved),
         "",
         "| system | worked jobs/s (jobs) | bulk enqueue jobs/s | single enqueue jobs/s "
         "| pickup p50 / p90 / p99 ms |",

@@ -15,5 +15,9 @@ lint:  ## ruff and mypy
 demo:  ## the demo job on the embedded default
 	tailrace demo
 
-bench:  ## engine benchmarks against the peers (see bench/engine/README.md)
+bench:  ## every benchmark (engine with its peers, pipeline, streams, api); each writes RESULTS.md
 	python bench/engine/run.py
+	python bench/pipeline/run.py
+	if [ -f bench/streams/run.py ]; then python bench/streams/run.py; \
+	else python bench/streams/consumer.py --write && python bench/streams/outbox.py; fi
+	python bench/api/run.py

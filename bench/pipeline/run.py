@@ -381,6 +381,10 @@ def report(results: dict[str, Any]) -> str:
         f"Measured {results['measured_at']} on {results['machine']} with `{results['command']}`.",
         f"Data: {results['data']}.",
         "",
+        "Load of the machine (`uptime`; 2 cores), which every figure here depends on:",
+        f"- at the start: `{results.get('load_at_start', 'not recorded')}`",
+        f"- at the end: `{results.get('load_at_end', 'not recorded')}`",
+        "",
         "| measure | tailrace | raw limit (same run) | ratio | target |",
         "|---|---|---|---|---|",
     ]
@@ -456,6 +460,7 @@ def main() -> None:
         "machine": f"{platform.machine()}, {os.cpu_count()} cores, Python "
         f"{platform.python_version()}",
         "command": "python bench/pipeline/run.py " + " ".join(sys.argv[1:]),
+        "load_at_start": uptime(),
     }
     with tempfile.TemporaryDirectory(prefix="tailrace-bench-") as tmp:
         workdir = Path(tmp)
@@ -502,8 +507,13 @@ def main() -> None:
         if "memory" in only:
             log("memory (a 2 GiB file)…")
             results["memory"] = memory_section(workdir)
+    results["load_at_end"] = uptime()
     save(results)
     print(report(results))
+
+
+def uptime() -> str:
+    return subprocess.run(["uptime"], capture_output=True, text=True).stdout.strip()
 
 
 def save(results: dict[str, Any]) -> None:

@@ -198,6 +198,39 @@ def test_bulk_arguments_survive_every_awkward_character(app: App) -> None:
         assert app.job(job_id).args == spec.args
 
 
+def test_bulk_enqueue_stores_every_column_of_mixed_jobs_in_order(app: App) -> None:
+    """Runs of different templates, dedup jobs between them and a resolved job: each id
+    returned is the job asked for at that position, with every column as asked."""
+    later = datetime(2031, 5, 6, 7, 8, 9, 123456, tzinfo=UTC)
+    specs: list[JobSpec | object] = []
+    for i in range(60):
+        if i % 20 == 7:
+            specs.append(JobSpec("d", {"i": i}, dedup_key=f"k{i}"))
+        elif i % 3 == 0:
+            specs.append(JobSpec("a", {"i": i}, queue="q1", priority="HIGH", max_attempts=9))
+        else:
+            specs.append(JobSpec("b", [i, "x\ty"], queue="q2", run_at=later))
+    specs.append(app.new_job("c", {"i": 60}, queue="q3", timeout=2.5, priority="BULK"))
+    ids = app.enqueue_many(specs)  # type: ignore[arg-type]
+    assert len(set(ids)) == len(specs)
+    for job_id, spec in zip(ids, specs, strict=True):
+        job = app.job(job_id)
+        if isinstance(spec, JobSpec):
+            assert (job.task, job.args) == (spec.task, spec.args)
+            if spec.task == "a":
+                assert (job.queue, job.priority, job.max_attempts) == ("q1", Priority.HIGH, 9)
+            if spec.task == "b":
+                assert (job.queue, job.run_at) == ("q2", later)
+            if spec.task == "d":
+                assert job.dedup_key == spec.dedup_key
+        else:
+            assert (job.task, job.queue, job.timeout_s) == ("c", "q3", 2.5)
+            assert job.priority is Priority.BULK
+    # a second time, the dedup jobs are the live ones already there
+    again = app.enqueue_many([JobSpec("d", {}, dedup_key="k7"), JobSpec("d", {}, dedup_key="k27")])
+    assert again == [ids[7], ids[27]]
+
+
 def test_migrate_is_idempotent(database_url: str) -> None:
     from tailrace.engine.store import open_store
 

@@ -129,7 +129,7 @@ def main() -> None:
         f"queue default:{LIMIT} each, max_attempts=1, uvloop (oban's CLI default)"
     )
     notes = (
-        "needs Python >= 3.12 (runs from /work/bench-venv-312); bulk = Oban.enqueue_many, which "
+        "needs Python >= 3.12 (runs from bench/.venvs/peers-312); bulk = Oban.enqueue_many, which "
         "sends one INSERT per job in one transaction; done-count = oban_jobs rows completed"
     )
     figures = {

@@ -3,10 +3,11 @@
 Each peer script runs as its own subprocess (one at a time, so they do not load
 the 2 cores together) and prints one JSON object; a script that fails or runs
 too long yields an object with null figures and the reason in "notes". Oban
-needs Python >= 3.12 and runs from the interpreter in $BENCH_PY312
-(default /work/bench-venv-312/bin/python); the rest use this interpreter.
+needs Python >= 3.12 and runs from the interpreter in $BENCH_PY312 (bench/engine/run.py
+sets it to the venv it made, or leaves it empty when there is no Python 3.12: then Oban is
+skipped with a note); the rest use this interpreter.
 
-    /work/bench-venv/bin/python bench/engine/peers/run_all.py [--only celery rq ...]
+    bench/.venvs/peers/bin/python bench/engine/peers/run_all.py [--only celery rq ...]
 """
 
 from __future__ import annotations
@@ -20,7 +21,7 @@ from pathlib import Path
 
 import _common as c
 
-PY312 = os.environ.get("BENCH_PY312", "/work/bench-venv-312/bin/python")
+PY312 = os.environ.get("BENCH_PY312", "")
 PEERS: dict[str, tuple[str, str, str]] = {
     # name: (script, interpreter, store)
     "procrastinate": ("procrastinate_pg.py", sys.executable, "postgresql"),
@@ -34,6 +35,8 @@ TIMEOUT_S = 240
 
 def run_one(name: str) -> dict[str, object]:
     script, python, store = PEERS[name]
+    if not python:
+        return c.result(name, store, "", notes="skipped: no Python 3.12 on this machine")
     if not Path(python).exists():
         return c.result(name, store, "", notes=f"not run: interpreter {python} not found")
     c.log(f"run_all: {name}")

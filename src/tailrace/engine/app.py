@@ -15,7 +15,7 @@ from ..observability import tracing
 from ..settings import database_url as resolve_database_url
 from ..settings import max_attempts_from_env
 from .cron import Cron
-from .jobs import Job, JobFilter, NewJob, QueueInfo, QueueStats
+from .jobs import Job, JobBatch, JobFilter, NewJob, QueueInfo, QueueStats
 from .retry import RetryPolicy
 from .states import DEFAULT_MAX_ATTEMPTS, JobState, Priority
 from .store import Store, open_store
@@ -273,25 +273,25 @@ class App:
     ) -> list[int]:
         """Enqueue many jobs in one transaction (COPY on PostgreSQL); returns their ids."""
         # Jobs that differ only in their arguments share one resolved template: resolving
-        # defaults per job would cost more than writing it.
+        # defaults (or building an object) per job would cost more than writing it.
         templates: dict[tuple[Any, ...], NewJob] = {}
-        resolved: list[NewJob] = []
+        batch = JobBatch()
+        carrier = tracing.current_carrier()  # one call's jobs share the caller's span
         for j in jobs:
             if isinstance(j, NewJob):
-                resolved.append(j)
+                batch.add(j, j.args_json.encode())
                 continue
             if j.dedup_key is not None:
-                resolved.append(
-                    self.new_job(
-                        j.task,
-                        j.args,
-                        queue=j.queue,
-                        priority=j.priority,
-                        run_at=j.run_at,
-                        max_attempts=j.max_attempts,
-                        dedup_key=j.dedup_key,
-                    )
+                job = self.new_job(
+                    j.task,
+                    j.args,
+                    queue=j.queue,
+                    priority=j.priority,
+                    run_at=j.run_at,
+                    max_attempts=j.max_attempts,
+                    dedup_key=j.dedup_key,
                 )
+                batch.add(job, job.args_json.encode())
                 continue
             key = (j.task, j.queue, j.priority, j.run_at, j.max_attempts)
             template = templates.get(key)
@@ -305,24 +305,13 @@ class App:
                     max_attempts=j.max_attempts,
                 )
             try:
-                args_json = orjson.dumps(tracing.inject_job_args(j.args)).decode()
+                args_json = orjson.dumps(tracing.inject_job_args(j.args, carrier))
             except TypeError as exc:
                 raise InvalidArgumentsError(
                     f"arguments of a {template.task!r} job are not JSON-serialisable: {exc}"
                 ) from None
-            resolved.append(
-                NewJob(
-                    template.task,
-                    args_json,
-                    template.queue,
-                    template.priority,
-                    template.run_at,
-                    template.sort_at,
-                    template.max_attempts,
-                    template.timeout_s,
-                )
-            )
-        return self._insert(resolved, connection, on_full, wait_timeout)
+            batch.add(template, args_json)
+        return self._insert(batch, connection, on_full, wait_timeout)
 
     def _insert(
         self, jobs: Sequence[NewJob], connection: Any | None, on_full: str, wait_timeout: float

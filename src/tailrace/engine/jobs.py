@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from collections.abc import Iterable, Iterator, Sequence
+from dataclasses import dataclass, field, replace
 from datetime import datetime
-from typing import Any
+from typing import Any, overload
 
 from .states import JobState, Priority
 
@@ -23,6 +24,63 @@ class NewJob:
     timeout_s: float | None = None
     dedup_key: str | None = None
     dedup_window_s: float | None = None
+
+
+class JobBatch(Sequence[NewJob]):
+    """Jobs to enqueue as runs: one template, and the JSON arguments of each job in the run.
+
+    ``App.enqueue_many`` builds one without an object per job, and the PostgreSQL store
+    encodes each run's shared columns once; to anything else it is a sequence of ``NewJob``.
+    A job with a dedup key is always a run of its own.
+    """
+
+    __slots__ = ("_len", "runs")
+
+    def __init__(self) -> None:
+        self.runs: list[tuple[NewJob, list[bytes]]] = []
+        self._len = 0
+
+    @classmethod
+    def of(cls, jobs: Iterable[NewJob]) -> JobBatch:
+        if isinstance(jobs, JobBatch):
+            return jobs
+        batch = cls()
+        for job in jobs:
+            batch.add(job, job.args_json.encode())
+        return batch
+
+    def add(self, template: NewJob, args_json: bytes) -> None:
+        """Append a job: ``template`` with ``args_json`` (its own ``args_json`` is ignored)."""
+        runs = self.runs
+        if runs and runs[-1][0] is template and template.dedup_key is None:
+            runs[-1][1].append(args_json)
+        else:
+            runs.append((template, [args_json]))
+        self._len += 1
+
+    def __len__(self) -> int:
+        return self._len
+
+    def __iter__(self) -> Iterator[NewJob]:
+        for template, args in self.runs:
+            for one in args:
+                yield replace(template, args_json=one.decode())
+
+    @overload
+    def __getitem__(self, index: int) -> NewJob: ...
+    @overload
+    def __getitem__(self, index: slice) -> Sequence[NewJob]: ...
+    def __getitem__(self, index: int | slice) -> NewJob | Sequence[NewJob]:
+        if isinstance(index, slice):
+            return list(self)[index]
+        position = index + self._len if index < 0 else index
+        if not 0 <= position < self._len:
+            raise IndexError(index)
+        for template, args in self.runs:
+            if position < len(args):
+                return replace(template, args_json=args[position].decode())
+            position -= len(args)
+        raise AssertionError("unreachable: the runs hold _len jobs")
 
 
 @dataclass(frozen=True, slots=True)

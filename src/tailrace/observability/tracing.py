@@ -127,15 +127,16 @@ def current_carrier() -> dict[str, str]:
     return fields
 
 
-def inject_job_args(args: Any) -> Any:
+def inject_job_args(args: Any, carrier: dict[str, str] | None = None) -> Any:
     """``args`` with the current trace context in their metadata, for `App.enqueue`.
 
     Unchanged when no span is current, and for arguments that are not an object (a list or
-    a scalar has no room for metadata: such jobs start traces of their own).
+    a scalar has no room for metadata: such jobs start traces of their own). ``carrier``:
+    the context already read by ``current_carrier`` (a bulk enqueue reads it once).
     """
     if not isinstance(args, dict):
         return args
-    fields = current_carrier()
+    fields = current_carrier() if carrier is None else carrier
     if not fields:
         return args
     meta = args.get(META_KEY)

@@ -41,8 +41,9 @@ SELECT array_agg(nextval('tailrace_jobs_id_seq')) FROM generate_series(1, %(n)s)
 SELECT count(*) FROM tailrace_jobs WHERE id = ANY(%(ids)s::bigint[]);
 
 -- name: jobs_copy
+-- binary: the store encodes each value as the server keeps it (see store._copy)
 COPY tailrace_jobs (id, args, queue, task, priority, run_at, sort_at, max_attempts, timeout_s)
-FROM STDIN;
+FROM STDIN (FORMAT binary);
 
 -- name: jobs_claim
 -- A claim lost in a server crash only means the job is claimed again, so this statement's

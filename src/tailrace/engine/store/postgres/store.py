@@ -4,17 +4,18 @@ wake-ups by LISTEN/NOTIFY, bulk enqueue by COPY."""
 from __future__ import annotations
 
 import logging
+import struct
 import time
 from collections.abc import Callable, Sequence
-from datetime import datetime
+from datetime import UTC, datetime, timedelta
 from typing import Any, TypeVar
 
 import orjson
 import psycopg
 from psycopg.types.json import set_json_loads
 
-from ....errors import JobNotFoundError, QueueFullError
-from ...jobs import ClaimedJob, Job, JobFilter, NewJob, Outcome, QueueInfo, QueueStats
+from ....errors import JobNotFoundError, QueueFullError, TailraceError
+from ...jobs import ClaimedJob, Job, JobBatch, JobFilter, NewJob, Outcome, QueueInfo, QueueStats
 from ...states import JobState, Priority
 from ..queries import load_migrations, load_queries
 from ..rows import as_stored, claimed_from_row, filter_params, job_from_row
@@ -112,20 +113,21 @@ class PostgresStore(PostgresInspection):
     # -- enqueue ----------------------------------------------------------------------------
 
     def jobs_insert(self, jobs: Sequence[NewJob], connection: Any | None = None) -> list[int]:
+        batch = JobBatch.of(jobs)
         if connection is not None:
             # the caller's transaction: no reconnect, no commit; the job exists iff it commits
             with connection.transaction():
-                return self._insert(connection, jobs)
+                return self._insert(connection, batch)
 
         copy_ids: list[int] | None = None
 
         def op(conn: psycopg.Connection[Any]) -> list[int]:
             nonlocal copy_ids
-            if len(jobs) == 1 and jobs[0].dedup_key is None:
-                row = conn.execute(Q["job_insert_uncapped"], self._params(jobs[0])).fetchone()
+            if len(batch) == 1 and batch.runs[0][0].dedup_key is None:
+                row = conn.execute(Q["job_insert_uncapped"], self._params(batch[0])).fetchone()
                 if row is not None:
                     return [row[0]]
-            plain = sum(1 for j in jobs if j.dedup_key is None)
+            plain = _plain_count(batch)
             if plain > 16 and copy_ids is None:
                 # reserved before the transaction, so that a retry after a lost commit can
                 # tell that the batch is in (jobs with a dedup key are found again by it)
@@ -134,56 +136,61 @@ class PostgresStore(PostgresInspection):
                 found = conn.execute(Q["ids_present"], {"ids": copy_ids[:1]}).fetchone()
                 if found and found[0]:
                     with conn.transaction():
-                        return self._insert(conn, jobs, copy_ids, copied=True)
+                        return self._insert(conn, batch, copy_ids, copied=True)
             with conn.transaction():
-                return self._insert(conn, jobs, copy_ids)
+                return self._insert(conn, batch, copy_ids)
 
         return self._run(op)
 
     def _insert(
         self,
         conn: psycopg.Connection[Any],
-        jobs: Sequence[NewJob],
+        batch: JobBatch,
         copy_ids: list[int] | None = None,
         copied: bool = False,
     ) -> list[int]:
-        plain = [j for j in jobs if j.dedup_key is None]
         if not copied:
-            for queue in sorted({j.queue for j in jobs}):  # sorted: a fixed lock order
-                self._check_capacity(conn, queue, sum(1 for j in jobs if j.queue == queue))
-        ids: dict[int, int] = {}
-        if len(plain) > 16:
+            adding: dict[str, int] = {}
+            for template, args in batch.runs:
+                adding[template.queue] = adding.get(template.queue, 0) + len(args)
+            for queue in sorted(adding):  # sorted: a fixed lock order
+                self._check_capacity(conn, queue, adding[queue])
+        plain = _plain_count(batch)
+        by_copy = plain > 16
+        if by_copy:
             if copy_ids is None:
-                copy_ids = self._reserve(conn, len(plain))
+                copy_ids = self._reserve(conn, plain)
             if not copied:
-                self._copy(conn, plain, copy_ids)
-            for index, job_id in zip(
-                (i for i, j in enumerate(jobs) if j.dedup_key is None), copy_ids, strict=True
-            ):
-                ids[index] = job_id
-        for index, job in enumerate(jobs):
-            if index in ids:
-                continue
-            if job.dedup_key is not None:
-                conn.execute(Q["dedup_lock"], {"dedup_key": job.dedup_key})
-                row = conn.execute(
-                    Q["dedup_existing"],
-                    {"dedup_key": job.dedup_key, "window_s": job.dedup_window_s},
-                ).fetchone()
-                if row is not None:
-                    ids[index] = row[0]
-                    continue
-            row = conn.execute(Q["job_insert"], self._params(job)).fetchone()
-            assert row is not None
-            ids[index] = row[0]
-        return [ids[i] for i in range(len(jobs))]
+                _copy(conn, batch, copy_ids)
+        ids: list[int] = []
+        taken = 0  # copy ids handed out so far, in the order _copy wrote the rows
+        for template, args in batch.runs:
+            if by_copy and template.dedup_key is None:
+                assert copy_ids is not None
+                ids += copy_ids[taken : taken + len(args)]
+                taken += len(args)
+            else:
+                ids += [self._insert_one(conn, template, one.decode()) for one in args]
+        return ids
+
+    def _insert_one(self, conn: psycopg.Connection[Any], job: NewJob, args_json: str) -> int:
+        if job.dedup_key is not None:
+            conn.execute(Q["dedup_lock"], {"dedup_key": job.dedup_key})
+            row = conn.execute(
+                Q["dedup_existing"], {"dedup_key": job.dedup_key, "window_s": job.dedup_window_s}
+            ).fetchone()
+            if row is not None:
+                return int(row[0])
+        row = conn.execute(Q["job_insert"], self._params(job, args_json)).fetchone()
+        assert row is not None
+        return int(row[0])
 
     @staticmethod
-    def _params(job: NewJob) -> dict[str, Any]:
+    def _params(job: NewJob, args_json: str | None = None) -> dict[str, Any]:
         return {
             "queue": job.queue,
             "task": job.task,
-            "args": job.args_json,
+            "args": job.args_json if args_json is None else args_json,
             "priority": int(job.priority),
             "run_at": job.run_at,
             "sort_at": job.sort_at,
@@ -206,41 +213,6 @@ class PostgresStore(PostgresInspection):
         assert row is not None
         ids: list[int] = row[0]
         return ids
-
-    def _copy(self, conn: psycopg.Connection[Any], jobs: Sequence[NewJob], ids: list[int]) -> None:
-        # COPY's text format written by hand: rows of one batch share every column but the
-        # id and the arguments, so the rest of the line is formatted once per template.
-        tails: dict[tuple[Any, ...], str] = {}
-        lines: list[str] = []
-        with conn.cursor().copy(Q["jobs_copy"]) as copy:
-            for job_id, job in zip(ids, jobs, strict=True):
-                key = (
-                    job.queue,
-                    job.task,
-                    job.priority,
-                    job.run_at,
-                    job.sort_at,
-                    job.max_attempts,
-                    job.timeout_s,
-                )
-                tail = tails.get(key)
-                if tail is None:
-                    tail = tails[key] = "\t".join(
-                        (
-                            _copy_escape(job.queue),
-                            _copy_escape(job.task),
-                            str(int(job.priority)),
-                            job.run_at.isoformat(),
-                            job.sort_at.isoformat(),
-                            str(job.max_attempts),
-                            "\\N" if job.timeout_s is None else repr(float(job.timeout_s)),
-                        )
-                    )
-                lines.append(f"{job_id}\t{_copy_escape(job.args_json)}\t{tail}\n")
-                if len(lines) == 2000:  # send as we go: the server parses while we format
-                    copy.write("".join(lines))
-                    lines.clear()
-            copy.write("".join(lines))
 
     # -- working ----------------------------------------------------------------------------
 
@@ -445,7 +417,7 @@ class PostgresStore(PostgresInspection):
                 key = {"schedule": schedule, "tick": tick}
                 if conn.execute(Q["cron_tick_insert"], key).fetchone() is None:
                     return None  # another worker fired this tick
-                job_id = self._insert(conn, [job])[0]
+                job_id = self._insert(conn, JobBatch.of([job]))[0]
                 conn.execute(Q["cron_tick_job"], {**key, "job_id": job_id})
                 return job_id
 
@@ -456,16 +428,65 @@ class PostgresStore(PostgresInspection):
         return self._run(lambda conn: conn.execute(Q["cron_ticks_prune"], params).rowcount)
 
 
-def _copy_escape(value: str) -> str:
-    """Escape a value for COPY's text format (backslash, tab, newline, carriage return)."""
-    if "\\" in value or "\t" in value or "\n" in value or "\r" in value:
-        return (
-            value.replace("\\", "\\\\")
-            .replace("\t", "\\t")
-            .replace("\n", "\\n")
-            .replace("\r", "\\r")
+def _plain_count(batch: JobBatch) -> int:
+    """How many of the batch's jobs have no dedup key (those go in by COPY)."""
+    return sum(len(args) for template, args in batch.runs if template.dedup_key is None)
+
+
+# COPY's binary format: each value is sent as the server stores it, so the server parses no
+# text (no timestamps, no integers), and each run's shared columns are encoded only once.
+_COPY_HEADER = b"PGCOPY\n\xff\r\n\x00" + struct.pack("!ii", 0, 0)
+_COPY_TRAILER = struct.pack("!h", -1)
+# per row: 9 fields; the id (int8); the args (jsonb: length, then version 1, then the text)
+_ROW_HEAD = struct.Struct("!hiqiB")
+_PG_EPOCH = datetime(2000, 1, 1, tzinfo=UTC)
+_MICROSECOND = timedelta(microseconds=1)
+_FLUSH_BYTES = 128 * 1024  # send as we go: the server inserts while we encode
+
+
+def _copy(conn: psycopg.Connection[Any], batch: JobBatch, ids: list[int]) -> None:
+    """COPY the batch's jobs without a dedup key, with ``ids`` in order."""
+    pack = _ROW_HEAD.pack
+    position = 0
+    with conn.cursor().copy(Q["jobs_copy"]) as copy:
+        out = bytearray(_COPY_HEADER)
+        for template, args in batch.runs:
+            if template.dedup_key is not None:
+                continue
+            tail = _row_tail(template)
+            for one in args:
+                out += pack(9, 8, ids[position], len(one) + 1, 1)
+                out += one
+                out += tail
+                position += 1
+                if len(out) > _FLUSH_BYTES:
+                    copy.write(out)
+                    out = bytearray()
+        out += _COPY_TRAILER
+        copy.write(out)
+
+
+def _row_tail(job: NewJob) -> bytes:
+    """The columns after the arguments, as COPY's binary format wants them."""
+    queue, task = job.queue.encode(), job.task.encode()
+    try:
+        return b"".join(
+            (
+                struct.pack("!i", len(queue)),
+                queue,
+                struct.pack("!i", len(task)),
+                task,
+                struct.pack("!ih", 2, int(job.priority)),
+                struct.pack("!iq", 8, (job.run_at - _PG_EPOCH) // _MICROSECOND),
+                struct.pack("!iq", 8, (job.sort_at - _PG_EPOCH) // _MICROSECOND),
+                struct.pack("!ii", 4, job.max_attempts),
+                struct.pack("!i", -1)
+                if job.timeout_s is None
+                else struct.pack("!id", 8, float(job.timeout_s)),
+            )
         )
-    return value
+    except (TypeError, struct.error) as exc:  # a naive datetime, a number out of range
+        raise TailraceError(f"a {job.task!r} job cannot be stored: {exc}") from None
 
 
 class PostgresListener:

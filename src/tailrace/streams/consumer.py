@@ -11,6 +11,7 @@ restart was handled but not yet marked.
 
 from __future__ import annotations
 
+import gc
 import logging
 import threading
 import time
@@ -28,8 +29,9 @@ from ..errors import StoreClosedError
 from ..observability import tracing
 from . import consumer_metrics as metrics
 from .consumer_config import ConsumerConfig
+from .consumer_lookup import Lookups, Slice
 from .consumer_marking import Marker
-from .consumer_message import Message, Output, message_id
+from .consumer_message import UNSET, Message, Output, message_ids
 from .consumer_offsets import Offsets
 from .consumer_waiting import Lane, Waiting, lane_of
 from .dedup import Dedup, NoDedup, PostgresDedup
@@ -42,6 +44,13 @@ Handler = Callable[[Message], Iterable[Output] | None]
 BatchHandler = Callable[[list[Message]], Iterable[Output] | None]
 
 LAG_EVERY_S = 5.0
+# A handler whose calls took less than this on average is timed per run of calls (the
+# calls between two checkpoints): two clock reads and a histogram update per call cost more
+# than a no-op handler. A slower one is timed call by call, the checkpoint's clock checked
+# after each call.
+FAST_CALL_S = 50e-6
+MARKS_IN_FLIGHT = 3
+LOOKUP_SLICE = 1000  # ids looked up at once, the next slice while one is handled
 PRUNE_EVERY_S = 300.0
 
 
@@ -78,6 +87,8 @@ class Consumer:
         self._handler = handler
         self._batch_handler = batch_handler
         self._dedup = dedup or NoDedup()
+        self._dedup_on = not isinstance(self._dedup, NoDedup)  # ids are needed at all
+        self._per_call = True  # time calls one by one until they prove fast
         self._stop = threading.Event()
         self._offsets = Offsets()
         self._waiting = Waiting()
@@ -85,6 +96,7 @@ class Consumer:
         self._done_ids: list[str] = []  # handled or dead: marked at the next checkpoint
         self._released: list[tuple[int, int]] = []  # held offsets done since then
         self._paused = False
+        self._partitions = 0  # assigned at the last consume: how far `_deliver` looks
         self._since_checkpoint = 0  # messages stepped over since the last checkpoint
         self._checkpoint_due = 0.0
         labels = (config.topic, config.group)
@@ -98,7 +110,14 @@ class Consumer:
         self._reported = ConsumerStats()
         self._kafka: KafkaConsumer | None = None
         self._router: Router | None = None
-        self._marker = Marker(self._dedup)
+        # Marks in flight while the next messages are handled, and the checkpoint spacing
+        # that keeps what a kill can repeat (the messages handled but not yet marked: those
+        # in flight and those being handled) within 2 x commit_every.
+        depth = MARKS_IN_FLIGHT if handler is not None and self._dedup_on else 1
+        self._marker = Marker(self._dedup, depth)
+        self._lookups = Lookups(self._dedup)
+        self._every = max(1, 2 * config.commit_every // (depth + 1))
+        self._interval_s = 2 * config.commit_interval_s / (depth + 1)
         # A stop during an outage of the dedup store ends the wait for it (see `run`).
         if isinstance(self._dedup, PostgresDedup):
             self._dedup.stop_on(self._stop)
@@ -127,6 +146,11 @@ class Consumer:
             kafka.assign([TopicPartition(config.topic, p) for p in config.partitions])
         else:
             kafka.subscribe([config.topic], on_revoke=self._revoked, on_lost=self._lost)
+        # The objects alive now (modules, settings: tens of thousands) are set aside from the
+        # garbage collector for the run: each batch makes thousands of `Message`s, and the
+        # full collections they set off walked all of those again (half the run's time
+        # without a dedup store).
+        gc.freeze()
         try:
             self._loop(kafka, until)
         except StoreClosedError:
@@ -144,8 +168,10 @@ class Consumer:
                 "the offsets handled since its last mark are not committed"
             )
         finally:
+            gc.unfreeze()
             self._report()
             self._marker.close()
+            self._lookups.close()
             kafka.close()
             self._router.close()
             self._kafka = None
@@ -179,26 +205,169 @@ class Consumer:
         return max(0.0, min(self.config.poll_timeout_s, due - time.monotonic()))
 
     def _step(self, raw: list[KafkaMessage]) -> None:
-        taken = self._take(raw)
-        offsets = self._offsets
-        if self._batch_handler is not None:
-            self._handle_batch([m for m, fresh in taken if fresh and not self._queued(m)])
-            for message, _ in taken:
-                offsets.delivered(message.partition, message.offset)
+        messages, ids = self._take(raw)
+        count = len(messages)
+        if ids is None:
+            slices: Iterable[Slice] = [(0, count, set())]
         else:
-            # A checkpoint every `commit_every` messages or `commit_interval_s`, inside
-            # the batch: what a kill repeats is bounded by those, not by the batch size.
-            every = self.config.commit_every
-            for message, fresh in taken:
-                if fresh and not self._queued(message):
-                    self._settle(message, self._attempt(message), None, held=False)
-                offsets.delivered(message.partition, message.offset)
-                self._since_checkpoint += 1
-                if self._since_checkpoint >= every or time.monotonic() >= self._checkpoint_due:
-                    self._checkpoint()
+            # A batch handler gets the batch whole; a plain one starts on the first slice
+            # while the next is looked up.
+            size = count if self._batch_handler is not None else LOOKUP_SLICE
+            slices = self._lookups.slices(ids, size, lambda: self._marker.in_flight)
+        handled_ids: set[str | None] = set()  # of this batch so far
+        for start, stop, found in slices:
+            duplicates = self._duplicates(ids, start, stop, found, handled_ids)
+            if self._batch_handler is not None:
+                fresh = [m for i, m in enumerate(messages) if i not in duplicates]
+                self._handle_batch([m for m in fresh if not self._queued(m)])
+                self._deliver(messages, 0, count)
+            else:
+                self._handle_slice(messages, ids, duplicates, start, stop)
         if self._waiting:
             self._retry_due()
         self._checkpoint()
+
+    def _handle_slice(
+        self,
+        messages: list[Message],
+        ids: list[str | None] | None,
+        duplicates: set[int],
+        start: int,
+        stop: int,
+    ) -> None:
+        # A checkpoint every `_every` messages or `_interval_s`, inside the batch: what a
+        # kill repeats is bounded by those, not by the batch size.
+        every = self._every
+        each = self._per_call or tracing.enabled()
+        while start < stop:
+            end = min(stop, start + every - self._since_checkpoint)
+            if each:
+                end = self._run_each(messages, duplicates, start, end)
+            else:
+                self._run_fast(messages, ids, duplicates, start, end)
+            self._deliver(messages, start, end)
+            self._since_checkpoint += end - start
+            start = end
+            if self._since_checkpoint >= every or time.monotonic() >= self._checkpoint_due:
+                self._checkpoint()
+
+    def _duplicates(
+        self,
+        ids: list[str | None] | None,
+        start: int,
+        stop: int,
+        found: set[str],
+        handled: set[str | None],
+    ) -> set[int]:
+        """Indexes of `ids[start:stop]` that are duplicates: `found` marked, waiting on a
+        retry, or earlier in the batch (`handled`, to which the others are added)."""
+        if ids is None:
+            return set()
+        part = ids[start:stop]
+        unique = set(part)
+        seen = found.union(self._waiting_ids) if self._waiting_ids else found
+        if not seen and len(unique) == len(part) and handled.isdisjoint(unique):
+            handled.update(unique)  # the usual case: nothing to skip
+            return set()
+        duplicates: set[int] = set()
+        for index in range(start, stop):
+            mid = ids[index]
+            if mid is not None:
+                if mid in seen or mid in handled:
+                    duplicates.add(index)
+                else:
+                    handled.add(mid)
+        self.stats.deduplicated += len(duplicates)
+        return duplicates
+
+    def _run_each(
+        self, messages: list[Message], duplicates: set[int], start: int, stop: int
+    ) -> int:
+        """Handle `messages[start:stop]` call by call (timed, traced); returns where it
+        stopped: `stop`, or earlier when the checkpoint's time came."""
+        due = self._checkpoint_due
+        calls = 0
+        began = time.perf_counter()
+        for index in range(start, stop):
+            if index in duplicates:
+                continue
+            message = messages[index]
+            if not self._queued(message):
+                self._settle(message, self._attempt(message), None, held=False)
+                calls += 1
+            if time.monotonic() >= due:
+                stop = index + 1
+                break
+        self._calls_took(time.perf_counter() - began, calls)
+        return stop
+
+    def _run_fast(
+        self,
+        messages: list[Message],
+        ids: list[str | None] | None,
+        duplicates: set[int],
+        start: int,
+        stop: int,
+    ) -> None:
+        """Handle `messages[start:stop]` with a handler known to be fast: the same as
+        `_run_each` without the per-call clock, whose time is observed for the run."""
+        handler, router, waiting = self._handler, self._router, self._waiting
+        assert handler is not None and router is not None
+        aside: list[int] = []  # queued behind a failure, or failed: not done here
+        queued = failed = 0
+        began = time.perf_counter()
+        for index in range(start, stop):
+            if duplicates and index in duplicates:
+                continue
+            message = messages[index]
+            if waiting.count and self._queued(message):
+                aside.append(index)
+                queued += 1
+                continue
+            try:
+                result = handler(message)
+                outputs = None if result is None else list(result)
+            except Exception as exc:
+                self._settle(message, exc, None, held=False)
+                aside.append(index)
+                failed += 1
+                continue
+            if outputs:
+                router.send(outputs)
+        elapsed = time.perf_counter() - began
+        skipped = sum(1 for i in duplicates if start <= i < stop) if duplicates else 0
+        calls = stop - start - skipped - queued
+        self.stats.handled += calls - failed
+        self._calls_took(elapsed, calls, observe=True)
+        if ids is None:
+            return
+        if not aside and not skipped:
+            done = ids[start:stop]
+        else:
+            left = duplicates.union(aside)
+            done = [ids[i] for i in range(start, stop) if i not in left]
+        self._done_ids.extend(i for i in done if i is not None)
+
+    def _calls_took(self, seconds: float, calls: int, *, observe: bool = False) -> None:
+        """`calls` handler calls took `seconds`: choose how the next ones are timed."""
+        if calls:
+            if observe:  # a fast run's calls count each as its mean
+                metrics.observe_many(self._latency, seconds / calls, calls)
+            self._per_call = seconds / calls >= FAST_CALL_S
+
+    def _deliver(self, messages: list[Message], start: int, stop: int) -> None:
+        """Offsets `start..stop` of `messages` came from the broker: the last one of each
+        partition says it (a batch holds a partition's messages in order)."""
+        offsets, found = self._offsets, set()
+        partitions = self._partitions
+        for index in range(stop - 1, start - 1, -1):
+            raw = messages[index].raw
+            partition = raw.partition() or 0
+            if partition not in found:
+                found.add(partition)
+                offsets.delivered(partition, raw.offset() or 0)
+                if len(found) >= partitions:
+                    break
 
     def _queued(self, message: Message) -> bool:
         """Queue `message` behind its key's failed message, if there is one waiting."""
@@ -212,36 +381,20 @@ class Consumer:
         self._hold(message)
         return True
 
-    def _take(self, raw: list[KafkaMessage]) -> list[tuple[Message, bool]]:
-        """The messages of `raw` in order, each with whether it is new (not a duplicate)."""
+    def _take(self, raw: list[KafkaMessage]) -> tuple[list[Message], list[str | None] | None]:
+        """The messages of `raw` in order, and their ids (None without a dedup store)."""
+        if any(record.error() is not None for record in raw):
+            for record in raw:
+                error = record.error()
+                if error is not None:
+                    _on_error(error)
+            raw = [record for record in raw if record.error() is None]
         source = self.config.id_source
-        messages: list[Message] = []
-        ids: list[str] = []
-        for record in raw:
-            error = record.error()
-            if error is not None:
-                _on_error(error)
-                continue
-            message = Message(record, message_id(record, source))
-            messages.append(message)
-            if message.id is not None:
-                ids.append(message.id)
-        seen = self._dedup.seen(ids) if ids else set()
-        seen.update(self._waiting_ids)
-        seen.update(self._marker.in_flight)
-        taken: list[tuple[Message, bool]] = []
-        duplicates = 0
-        for message in messages:
-            mid = message.id
-            if mid is not None:
-                if mid in seen:  # marked, waiting, or earlier in this batch
-                    duplicates += 1
-                    taken.append((message, False))
-                    continue
-                seen.add(mid)
-            taken.append((message, True))
-        self.stats.deduplicated += duplicates
-        return taken
+        self._partitions = len(self._kafka.assignment()) if raw and self._kafka else 0
+        if not self._dedup_on:
+            return [Message(record, UNSET, source) for record in raw], None
+        ids = message_ids(raw, source)
+        return [Message(record, mid) for record, mid in zip(raw, ids, strict=True)], ids
 
     # -- handling ---------------------------------------------------------------------------
 
@@ -342,31 +495,35 @@ class Consumer:
 
     def _hold(self, message: Message) -> None:
         self._offsets.hold(message.partition, message.offset)
-        if message.id is not None:
+        if self._dedup_on and message.id is not None:
             self._waiting_ids.add(message.id)
 
     def _done(self, message: Message, held: bool) -> None:
-        if message.id is not None:
-            self._done_ids.append(message.id)
+        mid = message.id if self._dedup_on else None
+        if mid is not None:
+            self._done_ids.append(mid)
         if held:
             self._released.append((message.partition, message.offset))
-            if message.id is not None:
-                self._waiting_ids.discard(message.id)
+            if mid is not None:
+                self._waiting_ids.discard(mid)
 
     # -- the end of a step ------------------------------------------------------------------
 
     def _checkpoint(self) -> None:
         """Outputs acknowledged, then ids marked, then offsets committed: in this order.
 
-        The mark runs on its own thread while the next messages are handled; its offsets
-        are committed at the next checkpoint (or at a stop or revocation), once the mark
-        has returned. Without a dedup store the offsets are committed at once. So at any
-        instant at most two checkpoints' worth of handled messages are unmarked (or
-        uncommitted): what a SIGKILL can make run again.
+        The mark runs on a thread of its own while the next messages are handled (up to
+        `MARKS_IN_FLIGHT` marks at once for a plain handler, one for a batch handler); its
+        offsets are committed at a later checkpoint (or at a stop or revocation), once it
+        and every earlier mark have returned. Without a dedup store the offsets are
+        committed at once. Checkpoints come every `_every` messages or `_interval_s`: at
+        any instant the handled messages not yet marked (or committed), which a SIGKILL
+        can make run again, are at most `depth + 1` checkpoints' worth, 2 x commit_every
+        (or what is handled in 2 x commit_interval_s).
         """
         assert self._router is not None and self._kafka is not None
         self._since_checkpoint = 0
-        self._checkpoint_due = time.monotonic() + self.config.commit_interval_s
+        self._checkpoint_due = time.monotonic() + self._interval_s
         self._router.flush()
         for partition, offset in self._released:
             self._offsets.release(partition, offset)
@@ -375,11 +532,12 @@ class Consumer:
         if isinstance(self._dedup, NoDedup):
             self._done_ids = []
             self._commit(self._kafka, points, asynchronous=True)
+        elif self._done_ids or points:
+            done = self._marker.submit(self._done_ids, points)
+            self._done_ids = []
+            self._commit(self._kafka, done, asynchronous=True)
         else:
-            self._commit(self._kafka, self._marker.wait(), asynchronous=True)
-            if self._done_ids or points:
-                self._marker.submit(self._done_ids, points)
-                self._done_ids = []
+            self._commit(self._kafka, self._marker.ready(), asynchronous=True)
         self._report()
 
     def _commit(self, kafka: KafkaConsumer, points: dict[int, int], *, asynchronous: bool) -> None:

@@ -65,18 +65,63 @@ def message_id(raw: KafkaMessage, source: IdSource) -> str | None:
     return f"{raw.topic()}:{raw.partition()}:{raw.offset()}"
 
 
+def message_ids(records: list[KafkaMessage], source: IdSource) -> list[str | None]:
+    """`message_id` of each record, in order: the same, inlined for a batch (it runs for
+    every consumed message when a dedup store is on)."""
+    if source is not IdSource.AUTO:
+        return [message_id(record, source) for record in records]
+    names = ID_HEADERS
+    ids: list[str | None] = []
+    append = ids.append
+    for record in records:
+        headers = record.headers()
+        if headers:
+            # A consumed record's headers are a list of (str, bytes) pairs.
+            pairs = headers.items() if isinstance(headers, dict) else headers
+            for name, value in pairs:
+                if name in names and value:
+                    if isinstance(value, bytes):
+                        value = value.decode("utf-8", "backslashreplace")
+                    append(value)
+                    break
+            else:
+                append(f"{record.topic()}:{record.partition()}:{record.offset()}")
+        else:
+            append(f"{record.topic()}:{record.partition()}:{record.offset()}")
+    return ids
+
+
+class _Unset:
+    """The id of a message not computed yet (None is a valid id: the message has none)."""
+
+
+UNSET = _Unset()
+
+
 class Message:
     """One consumed message: the Kafka record and the id it is deduplicated by.
 
     A thin view over the client's record (read lazily: most handlers use a field or two).
+    Without a dedup store the consumer never needs the id, so it is only worked out (by
+    `source`) if the handler asks for it.
     """
 
-    __slots__ = ("attempt", "id", "raw")
+    __slots__ = ("_id", "_source", "attempt", "raw")
 
-    def __init__(self, raw: KafkaMessage, id: str | None) -> None:
+    def __init__(
+        self, raw: KafkaMessage, id: str | _Unset | None, source: IdSource = IdSource.AUTO
+    ) -> None:
         self.raw = raw
-        self.id = id
+        self._id = id
+        self._source = source
         self.attempt = 1  # 1 for the first call of the handler, 2 for the first retry…
+
+    @property
+    def id(self) -> str | None:
+        found = self._id
+        if isinstance(found, _Unset):
+            found = self._id = message_id(self.raw, self._source)
+        return found
 
     @property
     def topic(self) -> str:

@@ -3,6 +3,8 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, start_http_server
 
 REGISTRY = CollectorRegistry(auto_describe=True)
@@ -45,6 +47,27 @@ LAG = Gauge(
     [*_LABELS, "partition"],
     registry=REGISTRY,
 )
+
+
+def observe_many(histogram: Any, seconds: float, count: int) -> None:
+    """`count` observations of `seconds` each in one labelled `Histogram` child: what a run
+    of fast handler calls timed together adds. One `observe` per call cost more than a
+    no-op handler; the client has no bulk call, so this updates its sum and bucket as
+    `observe` does (falling back to it if a client version lays them out otherwise)."""
+    if count <= 0:
+        return
+    bounds = getattr(histogram, "_upper_bounds", None)
+    buckets = getattr(histogram, "_buckets", None)
+    total = getattr(histogram, "_sum", None)
+    if bounds is None or buckets is None or total is None:
+        for _ in range(count):
+            histogram.observe(seconds)
+        return
+    total.inc(seconds * count)
+    for i, bound in enumerate(bounds):
+        if seconds <= bound:
+            buckets[i].inc(count)
+            break
 
 
 def serve(port: int, addr: str = "127.0.0.1") -> None:

@@ -313,3 +313,39 @@ def test_claim_in_the_handlers_transaction(pg_url: str) -> None:
         assert store.seen(["m-1", "m-2"]) == {"m-1"}
         store.forget(["m-1"])
         assert store.seen(["m-1"]) == set()
+
+
+def test_failures_and_resends_among_thousands_of_fast_calls(
+    broker: TansuBroker, topic: str, pg_url: str
+) -> None:
+    """Past its first checkpoint a fast handler runs in the consumer's batch loop: failures,
+    retries, dead letters, resent ids and key order hold there as they do call by call."""
+    count, resent, poison = 3000, range(1000, 1100), 2200
+    producer = Producer({"bootstrap.servers": broker.bootstrap, "linger.ms": 5})
+    for i in [*range(count), *resent]:  # a producer resending 100 of them at the end
+        producer.produce(topic, b"%d" % i, b"k%d" % (i % 10), headers=[("message_id", b"m%d" % i)])
+    assert producer.flush(10) == 0
+    producer.close()
+    fail_once = {700, 1500}
+    handled: list[tuple[bytes, int]] = []
+
+    def handler(message: Message) -> None:
+        seq = int(message.value or b"")
+        if seq == poison or (seq in fail_once and message.attempt == 1):
+            raise RuntimeError(f"not {seq}")
+        handled.append((message.key or b"", seq))
+
+    cfg = config(broker, topic, attempts=2)
+    labels = {"topic": topic, "group": cfg.group}
+    with Consumer(cfg, handler, dedup=PostgresDedup(pg_url, cfg.group, 3600)) as consumer:
+        run_until(consumer, lambda: consumer.stats.dead_lettered == 1 and len(handled) == 2999)
+        assert consumer.stats.deduplicated == len(resent)
+        assert consumer.stats.failed == 4 and consumer.stats.handled == 2999
+    assert sorted(seq for _, seq in handled) == [i for i in range(count) if i != poison]
+    for key in {k for k, _ in handled}:
+        values = [seq for k, seq in handled if k == key]
+        assert values == sorted(values), key
+    (dead,) = broker.consume_all(cfg.dead_letter_topic, expected=1)
+    assert dead.value == b"%d" % poison
+    calls = metrics.REGISTRY.get_sample_value("tailrace_stream_handler_seconds_count", labels)
+    assert calls == 2999 + 4  # every call counted, the failed ones too

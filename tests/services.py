@@ -61,6 +61,24 @@ def postgres_schema() -> Iterator[str]:
             conn.execute(f"DROP SCHEMA {schema} CASCADE")
 
 
+@contextmanager
+def postgres_database() -> Iterator[str]:
+    """A fresh database for one test, for what a schema does not isolate: VACUUM keeps the
+    rows that an open transaction anywhere in the same database may still see, and the
+    tests running beside this one (xdist's other worker) hold such transactions."""
+    error = postgres_error()
+    if error:
+        missing("PostgreSQL", error)
+    name = f"t_{uuid.uuid4().hex[:12]}"
+    with psycopg.connect(PG_BASE_URL, autocommit=True) as conn:
+        conn.execute(f"CREATE DATABASE {name}")
+    try:
+        yield PG_BASE_URL.split("?")[0].rsplit("/", 1)[0] + f"/{name}"
+    finally:
+        with psycopg.connect(PG_BASE_URL, autocommit=True) as conn:
+            conn.execute(f"DROP DATABASE {name} WITH (FORCE)")
+
+
 # -- processes the tests start themselves (moto, Tansu) -----------------------------------
 
 

@@ -12,6 +12,7 @@ from tailrace import App, JobContext, JobFilter, JobSpec, JobState, Priority, Re
 from tailrace.engine.jobs import Outcome
 from tailrace.engine.maintenance import Maintenance
 from tests.conformance.conftest import drain
+from tests.services import postgres_database
 from tests.waiting import wait_until
 
 
@@ -347,17 +348,22 @@ def test_periodic_accepts_cron_expressions(app: App, expression: str) -> None:
     assert app.periodic(expression, "t", name=expression).cron.expression == expression
 
 
-def test_vacuum_runs_only_when_dead_rows_pile_up(app: App, database_url: str) -> None:
-    app.store.migrate()
-    assert app.store.jobs_vacuum() is False  # nothing to reclaim
+def test_vacuum_runs_only_when_dead_rows_pile_up(database_url: str) -> None:
     if database_url.startswith("sqlite"):
-        return  # SQLite reuses freed pages by itself
+        with App(database_url) as app:
+            app.store.migrate()
+            assert app.store.jobs_vacuum() is False  # SQLite reuses freed pages by itself
+        return
     import psycopg
 
-    app.enqueue_many([JobSpec("t")] * 30_000)
-    with psycopg.connect(database_url, autocommit=True) as conn:
-        conn.execute("DELETE FROM tailrace_jobs")
-        # the statistics the decision reads are sent by the backend at the end of its work
-        conn.execute("SELECT pg_stat_force_next_flush()")
-    assert wait_until(app.store.jobs_vacuum, 10, "a vacuum of 30,000 dead rows")
-    assert app.store.jobs_vacuum() is False
+    # not the schema `database_url` names: a database of its own (see postgres_database)
+    with postgres_database() as url, App(url) as app:
+        app.store.migrate()
+        assert app.store.jobs_vacuum() is False  # nothing to reclaim
+        app.enqueue_many([JobSpec("t")] * 30_000)
+        with psycopg.connect(url, autocommit=True) as conn:
+            conn.execute("DELETE FROM tailrace_jobs")
+            # the statistics the decision reads are sent by the backend at the end of its work
+            conn.execute("SELECT pg_stat_force_next_flush()")
+        assert wait_until(app.store.jobs_vacuum, 10, "a vacuum of 30,000 dead rows")
+        assert app.store.jobs_vacuum() is False

@@ -45,7 +45,8 @@ def server(api_env: Path, pg_url: str) -> Iterator[str]:
             return False
 
     try:
-        wait_until(up, 30, "tailrace serve to be ready")
+        # a deadline, not a wait: a loaded 2-core machine once took over 30 s to start it
+        wait_until(up, 90, "tailrace serve to be ready")
         yield base
     finally:
         stop_process(process, 10)

@@ -11,6 +11,7 @@ import pytest
 from tailrace.streams.consumer_lookup import Lookups
 from tailrace.streams.consumer_marking import Marker
 from tailrace.streams.dedup import NoDedup
+from tests.waiting import wait_until
 
 
 class HeldStore(NoDedup):
@@ -43,6 +44,7 @@ def test_points_come_back_in_order_once_every_earlier_mark_is_done() -> None:
         assert [ids for ids in marker.in_flight] == [["a"], ["b"], ["c"]]
         store.release["b"].set()
         store.release["c"].set()
+        wait_until(lambda: {"b", "c"} <= set(store.marked), 10, "b and c marked")
         # b and c are durable, a is not: nothing may be committed yet.
         assert marker.ready() == {}
         # Three in flight: the next submit waits for the oldest, then hands every point

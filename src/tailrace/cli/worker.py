@@ -7,6 +7,7 @@ import sys
 import click
 
 from ..engine.states import Priority
+from ..engine.store.postgres.connection import PATIENT
 from ..engine.worker import Worker, WorkerOptions, run_workers
 from ..errors import ConfigurationError
 from ..loading import load_app
@@ -160,7 +161,7 @@ def worker(
             "naming the App whose @app.task functions it should run"
         )
     if metrics_port:
-        metrics.serve(metrics_port, app.open_store(), addr=metrics_host)
+        metrics.serve(metrics_port, app.open_store(PATIENT), addr=metrics_host)
     if processes <= 1:
         Worker(app, options).run()
         return

@@ -18,11 +18,11 @@ COMMAND = ConnectionPolicy(connect_timeout_s=3, retry_for_s=3.0, log_outages=Fal
 def app_from(ctx: click.Context) -> App:
     obj = ctx.find_root().obj
     if "_app" not in obj:
-        app = load_app(obj.get("app"), obj.get("database_url"))
-        if app.connection_policy is None:
-            app.connection_policy = COMMAND  # a command says the database is down in seconds
-        obj["_app"] = app
-        ctx.call_on_close(obj["_app"].close)
+        loaded = load_app(obj.get("app"), obj.get("database_url"))
+        if loaded.connection_policy is None:
+            loaded.connection_policy = COMMAND  # a command says the database is down in seconds
+        obj["_app"] = loaded
+        ctx.call_on_close(loaded.close)
     app: App = obj["_app"]
     return app
 

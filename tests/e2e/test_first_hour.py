@@ -5,10 +5,24 @@ the summary says where the bad lines went."""
 from __future__ import annotations
 
 import json
+import os
 import re
+import signal
 from pathlib import Path
 
-from .reprocess_support import expected_events, run_cli, stream_of
+from tailrace.pipeline.jobs import JobStatus, JobStore
+from tailrace.pipeline.samples import write_samples
+
+from .reprocess_support import (
+    expected_events,
+    run_cli,
+    start_cli,
+    stop_cli,
+    stream_of,
+    wait_for_checkpoint,
+    worker_pids,
+)
+from .support import wait_until
 
 
 def _sample(tmp_path: Path, url: str, *extra: str) -> tuple[list[Path], str]:
@@ -71,3 +85,35 @@ def test_the_summary_names_the_dead_letter_output(tmp_path: Path) -> None:
     as_json = run_cli(["reprocess", "logs", "--sink", "file:out2.ndjson", "--json"], url, tmp_path)
     report = json.loads(as_json.stdout)
     assert report["deadletter"] == str(tmp_path / "out2.deadletter.ndjson")
+
+
+def _gone(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return True
+    # a zombie has exited; only its parent's wait is missing
+    return Path(f"/proc/{pid}/stat").read_text().split(") ", 1)[1].startswith("Z")
+
+
+def test_sigterm_stops_reprocess_like_ctrl_c_leaving_no_worker(tmp_path: Path) -> None:
+    url = f"sqlite:///{tmp_path}/t.db"
+    write_samples(tmp_path / "logs", 3, 60_000, seed=3)
+    args = ["reprocess", "logs", "--sink", "file:out.ndjson", "--json", "--workers", "2"]
+    cli = start_cli([*args, "--checkpoint-every", "0.1"], url, tmp_path)
+    try:
+        with JobStore(url) as store:
+            job_id = wait_for_checkpoint(store, running=True)
+        workers = worker_pids(tmp_path)
+        assert workers, "no worker process found"
+        cli.send_signal(signal.SIGTERM)  # to the CLI alone, as systemd or kill would
+        stdout, stderr = cli.communicate(timeout=60)
+    finally:
+        stop_cli(cli)
+    assert cli.returncode == 1, stderr
+    report = json.loads(stdout)
+    assert (report["job_id"], report["status"], report["balanced"]) == (job_id, "cancelled", True)
+    wait_until(lambda: all(_gone(p) for p in workers), 10, f"workers {workers} outlived the CLI")
+    assert worker_pids(tmp_path) == []
+    with JobStore(url) as store:
+        assert store.job(job_id).status is JobStatus.CANCELLED

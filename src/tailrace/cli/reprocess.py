@@ -202,7 +202,8 @@ def run_job(
     on_poll: Callable[[], None] | None = None,
 ) -> JobRecord:
     """Start the job's workers here, show progress until they are done, print the summary;
-    returns the job as it ended. Ctrl-C cancels the job (resumable), a second one kills."""
+    returns the job as it ended. Ctrl-C or SIGTERM cancels the job (resumable), a second one
+    kills the workers."""
     console = Console(stderr=True)
     if not as_json:
         console.print(
@@ -222,7 +223,9 @@ def run_job(
         interrupted = True
         cancel_job(app, store, job.id)
 
-    previous = signal.signal(signal.SIGINT, on_interrupt)
+    # SIGTERM (systemd, docker stop, kill, a CI timeout) stops the job as Ctrl-C does: the job
+    # cancelled and resumable, the workers checkpointed and gone, none left orphaned
+    previous = {sig: signal.signal(sig, on_interrupt) for sig in (signal.SIGINT, signal.SIGTERM)}
     started = time.monotonic()
     try:
         executor.start()
@@ -256,7 +259,8 @@ def run_job(
         executor.close()
         final = settle_job(store, job.id)
     finally:
-        signal.signal(signal.SIGINT, previous)
+        for sig, handler in previous.items():
+            signal.signal(sig, handler)
         executor.close()
     elapsed = time.monotonic() - started
     _summary(console, final, store.files(job.id), elapsed, as_json)

@@ -8,6 +8,8 @@ import json
 import os
 import re
 import signal
+import socket
+import time
 from pathlib import Path
 
 from tailrace.pipeline.jobs import JobStatus, JobStore
@@ -117,3 +119,23 @@ def test_sigterm_stops_reprocess_like_ctrl_c_leaving_no_worker(tmp_path: Path) -
     assert worker_pids(tmp_path) == []
     with JobStore(url) as store:
         assert store.job(job_id).status is JobStatus.CANCELLED
+
+
+def test_a_kafka_sink_that_cannot_be_reached_fails_the_command_at_once(tmp_path: Path) -> None:
+    url = f"sqlite:///{tmp_path}/t.db"
+    _sample(tmp_path, url)
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    started = time.monotonic()
+    result = run_cli(
+        ["reprocess", "logs", "--sink", f"kafka://127.0.0.1:{port}/events"], url, tmp_path
+    )
+    took = time.monotonic() - started
+    assert result.returncode == 2, result.stdout + result.stderr
+    lines = result.stderr.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith("error: "), result.stderr
+    assert f"127.0.0.1:{port} (Connection refused)" in lines[0], lines[0]
+    assert took < 30, f"took {took:.1f} s"
+    with JobStore(url) as store:
+        assert store.jobs(5) == [], "nothing may be started"

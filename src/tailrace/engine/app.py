@@ -203,13 +203,15 @@ class App:
         args: Any = None,
         queue: str | None = None,
         priority: Priority | str | None = None,
+        timezone: str | None = None,
     ) -> Schedule:
-        """Enqueue ``task`` at every tick of ``cron`` (5 fields, or 6 with seconds first).
+        """Enqueue ``task`` at every tick of ``cron`` (5 fields, or 6 with seconds first),
+        in ``timezone`` (an IANA name; default UTC), following its daylight-saving changes.
         Every worker fires schedules; the store makes each tick fire exactly once."""
         task_name = self.task_name(task)
         schedule = Schedule(
             name=name or task_name,
-            cron=Cron.parse(cron),
+            cron=Cron.parse(cron, timezone),
             task=task_name,
             args=args,
             queue=queue,

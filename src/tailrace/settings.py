@@ -56,3 +56,34 @@ def max_attempts_from_env(priorities: Iterable[str]) -> dict[str, int]:
             )
         found[name] = int(raw)
     return found
+
+
+def env_int(name: str, default: int, *, minimum: int | None = None) -> int:
+    """A whole-number setting from the environment; a malformed one is a one-line error that
+    names the variable (not a ValueError traceback)."""
+    raw = (os.environ.get(name) or "").strip()
+    if not raw:
+        return default
+    try:
+        value = int(raw)
+    except ValueError:
+        value = None
+    if value is None or (minimum is not None and value < minimum):
+        floor = f" of at least {minimum}" if minimum is not None else ""
+        raise ConfigurationError(f"{name}={raw!r}: expected a whole number{floor}")
+    return value
+
+
+def env_float(name: str, default: float, *, minimum: float | None = None) -> float:
+    """A number setting from the environment, checked like `env_int`."""
+    raw = (os.environ.get(name) or "").strip()
+    if not raw:
+        return default
+    try:
+        value = float(raw)
+    except ValueError:
+        value = None
+    if value is None or value != value or (minimum is not None and value < minimum):
+        floor = f" of at least {minimum:g}" if minimum is not None else ""
+        raise ConfigurationError(f"{name}={raw!r}: expected a number{floor}")
+    return value

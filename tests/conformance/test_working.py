@@ -194,7 +194,9 @@ def test_unknown_task_and_timeouts_are_recorded_and_the_worker_lives_on(app: App
     def fine() -> None:
         pass
 
-    unknown = app.enqueue("no_such_task", max_attempts=1)
+    # from a producer that knows no tasks (this App would refuse the name)
+    with App(app.database_url) as producer:
+        unknown = producer.enqueue("no_such_task", max_attempts=1)
     slow_a = app.enqueue("hangs_async", max_attempts=1)
     slow_s = app.enqueue("hangs_sync", max_attempts=1)
     good = app.enqueue("fine", priority="LOW")

@@ -11,7 +11,7 @@ from typing import Any
 import click
 import pytest
 
-from tailrace.cli import cli
+from tailrace.cli import COMMANDS, cli
 from tailrace.engine.states import JobState, Priority
 from tailrace.executors.kubernetes import RBAC_RULES
 
@@ -245,11 +245,12 @@ def _expand(arg: str, variables: dict[str, str]) -> str:
 
 def _command_of(argv: list[str]) -> tuple[str, click.Context]:
     """Parse argv as `tailrace` would, without running anything; raises click's errors."""
-    names = [i for i, a in enumerate(argv) if a in cli.commands]
+    names = [i for i, a in enumerate(argv) if a in COMMANDS]  # loaded on first use
     assert names, f"no tailrace command in {argv}"
     at = names[0]
     parent = cli.make_context("tailrace", argv[:at], resilient_parsing=True)
-    command = cli.commands[argv[at]]
+    command = cli.get_command(parent, argv[at])
+    assert command is not None
     return argv[at], command.make_context(argv[at], argv[at + 1 :], parent=parent)
 
 

@@ -9,7 +9,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from ..errors import ConfigurationError
-from ..settings import data_dir, database_url
+from ..settings import data_dir, database_url, env_float
 from . import admin_env
 from .auth import HashedToken
 from .recent import DEFAULT_TTL_S
@@ -63,8 +63,8 @@ class ApiConfig:
             metrics_public=_flag("TAILRACE_METRICS_PUBLIC"),
             default_sink=os.environ.get("TAILRACE_DEFAULT_SINK") or _kafka_sink(),
             token_file=token_file,
-            pool_size=int(os.environ.get("TAILRACE_API_POOL_SIZE") or 8),
-            status_ttl_s=float(os.environ.get("TAILRACE_API_STATUS_TTL_MS") or DEFAULT_TTL_S * 1000)
+            pool_size=_positive_int("TAILRACE_API_POOL_SIZE", 8),
+            status_ttl_s=env_float("TAILRACE_API_STATUS_TTL_MS", DEFAULT_TTL_S * 1000, minimum=0)
             / 1000,
             executor=_executor_name(),
             kafka_bootstrap_servers=os.environ.get("KAFKA_BOOTSTRAP_SERVERS") or None,

@@ -2,29 +2,91 @@
 
 from __future__ import annotations
 
+import importlib
 import os
 import sys
 from typing import Any
 
 import click
+from click.utils import make_default_short_help
 
-from ..errors import TailraceError
-from ..observability.logs import configure as configure_logs
-from ..observability.tracing import configure_tracing
-from . import db, jobs, queues, worker
-from .consume import consume
-from .demo import demo
-from .ingest import ingest
-from .objects import objects
-from .outbox import outbox
-from .reprocess import reprocess, reprocessing
-from .samples import sample_logs
-from .serve import serve
-from .spool import spool
+from ..errors import ConfigurationError, TailraceError
+from ..settings import database_url, redact_url
+
+# name -> (module in tailrace.cli, attribute, the help line `tailrace --help` shows). A command's
+# module is imported only when it runs or shows its own help: `tailrace --help` loads no
+# engine, psycopg, boto3 or Kafka client. tests/unit/test_cli_lazy.py checks these lines
+# against the commands' own.
+COMMANDS: dict[str, tuple[str, str, str]] = {
+    "consume": (
+        "consume",
+        "consume",
+        "Consume TOPIC in a consumer group, calling --handler once per message id.",
+    ),
+    "db": ("db", "db", "Database schema."),
+    "demo": (
+        "demo",
+        "demo",
+        "Enqueue jobs of every priority (some failing, one until dead) and run a worker.",
+    ),
+    "ingest": (
+        "ingest",
+        "ingest",
+        "Load the files at SOURCE that no run has completed yet, oldest first.",
+    ),
+    "jobs": ("jobs", "jobs", "Enqueue, inspect and operate on jobs."),
+    "objects": ("objects", "objects", "Object jobs on the S3 API."),
+    "outbox": ("outbox", "outbox", "The transactional outbox: relay pending events to Kafka."),
+    "queues": ("queues", "queues", "Queue statistics and controls."),
+    "reprocess": (
+        "reprocess",
+        "reprocess",
+        "Replay the event-log files at SOURCE (a file, directory, glob or s3://bucket/prefix) "
+        "into a sink, filtered and routed, resumable; exit 0 only if every file completed.",
+    ),
+    "reprocessing": ("reprocess", "reprocessing", "Inspect and operate on reprocessing jobs."),
+    "sample-logs": (
+        "samples",
+        "sample_logs",
+        "Write Jitsu-style failover NDJSON files (plain and gzip) into DIRECTORY.",
+    ),
+    "serve": (
+        "serve",
+        "serve",
+        "Serve the admin API, the web UI and /metrics (tokens: TAILRACE_API_TOKENS).",
+    ),
+    "spool": ("spool", "spool", "The producer's fallback spools."),
+    "worker": (
+        "worker",
+        "worker",
+        "Run a worker: claim jobs from the queues and run them until SIGTERM.",
+    ),
+}
 
 
 class _Group(click.Group):
-    """Turns tailrace's own errors into one clear line and exit status 2, not a traceback."""
+    """Loads each command on first use (`COMMANDS`), and turns tailrace's own errors into one
+    clear line and exit status 2, not a traceback."""
+
+    def list_commands(self, ctx: click.Context) -> list[str]:
+        return sorted(COMMANDS)
+
+    def get_command(self, ctx: click.Context, cmd_name: str) -> click.Command | None:
+        entry = COMMANDS.get(cmd_name)
+        if entry is None:
+            return None
+        module = importlib.import_module(f"{__name__}.{entry[0]}")
+        command: click.Command = getattr(module, entry[1])
+        return command
+
+    def format_commands(self, ctx: click.Context, formatter: click.HelpFormatter) -> None:
+        width = formatter.width - 6 - max(len(name) for name in COMMANDS)
+        rows = [
+            (name, make_default_short_help(help_line, width))
+            for name, (_, _, help_line) in sorted(COMMANDS.items())
+        ]
+        with formatter.section("Commands"):
+            formatter.write_dl(rows)
 
     def invoke(self, ctx: click.Context) -> Any:
         try:
@@ -32,6 +94,27 @@ class _Group(click.Group):
         except TailraceError as exc:
             click.echo(f"error: {exc}", err=True)
             sys.exit(2)
+        except Exception as exc:
+            if not _store_error(exc):
+                raise
+            url = redact_url(database_url((ctx.obj or {}).get("database_url")))
+            text = str(exc).strip()
+            problem = text.splitlines()[0].strip() if text else type(exc).__name__
+            click.echo(
+                f"error: cannot use the database {url}: {problem} (is the server up, and is "
+                "--database-url or TAILRACE_DATABASE_URL right?)",
+                err=True,
+            )
+            sys.exit(2)
+
+
+def _store_error(exc: BaseException) -> bool:
+    """Did ``exc`` come from the database driver (by module: importing psycopg here would
+    slow every command down)?"""
+    return type(exc).__module__.partition(".")[0] in ("psycopg", "sqlite3")
+
+
+LOG_LEVELS = ("DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL")
 
 
 @click.group(cls=_Group)
@@ -50,34 +133,26 @@ class _Group(click.Group):
     help="module:attribute of your App, which registers the tasks.",
 )
 @click.option(
-    "--log-level", default=lambda: os.environ.get("TAILRACE_LOG_LEVEL", "INFO"), show_default="INFO"
+    "--log-level",
+    default=lambda: os.environ.get("TAILRACE_LOG_LEVEL", "INFO"),
+    show_default="INFO",
+    help=f"{', '.join(LOG_LEVELS)} (env TAILRACE_LOG_LEVEL).",
 )
 @click.version_option(package_name="tailrace")
 @click.pass_context
 def cli(ctx: click.Context, database_url: str | None, app_spec: str | None, log_level: str) -> None:
     """tailrace: durable background work for data platforms."""
-    configure_logs(log_level)
+    if log_level.strip().upper() not in LOG_LEVELS:
+        raise ConfigurationError(
+            f"--log-level (or TAILRACE_LOG_LEVEL) {log_level!r} is not a log level: "
+            f"use one of {', '.join(LOG_LEVELS)}"
+        )
+    from ..observability.logs import configure as configure_logs
+    from ..observability.tracing import configure_tracing
+
+    configure_logs(log_level.strip())
     configure_tracing()  # off unless OTEL_TRACES_EXPORTER names an exporter
     ctx.obj = {"database_url": database_url, "app": app_spec}
-
-
-for command in (
-    db.db,
-    worker.worker,
-    jobs.jobs,
-    queues.queues,
-    demo,
-    sample_logs,
-    reprocess,
-    reprocessing,
-    ingest,
-    serve,
-    objects,
-    consume,
-    outbox,
-    spool,
-):
-    cli.add_command(command)
 
 
 def main() -> None:

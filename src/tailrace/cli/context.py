@@ -8,14 +8,21 @@ import click
 import orjson
 
 from ..engine.app import App
+from ..engine.store.postgres.connection import ConnectionPolicy
 from ..loading import load_app
+
+# a person waits at the prompt: a few seconds of retries ride out a restart, no more
+COMMAND = ConnectionPolicy(connect_timeout_s=3, retry_for_s=3.0, log_outages=False)
 
 
 def app_from(ctx: click.Context) -> App:
     obj = ctx.find_root().obj
     if "_app" not in obj:
-        obj["_app"] = load_app(obj.get("app"), obj.get("database_url"))
-        ctx.call_on_close(obj["_app"].close)
+        loaded = load_app(obj.get("app"), obj.get("database_url"))
+        if loaded.connection_policy is None:
+            loaded.connection_policy = COMMAND  # a command says the database is down in seconds
+        obj["_app"] = loaded
+        ctx.call_on_close(loaded.close)
     app: App = obj["_app"]
     return app
 

@@ -6,6 +6,7 @@ import click
 
 from ..engine.store import open_store
 from ..settings import database_url, redact_url
+from .context import COMMAND
 
 
 @click.group()
@@ -18,7 +19,7 @@ def db() -> None:
 def migrate(ctx: click.Context) -> None:
     """Apply pending migrations (workers also do this when they start)."""
     url = database_url(ctx.find_root().obj.get("database_url"))
-    store = open_store(url)
+    store = open_store(url, COMMAND)
     try:
         applied = store.migrate()
     finally:

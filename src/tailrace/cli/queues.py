@@ -73,9 +73,20 @@ def resume(ctx: click.Context, name: str) -> None:
 
 @queues.command()
 @click.argument("name")
-@click.argument("limit", type=int, required=False)
+@click.argument("limit", type=click.IntRange(min=1), required=False)
+@click.option("--clear", is_flag=True, help="Remove the cap: any number of jobs may wait.")
 @click.pass_context
-def capacity(ctx: click.Context, name: str, limit: int | None) -> None:
-    """Cap queue NAME at LIMIT waiting or running jobs (no LIMIT: remove the cap)."""
-    app_from(ctx).queue_capacity(name, limit)
-    click.echo(f"queue {name!r} capacity: {limit if limit is not None else 'unlimited'}")
+def capacity(ctx: click.Context, name: str, limit: int | None, clear: bool) -> None:
+    """Show queue NAME's capacity; with LIMIT, cap it at LIMIT waiting or running jobs;
+    with --clear, remove the cap."""
+    if clear and limit is not None:
+        raise click.UsageError("give a LIMIT or --clear, not both")
+    app = app_from(ctx)
+    if clear or limit is not None:
+        app.queue_capacity(name, limit)
+        click.echo(f"queue {name!r} capacity: {limit if limit is not None else 'unlimited'}")
+        return
+    info = {q.name: q for q in app.queues()}.get(name)
+    cap = info.capacity if info is not None else None
+    shown = f"{cap} jobs" if cap is not None else "unlimited"
+    click.echo(f"queue {name!r} capacity: {shown}")

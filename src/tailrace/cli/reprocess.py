@@ -104,6 +104,11 @@ class _RateColumn(ProgressColumn):
 )
 @click.option("--exclude", multiple=True, help="Never read files matching this glob.")
 @click.option("--json", "as_json", is_flag=True, help="Print the summary as JSON.")
+@click.option(
+    "--strict",
+    is_flag=True,
+    help="Exit 1 when the filters (--stream-id, --from/--to, --where) matched no event.",
+)
 @click.pass_context
 def reprocess(
     ctx: click.Context,
@@ -123,6 +128,7 @@ def reprocess(
     include: tuple[str, ...],
     exclude: tuple[str, ...],
     as_json: bool,
+    strict: bool,
 ) -> None:
     """Replay the event-log files at SOURCE (a file, directory, glob or s3://bucket/prefix)
     into a sink, filtered and routed, resumable; exit 0 only if every file completed."""
@@ -150,7 +156,10 @@ def reprocess(
         job = plan_job(app, store, config)
         planned.append(job.id)
         final = run_job(app, store, job, as_json)
-    sys.exit(exit_code(final))
+    code = exit_code(final)
+    if strict and code == 0 and filters_matched_nothing(final):
+        code = 1
+    sys.exit(code)
 
 
 #: What a store raises when it cannot be read or written: a full disk, a read-only file, a
@@ -193,7 +202,8 @@ def run_job(
     on_poll: Callable[[], None] | None = None,
 ) -> JobRecord:
     """Start the job's workers here, show progress until they are done, print the summary;
-    returns the job as it ended. Ctrl-C cancels the job (resumable), a second one kills."""
+    returns the job as it ended. Ctrl-C or SIGTERM cancels the job (resumable), a second one
+    kills the workers."""
     console = Console(stderr=True)
     if not as_json:
         console.print(
@@ -213,7 +223,9 @@ def run_job(
         interrupted = True
         cancel_job(app, store, job.id)
 
-    previous = signal.signal(signal.SIGINT, on_interrupt)
+    # SIGTERM (systemd, docker stop, kill, a CI timeout) stops the job as Ctrl-C does: the job
+    # cancelled and resumable, the workers checkpointed and gone, none left orphaned
+    previous = {sig: signal.signal(sig, on_interrupt) for sig in (signal.SIGINT, signal.SIGTERM)}
     started = time.monotonic()
     try:
         executor.start()
@@ -247,7 +259,8 @@ def run_job(
         executor.close()
         final = settle_job(store, job.id)
     finally:
-        signal.signal(signal.SIGINT, previous)
+        for sig, handler in previous.items():
+            signal.signal(sig, handler)
         executor.close()
     elapsed = time.monotonic() - started
     _summary(console, final, store.files(job.id), elapsed, as_json)
@@ -258,6 +271,40 @@ def _live(store: JobStore, job: JobRecord) -> tuple[int, int]:
     """Bytes and lines done, as the admin service shows them (`live_counters`)."""
     counters = live_counters(job.counters, [w.counters for w in store.workers(job.id)])
     return counters.processed_bytes, counters.lines
+
+
+def filters_matched_nothing(job: JobRecord) -> bool:
+    """Events were read, the job had filters, and every event was filtered out: most often a
+    stream id or a time range that is not in the data."""
+    c, config = job.counters, job.config
+    has_filters = bool(config.stream_ids or config.date_from or config.date_to or config.where)
+    events = c.lines - c.deadlettered
+    return has_filters and events > 0 and c.filtered == events
+
+
+def _filters_text(config: JobConfig) -> str:
+    parts = [f"--stream-id {s}" for s in config.stream_ids]
+    if config.date_from:
+        parts.append(f"--from {config.date_from}")
+    if config.date_to:
+        parts.append(f"--to {config.date_to}")
+    parts += [f"--where {w}" for w in config.where]
+    return " ".join(parts)
+
+
+def deadletter_location(sink: str) -> str | None:
+    """Where a sink's bad lines go, as a user finds them: a file's path, else the topic or
+    table as a URL (passwords hidden)."""
+    from ..pipeline.sinks.deadletter import deadletter_spec
+    from ..pipeline.sinks.url import SinkKind, parse_sink_url
+
+    try:
+        target = deadletter_spec(parse_sink_url(sink))
+    except Exception:  # a sink that no longer parses (a reference gone from the environment)
+        return None
+    if target.kind is SinkKind.FILE and target.path is not None:
+        return str(target.path)
+    return target.display
 
 
 def exit_code(job: JobRecord) -> int:
@@ -300,6 +347,9 @@ def summary_json(
         "skipped_file_examples": job.config.listing_skipped.get("examples", {}),
         "error": job.error,
         "failed_files": failed_files_json(files or []),
+        "matched": counters.lines - counters.deadlettered - counters.filtered,
+        "filters_matched_nothing": filters_matched_nothing(job),
+        "deadletter": deadletter_location(job.config.sink) if counters.deadlettered else None,
     }
     if job.started_at and job.completed_at:
         # from the first worker's start to the last file's end: the job's own pace
@@ -343,9 +393,21 @@ def _summary(
     if job.config.listing_skipped:
         for line in SkippedFiles(**job.config.listing_skipped).describe():
             console.print(f"files {line}")
+    if filters_matched_nothing(job):
+        console.print(
+            f"[yellow]the filters matched none of the {c.lines - c.deadlettered:,} events "
+            f"read[/yellow] ({_filters_text(job.config)}): check the stream ids, the time "
+            "range and the field predicates against the data",
+            highlight=False,
+            soft_wrap=True,
+        )
     if c.deadlettered:
+        where = deadletter_location(job.config.sink)
         console.print(
             f"[yellow]{c.deadlettered:,} bad lines[/yellow] went to the dead-letter output"
+            + (f" {where}" if where else ""),
+            highlight=False,
+            soft_wrap=True,
         )
     failed = [f for f in files if f.status is FileStatus.FAILED]
     if failed:

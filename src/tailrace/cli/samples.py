@@ -16,7 +16,12 @@ from rich.progress import (
     TimeRemainingColumn,
 )
 
-from ..pipeline.samples import DEFAULT_BAD_RATE, default_range, write_samples
+from ..pipeline.samples import (
+    DEFAULT_BAD_RATE,
+    default_range,
+    sample_stream_ids,
+    write_samples,
+)
 
 
 @click.command("sample-logs")
@@ -109,6 +114,14 @@ def sample_logs(
     console.print(
         f"Events from {start.isoformat()} to {end.isoformat()}, {streams} streams, seed {seed}.",
         soft_wrap=True,
+    )
+    ids = sample_stream_ids(seed, streams)
+    console.print(f"Stream ids: {', '.join(ids)}", soft_wrap=True, highlight=False)
+    console.print(
+        f"Keep one stream with: tailrace reprocess {directory} --sink file:out.ndjson "
+        f"--stream-id {ids[0]}",
+        soft_wrap=True,
+        highlight=False,
     )
     if bad_lines:
         bad = sum(f.bad_lines for f in written)

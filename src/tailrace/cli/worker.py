@@ -7,7 +7,9 @@ import sys
 import click
 
 from ..engine.states import Priority
+from ..engine.store.postgres.connection import PATIENT
 from ..engine.worker import Worker, WorkerOptions, run_workers
+from ..errors import ConfigurationError
 from ..loading import load_app
 from ..observability import metrics
 from .context import app_from
@@ -19,6 +21,12 @@ def _split(text: str | None) -> list[str] | None:
 
 
 @click.command()
+@click.option(
+    "--app",
+    "app_spec",
+    default=None,
+    help="module:attribute of your App (same as the global --app, accepted here too).",
+)
 @click.option("-q", "--queues", help="Comma-separated queues to work (default: all).")
 @click.option(
     "--priorities",
@@ -100,6 +108,7 @@ def _split(text: str | None) -> list[str] | None:
 @click.pass_context
 def worker(
     ctx: click.Context,
+    app_spec: str | None,
     queues: str | None,
     priorities: str | None,
     concurrency: int,
@@ -147,11 +156,17 @@ def worker(
         prune_every_s=prune_every_s,
         burst=burst,
     )
+    if app_spec:
+        ctx.find_root().obj["app"] = app_spec
     app = app_from(ctx)
     if not app.tasks:
-        click.echo("warning: no tasks registered; pass --app module:app", err=True)
+        # it would claim every job and fail each one: refuse before touching the queues
+        raise ConfigurationError(
+            "this worker has no tasks to run: pass --app module:app (or set TAILRACE_APP) "
+            "naming the App whose @app.task functions it should run"
+        )
     if metrics_port:
-        metrics.serve(metrics_port, app.open_store(), addr=metrics_host)
+        metrics.serve(metrics_port, app.open_store(PATIENT), addr=metrics_host)
     if processes <= 1:
         Worker(app, options).run()
         return

@@ -10,7 +10,7 @@ from typing import TYPE_CHECKING, Any, TypeVar, overload
 
 import orjson
 
-from ..errors import InvalidArgumentsError, QueueFullError, TailraceError
+from ..errors import InvalidArgumentsError, QueueFullError, TailraceError, UnknownTaskError
 from ..observability import tracing
 from ..settings import database_url as resolve_database_url
 from ..settings import max_attempts_from_env
@@ -69,6 +69,7 @@ class App:
         default_queue: str = "default",
         auto_migrate: bool = True,
         connection_policy: ConnectionPolicy | None = None,
+        check_task_names: bool = True,
     ) -> None:
         self.database_url = resolve_database_url(database_url)
         self.priority_aging_s = priority_aging_s
@@ -84,6 +85,10 @@ class App:
         # how long `store` waits for PostgreSQL (a worker's own connections wait forever)
         self.connection_policy = connection_policy
         self.tasks: dict[str, Task] = {}
+        # an App that registers tasks refuses to enqueue a name none of them answers to
+        # (a typo would otherwise surface as dead jobs); off for producers of other apps' tasks
+        self.check_task_names = check_task_names
+        self._short_names: dict[str, list[str]] = {}  # "export" -> ["myproject.tasks.export"]
         self.schedules: dict[str, Schedule] = {}
         self._store: Store | None = None
 
@@ -148,17 +153,46 @@ class App:
                 pass_context=options.get("pass_context", False),
             )
             self.tasks[t.name] = t
+            for short in {t.name.rpartition(".")[2], f.__name__} - {t.name}:
+                self._short_names.setdefault(short, []).append(t.name)
             return f
 
         return register(fn) if fn is not None else register
 
-    def task_name(self, task: str | Callable[..., Any]) -> str:
-        if isinstance(task, str):
+    def find_task(self, name: str) -> Task | None:
+        """The task a job named ``name`` runs: the one registered under that name, else the
+        only one whose short name (function name, or last dotted part) it is."""
+        task = self.tasks.get(name)
+        if task is not None:
             return task
-        for name, t in self.tasks.items():
-            if t.fn is task:
-                return name
-        raise TailraceError(f"{task!r} is not a registered task; decorate it with @app.task")
+        full = self._short_names.get(name, [])
+        return self.tasks[full[0]] if len(full) == 1 else None
+
+    def task_name(self, task: str | Callable[..., Any]) -> str:
+        """The name to store for a job of ``task``: the registered name of a function, or of
+        a short name (``export`` for ``myproject.tasks.export``). A name this App cannot
+        resolve is refused when it registers tasks, and kept as given when it knows none
+        (a producer that enqueues by name for workers elsewhere)."""
+        if not isinstance(task, str):
+            for name, t in self.tasks.items():
+                if t.fn is task:
+                    return name
+            raise TailraceError(f"{task!r} is not a registered task; decorate it with @app.task")
+        if task in self.tasks or not self.tasks or not self.check_task_names:
+            return task
+        full = self._short_names.get(task, [])
+        if len(full) == 1:
+            return full[0]
+        if full:
+            raise UnknownTaskError(
+                f"task name {task!r} is ambiguous: it is the short name of "
+                f"{', '.join(sorted(full))}; enqueue one of those names"
+            )
+        raise UnknownTaskError(
+            f"no task named {task!r} is registered (this App has: "
+            f"{', '.join(sorted(self.tasks))}); register it with @app.task, or build the "
+            "App with check_task_names=False to enqueue tasks that only other workers know"
+        )
 
     def periodic(
         self,
@@ -169,13 +203,15 @@ class App:
         args: Any = None,
         queue: str | None = None,
         priority: Priority | str | None = None,
+        timezone: str | None = None,
     ) -> Schedule:
-        """Enqueue ``task`` at every tick of ``cron`` (5 fields, or 6 with seconds first).
+        """Enqueue ``task`` at every tick of ``cron`` (5 fields, or 6 with seconds first),
+        in ``timezone`` (an IANA name; default UTC), following its daylight-saving changes.
         Every worker fires schedules; the store makes each tick fire exactly once."""
         task_name = self.task_name(task)
         schedule = Schedule(
             name=name or task_name,
-            cron=Cron.parse(cron),
+            cron=Cron.parse(cron, timezone),
             task=task_name,
             args=args,
             queue=queue,
@@ -202,7 +238,7 @@ class App:
     ) -> NewJob:
         """Resolve defaults (task options, then the app's) into a job ready to store."""
         name = self.task_name(task)
-        t = self.tasks.get(name)
+        t = self.find_task(name)
         try:
             args_json = orjson.dumps(tracing.inject_job_args(args)).decode()
         except TypeError as exc:

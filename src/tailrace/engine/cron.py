@@ -1,13 +1,23 @@
-"""Cron expressions: five fields (minute hour day month weekday) or six with seconds first.
+"""Cron expressions: five fields (minute hour day month weekday) or six with seconds first,
+the ``@daily``-style aliases, evaluated by `cronsim` (the evaluator Healthchecks.io runs).
 
-Times are UTC. Day-of-month and day-of-week follow Vixie cron: when both are restricted, a day
-matches if either does.
+What users of Vixie cron expect holds: ranges that end on 7 (``5-7``: Friday to Sunday),
+``L`` for the last day of the month, names of months and days, and a day matching when either
+the day of month or the day of week does if both are restricted.
+
+Each schedule has a time zone (UTC by default). Its ticks follow wall-clock time there, as
+cronie does across daylight-saving changes: a time skipped in spring (02:30 on the day clocks
+jump to 03:00) fires once, at the jump; a time that happens twice in autumn fires once, the
+first time. Ticks are returned in UTC.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-from datetime import UTC, datetime, timedelta
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, tzinfo
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+from cronsim import CronSim, CronSimError
 
 from ..errors import CronExpressionError
 
@@ -20,121 +30,104 @@ _ALIASES = {
     "@midnight": "0 0 * * *",
     "@hourly": "0 * * * *",
 }
-_MONTHS = {
-    m: i
-    for i, m in enumerate(
-        ["jan", "feb", "mar", "apr", "may", "jun", "jul", "aug", "sep", "oct", "nov", "dec"], 1
-    )
-}
-_DAYS = {d: i for i, d in enumerate(["sun", "mon", "tue", "wed", "thu", "fri", "sat"])}
+# cronsim's error messages name the field ("Bad minute"): its position in six fields
+_FIELDS = ("second", "minute", "hour", "day-of-month", "month", "day-of-week")
 
 
-def _parse_field(
-    text: str, lo: int, hi: int, names: dict[str, int] | None = None
-) -> frozenset[int]:
-    values: set[int] = set()
-    for part in text.split(","):
-        step = 1
-        if "/" in part:
-            part, step_text = part.split("/", 1)
-            if not step_text.isdigit() or int(step_text) == 0:
-                raise CronExpressionError(f"bad step {step_text!r} in {text!r}")
-            step = int(step_text)
-        if part == "*":
-            start, end = lo, hi
-        elif "-" in part:
-            a, b = part.split("-", 1)
-            start, end = _value(a, lo, hi, names, text), _value(b, lo, hi, names, text)
-        else:
-            start = _value(part, lo, hi, names, text)
-            end = hi if step > 1 else start
-        if start > end:
-            raise CronExpressionError(f"empty range {part!r} in {text!r}")
-        values.update(range(start, end + 1, step))
-    return frozenset(values)
-
-
-def _value(token: str, lo: int, hi: int, names: dict[str, int] | None, field: str) -> int:
-    key = token.lower()
-    if names and key in names:
-        return names[key]
-    if not token.isdigit():
-        raise CronExpressionError(f"bad value {token!r} in {field!r}")
-    value = int(token)
-    if names is _DAYS and value == 7:  # both 0 and 7 mean Sunday
-        value = 0
-    if not lo <= value <= hi:
-        raise CronExpressionError(f"value {value} out of range {lo}-{hi} in {field!r}")
-    return value
+def _zone(name: str) -> tzinfo:
+    if name.upper() == "UTC":
+        return UTC
+    try:
+        return ZoneInfo(name)
+    except (ZoneInfoNotFoundError, ValueError):
+        raise CronExpressionError(
+            f"unknown time zone {name!r}: use an IANA name such as 'Europe/Berlin' or 'UTC'"
+        ) from None
 
 
 @dataclass(frozen=True)
 class Cron:
     expression: str
-    seconds: frozenset[int]
-    minutes: frozenset[int]
-    hours: frozenset[int]
-    days: frozenset[int]
-    months: frozenset[int]
-    weekdays: frozenset[int]
-    days_restricted: bool
-    weekdays_restricted: bool
+    timezone: str = "UTC"
+    _text: str = field(default="", repr=False, compare=False)  # the fields, aliases expanded
+    _zone: tzinfo = field(default=UTC, repr=False, compare=False)
 
     @classmethod
-    def parse(cls, expression: str) -> Cron:
+    def parse(cls, expression: str, timezone: str | None = None) -> Cron:
+        """Check ``expression`` (and ``timezone``, an IANA name) now, so that a bad schedule
+        fails where it is declared, never at its first tick."""
         text = _ALIASES.get(expression.strip().lower(), expression.strip())
         fields = text.split()
         if len(fields) == 5:
             fields = ["0", *fields]
         if len(fields) != 6:
             raise CronExpressionError(
-                f"cron expression {expression!r} has {len(fields)} fields; expected 5 or 6"
+                f"cron expression {expression!r} has {len(text.split())} fields; "
+                "expected 5 or 6 (seconds first)"
             )
-        sec, minute, hour, day, month, weekday = fields
-        return cls(
-            expression=expression,
-            seconds=_parse_field(sec, 0, 59),
-            minutes=_parse_field(minute, 0, 59),
-            hours=_parse_field(hour, 0, 23),
-            days=_parse_field(day, 1, 31),
-            months=_parse_field(month, 1, 12, _MONTHS),
-            weekdays=_parse_field(weekday, 0, 7, _DAYS),
-            days_restricted=day != "*",
-            weekdays_restricted=weekday != "*",
-        )
-
-    def _day_matches(self, t: datetime) -> bool:
-        dom = t.day in self.days
-        dow = (t.isoweekday() % 7) in self.weekdays
-        if self.days_restricted and self.weekdays_restricted:
-            return dom or dow
-        return dom and dow
+        zone_name = timezone or "UTC"
+        zone = _zone(zone_name)
+        # five fields stay five: cronsim keeps the daylight-saving rules above for those only
+        # (six-field expressions run on the clock as it is, like their seconds)
+        given = " ".join(text.split())
+        try:
+            CronSim(given, datetime.now(zone))
+        except CronSimError as exc:
+            raise CronExpressionError(_explain(expression, fields, exc)) from None
+        return cls(expression, zone_name, given, zone)
 
     def next_after(self, after: datetime) -> datetime:
-        """The first tick strictly after ``after`` (a timezone-aware datetime)."""
-        t = after.astimezone(UTC).replace(microsecond=0) + timedelta(seconds=1)
-        for _ in range(100_000):  # bounded: an impossible date (Feb 30) must not hang
-            if t.month not in self.months:
-                t = (t.replace(day=1, hour=0, minute=0, second=0) + timedelta(days=32)).replace(
-                    day=1
-                )
-            elif not self._day_matches(t):
-                t = t.replace(hour=0, minute=0, second=0) + timedelta(days=1)
-            elif t.hour not in self.hours:
-                t = t.replace(minute=0, second=0) + timedelta(hours=1)
-            elif t.minute not in self.minutes:
-                t = t.replace(second=0) + timedelta(minutes=1)
-            elif t.second not in self.seconds:
-                t += timedelta(seconds=1)
-            else:
-                return t
-        raise CronExpressionError(f"cron expression {self.expression!r} never fires")
+        """The first tick strictly after ``after`` (a timezone-aware datetime), in UTC."""
+        return self._ticks(after).__next__()
 
     def ticks_between(self, start: datetime, end: datetime) -> list[datetime]:
-        """Ticks t with start < t <= end."""
+        """Ticks t with start < t <= end, in UTC."""
         ticks = []
-        t = self.next_after(start)
-        while t <= end:
-            ticks.append(t)
-            t = self.next_after(t)
+        for tick in self._ticks(start):
+            if tick > end:
+                break
+            ticks.append(tick)
         return ticks
+
+    def _ticks(self, after: datetime) -> _Ticks:
+        if after.tzinfo is None:
+            raise CronExpressionError(f"{after.isoformat()} has no time zone")
+        return _Ticks(self, after)
+
+
+class _Ticks:
+    def __init__(self, cron: Cron, after: datetime) -> None:
+        self._cron = cron
+        self._sim = CronSim(cron._text, after.astimezone(cron._zone))
+
+    def __iter__(self) -> _Ticks:
+        return self
+
+    def __next__(self) -> datetime:
+        try:
+            return next(self._sim).astimezone(UTC)
+        except StopIteration:
+            raise CronExpressionError(
+                f"cron expression {self._cron.expression!r} never fires"
+            ) from None
+
+
+def _explain(expression: str, fields: list[str], exc: CronSimError) -> str:
+    message = str(exc)
+    if message.lower().endswith("day-of-month") and fields[4] != "*":
+        try:  # the day is fine in some month: none of the chosen months has it
+            CronSim(" ".join([*fields[:4], "*", fields[5]]), datetime.now(UTC))
+        except CronSimError:
+            pass
+        else:
+            return (
+                f"cron expression {expression!r} never fires: no month in {fields[4]!r} "
+                f"has day {fields[3]!r}"
+            )
+    for index, name in enumerate(_FIELDS):
+        if message.lower().endswith(name):
+            return (
+                f"cron expression {expression!r}: bad {name} field {fields[index]!r} "
+                "(numbers, names, '*', lists, ranges and steps; 0 and 7 are Sunday)"
+            )
+    return f"cron expression {expression!r}: {message}"

@@ -266,7 +266,7 @@ class Worker:
 
     async def _execute(self, run: _Running) -> None:
         job = run.job
-        task = self.app.tasks.get(job.task)
+        task = self.app.find_task(job.task)
         started = time.perf_counter()
         labels = (job.queue, job.task)
         metrics.JOBS_STARTED.labels(*labels).inc()
@@ -275,7 +275,8 @@ class Worker:
             if task is None:
                 raise UnknownTaskError(
                     f"no task named {job.task!r} is registered in this worker "
-                    f"(it has: {', '.join(sorted(self.app.tasks)) or 'none'})"
+                    f"(it has: {', '.join(sorted(self.app.tasks)) or 'none'}); once a worker "
+                    f"that knows it runs, replay the job: tailrace jobs replay {job.id}"
                 )
             # the job's own arguments, and the task run in the span its enqueuer's trace
             # continues in (tracing metadata rides in the arguments)
@@ -339,7 +340,9 @@ class Worker:
     def _failure(self, job: ClaimedJob, error: BaseException) -> Outcome:
         detail = self._error(job, error)
         metrics.JOBS_FAILED.labels(job.queue, job.task).inc()
-        if job.attempt >= job.max_attempts:
+        # another attempt on this worker would fail the same way: a job whose task it does
+        # not know is dead at once, its reason recorded, to replay once a worker knows it
+        if job.attempt >= job.max_attempts or isinstance(error, UnknownTaskError):
             metrics.JOBS_DEAD.labels(job.queue, job.task).inc()
             log.warning(
                 "job dead",
@@ -351,7 +354,7 @@ class Worker:
                 },
             )
             return Outcome(job.id, JobState.DEAD, detail)
-        task = self.app.tasks.get(job.task)
+        task = self.app.find_task(job.task)
         policy = (task.retry if task and task.retry else None) or self.app.retry
         retry_at = datetime.now(UTC) + timedelta(seconds=policy.delay(job.attempt))
         log.info(
@@ -425,7 +428,7 @@ class Worker:
             return
         run.stop_reason = reason
         run.ctx.cancelled.set()
-        task = self.app.tasks.get(run.job.task)
+        task = self.app.find_task(run.job.task)
         if run.task is not None and (task is None or task.is_async):
             run.task.cancel()  # sync tasks stop cooperatively via ctx.cancelled
 

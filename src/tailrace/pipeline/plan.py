@@ -24,6 +24,7 @@ from tailrace.pipeline.events import EventFields
 from tailrace.pipeline.filters import EventFilter, parse_time_bound
 from tailrace.pipeline.jobs import JobConfig, JobRecord, JobStatus, JobStore
 from tailrace.pipeline.sinks import parse_sink_url
+from tailrace.pipeline.sinks.reach import check_reachable
 from tailrace.pipeline.sources import Source, SourceFile, open_source
 from tailrace.pipeline.sources.select import SkippedFiles
 
@@ -153,13 +154,15 @@ def new_job_id() -> str:
 def plan_job(
     app: App, store: JobStore, config: JobConfig, *, job_id: str | None = None
 ) -> JobRecord:
-    """Store a new job for every file of `config`'s source; returns the job."""
+    """Store a new job for every file of `config`'s source; returns the job. A sink whose
+    server cannot be reached fails it here, before anything is stored."""
     check_config(config)
     config, files = list_source(config)
     if not files:
         skipped = SkippedFiles(**config.listing_skipped) if config.listing_skipped else None
         detail = f" to read ({'; '.join(skipped.describe())})" if skipped else ""
         raise ConfigurationError(f"no files found at {config.source}{detail}")
+    check_reachable(parse_sink_url(config.sink))
     return create_job(app, store, config, files, job_id=job_id)
 
 

@@ -178,6 +178,12 @@ def default_range(seed: int) -> tuple[datetime, datetime]:
     return end - timedelta(days=DEFAULT_DAYS), end
 
 
+def sample_stream_ids(seed: int = 1, streams: int = 5) -> list[str]:
+    """The stream ids `write_samples` uses with this seed, for ``--stream-id``."""
+    rng = random.Random(seed)  # the streams are the first thing write_samples draws
+    return [_make_stream(rng).stream_id for _ in range(streams)]
+
+
 def write_samples(
     directory: str | Path,
     files: int,

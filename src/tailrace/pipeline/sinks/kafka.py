@@ -21,11 +21,17 @@ Two kinds of failure, told apart by the error's code:
   with a new producer. Nothing past the checkpoint was counted, so nothing is lost;
   what the broker took past it comes again (the duplicate bound).
 
-While the broker does not answer, `flush()` waits, logging "sink unavailable" at most every
-`UNAVAILABLE_LOG_S` seconds, and gives up (`SinkError`, resumable) once nothing was
-acknowledged for the outage timeout: ``KAFKA_OUTAGE_TIMEOUT_S`` (default 300 s). Every error
-librdkafka reports (delivery reports, ``error_cb``, `KafkaException`, exceptions out of its
-calls) ends in one of these two ways; none escapes as anything but `SinkError`.
+A producer that no broker has answered since it opened (a wrong host, a broker that is not
+running) gives up after ``KAFKA_CONNECT_TIMEOUT_S`` (default 30 s) with a message saying so;
+`tailrace reprocess` checks that a broker accepts connections before it plans the job at all
+(`tailrace.pipeline.sinks.reach`). librdkafka's own log lines are rate-limited per facility.
+
+Once a broker has answered, while it does not answer, `flush()` waits, logging "sink
+unavailable" at most every `UNAVAILABLE_LOG_S` seconds, and gives up (`SinkError`,
+resumable) once nothing was acknowledged for the outage timeout: ``KAFKA_OUTAGE_TIMEOUT_S``
+(default 300 s). Every error librdkafka reports (delivery reports, ``error_cb``,
+`KafkaException`, exceptions out of its calls) ends in one of these two ways; none escapes
+as anything but `SinkError`.
 
 What a job gets, by fault (the worker checkpoints after each `flush()`):
 
@@ -134,17 +140,47 @@ _ROOM_POLL_SECONDS = 0.1
 _STOP_AFTER_STALL_S = 1.0
 # `flush()` waits in rounds this long, so that a signal handler gets to run in between.
 _FLUSH_ROUND_SECONDS = 0.5
+# librdkafka's log lines: at most one per facility this often (see `LibrdkafkaLog`).
+LIBRDKAFKA_LOG_EVERY_S = 10.0
+# A producer that no broker ever answered gives up after this long (KAFKA_CONNECT_TIMEOUT_S),
+# not the outage timeout: a wrong host or a broker that is not running fails the file's
+# attempt in seconds with a message that says so.
+CONNECT_TIMEOUT_ENV = "KAFKA_CONNECT_TIMEOUT_S"
+DEFAULT_CONNECT_TIMEOUT_S = 30.0
 
 
 class LibrdkafkaLog:
     """Takes librdkafka's log lines into `log`. A failed connection (``FAIL``), which
     librdkafka logs as an error each time it retries, becomes a warning: nothing is lost
-    while it retries, and "all brokers down" is reported once, as a warning, already."""
+    while it retries, and "all brokers down" is reported once, as a warning, already.
+
+    Rate-limited per facility (``FAIL``, ``REQTMOUT``...): at most one line each
+    `LIBRDKAFKA_LOG_EVERY_S`, the next one saying how many were held back. A broker that is
+    down made thousands of lines per attempt otherwise."""
+
+    def __init__(
+        self, every_s: float | None = None, clock: Callable[[], float] = time.monotonic
+    ) -> None:
+        self.every_s = LIBRDKAFKA_LOG_EVERY_S if every_s is None else every_s
+        self._clock = clock
+        self._last: dict[object, float] = {}
+        self._held: dict[object, int] = {}
 
     def log(self, level: int, msg: str, *args: object) -> None:
-        if args and args[0] == "FAIL":
+        facility = args[0] if args else None
+        if facility == "FAIL":
             level = min(level, logging.WARNING)
-        log.log(level, msg, *args)
+        now = self._clock()
+        last = self._last.get(facility)
+        if last is not None and now - last < self.every_s:
+            self._held[facility] = self._held.get(facility, 0) + 1
+            return
+        self._last[facility] = now
+        held = self._held.pop(facility, 0)
+        if held:
+            log.log(level, msg, *args, extra={"similar_lines_held_back": held})
+        else:
+            log.log(level, msg, *args)
 
 
 def unique_client_id(prefix: str) -> str:
@@ -199,6 +235,12 @@ class KafkaSink(SinkBase):
         self.outage_timeout_s = (
             outage_timeout_s if outage_timeout_s is not None else _outage_timeout(environ)
         )
+        self.connect_timeout_s = min(
+            _positive_seconds(environ, CONNECT_TIMEOUT_ENV, DEFAULT_CONNECT_TIMEOUT_S),
+            self.outage_timeout_s,
+        )
+        self._opened_at = time.monotonic()
+        self._answered = False  # a broker acknowledged something to this producer
         self._failed: list[FailedDelivery] = []
         self._failed_total = 0
         # Why the sink cannot go on; set from librdkafka's threads' callbacks as well.
@@ -446,6 +488,8 @@ class KafkaSink(SinkBase):
             self._check_broken()
             outage.waiting(left, "for acknowledgements")
         self._check_broken()
+        if self._unacked.events > 0:
+            self._answered = True
         self._acknowledge()
 
     def close(self) -> None:
@@ -489,12 +533,22 @@ class _Outage:
 
     def waiting(self, left: int, what: str) -> None:
         now = time.monotonic()
+        if self.left is not None and left < self.left:
+            self.sink._answered = True
         if self.left is None or left < self.left:
             self.since = now
             self.next_log = max(self.next_log, now + self.every)
         self.left = left
         stalled = now - self.since
         sink = self.sink
+        unanswered = now - sink._opened_at
+        if not sink._answered and unanswered > sink.connect_timeout_s:
+            sink._unavailable = sink._unavailable or (
+                f"no broker answered in {unanswered:.0f} s since the sink opened "
+                f"({CONNECT_TIMEOUT_ENV}={sink.connect_timeout_s:g}): is the broker up, and "
+                "are the host and port in --sink right?"
+            )
+            sink._check_broken()
         if sink.stopping and stalled > _STOP_AFTER_STALL_S:
             sink._unavailable = sink._unavailable or (
                 f"the worker is stopping; {left} events unacknowledged for {stalled:.0f} s"
@@ -542,15 +596,19 @@ def _bad_message(error: KafkaError) -> bool:
 
 
 def _outage_timeout(environ: Mapping[str, str]) -> float:
-    text = environ.get(OUTAGE_TIMEOUT_ENV)
+    return _positive_seconds(environ, OUTAGE_TIMEOUT_ENV, DEFAULT_OUTAGE_TIMEOUT_S)
+
+
+def _positive_seconds(environ: Mapping[str, str], name: str, default: float) -> float:
+    text = environ.get(name)
     if not text:
-        return DEFAULT_OUTAGE_TIMEOUT_S
+        return default
     try:
         value = float(text)
     except ValueError:
         value = -1.0
     if not value > 0:
-        raise SinkError(f"{OUTAGE_TIMEOUT_ENV} must be a positive number of seconds, not {text!r}")
+        raise SinkError(f"{name} must be a positive number of seconds, not {text!r}")
     return value
 
 

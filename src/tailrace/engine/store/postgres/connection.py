@@ -45,6 +45,7 @@ class ConnectionPolicy:
     op_timeout_s: float | None = None  # the connection is cut after this long in one operation
     retry_for_s: float | None = 60.0  # keep reconnecting this long; None: forever
     statement_timeout_s: float | None = None  # the server's own limit, while it runs
+    log_outages: bool = True  # off where the caller reports the failure itself (a command)
 
     def connect_kwargs(self, url: str) -> dict[str, Any]:
         """Keyword arguments for `psycopg.connect` that the URL does not set itself."""
@@ -284,10 +285,10 @@ class Reconnecting:
                 waited = time.monotonic() - started
                 if policy.retry_for_s is not None and waited >= policy.retry_for_s:
                     raise
-                if outage is None:
-                    outage = _Outage(self.what, exc)
-                else:
+                if outage is not None:
                     outage.failed(exc)
+                elif policy.log_outages:
+                    outage = _Outage(self.what, exc)
                 pause = delay * random.uniform(0.5, 1.0)
                 if policy.retry_for_s is not None:
                     pause = min(pause, max(0.0, policy.retry_for_s - waited))

@@ -14,7 +14,7 @@ from ..observability.tracing import configure_tracing
 from . import db, jobs, queues, worker
 from .consume import consume
 from .demo import demo
-from .ingest import ingest
+from .ingest import ingest, ingest_files_group
 from .objects import objects
 from .outbox import outbox
 from .reprocess import reprocess, reprocessing
@@ -71,6 +71,7 @@ for command in (
     reprocess,
     reprocessing,
     ingest,
+    ingest_files_group,
     serve,
     objects,
     consume,

@@ -86,3 +86,43 @@ def test_a_version_whose_bytes_cannot_be_read_is_not_retried(store: JobStore) ->
     [record] = store.processed_files()
     assert (record.status, record.attempts, record.error) == (IngestStatus.FAILED, 1, reason)
     assert _claim(store, _files("a.gz", size=20), "run3") == ["a.gz"]  # uploaded again
+
+
+def _record(store: JobStore, *items: tuple[str, str, float]) -> None:
+    store.processed_record([(b, k, "v1", 10, t) for b, k, t in items])
+
+
+def _next(store: JobStore, scope: tuple[str, str], job: str) -> str | None:
+    claimed = store.processed_claim_next(scope, job, max_attempts=2, stale_after_s=60)
+    return None if claimed is None else claimed.key
+
+
+def test_claims_go_one_at_a_time_in_log_order_within_the_scope(store: JobStore) -> None:
+    _record(store, ("b", "logs/c", 3.0), ("b", "logs/a", 2.0), ("b", "other/z", 0.0))
+    _record(store, ("b", "logs/b", 1.0), ("x", "logs/y", 0.5))
+    scope = ("b", "logs/")
+    assert [_next(store, scope, "r1"), _next(store, scope, "r2")] == ["logs/b", "logs/a"]
+    assert _next(store, scope, "r3") == "logs/c"
+    assert _next(store, scope, "r4") is None  # other prefixes and buckets are not its files
+    assert store.processed_versions(scope) == {
+        ("b", k, "v1") for k in ("logs/a", "logs/b", "logs/c")
+    }
+    assert len(store.processed_versions(None)) == 5
+
+
+def test_failed_files_are_listed_and_reset_by_scope(store: JobStore) -> None:
+    _record(store, ("b", "logs/a", 1.0), ("b", "logs/b", 2.0), ("b", "web/c", 3.0))
+    for key in ("logs/a", "logs/b", "web/c"):
+        claimed = store.processed_claim_next(("b", key), "r1", max_attempts=1, stale_after_s=60)
+        assert claimed is not None
+        store.processed_finish(claimed, IngestStatus.FAILED, "boom")
+    used_up = store.processed_claim_next(("b", ""), "r2", max_attempts=1, stale_after_s=60)
+    assert used_up is None  # no attempts left
+    failed = store.processed_by_status(IngestStatus.FAILED, ("b", "logs/"))
+    assert [f.key for f in failed] == ["logs/a", "logs/b"]
+    reset = store.processed_reset(("b", "logs/b"))
+    assert [(f.key, f.status, f.attempts, f.error) for f in reset] == [
+        ("logs/b", IngestStatus.PENDING, 0, None)
+    ]
+    assert _next(store, ("b", ""), "r3") == "logs/b"
+    assert len(store.processed_reset(None)) == 2

@@ -124,5 +124,6 @@ def test_failed_files_are_listed_and_reset_by_scope(store: JobStore) -> None:
     assert [(f.key, f.status, f.attempts, f.error) for f in reset] == [
         ("logs/b", IngestStatus.PENDING, 0, None)
     ]
-    assert _next(store, ("b", ""), "r3") == "logs/b"
+    again = store.processed_claim_next(("b", ""), "r3", max_attempts=1, stale_after_s=60)
+    assert again is not None and (again.key, again.attempts) == ("logs/b", 1)
     assert len(store.processed_reset(None)) == 2

@@ -87,9 +87,7 @@ def choose_sink(given: str | None, env: Mapping[str, str]) -> IngestEnvironment:
             )
         return from_env
     if from_env.sink is not None:
-        from_env.warnings.append(
-            "DB_HOST and the other DB_* settings are not used: --sink is given"
-        )
+        from_env.warnings.append("DB_HOST and the other DB_* settings are not used: --sink wins")
     return IngestEnvironment(given, from_env.warnings)
 
 

@@ -8,7 +8,7 @@ import pytest
 
 from tailrace import App
 from tailrace.pipeline.jobs import JobStore
-from tailrace.pipeline.jobs.model import IngestStatus
+from tailrace.pipeline.jobs.model import IngestStatus, ProcessedFile
 from tailrace.pipeline.sources import SourceFile
 
 
@@ -27,9 +27,28 @@ def _files(*names: str, size: int = 10) -> list[tuple[str, str, str, SourceFile]
     ]
 
 
+def _claim_all(
+    store: JobStore,
+    files: list[tuple[str, str, str, SourceFile]],
+    job: str,
+    *,
+    max_attempts: int = 2,
+    stale_after_s: float = 60,
+) -> list[ProcessedFile]:
+    """What a run claims: the files recorded, then one claim after another until none."""
+    store.processed_record([(b, k, v, f.size, f.modified) for b, k, v, f in files])
+    claimed: list[ProcessedFile] = []
+    while (
+        one := store.processed_claim_next(
+            ("bucket", ""), job, max_attempts=max_attempts, stale_after_s=stale_after_s
+        )
+    ) is not None and one.key not in {c.key for c in claimed}:  # stale at once when < 0
+        claimed.append(one)
+    return claimed
+
+
 def _claim(store: JobStore, files: list[tuple[str, str, str, SourceFile]], job: str) -> list[str]:
-    claimed = store.processed_claim(files, job, max_attempts=2, stale_after_s=60, limit=100)
-    return [c.key for c in claimed]
+    return [c.key for c in _claim_all(store, files, job)]
 
 
 def test_new_files_are_claimed_once_in_time_order(store: JobStore) -> None:
@@ -39,9 +58,7 @@ def test_new_files_are_claimed_once_in_time_order(store: JobStore) -> None:
 
 
 def test_completed_files_stay_done_and_a_new_version_is_new(store: JobStore) -> None:
-    [first] = store.processed_claim(
-        _files("a.gz"), "run1", max_attempts=2, stale_after_s=60, limit=10
-    )
+    [first] = _claim_all(store, _files("a.gz"), "run1")
     store.processed_finish(first, IngestStatus.COMPLETED)
     assert _claim(store, _files("a.gz"), "run2") == []
     assert _claim(store, _files("a.gz", size=20), "run3") == ["a.gz"]  # rewritten file
@@ -49,9 +66,7 @@ def test_completed_files_stay_done_and_a_new_version_is_new(store: JobStore) -> 
 
 def test_failed_files_are_retried_until_attempts_run_out(store: JobStore) -> None:
     for run in ("run1", "run2"):
-        [claimed] = store.processed_claim(
-            _files("a.gz"), run, max_attempts=2, stale_after_s=60, limit=10
-        )
+        [claimed] = _claim_all(store, _files("a.gz"), run)
         store.processed_finish(claimed, IngestStatus.FAILED, "boom")
     assert _claim(store, _files("a.gz"), "run3") == []
     [record] = store.processed_files()
@@ -59,27 +74,23 @@ def test_failed_files_are_retried_until_attempts_run_out(store: JobStore) -> Non
 
 
 def test_files_stuck_in_processing_are_taken_by_a_later_run(store: JobStore) -> None:
-    store.processed_claim(_files("a.gz"), "dead-run", max_attempts=3, stale_after_s=60, limit=9)
+    _claim_all(store, _files("a.gz"), "dead-run", max_attempts=3)
     # Not stale yet: a live run owns it.
     assert _claim(store, _files("a.gz"), "run2") == []
-    claimed = store.processed_claim(
-        _files("a.gz"), "run3", max_attempts=3, stale_after_s=-1, limit=9
-    )
+    claimed = _claim_all(store, _files("a.gz"), "run3", max_attempts=3, stale_after_s=-1)
     assert [(c.key, c.job_id, c.attempts) for c in claimed] == [("a.gz", "run3", 2)]
 
 
 def test_a_finish_from_a_run_that_lost_the_file_changes_nothing(store: JobStore) -> None:
-    [old] = store.processed_claim(_files("a.gz"), "old", max_attempts=3, stale_after_s=60, limit=9)
-    store.processed_claim(_files("a.gz"), "new", max_attempts=3, stale_after_s=-1, limit=9)
+    [old] = _claim_all(store, _files("a.gz"), "old", max_attempts=3)
+    _claim_all(store, _files("a.gz"), "new", max_attempts=3, stale_after_s=-1)
     store.processed_finish(old, IngestStatus.FAILED, "late")
     [record] = store.processed_files()
     assert (record.status, record.job_id) == (IngestStatus.PROCESSING, "new")
 
 
 def test_a_version_whose_bytes_cannot_be_read_is_not_retried(store: JobStore) -> None:
-    [claimed] = store.processed_claim(
-        _files("a.gz"), "run1", max_attempts=3, stale_after_s=60, limit=10
-    )
+    [claimed] = _claim_all(store, _files("a.gz"), "run1", max_attempts=3)
     reason = "unreadable: truncated gzip stream at line 7, byte 512 of the decompressed stream"
     store.processed_finish(claimed, IngestStatus.FAILED, reason)
     assert _claim(store, _files("a.gz"), "run2") == []  # the same bytes fail the same way

@@ -241,3 +241,32 @@ def _rows(url: str) -> int:
     except psycopg.errors.UndefinedTable:
         return 0
     return int(row[0]) if row else 0
+
+
+def test_a_run_stopped_mid_file_leaves_it_for_the_next_run(pg_url: str, tmp_path: Path) -> None:
+    """SIGTERM (a pod being evicted) while a file is read: the run checkpoints, records the
+    file FAILED as stopped, exits 1 and takes no other file; the next run resumes it."""
+    logs = tmp_path / "logs"
+    write_file(logs / "a.json.gz", range(0, 150_000))
+    write_file(logs / "b.json.gz", range(150_000, 150_100), file=1)
+    oracle = distinct_ids(logs)
+    args = ["ingest", str(logs), "--sink", f"{pg_url}&table=logs", "--json"]
+    cli = start_cli(args, pg_url, tmp_path)
+    try:
+        wait_until(lambda: _rows(pg_url) > 0, 120, "no rows")
+        cli.send_signal(signal.SIGTERM)
+        stdout, stderr = cli.communicate(timeout=60)
+    finally:
+        stop_cli(cli)
+    assert cli.returncode == 1, stderr
+    [stopped] = summary(stdout)["failed_files"]
+    assert stopped["key"].endswith("a.json.gz") and stopped["error"].startswith("stopped")
+    assert 0 < _rows(pg_url) < 150_000
+    with JobStore(pg_url) as store:
+        statuses = {Path(r.key).name: r.status for r in store.processed_files()}
+    assert statuses == {"a.json.gz": IngestStatus.FAILED, "b.json.gz": IngestStatus.PENDING}
+
+    again = run_cli(args, pg_url, tmp_path)
+
+    assert again.returncode == 0, again.stderr
+    assert table_counts(pg_url) == (len(oracle), len(oracle))  # resumed: none lost, none twice

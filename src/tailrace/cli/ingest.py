@@ -126,7 +126,7 @@ def ingest(
         include=include,
         exclude=exclude,
     )
-    siblings = _start_siblings(workers - 1, url, sink_url)
+    siblings = _start_siblings(workers - 1, url)
     started = time.monotonic()
     try:
         with App(url) as app, JobStore(url) as store:
@@ -195,15 +195,15 @@ def _merge(reports: list[dict[str, Any]]) -> dict[str, Any]:
     return merged
 
 
-def _start_siblings(count: int, database_url: str, sink: str) -> list[subprocess.Popen[bytes]]:
-    """`count` more claim loops: this command again with one loop each, told the database
-    and sink this one resolved."""
+def _start_siblings(count: int, database_url: str) -> list[subprocess.Popen[bytes]]:
+    """`count` more claim loops: this command again, one loop each."""
     if count <= 0:
         return []
-    argv = [a for a in sys.argv[1:]]
-    args = _without_options(argv, ("--workers", "--sink", "--table", "--database-url"))
+    # The arguments as given (a sink reference like @ingest stays one: no password in the
+    # process list); the database this run resolved goes by the environment.
+    args = _without_options(sys.argv[1:], ("--workers", "--database-url"))
     env = {**os.environ, "TAILRACE_DATABASE_URL": database_url}
-    command = [sys.executable, "-m", "tailrace", *args, "--sink", sink, "--workers", "1"]
+    command = [sys.executable, "-m", "tailrace", *args, "--workers", "1"]
     if "--json" not in command:
         command.append("--json")
     return [

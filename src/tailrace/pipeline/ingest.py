@@ -66,6 +66,13 @@ _ORDER_FIELDS = (("timestamp",), ("time",))
 _PEEK_RECORDS = 50  # records read at most to find a time (a header line, a bad line...)
 
 
+STOPPED = "stopped before its end: the run was stopped; the next run resumes it"
+
+
+class IngestStoppedError(Exception):
+    """The run was stopped while it read a file (recorded FAILED, to be resumed)."""
+
+
 class StaleAfterTooShortError(ValueError):
     """`stale_after_s` below `MIN_STALE_AFTER_S`: live runs' files would be taken again."""
 
@@ -88,7 +95,11 @@ def scope_of(source: str) -> Scope:
     """The part of the record a source covers: its bucket and key prefix (a local directory
     covers the paths under it)."""
     bucket, prefix = split_location(source)
-    if not bucket and os.path.isdir(prefix) and not prefix.endswith(os.sep):
+    separator = "/" if bucket else os.sep
+    glob = [i for i in (prefix.find(c) for c in "*?[") if i >= 0]
+    if glob:  # a glob: the directory (or key prefix) before its first wildcard
+        prefix = prefix[: prefix.rfind(separator, 0, min(glob)) + 1]
+    elif not bucket and os.path.isdir(prefix) and not prefix.endswith(os.sep):
         prefix += os.sep
     return bucket, prefix
 
@@ -154,6 +165,7 @@ class IngestResult:
     job: JobRecord | None = None
     outcomes: dict[str, int] = field(default_factory=dict)
     files: list[ProcessedFile] = field(default_factory=list)
+    stopped: bool = False  # by a signal, in the middle of a file
 
 
 #: Reads the files of a job that are pending, in this process (a `ReprocessWorker`'s run).
@@ -220,7 +232,14 @@ def ingest_files(
         if file is None or identity(file) != (claimed.bucket, claimed.key, claimed.version):
             status = _settle(store, claimed, FileStatus.FAILED, "no longer in the source")
         else:
-            status = _read_one(app, store, config, job_id, claimed, file, run_files, result)
+            try:
+                status = _read_one(app, store, config, job_id, claimed, file, run_files, result)
+            except IngestStoppedError:
+                result.stopped = True
+                result.outcomes[IngestStatus.FAILED] = (
+                    result.outcomes.get(IngestStatus.FAILED, 0) + 1
+                )
+                break
         result.outcomes[status] = result.outcomes.get(status, 0) + 1
         if on_file is not None:
             on_file(claimed, status)
@@ -265,7 +284,12 @@ def _read_one(
             record = store.file(job_id, index)
     if record.status is FileStatus.COMPLETED:
         return _settle(store, claimed, FileStatus.COMPLETED, None)
-    return _settle(store, claimed, FileStatus.FAILED, record.error or str(record.status))
+    if record.status is FileStatus.FAILED:
+        return _settle(store, claimed, FileStatus.FAILED, record.error or "failed")
+    # Not finished: the run was stopped (SIGTERM, Ctrl-C) while reading it. The next run
+    # resumes it from its checkpoint; this one takes no other file.
+    _settle(store, claimed, FileStatus.FAILED, STOPPED)
+    raise IngestStoppedError(f"stopped while reading {file.url}: {STOPPED}")
 
 
 def _settle(

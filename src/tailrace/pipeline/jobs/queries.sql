@@ -159,24 +159,6 @@ INSERT INTO tailrace_processed_files
 VALUES (%(bucket)s, %(key)s, %(version)s, %(size)s, %(modified)s, 'PENDING', %(now)s, %(now)s)
 ON CONFLICT (bucket, key, version) DO NOTHING
 
--- name: processed_claimable
--- A version that failed because its bytes cannot be read to their end ('unreadable:') would
--- fail the same way again: not retried (a rewritten file is a new version).
-SELECT bucket, key, version, size, modified, status, attempts
-FROM tailrace_processed_files
-WHERE status = 'PENDING'
-   OR (status = 'FAILED' AND attempts < %(max_attempts)s
-       AND coalesce(error, '') NOT LIKE %(unreadable)s)
-   OR (status = 'PROCESSING' AND updated_at < %(stale_before)s)
-ORDER BY modified, key
-LIMIT %(limit)s
-
--- name: processed_claim
-UPDATE tailrace_processed_files
-SET status = 'PROCESSING', attempts = attempts + 1, job_id = %(job_id)s,
-    last_attempt = %(now)s, updated_at = %(now)s, error = NULL
-WHERE bucket = %(bucket)s AND key = %(key)s AND version = %(version)s
-
 -- name: processed_touch
 UPDATE tailrace_processed_files SET updated_at = %(now)s
 WHERE job_id = %(job_id)s AND status = 'PROCESSING'

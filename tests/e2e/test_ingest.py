@@ -90,7 +90,8 @@ def test_concurrent_runs_share_the_files_one_claim_at_a_time(pg_url: str, tmp_pa
 def test_workers_run_several_claim_loops(database_url: str, tmp_path: Path) -> None:
     logs, out = tmp_path / "logs", tmp_path / "out.ndjson"
     paths = [f.path for f in write_samples(logs, 8, 2_000, seed=6)]
-    args = ["ingest", str(logs), "--sink", f"file://{out}", "--json", "--workers", "2"]
+    # a relative source, as typed in a shell: the record holds absolute paths
+    args = ["ingest", "logs", "--sink", f"file://{out}", "--json", "--workers", "2"]
 
     result = run_cli(args, database_url, tmp_path)
 

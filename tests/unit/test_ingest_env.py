@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import boto3
 import pytest
 
 from tailrace.errors import ConfigurationError
+from tailrace.pipeline.ingest import scope_of
 from tailrace.pipeline.ingest_env import (
     apply_aws_region,
     choose_sink,
@@ -93,3 +96,16 @@ def test_aws_region_is_the_region_boto3_uses(monkeypatch: pytest.MonkeyPatch) ->
     assert apply_aws_region(os.environ) == (
         "AWS_REGION='eu-west-3' is used; AWS_DEFAULT_REGION='us-east-1' is not"
     )
+
+
+def test_the_scope_of_a_source_is_where_its_listing_names_files(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    (tmp_path / "logs").mkdir()
+    monkeypatch.chdir(tmp_path)
+    assert scope_of("logs") == ("", f"{tmp_path}/logs/")
+    assert scope_of("./logs/") == ("", f"{tmp_path}/logs/")
+    assert scope_of("logs/*.gz") == ("", f"{tmp_path}/logs/")
+    assert scope_of("logs/a.json.gz") == ("", f"{tmp_path}/logs/a.json.gz")
+    assert scope_of("s3://bucket/app/2025-*/x") == ("bucket", "app/")
+    assert scope_of("s3://bucket") == ("bucket", "")

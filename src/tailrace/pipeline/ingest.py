@@ -95,6 +95,8 @@ def scope_of(source: str) -> Scope:
     """The part of the record a source covers: its bucket and key prefix (a local directory
     covers the paths under it)."""
     bucket, prefix = split_location(source)
+    if not bucket:  # as the local source names its files
+        prefix = os.path.abspath(os.path.expanduser(prefix))
     separator = "/" if bucket else os.sep
     glob = [i for i in (prefix.find(c) for c in "*?[") if i >= 0]
     if glob:  # a glob: the directory (or key prefix) before its first wildcard

@@ -67,3 +67,31 @@ def test_an_unreadable_file_is_recorded_failed_with_its_reason_and_not_retried(
     third = run_cli(args, database_url, tmp_path)
     assert third.returncode == 1
     assert summary(third.stdout)["files"] == {"total": 1, "failed": 1}
+
+
+def test_a_failed_file_replaced_or_deleted_no_longer_fails_the_runs(
+    database_url: str, tmp_path: Path
+) -> None:
+    logs, out = tmp_path / "logs", tmp_path / "out.ndjson"
+    logs.mkdir()
+    lines = [json.dumps({"messageId": f"m{n}"}).encode() for n in range(3_000)]
+    whole = gzip.compress(b"\n".join(lines) + b"\n", mtime=0)
+    (logs / "cut.ndjson.gz").write_bytes(whole[: len(whole) // 2])
+    (logs / "gone.ndjson.gz").write_bytes(whole[: len(whole) // 3])
+    args = ["ingest", str(logs), "--sink", f"file://{out}", "--json"]
+    assert run_cli(args, database_url, tmp_path).returncode == 1
+
+    (logs / "cut.ndjson.gz").write_bytes(whole)  # uploaded again, whole: a new version
+    (logs / "gone.ndjson.gz").unlink()
+    fixed = run_cli(args, database_url, tmp_path)
+
+    assert fixed.returncode == 0, fixed.stdout + fixed.stderr
+    assert summary(fixed.stdout)["files"] == {"total": 1, "completed": 1}
+    assert summary(fixed.stdout)["failed_files"] == []
+    with JobStore(database_url) as store:
+        versions = sorted((Path(r.key).name, r.status) for r in store.processed_files())
+    assert versions == [
+        ("cut.ndjson.gz", IngestStatus.COMPLETED),
+        ("cut.ndjson.gz", IngestStatus.FAILED),  # the cut version, on record
+        ("gone.ndjson.gz", IngestStatus.FAILED),
+    ]

@@ -24,7 +24,6 @@ from ..pipeline.ingest import (
     IngestResult,
     StaleAfterTooShortError,
     check_stale_after,
-    failed_files,
     ingest_files,
     scope_of,
 )
@@ -151,7 +150,7 @@ def ingest(
                 stale_after_s=stale_after_s,
                 on_file=on_file,
             )
-            left = failed_files(store, source)
+            left = result.failed_in_source(store, source)
             report = _report(store, result, left, time.monotonic() - started)
     finally:
         sibling_reports = _wait_siblings(siblings)

@@ -168,6 +168,14 @@ class IngestResult:
     outcomes: dict[str, int] = field(default_factory=dict)
     files: list[ProcessedFile] = field(default_factory=list)
     stopped: bool = False  # by a signal, in the middle of a file
+    listed: set[tuple[str, str, str]] = field(default_factory=set)  # versions in the source
+
+    def failed_in_source(self, store: JobStore, source: str) -> list[ProcessedFile]:
+        """The FAILED files of the source still in it as they were (a file deleted or
+        replaced by a newer version since is not the source's failure)."""
+        return [
+            f for f in failed_files(store, source) if (f.bucket, f.key, f.version) in self.listed
+        ]
 
 
 #: Reads the files of a job that are pending, in this process (a `ReprocessWorker`'s run).
@@ -221,7 +229,7 @@ def ingest_files(
     app.store.migrate()
     config, listed = record_source(store, config)
     scope = scope_of(config.source)
-    result = IngestResult()
+    result = IngestResult(listed={identity(f) for f in listed.values()})
     job_id = new_job_id()
     while max_files is None or len(result.files) < max_files:
         claimed = store.processed_claim_next(
@@ -279,19 +287,22 @@ def _read_one(
             )
         ]
     )
+    crash: str | None = None
     with Heartbeat(store.url, job_id):
         try:
             run_files(job_id)
-        finally:
-            record = store.file(job_id, index)
+        except Exception as exc:  # the worker itself broke (its database...): stop here
+            crash = f"{type(exc).__name__}: {exc}"
+        record = store.file(job_id, index)
     if record.status is FileStatus.COMPLETED:
         return _settle(store, claimed, FileStatus.COMPLETED, None)
-    if record.status is FileStatus.FAILED:
+    if record.status is FileStatus.FAILED and crash is None:
         return _settle(store, claimed, FileStatus.FAILED, record.error or "failed")
-    # Not finished: the run was stopped (SIGTERM, Ctrl-C) while reading it. The next run
-    # resumes it from its checkpoint; this one takes no other file.
-    _settle(store, claimed, FileStatus.FAILED, STOPPED)
-    raise IngestStoppedError(f"stopped while reading {file.url}: {STOPPED}")
+    # Not finished: the run was stopped (SIGTERM, Ctrl-C) or its worker broke while reading
+    # it. The next run resumes it from its checkpoint; this one takes no other file.
+    reason = crash or STOPPED
+    _settle(store, claimed, FileStatus.FAILED, reason)
+    raise IngestStoppedError(f"stopped while reading {file.url}: {reason}")
 
 
 def _settle(

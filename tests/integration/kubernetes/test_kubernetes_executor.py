@@ -196,6 +196,7 @@ def test_an_index_that_fails_past_its_backoff_marks_its_worker_failed(
     assert done["status"] == "completed", done
     assert done["total_lines"] == sum(s.lines for s in samples) == done["success_count"]
 
+
     def index_0() -> dict[str, Any] | None:
         # the job can settle (the other indexes finished it) before the executor's next look
         # at the Kubernetes Job marks index 0: that look comes within its poll interval

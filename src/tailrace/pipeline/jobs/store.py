@@ -465,9 +465,8 @@ class JobStore:
         """Record unseen files (bucket, key, version, size, order time) as PENDING."""
         now = self._stamp(datetime.now(UTC).timestamp())
         rows = [
-            {"bucket": b, "key": k, "version": v, "size": size, "modified": self._stamp(t)}
-            | {"now": now}
-            for b, k, v, size, t in files
+            {"bucket": b, "key": k, "version": v, "size": n, "modified": self._stamp(t), "now": now}
+            for b, k, v, n, t in files
         ]
         if not rows:
             return
@@ -482,8 +481,9 @@ class JobStore:
         self, scope: Scope, job_id: str, *, max_attempts: int, stale_after_s: float
     ) -> ProcessedFile | None:
         """Claim for `job_id` the first file of `scope` in log order that is PENDING, FAILED
-        with attempts left, or PROCESSING by a run that stopped touching it; None if none is.
-        One file at a time, so that concurrent runs share the files."""
+        with attempts left (unless its bytes could not be read: that fails again), or
+        PROCESSING by a run that stopped touching it; None if none is. One file at a time, so
+        that concurrent runs share the files."""
         now = datetime.now(UTC).timestamp()
         with self._tx() as conn:
             if self._postgres:

@@ -150,26 +150,43 @@ def test_reprocess_into_postgres_survives_random_sigkills(pg_url: str, tmp_path:
 
 @pytest.mark.slow
 def test_ingest_into_postgres_survives_random_sigkills(pg_url: str, tmp_path: Path) -> None:
+    """`tailrace ingest` reads its files in its own process: SIGKILL it mid-file, let its
+    files go stale (their heartbeat stopped: the rows are aged as the clock would), and the
+    next runs resume them from the sink's marks."""
     logs = tmp_path / "logs"
     for index in range(3):
         write_file(logs / f"api-{index}.json.gz", range(index * 40_000, (index + 1) * 40_000))
     oracle = distinct_ids(logs)
     args = ["ingest", str(logs), "--sink", f"{pg_url}&table=logs", "--json"]
+    rng = random.Random(5)
     landed = 0
-    for run in range(3):  # killed runs, then the runs that resume what they left
+    for _ in range(3):
         cli = start_cli(args, pg_url, tmp_path)
         try:
-            if run < 2:
-                landed += _kill_workers_at_random(cli, tmp_path, kills=2, seed=run)
-            cli.communicate(timeout=300)
+            wait_until(lambda: _rows(pg_url) > 0 or cli.poll() is not None, 120, "no rows")  # noqa: B023
+            time.sleep(rng.uniform(0.1, 1.0))  # a random point of a file: the fault
+            if cli.poll() is None:
+                cli.kill()
+                landed += 1
+            cli.communicate(timeout=60)
         finally:
             stop_cli(cli)
+        _age_processing(pg_url)
     final = run_cli(args, pg_url, tmp_path)
     assert final.returncode == 0, final.stderr
     assert landed >= 1
     assert table_counts(pg_url) == (len(oracle), len(oracle))  # none lost, none twice
     with JobStore(pg_url) as store:
         assert {r.status for r in store.processed_files()} == {IngestStatus.COMPLETED}
+
+
+def _age_processing(url: str) -> None:
+    """What the files of a killed run look like once `--stale-after` has passed."""
+    with psycopg.connect(url) as conn:
+        conn.execute(
+            "UPDATE tailrace_processed_files SET updated_at = updated_at - interval '1 hour'"
+            " WHERE status = 'PROCESSING'"
+        )
 
 
 @pytest.mark.slow
@@ -224,3 +241,32 @@ def _rows(url: str) -> int:
     except psycopg.errors.UndefinedTable:
         return 0
     return int(row[0]) if row else 0
+
+
+def test_a_run_stopped_mid_file_leaves_it_for_the_next_run(pg_url: str, tmp_path: Path) -> None:
+    """SIGTERM (a pod being evicted) while a file is read: the run checkpoints, records the
+    file FAILED as stopped, exits 1 and takes no other file; the next run resumes it."""
+    logs = tmp_path / "logs"
+    write_file(logs / "a.json.gz", range(0, 150_000))
+    write_file(logs / "b.json.gz", range(150_000, 150_100), file=1)
+    oracle = distinct_ids(logs)
+    args = ["ingest", str(logs), "--sink", f"{pg_url}&table=logs", "--json"]
+    cli = start_cli(args, pg_url, tmp_path)
+    try:
+        wait_until(lambda: _rows(pg_url) > 0, 120, "no rows")
+        cli.send_signal(signal.SIGTERM)
+        stdout, stderr = cli.communicate(timeout=60)
+    finally:
+        stop_cli(cli)
+    assert cli.returncode == 1, stderr
+    [stopped] = summary(stdout)["failed_files"]
+    assert stopped["key"].endswith("a.json.gz") and stopped["error"].startswith("stopped")
+    assert 0 < _rows(pg_url) < 150_000
+    with JobStore(pg_url) as store:
+        statuses = {Path(r.key).name: r.status for r in store.processed_files()}
+    assert statuses == {"a.json.gz": IngestStatus.FAILED, "b.json.gz": IngestStatus.PENDING}
+
+    again = run_cli(args, pg_url, tmp_path)
+
+    assert again.returncode == 0, again.stderr
+    assert table_counts(pg_url) == (len(oracle), len(oracle))  # resumed: none lost, none twice

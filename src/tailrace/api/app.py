@@ -17,7 +17,7 @@ from . import errors
 from .config import ApiConfig
 from .gate import Gate
 from .metrics import registry
-from .routes import engine, health, operator, reprocessing, streams, ui
+from .routes import engine, health, ingest, operator, reprocessing, streams, ui
 from .routes.ui import STATIC_DIR
 from .services import Services
 from .sessions import Revocations
@@ -77,6 +77,7 @@ def create_app(config: ApiConfig | None = None) -> FastAPI:
     app.include_router(operator.router)
     app.include_router(engine.router)
     app.include_router(streams.router)
+    app.include_router(ingest.router)
     app.include_router(ui.router)
     app.mount("/static", StaticFiles(directory=STATIC_DIR, check_dir=False), name="static")
     return app

@@ -32,7 +32,12 @@ COMMANDS: dict[str, tuple[str, str, str]] = {
     "ingest": (
         "ingest",
         "ingest",
-        "Load the files at SOURCE that no run has completed yet, oldest first.",
+        "Load the files at SOURCE that no run has completed yet, in the order of their logs.",
+    ),
+    "ingest-files": (
+        "ingest",
+        "ingest_files_group",
+        "The record of files `tailrace ingest` keeps: list them, reset FAILED ones.",
     ),
     "jobs": ("jobs", "jobs", "Enqueue, inspect and operate on jobs."),
     "objects": ("objects", "objects", "Object jobs on the S3 API."),

@@ -189,24 +189,6 @@ INSERT INTO tailrace_processed_files
 VALUES (%(bucket)s, %(key)s, %(version)s, %(size)s, %(modified)s, 'PENDING', %(now)s, %(now)s)
 ON CONFLICT (bucket, key, version) DO NOTHING
 
--- name: processed_claimable
--- A version that failed because its bytes cannot be read to their end ('unreadable:') would
--- fail the same way again: not retried (a rewritten file is a new version).
-SELECT bucket, key, version, size, modified, status, attempts
-FROM tailrace_processed_files
-WHERE status = 'PENDING'
-   OR (status = 'FAILED' AND attempts < %(max_attempts)s
-       AND coalesce(error, '') NOT LIKE %(unreadable)s)
-   OR (status = 'PROCESSING' AND updated_at < %(stale_before)s)
-ORDER BY modified, key
-LIMIT %(limit)s
-
--- name: processed_claim
-UPDATE tailrace_processed_files
-SET status = 'PROCESSING', attempts = attempts + 1, job_id = %(job_id)s,
-    last_attempt = %(now)s, updated_at = %(now)s, error = NULL
-WHERE bucket = %(bucket)s AND key = %(key)s AND version = %(version)s
-
 -- name: processed_touch
 UPDATE tailrace_processed_files SET updated_at = %(now)s
 WHERE job_id = %(job_id)s AND status = 'PROCESSING'
@@ -217,6 +199,53 @@ SET status = %(status)s, error = %(error)s, updated_at = %(now)s,
     processed_at = CASE WHEN %(completed)s THEN %(now)s ELSE processed_at END
 WHERE bucket = %(bucket)s AND key = %(key)s AND version = %(version)s
   AND job_id = %(job_id)s
+
+-- name: processed_versions
+-- The versions recorded under one scope (a bucket and a key prefix; `all` for every file).
+SELECT bucket, key, version FROM tailrace_processed_files
+WHERE %(unscoped)s OR (bucket = %(bucket)s AND substr(key, 1, %(n)s) = %(prefix)s)
+
+-- name: processed_claim_next
+-- One file of the scope for `job_id`: the first by `modified` (the time of its first log
+-- record, see pipeline/ingest.py) among PENDING, FAILED with attempts left (unless its bytes
+-- could not be read) and PROCESSING under a run that stopped touching it. Serialised by the
+-- caller (an advisory lock, or SQLite's write lock).
+UPDATE tailrace_processed_files
+SET status = 'PROCESSING', attempts = attempts + 1, job_id = %(job_id)s,
+    last_attempt = %(now)s, updated_at = %(now)s, error = NULL
+WHERE (bucket, key, version) = (
+    SELECT bucket, key, version FROM tailrace_processed_files
+    WHERE bucket = %(bucket)s AND substr(key, 1, %(n)s) = %(prefix)s
+      AND (status = 'PENDING'
+           OR (status = 'FAILED' AND attempts < %(max_attempts)s
+               AND coalesce(error, '') NOT LIKE %(unreadable)s)
+           OR (status = 'PROCESSING' AND updated_at < %(stale_before)s))
+    ORDER BY modified, key
+    LIMIT 1)
+RETURNING bucket, key, version, size, attempts
+
+-- name: processed_by_status
+SELECT bucket, key, version, size, status, attempts, job_id, error
+FROM tailrace_processed_files
+WHERE status = %(status)s
+  AND (%(unscoped)s OR (bucket = %(bucket)s AND substr(key, 1, %(n)s) = %(prefix)s))
+ORDER BY modified, key
+
+-- name: processed_reset
+-- FAILED files back to PENDING with their attempts at zero: the next run takes them.
+UPDATE tailrace_processed_files
+SET status = 'PENDING', attempts = 0, error = NULL, job_id = NULL, updated_at = %(now)s
+WHERE status = 'FAILED'
+  AND (%(unscoped)s OR (bucket = %(bucket)s AND substr(key, 1, %(n)s) = %(prefix)s))
+RETURNING bucket, key, version, size, status, attempts, job_id, error
+
+-- name: processed_job_grow
+-- An ingest run's job takes one more file (runs claim files one at a time): it runs again.
+UPDATE reprocessing_jobs
+SET total_files = total_files + 1, total_bytes = total_bytes + %(size)s, status = 'running',
+    completed_at = NULL, error = NULL
+WHERE id = %(id)s
+RETURNING total_files
 
 -- name: processed_list
 SELECT bucket, key, version, size, status, attempts, job_id, error

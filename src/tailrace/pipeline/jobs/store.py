@@ -457,75 +457,6 @@ class JobStore:
 
     # -- ingestion's record of files -------------------------------------------------------
 
-    def processed_claim(
-        self,
-        files: Sequence[tuple[str, str, str, SourceFile]],
-        job_id: str,
-        *,
-        max_attempts: int,
-        stale_after_s: float,
-        limit: int,
-    ) -> list[ProcessedFile]:
-        """Record unseen files (bucket, key, version, file) as PENDING, then claim for
-        `job_id`, oldest first, what is PENDING, FAILED with attempts left (unless its bytes
-        could not be read: that fails again), or PROCESSING by a run that stopped updating
-        it. Serialised across overlapping runs."""
-        now = datetime.now(UTC)
-        stale_before = now.timestamp() - stale_after_s
-        with self._tx() as conn:
-            if self._postgres:
-                conn.execute(SCHEMA_LOCK, (_INGEST_LOCK,))
-            rows = [
-                {
-                    "bucket": bucket,
-                    "key": key,
-                    "version": version,
-                    "size": f.size,
-                    "modified": self._stamp(f.modified),
-                    "now": self._stamp(now.timestamp()),
-                }
-                for bucket, key, version, f in files
-            ]
-            if rows:
-                if self._postgres:
-                    with conn.cursor() as cur:
-                        cur.executemany(self._q["processed_insert"], rows)
-                else:
-                    conn.executemany(self._q["processed_insert"], rows)
-            claimable = conn.execute(
-                self._q["processed_claimable"],
-                {
-                    "max_attempts": max_attempts,
-                    "unreadable": UNREADABLE + "%",
-                    "stale_before": self._stamp(stale_before),
-                    "limit": limit,
-                },
-            ).fetchall()
-            claimed = []
-            for bucket, key, version, size, _modified, _status, attempts in claimable:
-                conn.execute(
-                    self._q["processed_claim"],
-                    {
-                        "bucket": bucket,
-                        "key": key,
-                        "version": version,
-                        "job_id": job_id,
-                        "now": self._stamp(now.timestamp()),
-                    },
-                )
-                claimed.append(
-                    ProcessedFile(
-                        bucket,
-                        key,
-                        version,
-                        int(size),
-                        IngestStatus.PROCESSING,
-                        int(attempts) + 1,
-                        job_id,
-                    )
-                )
-            return claimed
-
     def processed_touch(self, job_id: str) -> None:
         """Say this run is alive: its PROCESSING files are not stuck."""
         self._exec("processed_touch", job_id=job_id, now=self._now())
@@ -544,6 +475,93 @@ class JobStore:
             error=error,
             now=self._now(),
         )
+
+    def processed_versions(self, scope: Scope | None) -> set[tuple[str, str, str]]:
+        """(bucket, key, version) of every file recorded under `scope` (None: all)."""
+        rows = self._all("processed_versions", **_scope_params(scope))
+        return {(str(b), str(k), str(v)) for b, k, v in rows}
+
+    def processed_record(self, files: Sequence[tuple[str, str, str, int, float | None]]) -> None:
+        """Record unseen files (bucket, key, version, size, order time) as PENDING."""
+        now = self._stamp(datetime.now(UTC).timestamp())
+        rows = [
+            {"bucket": b, "key": k, "version": v, "size": n, "modified": self._stamp(t), "now": now}
+            for b, k, v, n, t in files
+        ]
+        if not rows:
+            return
+        with self._tx() as conn:
+            if self._postgres:
+                with conn.cursor() as cur:
+                    cur.executemany(self._q["processed_insert"], rows)
+            else:
+                conn.executemany(self._q["processed_insert"], rows)
+
+    def processed_claim_next(
+        self, scope: Scope, job_id: str, *, max_attempts: int, stale_after_s: float
+    ) -> ProcessedFile | None:
+        """Claim for `job_id` the first file of `scope` in log order that is PENDING, FAILED
+        with attempts left (unless its bytes could not be read: that fails again), or
+        PROCESSING by a run that stopped touching it; None if none is. One file at a time, so
+        that concurrent runs share the files."""
+        now = datetime.now(UTC).timestamp()
+        with self._tx() as conn:
+            if self._postgres:
+                conn.execute(SCHEMA_LOCK, (_INGEST_LOCK,))
+            row = conn.execute(
+                self._q["processed_claim_next"],
+                {
+                    **_scope_params(scope),
+                    "job_id": job_id,
+                    "now": self._stamp(now),
+                    "max_attempts": max_attempts,
+                    "unreadable": UNREADABLE + "%",
+                    "stale_before": self._stamp(now - stale_after_s),
+                },
+            ).fetchone()
+        if row is None:
+            return None
+        bucket, key, version, size, attempts = row
+        return ProcessedFile(
+            bucket, key, version, int(size), IngestStatus.PROCESSING, int(attempts), job_id
+        )
+
+    def processed_by_status(
+        self, status: IngestStatus, scope: Scope | None = None
+    ) -> list[ProcessedFile]:
+        """The files of `scope` (None: all) in `status`, in log order."""
+        rows = self._all("processed_by_status", status=str(status), **_scope_params(scope))
+        return [_processed_from_row(row) for row in rows]
+
+    def processed_reset(self, scope: Scope | None = None) -> list[ProcessedFile]:
+        """FAILED files of `scope` (None: all) back to PENDING with no attempts counted, for
+        the next run to take; returns them as they are now."""
+        params = {**_scope_params(scope), "now": self._now()}
+        with self._tx() as conn:
+            rows = conn.execute(self._q["processed_reset"], params).fetchall()
+        return [_processed_from_row(row) for row in rows]
+
+    def processed_job_add(self, job_id: str, file: SourceFile, checkpoint_key: str) -> int:
+        """Add one more file to an ingest run's job (which runs again); returns its index."""
+        with self._tx() as conn:
+            row = conn.execute(
+                self._q["processed_job_grow"], {"id": job_id, "size": file.size}
+            ).fetchone()
+            if row is None:
+                raise ReprocessingJobNotFoundError(f"no reprocessing job {job_id!r}")
+            index = int(row[0]) - 1
+            conn.execute(
+                self._q["file_insert"],
+                {
+                    "job_id": job_id,
+                    "file_index": index,
+                    "url": file.url,
+                    "size": file.size,
+                    "now": self._now(),
+                    "checkpoint_key": checkpoint_key,
+                },
+            )
+        return index
 
     def processed_files(self) -> list[ProcessedFile]:
         return [
@@ -622,6 +640,23 @@ class JobStore:
         )
 
 
+#: Which files of the ingestion record an operation covers: a bucket ("" for local files)
+#: and a key prefix ("" for all its files).
+Scope = tuple[str, str]
+
+
+def _scope_params(scope: Scope | None) -> dict[str, Any]:
+    bucket, prefix = scope if scope is not None else ("", "")
+    return {"unscoped": scope is None, "bucket": bucket, "prefix": prefix, "n": len(prefix)}
+
+
+def _processed_from_row(row: tuple[Any, ...]) -> ProcessedFile:
+    bucket, key, version, size, status, attempts, job_id, error = row
+    return ProcessedFile(
+        bucket, key, version, int(size), IngestStatus(status), int(attempts), job_id, error
+    )
+
+
 #: How many failed files a job's error names (the files list has them all).
 FAILED_FILES_SHOWN = 3
 
@@ -646,4 +681,4 @@ def _json_value(value: Any) -> Any:
     return orjson.loads(value) if isinstance(value, str | bytes) else value
 
 
-__all__ = ["JobStore", "ReprocessingJobNotFoundError"]
+__all__ = ["JobStore", "ReprocessingJobNotFoundError", "Scope"]

@@ -502,6 +502,8 @@ class _CopySink(SinkBase):
                 if self._needs_ddl():
                     conn.execute(_DDL_LOCK)
                     self._create_or_upgrade()
+                if self._layout is _LOG:
+                    self._adopt_existing()
                 row = conn.execute(
                     "SELECT format('%%I.%%I', n.nspname, c.relname) FROM pg_class c"
                     " JOIN pg_namespace n ON n.oid = c.relnamespace WHERE c.oid = %s::regclass",
@@ -513,6 +515,19 @@ class _CopySink(SinkBase):
             raise SinkError(
                 f"{self.name}: cannot prepare the table: {self._describe(exc)}"
             ) from exc
+
+    def _adopt_existing(self) -> None:
+        """A ``log`` table someone else created (reference 003's TypeORM one): write its own
+        columns, as their types want (see `postgres_tables`)."""
+        from tailrace.pipeline.sinks.postgres_tables import adopt_log_table
+
+        layout = adopt_log_table(self._conn, self._table, _LOG.copied, self.name)
+        if layout is None:
+            return
+        self._layout = layout
+        self._columns = sql.SQL(", ").join(map(sql.Identifier, layout.copied))
+        self._copy_sql = sql.SQL("COPY {} ({}) FROM STDIN").format(self._table, self._columns)
+        self._staging_copy_sql = sql.SQL("COPY {} ({}) FROM STDIN").format(_STAGING, self._columns)
 
     def _needs_ddl(self) -> bool:
         if not self._exists(self._table):

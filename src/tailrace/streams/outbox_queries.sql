@@ -58,7 +58,10 @@ batch AS (
     HAVING count(*) > 0
     RETURNING id
 )
-SELECT c.*, (SELECT id FROM batch), (SELECT buckets FROM usable) FROM claimed c ORDER BY c.id
+SELECT c.*, (SELECT id FROM batch),
+       -- once, on the first row (an array on every row cost more to read than the events)
+       CASE WHEN c.id = (SELECT min(id) FROM claimed) THEN (SELECT buckets FROM usable) END
+FROM claimed c ORDER BY c.id
 
 -- The first step of a mark: a batch already gone was reconciled (its relay's session was
 -- lost for longer than the grace): what it found stands, the relay marks nothing.
@@ -67,6 +70,15 @@ DELETE FROM tailrace_outbox_batches WHERE id = %(batch)s RETURNING id
 
 -- name: lock_batch
 SELECT id FROM tailrace_outbox_batches WHERE id = %(batch)s FOR UPDATE
+
+-- The same for acknowledged events whose ids are every id from `low` to `high` (the usual
+-- batch of a relay that owns every bucket): a walk of the range, not a probe per id.
+-- name: mark_published_range
+WITH gone AS (
+    DELETE FROM tailrace_outbox WHERE id BETWEEN %(low)s AND %(high)s AND status = 'pending'
+    RETURNING 1
+)
+UPDATE tailrace_outbox_totals SET published = published + (SELECT count(*) FROM gone)
 
 -- Acknowledged events leave the table, counted in the totals.
 -- name: mark_published

@@ -358,7 +358,7 @@ class Relay:
                 if conn.execute(query, params).fetchone() is None:
                     return False
                 if result.acked:
-                    conn.execute(Q["mark_published"], {"ids": result.acked})
+                    _mark_published(conn, result.acked)
                 if result.failed:
                     self._mark_failed(conn, result.failed, attempts, result.transient)
                 if result.next_offsets:
@@ -471,6 +471,14 @@ class Relay:
 
     def __exit__(self, *exc: object) -> None:
         self.close()
+
+
+def _mark_published(conn: psycopg.Connection[Any], acked: list[int]) -> None:
+    low, high = min(acked), max(acked)
+    if high - low + 1 == len(acked):  # distinct ids: so every id of the range is acked
+        conn.execute(Q["mark_published_range"], {"low": low, "high": high})
+    else:
+        conn.execute(Q["mark_published"], {"ids": acked})
 
 
 def _cut_behind_retries(batch: list[Claimed]) -> list[Claimed]:

@@ -239,13 +239,15 @@ def write_results(args: argparse.Namespace, started_at: str, figures: dict[str, 
     for name, value in medians.items():
         cells = " | ".join(f"{r[name]:,.0f}" for r in rounds)
         lines.append(f"| {name} | {cells} | {value:,.0f} | {value / bare:.2f} |")
-    relay = medians.get("relay backlog, 1 relay(s)")
-    verdict = (
-        "not run"
-        if relay is None
-        else f"{relay / bare:.2f} of the bare loop: target (>= 0.5) "
-        + ("met" if relay / bare >= 0.5 else "NOT met")
-    )
+    name = "relay backlog, 1 relay(s)"
+    verdict = "not run"
+    if name in medians:
+        ratios = [r[name] / r["bare produce loop"] for r in rounds]
+        cells = " | ".join(f"{ratio:.2f}" for ratio in ratios)
+        ratio = statistics.median(ratios)
+        lines.append(f"| one relay / bare loop, same round | {cells} | {ratio:.2f} | |")
+        met = "met" if ratio >= 0.5 else "NOT met"
+        verdict = f"{ratio:.2f} of the bare loop (median of the rounds' ratios): target {met}"
     text = RESULTS_TEMPLATE.format(
         started=started_at,
         machine=figures["machine"],
@@ -278,7 +280,11 @@ keys and producer settings. The machine is shared with other work: compare withi
 
 {table}
 
-One relay, backlog (the issue's target: commit -> broker ack in one process): {verdict}.
+One relay, backlog (the issue's target, >= 0.5: commit -> broker ack in one process):
+{verdict}. "live" is bounded by the writer (compare the writer-alone row), not the relay.
+
+Where a relay's time goes: `python bench/streams/outbox_phases.py` (seconds per phase while
+one relay drains a backlog; see docs/streams.md, "The transactional outbox", for a run).
 """
 
 

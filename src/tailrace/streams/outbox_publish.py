@@ -130,7 +130,12 @@ class BatchPublisher:
             return
         event_id = self._failed_event(msg)
         result.failed[event_id] = error.str()
-        if error.retriable() or error.code() in _OUTAGE_CODES:
+        if error.code() in _PRODUCER_STATE_CODES:
+            # The broker lost this producer's state (a restarted in-memory broker fences
+            # it): not the event's fault, and this producer cannot go on; a new one can.
+            result.transient.add(event_id)
+            self.fatal = self.fatal or error.str()
+        elif error.retriable() or error.code() in _OUTAGE_CODES:
             result.transient.add(event_id)
 
     def _failed_event(self, msg: Message) -> int:
@@ -227,6 +232,17 @@ _OUTAGE_CODES = frozenset(
         KafkaError.NOT_ENOUGH_REPLICAS,
         KafkaError.LEADER_NOT_AVAILABLE,
         KafkaError.NOT_LEADER_FOR_PARTITION,
+    }
+)
+
+
+# Delivery errors about the idempotent producer's own state on the broker.
+_PRODUCER_STATE_CODES = frozenset(
+    {
+        KafkaError.PRODUCER_FENCED,
+        KafkaError.OUT_OF_ORDER_SEQUENCE_NUMBER,
+        KafkaError.UNKNOWN_PRODUCER_ID,
+        KafkaError.INVALID_PRODUCER_EPOCH,
     }
 )
 

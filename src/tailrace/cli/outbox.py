@@ -87,8 +87,8 @@ def outbox() -> None:
     type=click.IntRange(1, 32),
     default=2,
     show_default=True,
-    help="Relays in this process, each with its own connection and producer: one waits on "
-    "the broker while another claims (bench/streams: 1 relay ~15k events/s, 2 over 20k).",
+    help="Relays in this process, each with its own connection and producer, sharing the "
+    "key buckets (bench/streams/RESULTS-outbox.md: one relay pipelines on its own).",
 )
 @click.option("--until-idle", is_flag=True, help="Exit once no event is pending.")
 @click.option("--json", "as_json", is_flag=True, help="Print the totals as JSON at exit.")

@@ -41,9 +41,10 @@ class OutboxStatus(Enum):
     PENDING = "pending"
     """Waiting for a relay (or backing off after a failed attempt until ``available_at``)."""
     PUBLISHING = "publishing"
-    """Claimed by a relay's batch and sent, not yet acknowledged."""
+    """In a relay's batch, sent or about to be, not yet acknowledged (a pending row that a
+    batch names: the relay writes no row to claim it)."""
     PUBLISHED = "published"
-    """Acknowledged by the broker."""
+    """Acknowledged by the broker (and deleted: counted in ``tailrace_outbox_totals``)."""
     DEAD = "dead"
     """Moved aside after its last attempt failed; ``last_error`` says why."""
 
@@ -124,8 +125,10 @@ def add_many(connection: psycopg.Connection[Any], events: Iterable[OutboxEvent])
 
 def counts(connection: psycopg.Connection[Any]) -> dict[OutboxStatus, int]:
     """How many events are in each status (all four present)."""
-    found = {OutboxStatus(status): int(n) for status, n in connection.execute(Q["counts"])}
-    return {status: found.get(status, 0) for status in OutboxStatus}
+    found = dict.fromkeys(OutboxStatus, 0)
+    for status, n in connection.execute(Q["counts"]):
+        found[OutboxStatus(status)] += int(n)
+    return found
 
 
 def requeue(

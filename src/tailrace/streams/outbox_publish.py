@@ -1,14 +1,17 @@
-"""Sending one claimed outbox batch through an idempotent producer and collecting what the
-broker acknowledged, event by event (delivery callbacks), with the offsets it gave them."""
+"""Sending claimed outbox batches through an idempotent producer and collecting what the
+broker acknowledged, event by event (delivery callbacks), with the offsets it gave them.
+
+`send` hands a batch to the producer and returns at once; `wait` collects its reports. The
+relay claims its next batch between the two, while the broker acknowledges this one."""
 
 from __future__ import annotations
 
 import logging
 import time
+from collections import defaultdict, deque
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
-from functools import partial
-from typing import Any
+from typing import Any, NamedTuple
 
 from confluent_kafka import KafkaError, KafkaException, Message, Producer
 
@@ -32,9 +35,9 @@ RELAY_CONFIG: Mapping[str, str] = {
 _GRACE_S = 10.0
 
 
-@dataclass(frozen=True, slots=True)
-class Claimed:
-    """An event of a claimed batch, as read back from the outbox."""
+class Claimed(NamedTuple):
+    """An event of a claimed batch, as read back from the outbox (a tuple: a batch makes
+    thousands of them, straight from the rows)."""
 
     id: int
     topic: str
@@ -48,6 +51,7 @@ class Claimed:
 class BatchResult:
     """What became of each event of a batch."""
 
+    sent: list[int] = field(default_factory=list)  # handed to the producer
     acked: list[int] = field(default_factory=list)
     failed: dict[int, str] = field(default_factory=dict)
     # Those of `failed` that failed for the broker's sake (a timeout, no broker up), not
@@ -75,12 +79,13 @@ def producer_config(
 
 
 def message_headers(event: Claimed) -> list[tuple[str, str | bytes | None]]:
-    headers: list[tuple[str, str | bytes | None]] = [
-        (name, value) for name, value in event.headers or ()
-    ]
+    ident = b"%d" % event.id
+    if not event.headers:  # the common case, kept cheap
+        return [(MESSAGE_ID_HEADER, b"outbox-" + ident), (ID_HEADER, ident)]
+    headers: list[tuple[str, str | bytes | None]] = [(name, value) for name, value in event.headers]
     if not any(name == MESSAGE_ID_HEADER for name, _ in headers):
-        headers.append((MESSAGE_ID_HEADER, f"outbox-{event.id}"))
-    headers.append((ID_HEADER, str(event.id)))
+        headers.append((MESSAGE_ID_HEADER, b"outbox-" + ident))
+    headers.append((ID_HEADER, ident))
     return headers
 
 
@@ -91,7 +96,19 @@ class BatchPublisher:
 
     def __init__(self, config: Mapping[str, Any]) -> None:
         self.fatal: str | None = None
-        self._producer = Producer({**config, "error_cb": self._on_error, "logger": LibrdkafkaLog()})
+        # One report callback for every message (a callable made per message cost as much
+        # as the produce call); the batch being sent is the only one in the producer.
+        self._result = BatchResult()
+        self._sending: Sequence[Claimed] = ()
+        self._failed_lookup: dict[tuple[bytes | None, bytes], deque[int]] | None = None
+        self._producer = Producer(
+            {
+                **config,
+                "error_cb": self._on_error,
+                "on_delivery": self._on_report,
+                "logger": LibrdkafkaLog(),
+            }
+        )
         timeout_ms = int(config.get("message.timeout.ms", RELAY_CONFIG["message.timeout.ms"]))
         self._patience = timeout_ms / 1000 + _GRACE_S
 
@@ -103,37 +120,92 @@ class BatchPublisher:
         else:
             log.debug("kafka: %s", error.str())
 
+    def _on_report(self, error: KafkaError | None, msg: Message) -> None:
+        result = self._result
+        if error is None:
+            where = (msg.topic() or "", msg.partition() or 0)
+            after = (msg.offset() or 0) + 1
+            if after > result.next_offsets.get(where, -1):
+                result.next_offsets[where] = after
+            return
+        event_id = self._failed_event(msg)
+        result.failed[event_id] = error.str()
+        if error.code() in _PRODUCER_STATE_CODES:
+            # The broker lost this producer's state (a restarted in-memory broker fences
+            # it): not the event's fault, and this producer cannot go on; a new one can.
+            result.transient.add(event_id)
+            self.fatal = self.fatal or error.str()
+        elif error.retriable() or error.code() in _OUTAGE_CODES:
+            result.transient.add(event_id)
+
+    def _failed_event(self, msg: Message) -> int:
+        # A failure report carries no headers: the event is found by its key and payload
+        # (a key's messages report in the order sent, so equal ones match in that order).
+        if self._failed_lookup is None:
+            self._failed_lookup = defaultdict(deque)
+            for event in self._sending:
+                key = None if event.key is None else event.key.encode()
+                self._failed_lookup[(key, event.payload)].append(event.id)
+        found = self._failed_lookup.get((msg.key(), msg.value() or b""))
+        if not found:
+            raise RuntimeError(f"a failure report for no event sent: {msg.topic()}")
+        return found.popleft()
+
     def publish(self, batch: Sequence[Claimed]) -> BatchResult:
-        """Send `batch` and wait until the broker acknowledged or refused every event.
+        """Send `batch` and wait until the broker acknowledged or refused every event."""
+        return self.wait(self.send(batch))
+
+    def send(self, batch: Sequence[Claimed]) -> BatchResult:
+        """Hand `batch` to the producer; its result fills in as reports arrive (`wait`).
 
         A key's events after one the client refused outright are not sent (`unsent`): they
         keep their place behind it.
         """
-        result = BatchResult()
+        result = self._result = BatchResult()
+        self._sending, self._failed_lookup = batch, None
+        sent = result.sent
         refused_keys: set[str] = set()
         produce = self._producer.produce
         for event in batch:
-            if event.key is not None and event.key in refused_keys:
+            key = event.key
+            if key is not None and key in refused_keys:
                 result.unsent.append(event.id)
                 continue
-            callback = partial(_delivered, result, event.id)
-            key = None if event.key is None else event.key.encode()
-            headers = message_headers(event)
+            if event.headers:
+                headers = message_headers(event)
+            else:  # the common case, inline
+                ident = b"%d" % event.id
+                headers = [(MESSAGE_ID_HEADER, b"outbox-" + ident), (ID_HEADER, ident)]
             while True:
                 try:
-                    produce(event.topic, event.payload, key, headers=headers, on_delivery=callback)
+                    produce(
+                        event.topic,
+                        event.payload,
+                        None if key is None else key.encode(),
+                        headers=headers,
+                    )
+                    sent.append(event.id)
                     break
                 except BufferError:
                     self._producer.poll(0.05)  # the queue is full: serve reports, make room
                 except KafkaException as exc:
                     result.failed[event.id] = _describe(exc)
-                    if event.key is not None:
-                        refused_keys.add(event.key)
+                    if key is not None:
+                        refused_keys.add(key)
                     break
-        result.broken = self._wait()
         return result
 
-    def _wait(self) -> str | None:
+    def wait(self, result: BatchResult) -> BatchResult:
+        """Wait for the reports of everything sent (one batch at a time is in the producer).
+        Every event sent without a failure report was acknowledged; with the producer
+        broken, which were is unknown (the batch is read back from the topic)."""
+        result.broken = self._flush()
+        if result.broken is None:
+            failed = result.failed
+            result.acked = [i for i in result.sent if i not in failed]
+        return result
+
+    def _flush(self) -> str | None:
         started = time.monotonic()
         while (left := self._producer.flush(0.5)) > 0:
             if self.fatal is not None:
@@ -149,19 +221,6 @@ class BatchPublisher:
         self._producer.close()
 
 
-def _delivered(result: BatchResult, event_id: int, error: KafkaError | None, msg: Message) -> None:
-    if error is not None:
-        result.failed[event_id] = error.str()
-        if error.retriable() or error.code() in _OUTAGE_CODES:
-            result.transient.add(event_id)
-        return
-    result.acked.append(event_id)
-    where = (msg.topic() or "", msg.partition() or 0)
-    after = (msg.offset() or 0) + 1
-    if after > result.next_offsets.get(where, -1):
-        result.next_offsets[where] = after
-
-
 # Delivery errors that say the broker was unreachable or slow, not that it refused the event.
 _OUTAGE_CODES = frozenset(
     {
@@ -173,6 +232,17 @@ _OUTAGE_CODES = frozenset(
         KafkaError.NOT_ENOUGH_REPLICAS,
         KafkaError.LEADER_NOT_AVAILABLE,
         KafkaError.NOT_LEADER_FOR_PARTITION,
+    }
+)
+
+
+# Delivery errors about the idempotent producer's own state on the broker.
+_PRODUCER_STATE_CODES = frozenset(
+    {
+        KafkaError.PRODUCER_FENCED,
+        KafkaError.OUT_OF_ORDER_SEQUENCE_NUMBER,
+        KafkaError.UNKNOWN_PRODUCER_ID,
+        KafkaError.INVALID_PRODUCER_EPOCH,
     }
 )
 

@@ -1,0 +1,69 @@
+"""Which outbox keys a relay may publish: a share of the key buckets, owned by its session.
+
+Each key hashes into one of `BUCKETS` buckets (``tailrace_outbox_bucket``, migration 0006);
+a relay publishes only the events of buckets whose session advisory lock it holds, so no two
+relays ever send the same key at once and neither needs to write a row to claim an event.
+Every relay session also holds a shared presence lock: ``ceil(BUCKETS / relays up)`` is a
+fair share. At each balance (between batches, none in flight) a relay gives back what it holds
+beyond its share and takes free buckets up to it, so relays that start or stop shift the
+buckets within a balance interval. A bucket that changes hands while its last owner's batch
+is unsettled (the owner died) waits in the claim until that batch is reconciled.
+"""
+
+from __future__ import annotations
+
+import math
+import random
+from typing import Any
+
+import psycopg
+
+from .outbox import Q
+
+BUCKETS = 64
+BUCKET_CLASS = 0x0B0C_5E8  # first key of the advisory locks on buckets
+PRESENCE_CLASS = 0x0B0C_5E9  # first key of the shared lock every relay session holds
+
+
+class Buckets:
+    """The buckets this relay's database session owns; forgotten when the session changes."""
+
+    def __init__(self) -> None:
+        self.owned: list[int] = []
+        self.share = BUCKETS
+        self.pid: int | None = None
+        self.started: Any = None
+
+    def on_connect(self, conn: psycopg.Connection[Any]) -> None:
+        """Setup of each new session: the presence lock; a new session owns nothing."""
+        conn.execute(Q["present"], {"class": PRESENCE_CLASS})
+        row = conn.execute(
+            "SELECT backend_start FROM pg_stat_activity WHERE pid = pg_backend_pid()"
+        ).fetchone()
+        self.pid = conn.info.backend_pid
+        self.started = row[0] if row else None
+        self.owned = []
+
+    def current(self, conn: psycopg.Connection[Any]) -> bool:
+        """Is `conn` the session that owns `owned`?"""
+        return conn.info.backend_pid == self.pid
+
+    def balance(self, conn: psycopg.Connection[Any]) -> None:
+        """Give back what is beyond a fair share, take free buckets up to it."""
+        row = conn.execute(Q["relays"], {"class": PRESENCE_CLASS}).fetchone()
+        self.share = math.ceil(BUCKETS / max(1, int(row[0]) if row else 1))
+        extra = len(self.owned) - self.share
+        if extra > 0:
+            given, self.owned = self.owned[:extra], self.owned[extra:]
+            conn.execute(Q["drop_buckets"], {"class": BUCKET_CLASS, "buckets": given})
+        elif extra < 0:
+            free = [b for b in range(BUCKETS) if b not in self.owned]
+            random.shuffle(free)  # relays starting together do not all try the same first
+            params = {"class": BUCKET_CLASS, "buckets": free, "want": -extra}
+            self.owned += [int(r[0]) for r in conn.execute(Q["take_buckets"], params)]
+        self.owned.sort()
+
+    @property
+    def short(self) -> bool:
+        """Owns less than its share: free buckets may come up at the next balance."""
+        return len(self.owned) < self.share

@@ -1,5 +1,5 @@
 -- The outbox's statements (tables in engine/store/postgres/migrations/0004_outbox.sql,
--- 0005 and 0006).
+-- 0005 and 0008).
 
 -- name: add
 INSERT INTO tailrace_outbox (topic, key, payload, headers)

@@ -141,5 +141,10 @@ def test_workers_lists_a_running_reprocessing_jobs_workers(client: TestClient) -
         store.job_create("rw1", JobConfig(source="/logs", sink="null:"), files, 2)
         store.job_set_status("rw1", JobStatus.RUNNING)
         store.worker_start("rw1", 1, "proc-1")
-    [worker] = client.get("/api/admin/workers").json()["reprocessing"]
-    assert (worker["job_id"], worker["worker_index"], worker["status"]) == ("rw1", 1, "running")
+    rows = client.get("/api/admin/workers").json()["reprocessing"]
+    # every worker row exists from the start: index 0 has not started yet
+    assert [(w["job_id"], w["worker_index"], w["status"]) for w in rows] == [
+        ("rw1", 0, "pending"),
+        ("rw1", 1, "running"),
+    ]
+    worker = rows[1]

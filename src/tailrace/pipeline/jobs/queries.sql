@@ -148,9 +148,13 @@ SET updated_at = %(now)s, current_file = %(current_file)s, current_line = %(curr
 WHERE job_id = %(job_id)s AND worker_index = %(worker_index)s
 
 -- name: worker_finish
+-- The planned share is a guess (files go to whichever worker is free): a worker that ends
+-- clean did its whole share, so its totals become what it did and its progress reads complete.
 UPDATE reprocessing_workers
 SET status = %(status)s, completed_at = %(now)s, updated_at = %(now)s, error = %(error)s,
-    current_file = NULL
+    current_file = NULL,
+    assigned_files = CASE WHEN %(clean)s THEN processed_files ELSE assigned_files END,
+    total_bytes = CASE WHEN %(clean)s THEN processed_bytes ELSE total_bytes END
 WHERE job_id = %(job_id)s AND worker_index = %(worker_index)s
 
 -- name: workers_running

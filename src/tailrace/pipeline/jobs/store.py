@@ -444,6 +444,7 @@ class JobStore:
             job_id=job_id,
             worker_index=worker_index,
             status=str(status),
+            clean=status is WorkerStatus.COMPLETED,
             error=error,
             now=self._now(),
         )

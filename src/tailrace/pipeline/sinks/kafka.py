@@ -246,6 +246,9 @@ class KafkaSink(SinkBase):
         # Why the sink cannot go on; set from librdkafka's threads' callbacks as well.
         self._fatal: str | None = None
         self._unavailable: str | None = None
+        # A message purged from the queue: librdkafka purges after a fatal error, whose own
+        # report may come after the purged messages' reports (see `_check_broken`).
+        self._purged: str | None = None
         self._callbacks: dict[str | None, Callable[[KafkaError | None, Message], None]] = {}
         producer_config: dict[str, Any] = {
             **settings,
@@ -279,7 +282,7 @@ class KafkaSink(SinkBase):
     @property
     def broken(self) -> bool:
         """Whether the sink gave up (unavailable broker, fatal producer error)."""
-        return self._fatal is not None or self._unavailable is not None
+        return self._fatal is not None or self._unavailable is not None or self._purged is not None
 
     def take_failed(self) -> list[FailedDelivery]:
         """The events refused for themselves so far, each returned once: dead-letter them
@@ -442,6 +445,8 @@ class KafkaSink(SinkBase):
         text = self._hide(error.str())
         if _is_fatal(error):
             self._fatal = self._fatal or text
+        elif error.code() in (KafkaError._PURGE_QUEUE, KafkaError._PURGE_INFLIGHT):
+            self._purged = self._purged or text
         else:
             self._unavailable = self._unavailable or text
 
@@ -462,6 +467,14 @@ class KafkaSink(SinkBase):
             raise  # not reached: _give_up raises
 
     def _check_broken(self) -> None:
+        if self._fatal is None and self._unavailable is None and self._purged is not None:
+            # Purged messages: the fatal error that caused the purge may still be queued
+            # behind their reports; serve it so that the reason given is the real one.
+            try:
+                self._producer.poll(0)
+            except Exception as exc:
+                self._callback_failed(exc)
+            self._unavailable = self._unavailable or self._purged
         if self._fatal is not None:
             raise SinkError(
                 f"{self.name}: fatal producer error: {self._fatal}; "

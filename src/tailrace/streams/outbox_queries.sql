@@ -142,9 +142,10 @@ counted AS (
     UPDATE tailrace_outbox_totals SET published = published + (SELECT count(*) FROM gone)
 )
 UPDATE tailrace_outbox
-SET status = CASE WHEN attempts + 1 >= %(max_attempts)s THEN 'dead' ELSE 'pending' END,
-    attempts = attempts + 1,
-    last_error = 'the relay stopped before the broker acknowledged'
+SET status = CASE WHEN %(counts)s AND attempts + 1 >= %(max_attempts)s THEN 'dead'
+                  ELSE 'pending' END,
+    attempts = attempts + CASE WHEN %(counts)s THEN 1 ELSE 0 END,
+    last_error = %(reason)s
 WHERE id = ANY((SELECT events FROM tailrace_outbox_batches WHERE id = %(batch)s)::bigint[])
   AND NOT (id = ANY(%(found)s::bigint[])) AND status = 'pending'
 

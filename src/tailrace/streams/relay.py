@@ -431,28 +431,45 @@ class Relay:
                     "SELECT offsets FROM tailrace_outbox_batches WHERE id = %s FOR UPDATE",
                     (batch_id,),
                 ).fetchone()
-                return 0 if row is None else self._settle(conn, batch_id, row[0])
+                # The producer broke (fenced, fatal), not the events: no attempt counted,
+                # so an outage never kills an event.
+                return 0 if row is None else self._settle(conn, batch_id, row[0], counts=False)
 
         self.stats.reconciled += self._db.run(settle)
 
     def _settle(
-        self, conn: psycopg.Connection[Any], batch_id: int, offsets: Mapping[str, int]
+        self,
+        conn: psycopg.Connection[Any],
+        batch_id: int,
+        offsets: Mapping[str, int],
+        *,
+        counts: bool = True,
     ) -> int:
         """Mark what the topic holds of a batch, the rest pending; returns how many events
-        it held (counted by the caller once the transaction committed)."""
+        it held (counted by the caller once the transaction committed). With `counts`, a
+        relay died with the batch: the rest's attempts go up (a poison event ends dead)."""
         wanted: dict[str, list[int]] = defaultdict(list)
         for event_id, topic in conn.execute(Q["batch_events"], {"batch": batch_id}):
             wanted[topic].append(event_id)
         found = events_on_topics(self.bootstrap_servers, wanted, offsets, self.settings.producer)
         conn.execute(
             Q["reconciled"],
-            {"found": sorted(found), "batch": batch_id, "max_attempts": self.settings.max_attempts},
+            {
+                "found": sorted(found),
+                "batch": batch_id,
+                "max_attempts": self.settings.max_attempts,
+                "counts": counts,
+                "reason": "the relay stopped before the broker acknowledged"
+                if counts
+                else "the producer broke before the broker acknowledged",
+            },
         )
         conn.execute(Q["delete_batch"], {"batch": batch_id})
         total = sum(map(len, wanted.values()))
         log.warning(
-            "reconciled batch %d of a relay that stopped: %d of %d events were on the topic",
+            "reconciled batch %d (%s): %d of %d events were on the topic",
             batch_id,
+            "a relay that stopped" if counts else "its producer broke",
             len(found),
             total,
         )

@@ -147,4 +147,3 @@ def test_workers_lists_a_running_reprocessing_jobs_workers(client: TestClient) -
         ("rw1", 0, "pending"),
         ("rw1", 1, "running"),
     ]
-    worker = rows[1]

@@ -247,8 +247,9 @@ def test_a_run_stopped_mid_file_leaves_it_for_the_next_run(pg_url: str, tmp_path
     """SIGTERM (a pod being evicted) while a file is read: the run checkpoints, records the
     file FAILED as stopped, exits 1 and takes no other file; the next run resumes it."""
     logs = tmp_path / "logs"
-    write_file(logs / "a.json.gz", range(0, 150_000))
-    write_file(logs / "b.json.gz", range(150_000, 150_100), file=1)
+    # long enough that the SIGTERM lands mid-file however slow or fast the machine
+    write_file(logs / "a.json.gz", range(0, 600_000))
+    write_file(logs / "b.json.gz", range(600_000, 600_100), file=1)
     oracle = distinct_ids(logs)
     args = ["ingest", str(logs), "--sink", f"{pg_url}&table=logs", "--json"]
     cli = start_cli(args, pg_url, tmp_path)
@@ -261,7 +262,7 @@ def test_a_run_stopped_mid_file_leaves_it_for_the_next_run(pg_url: str, tmp_path
     assert cli.returncode == 1, stderr
     [stopped] = summary(stdout)["failed_files"]
     assert stopped["key"].endswith("a.json.gz") and stopped["error"].startswith("stopped")
-    assert 0 < _rows(pg_url) < 150_000
+    assert 0 < _rows(pg_url) < 600_000
     with JobStore(pg_url) as store:
         statuses = {Path(r.key).name: r.status for r in store.processed_files()}
     assert statuses == {"a.json.gz": IngestStatus.FAILED, "b.json.gz": IngestStatus.PENDING}

@@ -284,7 +284,9 @@ def test_operator_pages(pg_server: Server, browser_type: Any) -> None:  # noqa: 
         expect(chart).to_have_attribute("data-points", re.compile(r"^[3-9]$"))
         page.reload()  # the history is the server's: it survives a reload
         expect(chart).to_have_attribute("data-points", re.compile(r"^[3-9]$"))
-        assert contrast(page, '.queue[data-queue="ops"] button[data-action="pause"]') >= 4.5
+        pause = '.queue[data-queue="ops"] button[data-action="pause"]'
+        expect(page.locator(pause)).to_be_visible()  # the cards render after the chart
+        assert contrast(page, pause) >= 4.5
         page.screenshot(path=str(shots / "queues-operator.png"), full_page=True)
 
         # -- workers: the running engine worker, with its job in flight ------------------------
@@ -303,7 +305,8 @@ def test_operator_pages(pg_server: Server, browser_type: Any) -> None:  # noqa: 
         expect(dark_page.locator('.queue[data-queue="ops"]')).to_be_visible()
         background = dark_page.evaluate("getComputedStyle(document.body).backgroundColor")
         assert background == "rgb(11, 17, 32)", background
-        assert contrast(dark_page, '.queue[data-queue="ops"] button[data-action="pause"]') >= 4.5
+        expect(dark_page.locator(pause)).to_be_visible()
+        assert contrast(dark_page, pause) >= 4.5
         dark_page.screenshot(path=str(shots / "queues-dark.png"), full_page=True)
         dark.close()
     except BaseException:

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import math
 import random
+import zlib
 from typing import Any
 
 import psycopg
@@ -25,6 +26,13 @@ BUCKET_CLASS = 0x0B0C_5E8  # first key of the advisory locks on buckets
 PRESENCE_CLASS = 0x0B0C_5E9  # first key of the shared lock every relay session holds
 
 
+def schema_class(base: int, schema: str) -> int:
+    """`base` made particular to `schema`: advisory locks are database-wide, and the relays
+    of another tailrace schema in the same database must neither hold these buckets nor
+    count towards the fair share. The low bit (bucket vs presence) is kept."""
+    return (base ^ (zlib.crc32(schema.encode()) & 0x0FFF_FFFE)) & 0x7FFF_FFFF
+
+
 class Buckets:
     """The buckets this relay's database session owns; forgotten when the session changes."""
 
@@ -33,10 +41,16 @@ class Buckets:
         self.share = BUCKETS
         self.pid: int | None = None
         self.started: Any = None
+        self.bucket_class = BUCKET_CLASS
+        self.presence_class = PRESENCE_CLASS
 
     def on_connect(self, conn: psycopg.Connection[Any]) -> None:
         """Setup of each new session: the presence lock; a new session owns nothing."""
-        conn.execute(Q["present"], {"class": PRESENCE_CLASS})
+        row = conn.execute("SELECT current_schema()").fetchone()
+        schema = str(row[0]) if row and row[0] else "public"
+        self.bucket_class = schema_class(BUCKET_CLASS, schema)
+        self.presence_class = schema_class(PRESENCE_CLASS, schema)
+        conn.execute(Q["present"], {"class": self.presence_class})
         row = conn.execute(
             "SELECT backend_start FROM pg_stat_activity WHERE pid = pg_backend_pid()"
         ).fetchone()
@@ -50,16 +64,16 @@ class Buckets:
 
     def balance(self, conn: psycopg.Connection[Any]) -> None:
         """Give back what is beyond a fair share, take free buckets up to it."""
-        row = conn.execute(Q["relays"], {"class": PRESENCE_CLASS}).fetchone()
+        row = conn.execute(Q["relays"], {"class": self.presence_class}).fetchone()
         self.share = math.ceil(BUCKETS / max(1, int(row[0]) if row else 1))
         extra = len(self.owned) - self.share
         if extra > 0:
             given, self.owned = self.owned[:extra], self.owned[extra:]
-            conn.execute(Q["drop_buckets"], {"class": BUCKET_CLASS, "buckets": given})
+            conn.execute(Q["drop_buckets"], {"class": self.bucket_class, "buckets": given})
         elif extra < 0:
             free = [b for b in range(BUCKETS) if b not in self.owned]
             random.shuffle(free)  # relays starting together do not all try the same first
-            params = {"class": BUCKET_CLASS, "buckets": free, "want": -extra}
+            params = {"class": self.bucket_class, "buckets": free, "want": -extra}
             self.owned += [int(r[0]) for r in conn.execute(Q["take_buckets"], params)]
         self.owned.sort()
 

@@ -44,11 +44,14 @@ def test_a_fatal_producer_error_raises_and_a_new_producer_resends(
     sink.flush()  # the caller's checkpoint: 1,000 events
     sink.write(events[1_000:], keys=[str(i) for i in range(1_000, 3_000)], routes=["r"] * 2_000)
     inject_fatal_error(sink._producer, client_id)
-    with pytest.raises(SinkError, match=r"fatal producer error.*new producer"):
+    # librdkafka may report the fatal error itself only after the flush it broke (which then
+    # fails with a purge or a bare SystemError): either way the sink is broken and the file
+    # resumes from its checkpoint with a new sink.
+    with pytest.raises(SinkError, match=r"fatal producer error|sink unavailable"):
         sink.flush()
     # Nothing past the checkpoint counted, nothing turned into a dead letter.
     assert (sink.counters.events, sink.failed, sink.take_failed()) == (1_000, 0, [])
-    with pytest.raises(SinkError, match="fatal producer error"):
+    with pytest.raises(SinkError, match=r"fatal producer error|sink unavailable"):
         sink.write([b"more"])
     sink.close()
     # What the caller does: a new sink, the events since the checkpoint again.

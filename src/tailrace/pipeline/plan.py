@@ -266,4 +266,6 @@ def settle_job(
     status = store.job_finalize(job_id)
     if status in (JobStatus.RUNNING, JobStatus.PENDING):
         store.job_set_status(job_id, JobStatus.FAILED, reason)
+    elif status is JobStatus.COMPLETED:
+        store.workers_close_pending(job_id)
     return store.job(job_id)

@@ -160,6 +160,13 @@ WHERE job_id = %(job_id)s AND worker_index = %(worker_index)s
 -- name: workers_running
 SELECT count(*) FROM reprocessing_workers WHERE job_id = %(job_id)s AND status = 'running'
 
+-- name: workers_close_pending
+-- A completed job's planned workers that never started (the others took every file).
+UPDATE reprocessing_workers
+SET status = 'completed', completed_at = %(now)s, updated_at = %(now)s,
+    assigned_files = processed_files, total_bytes = processed_bytes
+WHERE job_id = %(job_id)s AND status = 'pending'
+
 -- name: workers_fail_running
 UPDATE reprocessing_workers
 SET status = 'failed', completed_at = %(now)s, updated_at = %(now)s, error = %(error)s,

@@ -449,6 +449,10 @@ class JobStore:
             now=self._now(),
         )
 
+    def workers_close_pending(self, job_id: str) -> int:
+        """Mark a completed job's workers that never started completed: nothing was left."""
+        return self._exec("workers_close_pending", job_id=job_id, now=self._now())
+
     def workers_fail_running(self, job_id: str, error: str) -> int:
         """Mark the workers that still say running as failed (their processes are gone)."""
         return self._exec("workers_fail_running", job_id=job_id, error=error, now=self._now())

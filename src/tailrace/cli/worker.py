@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import sys
 
 import click
@@ -13,6 +14,21 @@ from ..errors import ConfigurationError
 from ..loading import load_app
 from ..observability import metrics
 from .context import app_from
+
+
+def processing_enabled() -> bool:
+    """``TAILRACE_WORKER_ENABLED``, else the priority-job framework's
+    ``QUARKUS_SCHEDULER_ENABLED``: false starts the worker with processing off."""
+    for name in ("TAILRACE_WORKER_ENABLED", "QUARKUS_SCHEDULER_ENABLED"):
+        raw = (os.environ.get(name) or "").strip().lower()
+        if not raw:
+            continue
+        if raw in ("true", "1", "yes", "on"):
+            return True
+        if raw in ("false", "0", "no", "off"):
+            return False
+        raise ConfigurationError(f"{name}={raw!r}: expected true or false")
+    return True
 
 
 def _split(text: str | None) -> list[str] | None:
@@ -76,6 +92,12 @@ def _split(text: str | None) -> list[str] | None:
 )
 @click.option("--burst", is_flag=True, help="Exit once no job is left to run.")
 @click.option(
+    "--pool",
+    envvar="TAILRACE_WORKER_POOL",
+    help="This worker's pool, which `tailrace queues pause-pool NAME` pauses without a "
+    "restart (env TAILRACE_WORKER_POOL).",
+)
+@click.option(
     "--metrics-port",
     type=int,
     envvar="TAILRACE_METRICS_PORT",
@@ -120,6 +142,7 @@ def worker(
     retention_s: float,
     prune_every_s: float,
     burst: bool,
+    pool: str | None,
     metrics_port: int | None,
     metrics_host: str,
     job_id: str | None,
@@ -155,6 +178,8 @@ def worker(
         retention_s=retention_s,
         prune_every_s=prune_every_s,
         burst=burst,
+        pool=pool or None,
+        enabled=processing_enabled(),
     )
     if app_spec:
         ctx.find_root().obj["app"] = app_spec

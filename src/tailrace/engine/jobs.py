@@ -180,3 +180,13 @@ class QueueInfo:
     name: str
     paused: bool
     capacity: int | None
+    # caps per priority set on this queue (JOBS_QUEUE_CAPACITY_<P> defaults are not stored)
+    capacities: dict[Priority, int] = field(default_factory=dict)
+
+
+@dataclass(frozen=True, slots=True)
+class PoolInfo:
+    """A named pool of workers (``tailrace worker --pool NAME``) an operator can pause."""
+
+    name: str
+    paused: bool

@@ -216,3 +216,38 @@ def test_aging_is_set_per_queue(database_url: str, monkeypatch: pytest.MonkeyPat
         assert (job.sort_at - job.run_at).total_seconds() == 4 * 600
         job = app.new_job("t", queue="fifo", priority="BULK")
         assert job.sort_at == job.run_at
+
+
+def test_the_series_their_dashboard_queries_translate_to(app: App) -> None:
+    """The rows of the metrics table: each of their series has the tailrace one named."""
+    from tailrace.observability import metrics
+
+    @app.task(name="refresh")
+    def refresh(fail: bool) -> None:
+        if fail:
+            raise RuntimeError("no")
+
+    app.queue_capacity("reporting_refresh", 100)  # a known queue: all its series, zero too
+    app.enqueue("refresh", {"fail": False}, queue="reporting_refresh", priority="CRITICAL")
+    app.enqueue("refresh", {"fail": True}, queue="reporting_refresh", max_attempts=1)
+    drain(app, queues=["reporting_refresh"])
+    app.enqueue("refresh", {"fail": False}, queue="reporting_refresh", priority="CRITICAL")
+    families = {
+        f.name: f
+        for f in metrics.QueueCollector.render(
+            app.store.queue_depths(), [q.name for q in app.queues()]
+        )
+    }
+    depth = {tuple(s.labels.values()): s.value for s in families["tailrace_queue_depth"].samples}
+    # reporting_refresh_queue_depth{priority="critical"}
+    assert depth[("reporting_refresh", "critical", "pending")] == 1
+    assert depth[("reporting_refresh", "bulk", "pending")] == 0
+    # reporting_refresh_dlq_depth
+    (dead,) = families["tailrace_dead_letter_depth"].samples
+    assert (dead.labels, dead.value) == ({"queue": "reporting_refresh"}, 1)
+    # reporting_job_started / _completed / _failed / _duration_bucket
+    labels = {"queue": "reporting_refresh", "task": "refresh"}
+    sample = metrics.REGISTRY.get_sample_value
+    for name in ("started_total", "completed_total", "failed_total"):
+        assert (sample(f"tailrace_jobs_{name}", labels) or 0) >= 1, name
+    assert sample("tailrace_job_duration_seconds_bucket", {**labels, "le": "+Inf"})

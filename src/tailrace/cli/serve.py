@@ -11,11 +11,11 @@ import click
 from ..settings import database_url, redact_url
 
 
-def _log_config(level: str, fmt: str) -> dict[str, Any]:
+def _log_config(level: str, fmt: str, service: str) -> dict[str, Any]:
     """uvicorn's own logs (startup, access) and every other logger's in the format the CLI
     chose (`tailrace.observability.logs`), each through the filter that takes secrets out
     (a ``?token=`` in an access line, a URL's password); access lines as fields."""
-    formatter = {"()": "tailrace.observability.logs.formatter", "fmt": fmt}
+    formatter = {"()": "tailrace.observability.logs.formatter", "fmt": fmt, "service": service}
     handler = {
         "class": "logging.StreamHandler",
         "formatter": "line",
@@ -68,7 +68,7 @@ def serve(ctx: click.Context, host: str, port: int, processes: int, access_log: 
 
     from ..api import admin_env
     from ..api.config import ApiConfig
-    from ..observability.logs import current_format
+    from ..observability.logs import current_format, current_service
 
     admin_env.adopt()  # Jitsu's ADMIN_DATABASE_URL and the rest, before the URL is chosen
     url = database_url(ctx.find_root().obj.get("database_url"))
@@ -91,7 +91,7 @@ def serve(ctx: click.Context, host: str, port: int, processes: int, access_log: 
         host=host,
         port=port,
         workers=processes if processes > 1 else None,
-        log_config=_log_config(level, current_format()),
+        log_config=_log_config(level, current_format(), current_service()),
         access_log=access_log,
         proxy_headers=False,
     )

@@ -150,9 +150,15 @@ def resolve_format(fmt: str | None, stream: Any) -> str:
     return chosen
 
 
-def formatter(fmt: str = "json", colour: bool | None = None) -> logging.Formatter:
+def formatter(
+    fmt: str = "json", colour: bool | None = None, service: str | None = None
+) -> logging.Formatter:
     """The formatter for ``fmt``; text is coloured when ``colour`` (default: stderr is a
-    terminal). Also the factory `tailrace serve`'s logging configuration names."""
+    terminal). Also the factory `tailrace serve`'s logging configuration names: its server
+    processes are fresh interpreters, told the ``service`` this way."""
+    global _service
+    if service is not None:
+        _service = service
     if fmt == "text":
         return TextFormatter(sys.stderr.isatty() if colour is None else colour)
     return JsonFormatter()
@@ -198,3 +204,7 @@ def configure(
 def current_format() -> str:
     """The format `configure` chose (json before it ran)."""
     return str(_state["format"] or "json")
+
+
+def current_service() -> str:
+    return _service

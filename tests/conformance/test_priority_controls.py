@@ -132,6 +132,9 @@ def test_a_worker_in_a_paused_pool_waits_and_resumes_without_restart(
     def t(n: int) -> None:
         ran.append(n)
 
+    background_worker(app, pool="other", queues=["elsewhere"])  # the job is not for it
+    wait_until(lambda: [p.name for p in app.pools()] == ["other"], what="the pool known")
+    assert not app.pools()[0].paused
     app.pool_pause("etl")
     caplog.set_level(logging.INFO, logger="tailrace")
     background_worker(app, pool="etl", maintenance_s=0.05)

@@ -136,7 +136,8 @@ def resume_pool(ctx: click.Context, name: str) -> None:
 @click.option("--json", "as_json", is_flag=True)
 @click.pass_context
 def pools(ctx: click.Context, as_json: bool) -> None:
-    """The worker pools an operator paused or resumed, and their state."""
+    """The worker pools (those of workers started with --pool, and those paused or resumed)
+    and their state."""
     found = app_from(ctx).pools()
     if as_json:
         echo_json({"pools": [{"name": p.name, "paused": p.paused} for p in found]})

@@ -136,6 +136,8 @@ class Worker:
             pool=self.options.pool,
             enabled=self.options.enabled,
         )
+        if self.options.pool:  # listed by `tailrace queues pools` from its first worker on
+            await self._on(self._upkeep_db, self._upkeep_store.pool_add, self.options.pool)
         for sig in (signal.SIGTERM, signal.SIGINT):
             try:
                 self._loop.add_signal_handler(sig, self._on_signal)

@@ -95,7 +95,8 @@ def resume(name: Annotated[str, _QUEUE_NAME], svc: Svc) -> dict[str, Any]:
 
 @router.get("/pools", response_model=PoolsOut)
 def pools(svc: Svc) -> dict[str, Any]:
-    """The worker pools paused or resumed so far, and their state."""
+    """The worker pools (of workers started with ``--pool``, or paused or resumed) and their
+    state."""
     with svc.db() as db:
         found = db.app.pools()
     return {"pools": [{"name": p.name, "paused": p.paused} for p in found]}

@@ -245,6 +245,9 @@ DELETE FROM tailrace_queue_caps WHERE queue = %(name)s AND priority = %(priority
 INSERT INTO tailrace_pools (name, paused) VALUES (%(name)s, %(paused)s)
 ON CONFLICT (name) DO UPDATE SET paused = excluded.paused, updated_at = now();
 
+-- name: pool_add
+INSERT INTO tailrace_pools (name) VALUES (%(name)s) ON CONFLICT (name) DO NOTHING;
+
 -- name: pools_list
 SELECT name, paused FROM tailrace_pools ORDER BY name;
 

@@ -435,6 +435,9 @@ class PostgresStore(PostgresInspection):
 
         self._run(op)
 
+    def pool_add(self, name: str) -> None:
+        self._run(lambda conn: conn.execute(Q["pool_add"], {"name": name}))
+
     def pools_list(self) -> list[PoolInfo]:
         rows = self._run(lambda conn: conn.execute(Q["pools_list"]).fetchall())
         return [PoolInfo(r[0], bool(r[1])) for r in rows]

@@ -172,6 +172,9 @@ DELETE FROM tailrace_queue_caps WHERE queue = :name AND priority = :priority;
 INSERT INTO tailrace_pools (name, paused, updated_at) VALUES (:name, :paused, :now)
 ON CONFLICT (name) DO UPDATE SET paused = excluded.paused, updated_at = :now;
 
+-- name: pool_add
+INSERT INTO tailrace_pools (name, updated_at) VALUES (:name, :now) ON CONFLICT (name) DO NOTHING;
+
 -- name: pools_list
 SELECT name, paused FROM tailrace_pools ORDER BY name;
 

@@ -366,6 +366,10 @@ class SqliteStore(SqliteInspection):
         with self._write() as conn:
             conn.execute(Q["pool_set_paused"], {"name": name, "paused": paused, "now": time.time()})
 
+    def pool_add(self, name: str) -> None:
+        with self._write() as conn:
+            conn.execute(Q["pool_add"], {"name": name, "now": time.time()})
+
     def pools_list(self) -> list[PoolInfo]:
         with self._read() as conn:
             rows = conn.execute(Q["pools_list"]).fetchall()

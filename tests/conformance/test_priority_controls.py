@@ -254,3 +254,36 @@ def test_the_series_their_dashboard_queries_translate_to(app: App) -> None:
     for name in ("started_total", "completed_total", "failed_total"):
         assert (sample(f"tailrace_jobs_{name}", labels) or 0) >= 1, name
     assert sample("tailrace_job_duration_seconds_bucket", {**labels, "le": "+Inf"})
+
+
+def test_concurrent_enqueuers_never_pass_a_cap_per_priority(database_url: str) -> None:
+    """Eight threads, each with its own connection, race to fill a BULK cap of 20, one by one
+    and in batches (COPY on PostgreSQL): the queue ends with exactly 20."""
+    import threading
+
+    with App(database_url, queue_capacity={"BULK": 20}) as setup:
+        setup.store.migrate()
+    stored: list[int] = []
+    lock = threading.Lock()
+
+    def enqueue(batch: int) -> None:
+        with App(database_url, queue_capacity={"BULK": 20}) as app:
+            while True:
+                try:
+                    ids = app.enqueue_many([JobSpec("t", priority="BULK")] * batch)
+                except QueueFullError:
+                    if batch == 1:
+                        return
+                    batch = 1
+                    continue
+                with lock:
+                    stored.extend(ids)
+
+    threads = [threading.Thread(target=enqueue, args=(1 if i % 2 else 17,)) for i in range(8)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(60)
+    with App(database_url) as app:
+        assert len(stored) == 20
+        assert len(app.jobs(JobFilter(priority=Priority.BULK), limit=100)) == 20

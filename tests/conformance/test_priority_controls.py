@@ -104,7 +104,10 @@ def test_retry_attempts_set_where_the_worker_runs_take_effect(
             raise RuntimeError("down")
 
         drain(app)
-        assert app.job(failing).state is JobState.DEAD
+        dead = app.job(failing)
+        assert dead.state is JobState.DEAD
+        # stored with it: the dashboard says 2 of 2, and a reaper would judge by 2
+        assert (dead.attempts, dead.max_attempts) == (2, 2)
         assert (runs.count("flaky"), runs.count("capped")) == (2, 3)
         assert app.job(capped).state is JobState.DEAD
 

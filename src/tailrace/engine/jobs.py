@@ -154,6 +154,10 @@ class Outcome:
     error: dict[str, Any] | None = None
     retry_at: datetime | None = None
     sort_at: datetime | None = None
+    # the attempts the worker decided with, when they differ from the stored ones (its own
+    # JOBS_RETRY_MAX_ATTEMPTS_<PRIORITY>): stored with the outcome, so that the reaper and
+    # the dashboard agree with it
+    max_attempts: int | None = None
 
 
 @dataclass(frozen=True, slots=True)

@@ -375,6 +375,8 @@ class Worker:
     def _failure(self, job: ClaimedJob, error: BaseException) -> Outcome:
         detail = self._error(job, error)
         metrics.JOBS_FAILED.labels(job.queue, job.task).inc()
+        # attempts decided by this worker's setting (see `_start`) are stored with the outcome
+        decided = job.max_attempts if job.priority in self.max_attempts else None
         # another attempt on this worker would fail the same way: a job whose task it does
         # not know is dead at once, its reason recorded, to replay once a worker knows it
         if job.attempt >= job.max_attempts or isinstance(error, UnknownTaskError):
@@ -388,7 +390,7 @@ class Worker:
                     "error": detail["error"],
                 },
             )
-            return Outcome(job.id, JobState.DEAD, detail)
+            return Outcome(job.id, JobState.DEAD, detail, max_attempts=decided)
         task = self.app.find_task(job.task)
         policy = (task.retry if task and task.retry else None) or self.app.retry
         retry_at = datetime.now(UTC) + timedelta(seconds=policy.delay(job.attempt))
@@ -408,6 +410,7 @@ class Worker:
             detail,
             retry_at,
             self.app.sort_at(retry_at, job.priority, job.queue),
+            max_attempts=decided,
         )
 
     # -- reporting --------------------------------------------------------------------------

@@ -103,11 +103,12 @@ SET state = o.state,
     errors = CASE WHEN o.error IS NULL THEN j.errors ELSE j.errors || jsonb_build_array(o.error::jsonb) END,
     run_at = COALESCE(o.retry_at, j.run_at),
     sort_at = COALESCE(o.sort_at, j.sort_at),
+    max_attempts = COALESCE(o.max_attempts, j.max_attempts),
     finished_at = CASE WHEN o.state = 'failed' THEN NULL ELSE now() END,
     lease_expires_at = NULL
 FROM unnest(%(ids)s::bigint[], %(states)s::text[], %(errors)s::text[],
-            %(retry_ats)s::timestamptz[], %(sort_ats)s::timestamptz[])
-     AS o(id, state, error, retry_at, sort_at)
+            %(retry_ats)s::timestamptz[], %(sort_ats)s::timestamptz[], %(max_attempts)s::int[])
+     AS o(id, state, error, retry_at, sort_at, max_attempts)
 WHERE j.id = o.id AND j.state = 'running' AND j.worker_id = %(worker_id)s;
 
 -- name: lease_renew

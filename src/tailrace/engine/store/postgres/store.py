@@ -305,6 +305,7 @@ class PostgresStore(PostgresInspection):
                             ],
                             "retry_ats": [o.retry_at for o in other],
                             "sort_ats": [o.sort_at for o in other],
+                            "max_attempts": [o.max_attempts for o in other],
                         },
                     ).rowcount
             return count

@@ -57,6 +57,7 @@ SET state = :state,
     errors = CASE WHEN :error IS NULL THEN errors ELSE json_insert(errors, '$[#]', json(:error)) END,
     run_at = coalesce(:retry_at, run_at),
     sort_at = coalesce(:sort_at, sort_at),
+    max_attempts = coalesce(:max_attempts, max_attempts),
     finished_at = CASE WHEN :state = 'failed' THEN NULL ELSE :now END,
     lease_expires_at = NULL
 WHERE id = :id AND state = 'running' AND worker_id = :worker_id;

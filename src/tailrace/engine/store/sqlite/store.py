@@ -242,6 +242,7 @@ class SqliteStore(SqliteInspection):
                         "error": orjson.dumps(o.error).decode() if o.error else None,
                         "retry_at": _ts(o.retry_at),
                         "sort_at": _ts(o.sort_at),
+                        "max_attempts": o.max_attempts,
                     },
                 ).rowcount
         return count

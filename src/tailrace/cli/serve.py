@@ -7,6 +7,7 @@ from typing import Any
 
 import click
 
+from ..extras import require
 from ..settings import database_url, redact_url
 
 
@@ -59,7 +60,11 @@ def _log_config(level: str) -> dict[str, Any]:
 @click.pass_context
 def serve(ctx: click.Context, host: str, port: int, processes: int, access_log: bool) -> None:
     """Serve the admin API, the web UI and /metrics (tokens: TAILRACE_API_TOKENS)."""
-    import uvicorn  # here: FastAPI and uvicorn cost every other command 0.25 s to import
+    # here: FastAPI and uvicorn cost every other command 0.25 s to import; and they are the
+    # server extra, which a worker's installation may lack
+    require("server", "fastapi")
+    require("server", "python_multipart")  # the login form
+    uvicorn: Any = require("server", "uvicorn")
 
     from ..api import admin_env
     from ..api.config import ApiConfig

@@ -93,6 +93,17 @@ def test_serve_without_the_server_extra_says_which_extra(tmp_path: Path) -> None
     ]
 
 
+def test_serve_with_the_kubernetes_executor_without_its_extra_says_which_extra(
+    tmp_path: Path,
+) -> None:
+    code = "import os\nos.environ['TAILRACE_EXECUTOR'] = 'kubernetes'\n" + CLI
+    db = f"sqlite:///{tmp_path}/t.db"
+    result = _run(EXTRA_MODULES["kubernetes"], code, "--database-url", db, "serve", cwd=tmp_path)
+    assert result.returncode == 2, result.stderr
+    (line,) = result.stderr.strip().splitlines()[-1:]
+    assert line.endswith("pip install 'tailrace[kubernetes]'"), result.stderr
+
+
 def test_tracing_without_the_otel_extra_says_which_extra(tmp_path: Path) -> None:
     code = "import os\nos.environ['OTEL_TRACES_EXPORTER'] = 'console'\n" + CLI
     result = _run(EXTRA_MODULES["otel"], code, "queues", "stats", cwd=tmp_path)

@@ -74,6 +74,8 @@ def serve(ctx: click.Context, host: str, port: int, processes: int, access_log: 
     # the app factory reads its settings from the environment, in every server process
     os.environ["TAILRACE_DATABASE_URL"] = url
     config = ApiConfig.from_environment(url)
+    if config.executor == "kubernetes":  # say so here, not in a traceback of every server process
+        require("kubernetes", "kubernetes.client")
     where = (
         f"log in with the token in {config.token_file}"
         if config.token_file

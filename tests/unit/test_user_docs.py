@@ -3,6 +3,7 @@ the test that runs it), and links that lead somewhere."""
 
 from __future__ import annotations
 
+import json
 import re
 from pathlib import Path
 
@@ -46,3 +47,14 @@ def test_every_example_has_a_guide_and_a_test_and_every_guide_an_example() -> No
 def test_relative_links_resolve(page: Path) -> None:
     for target in re.findall(r"\]\(([^)#:]+)(?:#[^)]*)?\)", page.read_text()):
         assert (page.parent / target).exists(), f"{page.name}: {target}"
+
+
+def test_no_internal_jargon_in_the_api_description(tmp_path: Path) -> None:
+    """The OpenAPI document (its descriptions come from the routes' docstrings) is a user doc
+    too."""
+    pytest.importorskip("fastapi")
+    from tailrace.api import ApiConfig, create_app
+
+    app = create_app(ApiConfig.from_environment(f"sqlite:///{tmp_path}/t.db"))
+    text = json.dumps(app.openapi())
+    assert JARGON.findall(text) == []

@@ -25,6 +25,7 @@ tailrace spool drain shipping-1 --url "file://$PWD/spool" \
 tailrace consume "$topic" --group billing --handler handlers:bill \
   --bootstrap-servers "$KAFKA_BOOTSTRAP_SERVERS" --partitions 0 &
 consumer=$!
+trap 'kill $consumer 2>/dev/null || true' EXIT
 python - <<'PY'
 import pathlib, sys, time
 deadline = time.monotonic() + 60

@@ -3,8 +3,10 @@ services the rest of the suite starts: PostgreSQL, moto's S3 server, Tansu."""
 
 from __future__ import annotations
 
+import contextlib
 import os
 import shutil
+import signal
 import subprocess
 import sys
 from collections.abc import Iterator
@@ -51,17 +53,31 @@ class Example:
     def run(
         self, script: str = "run.sh", *args: str, timeout: float = 120, **env: str
     ) -> subprocess.CompletedProcess[str]:
-        result = subprocess.run(
+        """Runs the script in a session of its own: what it left running in the background
+        (a web app, a consumer) is stopped with it, whatever happened."""
+        process = subprocess.Popen(
             ["bash", str(self.dir / script), *args],
             cwd=self.work,
             env={**self.env, **env},
-            capture_output=True,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
             text=True,
-            timeout=timeout,
+            start_new_session=True,
         )
-        output = f"{result.stdout[-3000:]}\n{result.stderr[-3000:]}"
-        assert result.returncode == 0, f"{script} exited {result.returncode}:\n{output}"
-        return result
+        try:
+            stdout, stderr = process.communicate(timeout=timeout)
+        except subprocess.TimeoutExpired:
+            os.killpg(process.pid, signal.SIGKILL)
+            stdout, stderr = process.communicate()
+            pytest.fail(
+                f"{script} still running after {timeout} s:\n{stdout[-3000:]}\n{stderr[-3000:]}"
+            )
+        finally:
+            with contextlib.suppress(ProcessLookupError):
+                os.killpg(process.pid, signal.SIGKILL)
+        output = f"{stdout[-3000:]}\n{stderr[-3000:]}"
+        assert process.returncode == 0, f"{script} exited {process.returncode}:\n{output}"
+        return subprocess.CompletedProcess(process.args, process.returncode, stdout, stderr)
 
 
 @pytest.fixture(scope="session")

@@ -79,6 +79,12 @@ def test_the_extras_are_declared_and_the_test_extra_pulls_every_one() -> None:
     assert set(EXTRAS) <= set(extras)
     assert extras["all"] == [f"tailrace[{','.join(EXTRAS)}]"]
     assert "tailrace[all]" in extras["test"]
+    # the README's two commands: the core for the quick start, the test extra for the suite
+    readme = (REPO_ROOT / "README.md").read_text()
+    block = readme.split("## Quick start", 1)[1].split("```sh", 1)[1].split("```", 1)[0]
+    first, second = [line for line in block.splitlines() if line and not line.startswith("#")]
+    assert "pip install -e . " in first and "tailrace serve" not in first
+    assert "pip install -e '.[test]'" in second
     core = " ".join(project["dependencies"])
     for heavy in ("fastapi", "uvicorn", "kubernetes", "redis", "opentelemetry-sdk"):
         assert heavy not in core, heavy

@@ -8,6 +8,7 @@ from typing import Any
 
 import click
 
+from ..extras import require
 from ..settings import database_url, redact_url
 
 
@@ -64,7 +65,11 @@ def _log_config(level: str, fmt: str, service: str) -> dict[str, Any]:
 @click.pass_context
 def serve(ctx: click.Context, host: str, port: int, processes: int, access_log: bool) -> None:
     """Serve the admin API, the web UI and /metrics (tokens: TAILRACE_API_TOKENS)."""
-    import uvicorn  # here: FastAPI and uvicorn cost every other command 0.25 s to import
+    # here: FastAPI and uvicorn cost every other command 0.25 s to import; and they are the
+    # server extra, which a worker's installation may lack
+    require("server", "fastapi")
+    require("server", "python_multipart")  # the login form
+    uvicorn: Any = require("server", "uvicorn")
 
     from ..api import admin_env
     from ..api.config import ApiConfig
@@ -75,6 +80,8 @@ def serve(ctx: click.Context, host: str, port: int, processes: int, access_log: 
     # the app factory reads its settings from the environment, in every server process
     os.environ["TAILRACE_DATABASE_URL"] = url
     config = ApiConfig.from_environment(url)
+    if config.executor == "kubernetes":  # say so here, not in a traceback of every server process
+        require("kubernetes", "kubernetes.client")
     where = (
         f"log in with the token in {config.token_file}"
         if config.token_file

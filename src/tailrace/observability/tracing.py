@@ -11,7 +11,6 @@ consumers extract it and run the handler in a child span. Log records made meanw
 from __future__ import annotations
 
 import functools
-import importlib
 import inspect
 import logging
 import os
@@ -25,6 +24,7 @@ from opentelemetry.context import Context
 from opentelemetry.trace import ProxyTracerProvider, Span, SpanKind
 
 from ..errors import ConfigurationError
+from ..extras import require
 
 if TYPE_CHECKING:
     from opentelemetry.sdk.trace import TracerProvider
@@ -67,6 +67,7 @@ def configure_tracing(
         if kind in ("", "none"):
             return None
         exporter = _exporter(kind, env)
+    require("otel", "opentelemetry.sdk")  # the API (core) carries context; the SDK exports
     from opentelemetry.sdk.resources import SERVICE_NAME, Resource
     from opentelemetry.sdk.trace import TracerProvider
     from opentelemetry.sdk.trace.export import BatchSpanProcessor
@@ -80,6 +81,7 @@ def configure_tracing(
 
 def _exporter(kind: str, env: Mapping[str, str]) -> SpanExporter:
     if kind == "console":
+        require("otel", "opentelemetry.sdk")
         from opentelemetry.sdk.trace.export import ConsoleSpanExporter
 
         return ConsoleSpanExporter()
@@ -91,15 +93,8 @@ def _exporter(kind: str, env: Mapping[str, str]) -> SpanExporter:
         "OTEL_EXPORTER_OTLP_PROTOCOL", "http/protobuf"
     )
     package = "grpc" if protocol == "grpc" else "http"
-    try:
-        module = importlib.import_module(
-            f"opentelemetry.exporter.otlp.proto.{package}.trace_exporter"
-        )
-    except ImportError as exc:
-        raise ConfigurationError(
-            f"OTEL_TRACES_EXPORTER=otlp needs opentelemetry-exporter-otlp-proto-{package} "
-            f"(pip install 'tailrace[otlp]'): {exc}"
-        ) from None
+    # the otel extra brings the http exporter; grpc is opentelemetry-exporter-otlp-proto-grpc
+    module = require("otel", f"opentelemetry.exporter.otlp.proto.{package}.trace_exporter")
     return cast("SpanExporter", module.OTLPSpanExporter())
 
 

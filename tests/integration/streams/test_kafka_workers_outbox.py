@@ -160,3 +160,27 @@ def test_their_outbox_table_is_relayed_in_order_per_key_with_their_settings(
     assert by_key(records) == {
         f"conversation:{c}".encode(): [n for n in range(40) if n % 4 == c] for c in range(4)
     }
+
+
+def test_their_outbox_settings_drive_the_built_in_relay_too(
+    broker: TansuBroker, pg_url: str
+) -> None:
+    from tailrace.engine.store.postgres.store import PostgresStore
+    from tailrace.streams import outbox as events
+
+    topic = f"orders_{uuid.uuid4().hex[:6]}"
+    broker.create_topic(topic)
+    store = PostgresStore(pg_url)
+    store.migrate()
+    store.close()
+    with psycopg.connect(pg_url, autocommit=True) as conn:
+        for n in range(10):
+            events.add(conn, topic, f"order-{n % 2}", {"n": n})
+    env = {"OUTBOX_BATCH_SIZE": "3", "OUTBOX_MAX_RETRIES": "2", "OUTBOX_POLL_INTERVAL_MS": "50"}
+    arguments = ["relay", "--database-url", pg_url, "--bootstrap-servers", broker.bootstrap]
+    result = CliRunner().invoke(outbox, [*arguments, "--until-idle", "--json"], env=env)
+    assert result.exit_code == 0, result.output
+    stats = orjson.loads(result.output)
+    # at most 3 events a batch (the default, 5000, would take them all at once)
+    assert stats["published"] == 10 and stats["batches"] >= 4
+    assert len(broker.consume_all(topic, expected=10)) == 10

@@ -124,7 +124,8 @@ def outbox() -> None:
     default=2,
     show_default=True,
     help="Relays in this process, each with its own connection and producer, sharing the "
-    "key buckets (bench/streams/RESULTS-outbox.md: one relay pipelines on its own).",
+    "key buckets (bench/streams/RESULTS-outbox.md: one relay pipelines on its own). "
+    "With --table, one relay per table works at a time.",
 )
 @click.option("--until-idle", is_flag=True, help="Exit once no event is pending.")
 @click.option("--json", "as_json", is_flag=True, help="Print the totals as JSON at exit.")
@@ -154,6 +155,10 @@ def relay(
     from ..streams.relay import Relay, RelaySettings, RelayStats
 
     if table is not None:
+        if channel:
+            raise click.UsageError(
+                "--redis-mirror works on tailrace's outbox only, not with --table"
+            )
         _relay_table(
             _postgres_url(ctx, database_url),
             _bootstrap(bootstrap_servers),

@@ -30,6 +30,7 @@ from ..engine.retry import RetryPolicy
 from ..engine.store.queries import load_queries
 from ..errors import ConfigurationError
 from .consumer_message import MESSAGE_ID_HEADER
+from .outbox import ID_HEADER
 from .outbox_publish import BatchPublisher, Claimed, producer_config
 from .relay import _cut_behind_retries
 
@@ -163,8 +164,10 @@ class TableRelay:
             self._failures = 0
             return 0
         native = {index: row[0] for index, row in enumerate(rows)}
+        # Claimed ids are the batch's indexes (the table's may be UUIDs); the messages
+        # carry the row's own id.
         batch = [
-            Claimed(index, topic, key, value or b"", [[MESSAGE_ID_HEADER, str(ident)]], attempts)
+            Claimed(index, topic, key, value or b"", _headers(str(ident)), attempts)
             for index, (ident, topic, key, value, attempts) in enumerate(rows)
         ]
         # A key's event that failed before goes without its key's later events.
@@ -205,3 +208,7 @@ class TableRelay:
 
     def __exit__(self, *exc: object) -> None:
         self.close()
+
+
+def _headers(ident: str) -> list[list[str]]:
+    return [[MESSAGE_ID_HEADER, ident], [ID_HEADER, ident]]

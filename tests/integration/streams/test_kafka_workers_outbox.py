@@ -148,6 +148,7 @@ def test_their_outbox_table_is_relayed_in_order_per_key_with_their_settings(
         envelope = orjson.loads(records[0].value or b"")
         assert set(envelope) >= {"event_id", "aggregate_id", "event_type", "payload"}
         assert records[0].header("message_id") == envelope["event_id"].encode()
+        assert records[0].header("tailrace_outbox_id") == envelope["event_id"].encode()
 
         # Fixed and requeued the way their operators would: its conversation follows, in order.
         conn.execute(

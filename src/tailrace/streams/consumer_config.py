@@ -119,9 +119,10 @@ class ConsumerConfig:
             "queued.min.messages": 200_000,
             "log.connection.close": False,
             **consumer_env(environ),
-            **{k: v for k, v in self.kafka.items() if not k.startswith("producer.")},
             "bootstrap.servers": self.bootstrap_servers,
             "group.id": self.group,
+            # the overrides win over everything (a group.id of its own, say)
+            **{k: v for k, v in self.kafka.items() if not k.startswith("producer.")},
         }
         for name in _OWN:
             if str(settings.get(name, "false")).lower() not in ("false", "0"):

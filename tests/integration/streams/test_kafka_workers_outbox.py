@@ -4,9 +4,13 @@ OUTBOX_* settings, on PostgreSQL and a Tansu broker."""
 from __future__ import annotations
 
 import math
+import os
+import subprocess
+import sys
 import uuid
 from collections import defaultdict
 from collections.abc import Iterator
+from pathlib import Path
 from typing import Any
 
 import orjson
@@ -17,8 +21,10 @@ from click.testing import CliRunner
 from tailrace.cli.outbox import outbox
 from tests.kafka_broker import Record, TansuBroker
 from tests.services import postgres_schema
+from tests.waiting import wait_until
 
 pytestmark = pytest.mark.kafka
+SRC = Path(__file__).resolve().parents[3] / "src"
 
 # Their migration's table, exactly (003_production_ready.sql of the Kafka workers' project).
 REFERENCE_SCHEMA = """
@@ -185,3 +191,54 @@ def test_their_outbox_settings_drive_the_built_in_relay_too(
     # at most 3 events a batch (the default, 5000, would take them all at once)
     assert stats["published"] == 10 and stats["batches"] >= 4
     assert len(broker.consume_all(topic, expected=10)) == 10
+
+
+def test_a_table_relay_killed_midway_loses_nothing_and_keeps_key_order(
+    broker: TansuBroker, pg_url: str, tmp_path: Path
+) -> None:
+    suffix = uuid.uuid4().hex[:6]
+    topic = f"message_events_{suffix}"
+    broker.create_topic(topic, partitions=3)
+    total = 1500
+    with psycopg.connect(pg_url, autocommit=True) as conn:
+        for n in range(total):
+            write(conn, n % 5, n)
+    env = {
+        **{k: v for k, v in os.environ.items() if k in ("PATH", "HOME", "LANG")},
+        "PYTHONPATH": os.pathsep.join([str(SRC), os.environ.get("PYTHONPATH", "")]),
+        "DATABASE_URL": pg_url,
+        "KAFKA_BOOTSTRAP_SERVERS": broker.bootstrap,
+        "OUTBOX_BATCH_SIZE": "20",
+    }
+    command = [sys.executable, "-m", "tailrace", "outbox", "relay", "--table", "outbox_events"]
+    command += columns(suffix)
+
+    def published() -> int:
+        with psycopg.connect(pg_url, autocommit=True) as conn:
+            row = conn.execute("SELECT count(*) FROM outbox_events WHERE published").fetchone()
+        return int(row[0]) if row else 0
+
+    with (tmp_path / "relay.log").open("wb") as log:
+        first = subprocess.Popen(command, env=env, stdout=log, stderr=subprocess.STDOUT)
+        wait_until(lambda: published() > 0, 60, "the first batches")
+        first.kill()  # SIGKILL: between a send and its mark, most likely
+        first.wait(10)
+        at_kill = published()
+        assert at_kill < total
+        second = subprocess.Popen(
+            [*command, "--until-idle"], env=env, stdout=log, stderr=subprocess.STDOUT
+        )
+        assert second.wait(120) == 0, (tmp_path / "relay.log").read_text()
+    assert published() == total
+    records = broker.consume_all(topic, expected=total, quiet=2.0)
+    firsts: dict[bytes, list[int]] = defaultdict(list)
+    seen: set[bytes] = set()
+    for record in records:  # copies of a batch resent after the kill are dropped by id
+        ident = record.header("message_id") or b""
+        if ident not in seen:
+            seen.add(ident)
+            firsts[record.key or b""].append(orjson.loads(record.value or b"")["payload"]["n"])
+    assert len(seen) == total
+    assert dict(firsts) == {
+        f"conversation:{c}".encode(): list(range(c, total, 5)) for c in range(5)
+    }

@@ -141,3 +141,29 @@ def test_drain_follow_is_their_standing_backfill_worker(
         code = process.wait(30)
     assert code == 0, (tmp_path / "drain.log").read_text()
     assert [orjson.loads(r.value or b"") for r in records] == first + later
+
+
+def test_the_list_removes_exactly_the_acknowledged_entries(queue: tuple[Any, str]) -> None:
+    """Entries acknowledged out of a batch (the rest failed in an outage) leave the list; the
+    others keep their place, ahead of what their API pushed meanwhile."""
+    client, name = queue
+    url = "redis+list://127.0.0.1:6379/0?topic=message_processing"
+    bodies = [orjson.dumps(api_message(n)) for n in range(5)]
+    client.rpush(name, *bodies)
+    first = open_spool(url, name)
+    second = open_spool(url, name)
+    try:
+        batch = first.head(5)
+        assert [e.value for e in batch] == bodies
+        assert second.head(5) == []  # one drainer at a time
+        client.rpush(name, b'{"message_id": "pushed meanwhile"}')
+        first.remove([batch[0], batch[2], batch[4]])
+        assert client.lrange(name, 0, -1) == [
+            bodies[1],
+            bodies[3],
+            b'{"message_id": "pushed meanwhile"}',
+        ]
+        first.close()
+        assert [e.value for e in second.head(2)] == [bodies[1], bodies[3]]  # its turn now
+    finally:
+        second.close()

@@ -13,7 +13,9 @@ off and tries again however long it lasts.
 One relay per table is active (a session advisory lock; the others wait for it), so a key's
 events reach the broker in order. Published at least once: a relay killed between the
 broker's acknowledgement and the mark sends that batch again; each message carries the
-event id in a ``message_id`` header for consumers to drop the copy.
+event id in a ``message_id`` header for consumers to drop the copy. A lost database
+connection ends the relay with the error (its supervisor restarts it; what it had sent and
+not marked goes again): unlike tailrace's own relay it does not ride out the outage.
 """
 
 from __future__ import annotations

@@ -399,11 +399,11 @@ class Consumer:
                 if error is not None:
                     _on_error(error)
             raw = [record for record in raw if record.error() is None]
-        source = self.config.id_source
+        source, field = self.config.id_source, self.config.id_field
         self._partitions = len(self._kafka.assignment()) if raw and self._kafka else 0
         if not self._dedup_on:
-            return [Message(record, UNSET, source) for record in raw], None
-        ids = message_ids(raw, source)
+            return [Message(record, UNSET, source, field) for record in raw], None
+        ids = message_ids(raw, source, field)
         return [Message(record, mid) for record, mid in zip(raw, ids, strict=True)], ids
 
     # -- handling ---------------------------------------------------------------------------

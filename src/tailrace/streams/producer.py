@@ -358,6 +358,14 @@ class BreakerProducer:
         old.flush(0)
         old.close()
 
+    def drain_spool(self) -> bool:
+        """Drain what others added to a shared spool while this producer's circuit was
+        closed (their API's fallback pushes); True when there was some."""
+        if self._circuit.state is CircuitState.CLOSED and self.spool.count():
+            self._trip("messages in the spool")
+            return True
+        return False
+
     # -- the end ------------------------------------------------------------------------------
 
     def flush(self, timeout: float = 30.0) -> bool:

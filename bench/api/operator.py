@@ -59,6 +59,30 @@ SELECT 'queue-' || (n % 20), 'bench.later', n % 5, 'pending',
        now() + interval '2 hours', now() + interval '2 hours'
 FROM generate_series(1, 2000) AS n
 """
+# reprocessing jobs kept too: 1,000 finished ones of 20 files each, and 5 running ones of 20
+# files and 20 workers each (what the scrape's reprocessing gauges read)
+REPROCESSING = [
+    """
+INSERT INTO reprocessing_jobs (id, config, status, created_at, total_files, total_workers,
+                               total_bytes)
+SELECT 'job' || n, '{}', CASE WHEN n <= 5 THEN 'running' ELSE 'completed' END,
+       now() - make_interval(secs => n * 60), 20, 20, 20 * 1000000
+FROM generate_series(1, 1000) AS n
+""",
+    """
+INSERT INTO reprocessing_files (job_id, file_index, url, size, status, updated_at, lines, sent,
+                                processed_bytes)
+SELECT 'job' || n, i, 's3://bench/' || n || '/' || i, 1000000,
+       CASE WHEN n <= 5 THEN 'running' ELSE 'completed' END, now(), 5000, 5000, 500000
+FROM generate_series(1, 1000) AS n, generate_series(0, 19) AS i
+""",
+    """
+INSERT INTO reprocessing_workers (job_id, worker_index, status, started_at, updated_at,
+                                  total_lines, success_count, processed_bytes, total_bytes)
+SELECT 'job' || n, i, 'running', now(), now(), 6000, 6000, 600000, 1000000
+FROM generate_series(1, 5) AS n, generate_series(0, 19) AS i
+""",
+]
 OLD_SCRAPE = (
     "SELECT queue, priority, state, count(*) FROM tailrace_jobs "
     "GROUP BY queue, priority, state ORDER BY queue, priority, state"
@@ -81,7 +105,9 @@ def fill(url: str, n: int) -> dict[str, int]:
     with psycopg.connect(url, autocommit=True) as conn:
         conn.execute(FILL, {"n": n})
         conn.execute(SCHEDULED)
-        conn.execute("VACUUM (ANALYZE) tailrace_jobs")
+        for statement in REPROCESSING:
+            conn.execute(statement)
+        conn.execute("VACUUM (ANALYZE)")
         rows = conn.execute("SELECT state, count(*) FROM tailrace_jobs GROUP BY state").fetchall()
     return {state: count for state, count in rows}
 

@@ -147,6 +147,7 @@
         link("/ui/queues", "Queues", "queues"),
         link("/ui/workers", "Workers", "workers"),
         link("/ui/streams", "Streams", "streams"),
+        link("/docs", "API", "docs"),
       ),
       logout,
     );

@@ -6,33 +6,63 @@
   const PAGE_SIZE = 20;
   const REFRESH_MS = 2000;
   const state = { offset: 0, total: 0, status: "" };
-  // job id -> {lines, at}: the previous poll, to compute events/s in the browser
+  // job id -> {lines, bytes, at, lineRate, byteRate}: the previous poll and smoothed rates
   const seen = new Map();
+  // weight of the newest interval in the smoothed rate: steady without lagging a minute
+  const SMOOTHING = 0.3;
 
   TR.nav("jobs");
 
   // -- the list -------------------------------------------------------------------------------
 
-  function rate(job, now) {
+  /** How long the job ran (to now while it runs), in seconds; null before it started. */
+  function duration(job, now) {
+    const start = TR.parseTime(job.started_at);
+    if (start === null) return null;
+    const end = TR.parseTime(job.completed_at);
+    return Math.max(0, ((end === null ? now : end) - start) / 1000);
+  }
+
+  /** Events/s and bytes/s: a running job's measured between polls and smoothed (the first
+   *  poll falls back to the average since it started); a finished job's average over its run. */
+  function rates(job, now) {
     const before = seen.get(job.id);
-    seen.set(job.id, { lines: job.total_lines, at: now });
+    const ran = duration(job, now);
+    const average = {
+      lines: ran ? job.total_lines / ran : null,
+      bytes: ran ? job.processed_bytes / ran : null,
+    };
     if (job.status !== "running") {
-      // a finished job: its average rate over its run
-      const start = TR.parseTime(job.started_at);
-      const end = TR.parseTime(job.completed_at);
-      if (start !== null && end !== null && end > start) {
-        return { value: job.total_lines / ((end - start) / 1000), average: true };
-      }
-      return { value: null, average: false };
+      seen.delete(job.id);
+      return { lines: average.lines, bytes: average.bytes, average: true };
     }
-    if (!before || now <= before.at) return { value: null, average: false };
-    return { value: (job.total_lines - before.lines) / ((now - before.at) / 1000), average: false };
+    let lineRate = average.lines;
+    let byteRate = average.bytes;
+    if (before && now > before.at) {
+      const seconds = (now - before.at) / 1000;
+      // counters never go back; a smaller figure is a worker restarting from a checkpoint
+      const lines = Math.max(0, job.total_lines - before.lines) / seconds;
+      const bytes = Math.max(0, job.processed_bytes - before.bytes) / seconds;
+      lineRate = before.lineRate === null ? lines : before.lineRate + SMOOTHING * (lines - before.lineRate);
+      byteRate = before.byteRate === null ? bytes : before.byteRate + SMOOTHING * (bytes - before.byteRate);
+    }
+    seen.set(job.id, { lines: job.total_lines, bytes: job.processed_bytes, at: now, lineRate, byteRate });
+    return { lines: lineRate, bytes: byteRate, average: false };
+  }
+
+  /** Seconds left at the current byte rate: only for a running job that is moving. */
+  function eta(job, r) {
+    if (job.status !== "running" || !r.bytes || !job.total_bytes) return null;
+    return Math.max(0, job.total_bytes - job.processed_bytes) / r.bytes;
   }
 
   function row(job, now) {
     const href = "/ui/jobs/" + encodeURIComponent(job.id);
-    const r = rate(job, now);
+    const r = rates(job, now);
+    const left = eta(job, r);
     const source = (job.config && job.config.source) || "";
+    const num = (field, value, extra) =>
+      el("td", Object.assign({ class: "num", dataset: { field } }, extra || {}), value);
     return el(
       "tr",
       { dataset: { jobId: job.id, status: job.status } },
@@ -52,15 +82,19 @@
           : null,
       ),
       el("td", {}, TR.progress(job.progress, job.status)),
-      el("td", { class: "num" }, TR.fmtNum(job.processed_files) + " / " + TR.fmtNum(job.total_files)),
-      el("td", { class: "num" }, TR.fmtNum(job.total_lines)),
-      el(
-        "td",
-        { class: "num rate" + (r.average ? " muted" : ""), title: r.average ? "average over the run" : "" },
-        TR.fmtRate(r.value),
-      ),
-      el("td", { class: "num" }, TR.fmtNum(job.error_count)),
-      el("td", { class: "num" }, TR.fmtNum(job.total_workers)),
+      num("files", TR.fmtNum(job.processed_files) + " / " + TR.fmtNum(job.total_files)),
+      num("sent", TR.fmtNum(job.success_count)),
+      num("filtered", TR.fmtNum(job.filtered_count)),
+      num("dead", TR.fmtNum(job.error_count), { title: "dead-lettered lines" }),
+      num("rate", TR.fmtRate(r.lines), {
+        class: "num rate" + (r.average ? " muted" : ""),
+        title: r.average ? "average over the run" : "now (smoothed over the last polls)",
+      }),
+      num("duration", TR.fmtDuration(duration(job, now))),
+      num("eta", left === null ? "–" : TR.fmtDuration(left), {
+        title: left === null ? "" : "at the current rate",
+      }),
+      num("workers", TR.fmtNum(job.total_workers)),
       el("td", { class: "nowrap", title: TR.fmtTime(job.created_at) }, TR.fmtAge(job.created_at)),
       el(
         "td",
@@ -88,7 +122,7 @@
     const body = $("#jobs tbody");
     if (!data.jobs.length) {
       const none = state.status ? "No " + state.status + " jobs." : "No jobs yet.";
-      fill(body, el("tr", {}, el("td", { class: "empty", colspan: "10" }, none)));
+      fill(body, el("tr", {}, el("td", { class: "empty", colspan: "13" }, none)));
     } else {
       fill(body, data.jobs.map((job) => row(job, now)));
     }

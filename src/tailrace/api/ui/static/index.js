@@ -190,36 +190,90 @@
     return request;
   }
 
-  function problem(request) {
-    if (!request.path === !request.s3_path) return "Give a local path or an S3 path (one of them).";
-    if (Number.isNaN(request.max_workers)) return "Max workers must be a whole number above 0.";
-    if (Number.isNaN(request.batch_size)) return "Batch size must be a whole number above 0.";
+  /** What is wrong with the form, field by field: [[field name, message], ...]. */
+  function problems(request) {
+    const found = [];
+    if (!request.path === !request.s3_path) {
+      found.push(["path", "Give a local path or an S3 path (one of them)."]);
+    }
+    if (Number.isNaN(request.max_workers)) found.push(["max_workers", "A whole number above 0."]);
+    if (Number.isNaN(request.batch_size)) found.push(["batch_size", "A whole number above 0."]);
     if (request.date_from && request.date_to && request.date_from > request.date_to) {
-      return "Date from is after date to.";
+      found.push(["date_to", "Before date from."]);
     }
     const bad = request.where.find((p) => !p.includes("="));
-    if (bad) return "Not a field=value predicate: " + bad;
-    return null;
+    if (bad) found.push(["where", "Not a field=value predicate: " + bad]);
+    return found;
   }
 
-  $("#new-job").addEventListener("submit", async (event) => {
+  /** The field an error from the API is about: the first invalid one it names, else
+   *  the one its message is about, else the source (what most refusals concern). */
+  function fieldOf(exc, request) {
+    const named = ((exc.detail && exc.detail.problems) || [])
+      .map((p) => String(p.location || "").replace(/^body\./, "").split(".")[0])
+      .find((name) => form.elements[name]);
+    if (named) return named;
+    const text = (exc.code + " " + exc.message).toLowerCase();
+    for (const name of ["sink", "date_from", "date_to", "where", "max_workers", "batch_size"]) {
+      if (text.includes(name) || (name === "sink" && text.includes("credentials"))) return name;
+    }
+    return request.s3_path ? "s3_path" : "path";
+  }
+
+  const form = $("#new-job");
+
+  function clearErrors() {
+    for (const node of form.querySelectorAll(".field-error")) node.remove();
+    for (const input of form.querySelectorAll("[aria-invalid]")) {
+      input.removeAttribute("aria-invalid");
+      input.removeAttribute("aria-describedby");
+    }
+  }
+
+  /** The message under its field, which is marked invalid and takes the focus (the first). */
+  function showErrors(found) {
+    clearErrors();
+    found.forEach(([name, message], i) => {
+      const input = form.elements[name];
+      const id = "error-" + name;
+      input.setAttribute("aria-invalid", "true");
+      input.setAttribute("aria-describedby", id);
+      input.closest(".field").append(el("div", { class: "field-error", id, role: "alert" }, message));
+      if (i === 0) input.focus();
+    });
+  }
+
+  form.addEventListener("input", (event) => {
+    const input = event.target;
+    if (!input.hasAttribute("aria-invalid")) return;
+    input.removeAttribute("aria-invalid");
+    const note = document.getElementById("error-" + input.name);
+    if (note) note.remove();
+  });
+
+  form.addEventListener("submit", async (event) => {
     event.preventDefault();
-    const form = event.target;
     const request = body(form);
-    const error = problem(request);
-    if (error) {
-      TR.toast(error, "error");
+    const found = problems(request);
+    if (found.length) {
+      showErrors(found);
       return;
     }
+    clearErrors();
     const button = $("#start-job");
     button.disabled = true;
     $("#form-note").textContent = "Listing files and starting workers…";
     try {
-      const job = await TR.post("/api/admin/reprocessing/jobs", request);
+      const job = await TR.post("/api/admin/reprocessing/jobs", request, { quiet: true });
       location.assign("/ui/jobs/" + encodeURIComponent(job.id));
     } catch (exc) {
       button.disabled = false;
       $("#form-note").textContent = "";
+      if (exc instanceof TR.ApiError && exc.status >= 400 && exc.status < 500 && exc.status !== 401) {
+        showErrors([[fieldOf(exc, request), exc.message]]);
+      } else if (exc instanceof TR.ApiError && exc.status !== 401) {
+        TR.toast(exc.message, "error", exc.code);
+      }
     }
   });
 

@@ -118,7 +118,20 @@ def _partitions(text: str | None) -> list[int] | None:
     show_default=True,
     help="... or after this many seconds, whichever comes first.",
 )
-@click.option("--metrics-port", type=int, default=None, help="Serve /metrics on this port.")
+@click.option(
+    "--metrics-port",
+    type=int,
+    default=None,
+    envvar="TAILRACE_METRICS_PORT",
+    help="Serve /metrics and the probes (/healthz, /readyz, /q/health) on this port.",
+)
+@click.option(
+    "--metrics-host",
+    default="127.0.0.1",
+    show_default=True,
+    envvar="TAILRACE_METRICS_HOST",
+    help="Address of the metrics server (0.0.0.0 in a pod, for Prometheus to reach it).",
+)
 @click.option("--replay", is_flag=True, help="Put the dead letters back onto TOPIC, then exit.")
 @click.pass_context
 def consume(
@@ -141,6 +154,7 @@ def consume(
     commit_every: int,
     commit_interval: float,
     metrics_port: int | None,
+    metrics_host: str,
     replay: bool,
 ) -> None:
     """Consume TOPIC in a consumer group, calling --handler once per message id.
@@ -182,7 +196,7 @@ def consume(
     signal.signal(signal.SIGTERM, on_signal)
     signal.signal(signal.SIGINT, on_signal)
     if metrics_port is not None:
-        serve_metrics(metrics_port)
+        serve_metrics(metrics_port, metrics_host, consumer)
     with consumer:
         consumer.run()
 

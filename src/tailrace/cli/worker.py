@@ -7,7 +7,8 @@ import sys
 import click
 
 from ..engine.states import Priority
-from ..engine.store.postgres.connection import PATIENT
+from ..engine.store import open_store
+from ..engine.store.postgres.connection import PATIENT, PROMPT
 from ..engine.worker import Worker, WorkerOptions, run_workers
 from ..errors import ConfigurationError
 from ..loading import load_app
@@ -79,7 +80,8 @@ def _split(text: str | None) -> list[str] | None:
     "--metrics-port",
     type=int,
     envvar="TAILRACE_METRICS_PORT",
-    help="Serve Prometheus metrics on this port.",
+    help="Serve Prometheus metrics (/metrics) and the probes (/healthz, /readyz, /q/health) "
+    "on this port.",
 )
 @click.option(
     "--metrics-host",
@@ -166,7 +168,8 @@ def worker(
             "naming the App whose @app.task functions it should run"
         )
     if metrics_port:
-        metrics.serve(metrics_port, app.open_store(PATIENT), addr=metrics_host)
+        ready = metrics.database_check(lambda: open_store(app.database_url, PROMPT))
+        metrics.serve(metrics_port, app.open_store(PATIENT), addr=metrics_host, ready=ready)
     if processes <= 1:
         Worker(app, options).run()
         return

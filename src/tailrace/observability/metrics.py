@@ -3,14 +3,19 @@ scrape time (so any process with a store connection can serve them)."""
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+import threading
+from collections.abc import Callable, Iterator
+from typing import Any
 
-from prometheus_client import CollectorRegistry, Counter, Histogram, start_http_server
+from prometheus_client import CollectorRegistry, Counter, Histogram
 from prometheus_client.core import GaugeMetricFamily
 from prometheus_client.registry import Collector
 
 from ..engine.states import Priority
 from ..engine.store import Store
+from . import server
+from .health import Check, CheckFailed, Health
+from .server import ProbeServer
 
 REGISTRY = CollectorRegistry(auto_describe=True)
 
@@ -102,7 +107,38 @@ class QueueCollector(Collector):
         yield dead
 
 
-def serve(port: int, store: Store, addr: str = "127.0.0.1") -> None:
-    """Expose the worker's metrics on ``http://addr:port/metrics`` from a background thread."""
+def serve(
+    port: int, store: Store, addr: str = "127.0.0.1", *, ready: Check | None = None
+) -> ProbeServer:
+    """Expose the worker's metrics (its own, and the object jobs' it runs) on
+    ``http://addr:port/metrics`` and its probes beside them, from background threads."""
+    from ..objects import metrics as objects_metrics
+
     REGISTRY.register(QueueCollector(store))
-    start_http_server(port, addr=addr, registry=REGISTRY)
+    health = Health(ready=[ready] if ready else [])
+    return server.serve([REGISTRY, objects_metrics.REGISTRY], health, host=addr, port=port)
+
+
+def database_check(open_store: Callable[[], Store]) -> Check:
+    """Ready while the database answers and its schema is current. The store is opened on
+    the first probe, with a prompt policy (a probe must answer within its timeout, however
+    long the outage), and again after a failure."""
+    held: list[Store] = []
+    lock = threading.Lock()
+
+    def probe() -> dict[str, Any]:
+        with lock:
+            try:
+                if not held:
+                    held.append(open_store())
+                pending = held[0].migrations_pending()
+            except Exception:
+                for store in held:
+                    store.close()
+                held.clear()
+                raise
+        if pending:
+            raise CheckFailed(f"migrations pending: {', '.join(pending)}")
+        return {}
+
+    return Check("database", probe, cache_s=2.0)

@@ -140,7 +140,13 @@ def worker(
         url = database_url(ctx.find_root().obj.get("database_url"))
         # reference 001's pods: the job may be known only from its mounted files
         ensure_job(url, job_id)
-        status = ReprocessWorker(url, job_id, worker_index).run()
+        reprocess = ReprocessWorker(url, job_id, worker_index)
+        if metrics_port:
+            from ..pipeline.worker_metrics import serve_worker
+
+            ready = metrics.database_check(lambda: open_store(url, PROMPT))
+            serve_worker(reprocess, metrics_port, metrics_host, ready)
+        status = reprocess.run()
         sys.exit(1 if status is JobStatus.FAILED else 0)
     try:
         prios = Priority.parse_list(priorities) if priorities else list(Priority)

@@ -66,7 +66,6 @@ class _Database:
                 self._conn = None
                 raise
 
-
     def close(self) -> None:
         with self.lock:
             if self._conn is not None:

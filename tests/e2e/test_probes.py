@@ -9,6 +9,7 @@ import subprocess
 import sys
 import uuid
 from collections.abc import Iterator
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -97,6 +98,15 @@ def test_the_worker_serves_metrics_and_probes_and_is_unready_without_its_databas
         page = get(port, "/metrics")
         assert page is not None and page.status_code == 200
         assert sample(page.text, "tailrace_jobs_completed_total", task="record") == 5
+        # a CRITICAL job for tomorrow: scheduled, not pending (it must not scale the pool)
+        later = datetime.now(UTC) + timedelta(days=1)
+        h.app.enqueue_many([JobSpec("record", {"n": -1}, priority="CRITICAL", run_at=later)])
+        page = get(port, "/metrics")
+        assert page is not None
+        scheduled = {"queue": "default", "priority": "critical", "state": "scheduled"}
+        assert sample(page.text, "tailrace_queue_depth", **scheduled) == 1
+        pending = {**scheduled, "state": "pending"}
+        assert not sample(page.text, "tailrace_queue_depth", **pending)
         # the object jobs' counters are served where those jobs run
         assert sample(page.text, "tailrace_objects_retention_runs_total") == 0
         assert get(port, "/q/metrics") is not None
@@ -109,6 +119,11 @@ def test_the_worker_serves_metrics_and_probes_and_is_unready_without_its_databas
         assert down.json()["checks"][0]["name"] == "database"
         assert status(port, "/healthz") == 200  # alive: it waits the outage out
         assert w.alive()
+        # a scrape still answers, with the counters, and without the gauges it cannot read
+        during = get(port, "/metrics")
+        assert during is not None and during.status_code == 200
+        assert sample(during.text, "tailrace_jobs_completed_total", task="record") == 5
+        assert "tailrace_queue_depth{" not in during.text
         pg_cluster.start()
         wait_until(lambda: status(port, "/readyz") == 200, 30, "the worker ready again")
     finally:

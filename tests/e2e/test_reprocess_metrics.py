@@ -11,7 +11,7 @@ import pytest
 from tailrace.engine.app import App
 from tailrace.engine.store import open_store
 from tailrace.engine.store.postgres.connection import PROMPT
-from tailrace.observability.metrics import database_check
+from tailrace.observability.metrics import PromptStore, database_check
 from tailrace.pipeline.jobs import JobConfig, JobStatus, JobStore
 from tailrace.pipeline.plan import plan_job
 from tailrace.pipeline.worker import ReprocessWorker
@@ -37,7 +37,9 @@ def test_a_reprocessing_worker_serves_its_lines_by_outcome(
     with App(url) as app, JobStore(url) as store:
         job = plan_job(app, store, config)
     worker = ReprocessWorker(url, job.id, 0)
-    server = serve_worker(worker, 0, "127.0.0.1", database_check(lambda: open_store(url, PROMPT)))
+    server = serve_worker(
+        worker, 0, "127.0.0.1", database_check(PromptStore(lambda: open_store(url, PROMPT)))
+    )
     base = f"http://127.0.0.1:{server.port}"
     try:
         assert httpx.get(base + "/readyz").status_code == 200

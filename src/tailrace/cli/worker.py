@@ -8,7 +8,7 @@ import click
 
 from ..engine.states import Priority
 from ..engine.store import open_store
-from ..engine.store.postgres.connection import PATIENT, PROMPT
+from ..engine.store.postgres.connection import PROMPT
 from ..engine.worker import Worker, WorkerOptions, run_workers
 from ..errors import ConfigurationError
 from ..loading import load_app
@@ -144,8 +144,8 @@ def worker(
         if metrics_port:
             from ..pipeline.worker_metrics import serve_worker
 
-            ready = metrics.database_check(lambda: open_store(url, PROMPT))
-            serve_worker(reprocess, metrics_port, metrics_host, ready)
+            prompt = metrics.PromptStore(lambda: open_store(url, PROMPT))
+            serve_worker(reprocess, metrics_port, metrics_host, metrics.database_check(prompt))
         status = reprocess.run()
         sys.exit(1 if status is JobStatus.FAILED else 0)
     try:
@@ -174,8 +174,7 @@ def worker(
             "naming the App whose @app.task functions it should run"
         )
     if metrics_port:
-        ready = metrics.database_check(lambda: open_store(app.database_url, PROMPT))
-        metrics.serve(metrics_port, app.open_store(PATIENT), addr=metrics_host, ready=ready)
+        metrics.serve(metrics_port, lambda: open_store(app.database_url, PROMPT), metrics_host)
     if processes <= 1:
         Worker(app, options).run()
         return

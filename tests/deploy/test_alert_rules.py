@@ -198,6 +198,55 @@ def test_failure_rate_over_ten_percent_fires(promtool: str, rules_file: Path) ->
     )
 
 
+def test_a_dead_outbox_event_and_a_spool_left_waiting_fire(promtool: str, rules_file: Path) -> None:
+    series = [
+        # two relays read the same table: one event dies at 5 m
+        {
+            "series": f'tailrace_outbox_events{{namespace="chat", status="dead", pod="{pod}"}}',
+            "values": "0x10 1x30",
+        }
+        for pod in ("r1", "r2")
+    ]
+    series += [
+        {
+            "series": 'tailrace_outbox_events{namespace="chat", status="pending", pod="r1"}',
+            "values": "900x40",
+        },
+        # a spool that drains within minutes, and one left waiting
+        {
+            "series": 'tailrace_spool_depth{namespace="chat", spool="brief", kind="redis"}',
+            "values": "0x4 500 300 100 0x34",
+        },
+        {
+            "series": 'tailrace_spool_depth{namespace="chat", spool="stuck", kind="disk"}',
+            "values": "0x4 500x36",
+        },
+    ]
+    dead = {"alertname": "TailraceOutboxEventsDead", "namespace": "chat", "severity": "warning"}
+    stuck = {
+        "alertname": "TailraceSpoolNotDraining",
+        "namespace": "chat",
+        "spool": "stuck",
+        "severity": "warning",
+    }
+    run(
+        promtool,
+        rules_file,
+        [
+            {
+                "interval": "30s",
+                "input_series": series,
+                "alert_rule_test": [
+                    alert("TailraceOutboxEventsDead", "9m"),
+                    alert("TailraceOutboxEventsDead", "11m", dead),
+                    alert("TailraceSpoolNotDraining", "10m"),
+                    alert("TailraceSpoolNotDraining", "18m", stuck),
+                ],
+            }
+        ],
+    )
+
+
 # -- the Kafka workers' names -----------------------------------------------------------------
 
 

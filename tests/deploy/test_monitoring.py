@@ -90,7 +90,11 @@ def test_the_alerts_of_reference_002(prod: list[Obj], metrics: dict[str, set[str
         "TailraceCriticalBacklog",
         "TailraceDeadLettersGrowing",
         "TailraceJobFailureRateHigh",
+        "TailraceOutboxEventsDead",
+        "TailraceSpoolNotDraining",
     }
+    assert alerts["TailraceOutboxEventsDead"][0] == {"tailrace_outbox_events"}
+    assert alerts["TailraceSpoolNotDraining"][0] == {"tailrace_spool_depth"}
     series, backlog = alerts["TailraceCriticalBacklog"]
     assert series == {"tailrace_queue_depth"}
     assert 'priority="critical"' in backlog["expr"] and 'state="pending"' in backlog["expr"]

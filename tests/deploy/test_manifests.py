@@ -85,6 +85,7 @@ def test_the_overlay_renders_what_it_should(overlay: str, objects: list[Obj]) ->
             ("PrometheusRule", "tailrace-kafka-workers-names"),
             ("ServiceMonitor", "tailrace-admin"),
             ("PodMonitor", "tailrace-worker"),
+            ("PodMonitor", "tailrace-reprocessing-worker"),
         }
     assert kinds == expected
 

@@ -155,6 +155,36 @@ def test_the_scrape_targets_select_what_exports_metrics(prod: list[Obj]) -> None
         assert endpoint_ports <= ports, name
     assert not selects(pods["spec"]["selector"], admin["metadata"]["labels"])
 
+    # the pods of reprocessing jobs, as the Kubernetes executor labels them
+    from datetime import UTC, datetime
+
+    from tailrace.executors.kubernetes import KubernetesSettings, build_objects
+    from tailrace.pipeline.jobs import JobConfig, JobRecord, JobStatus
+
+    record = JobRecord(
+        id="a1b2c3d4e5f6",
+        config=JobConfig(source="s3://bucket/logs/", sink="@kafka"),
+        status=JobStatus.PENDING,
+        created_at=datetime.now(UTC),
+        started_at=None,
+        completed_at=None,
+        k8s_job_name=None,
+        total_files=1,
+        total_workers=1,
+        total_bytes=0,
+        error=None,
+    )
+    settings = KubernetesSettings(image="tailrace:1")
+    _, _, job = build_objects(record, [("s3://bucket/logs/a.gz", 1)], settings, {})
+    template = job["spec"]["template"]
+    reprocessing = one(prod, "PodMonitor", "tailrace-reprocessing-worker")
+    assert selects(reprocessing["spec"]["selector"], template["metadata"]["labels"])
+    ports = {p["name"] for c in template["spec"]["containers"] for p in c["ports"]}
+    assert {e["port"] for e in reprocessing["spec"]["podMetricsEndpoints"]} <= ports
+    for name in ("tailrace-worker", "tailrace-admin", "tailrace-consumer"):
+        labels = one(prod, "Deployment", name)["spec"]["template"]["metadata"]["labels"]
+        assert not selects(reprocessing["spec"]["selector"], labels), name
+
 
 def test_dev_needs_no_prometheus_operator() -> None:
     kinds = {o["kind"] for o in render("dev")}

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 import sys
 
 import click
@@ -14,6 +15,8 @@ from ..errors import ConfigurationError
 from ..loading import load_app
 from ..observability import metrics
 from .context import app_from
+
+log = logging.getLogger("tailrace.worker")
 
 
 def _split(text: str | None) -> list[str] | None:
@@ -145,7 +148,12 @@ def worker(
             from ..pipeline.worker_metrics import serve_worker
 
             prompt = metrics.PromptStore(lambda: open_store(url, PROMPT))
-            serve_worker(reprocess, metrics_port, metrics_host, metrics.database_check(prompt))
+            try:
+                serve_worker(reprocess, metrics_port, metrics_host, metrics.database_check(prompt))
+            except OSError as exc:
+                # its figures are in the database too (the admin service's /metrics): a
+                # port taken by another worker on the host must not cost the job a worker
+                log.warning("no metrics server for this worker: %s", exc)
         status = reprocess.run()
         sys.exit(1 if status is JobStatus.FAILED else 0)
     try:

@@ -230,8 +230,8 @@ class Relay:
                 self._next = self._submit(True, batch[-1].id, usable)
             self.stats.batches += 1
             sent_at = time.monotonic()
-            flight = _Flight(batch_id, sending, self._publisher.send(sending), solo, usable)
-            flight.sent_at = sent_at
+            sent = self._publisher.send(sending)
+            flight = _Flight(batch_id, sending, sent, solo, usable, sent_at)
             self._flight = flight
         return done
 

@@ -58,8 +58,9 @@ def sample(text: str, name: str, **labels: str) -> float | None:
     return None
 
 
-def assert_probe_paths(port: int) -> None:
-    """Every probe answers UP in its shape, metrics on their paths, 404 elsewhere."""
+def assert_probe_paths(port: int, live: list[str] | None = None) -> None:
+    """Every probe answers UP in its shape, metrics on their paths, 404 elsewhere; `live`:
+    the names of the liveness checks."""
     for path in PROBES:
         response = get(port, path)
         assert response is not None and response.status_code == 200, (path, response)
@@ -68,6 +69,9 @@ def assert_probe_paths(port: int) -> None:
     ready = get(port, "/q/health/ready")
     assert ready is not None
     assert [c["status"] for c in ready.json()["checks"]] == ["UP"]
+    alive = get(port, "/q/health/live")
+    assert alive is not None
+    assert [c["name"] for c in alive.json()["checks"]] == (live or [])
     for path in ("/", "/nope", "/metrics/extra", "/q/health/nope"):
         assert status(port, path) == 404, path
 
@@ -91,7 +95,12 @@ def test_the_worker_serves_metrics_and_probes_and_is_unready_without_its_databas
         port = free_port()
         w = h.start_worker("--metrics-port", str(port), "--poll", "0.2")
         wait_until(lambda: status(port, "/readyz") == 200, 30, w.tail)
-        assert_probe_paths(port)
+        assert_probe_paths(port, live=["scheduler"])
+        # the priority-job framework's runbook: `.checks[] | select(.name | contains("scheduler"))`
+        health = get(port, "/q/health")
+        assert health is not None
+        [scheduler] = [c for c in health.json()["checks"] if "scheduler" in c["name"]]
+        assert scheduler["status"] == "UP" and scheduler["data"]["concurrency"] == 16
         h.app.enqueue_many(JobSpec("record", {"n": n}) for n in range(5))
         wait_until(lambda: h.counts()[JobState.SUCCEEDED] == 5, 30, w.tail)
 
@@ -230,10 +239,20 @@ def test_the_relay_serves_outbox_metrics_and_is_unready_without_its_database(
 
         wait_until(lambda: published() == 30, 60, lambda: log.read_text()[-3000:])
         assert_probe_paths(port)
+
+        def outbox_events() -> dict[str, float | None]:
+            page = get(port, "/metrics")
+            assert page is not None
+            return {
+                state: sample(page.text, "tailrace_outbox_events", status=state)
+                for state in ("pending", "publishing", "dead")
+            }
+
+        # the counts are read at most every 5 s: an earlier scrape may have seen them pending
+        everything_sent = {"pending": 0, "publishing": 0, "dead": 0}
+        wait_until(lambda: outbox_events() == everything_sent, 15, outbox_events)
         page = get(port, "/metrics")
         assert page is not None
-        assert sample(page.text, "tailrace_outbox_events", status="pending") == 0
-        assert sample(page.text, "tailrace_outbox_events", status="dead") == 0
         assert (sample(page.text, "tailrace_outbox_batch_seconds_count") or 0) >= 1
 
         pg_cluster.stop()

@@ -182,7 +182,15 @@ def worker(
             "naming the App whose @app.task functions it should run"
         )
     if metrics_port:
-        metrics.serve(metrics_port, lambda: open_store(app.database_url, PROMPT), metrics_host)
+        pool = {
+            "queues": options.queues or "all",
+            "priorities": [p.name for p in options.priorities],
+            "concurrency": concurrency,
+            "processes": processes,
+        }
+        metrics.serve(
+            metrics_port, lambda: open_store(app.database_url, PROMPT), metrics_host, pool=pool
+        )
     if processes <= 1:
         Worker(app, options).run()
         return

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import logging
 import threading
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Mapping
 from typing import Any, TypeVar
 
 from prometheus_client import CollectorRegistry, Counter, Histogram
@@ -152,15 +152,25 @@ class _OutageTolerantQueueCollector(Collector):
         yield from QueueCollector.render(depths, known)
 
 
-def serve(port: int, open_store: Callable[[], Store], addr: str = "127.0.0.1") -> ProbeServer:
+def serve(
+    port: int,
+    open_store: Callable[[], Store],
+    addr: str = "127.0.0.1",
+    *,
+    pool: Mapping[str, Any] | None = None,
+) -> ProbeServer:
     """Expose the worker's metrics (its own, and the object jobs' it runs) on
     ``http://addr:port/metrics`` and its probes beside them (ready while the database
-    answers), from background threads. `open_store` opens a store with a prompt policy."""
+    answers), from background threads. `open_store` opens a store with a prompt policy.
+    `pool` (queues, priorities, concurrency…) is shown by the liveness check ``scheduler``,
+    where the priority-job framework's runbooks look (``.checks[] | select(.name |
+    contains("scheduler"))``)."""
     from ..objects import metrics as objects_metrics
 
     store = PromptStore(open_store)
     REGISTRY.register(_OutageTolerantQueueCollector(store))
-    health = Health(ready=[database_check(store)])
+    live = [Check("scheduler", lambda: dict(pool or {}), cache_s=0.0)]
+    health = Health(live=live, ready=[database_check(store)])
     return server.serve([REGISTRY, objects_metrics.REGISTRY], health, host=addr, port=port)
 
 

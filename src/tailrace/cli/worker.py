@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import os
 import sys
 
 import click
@@ -17,6 +18,21 @@ from ..observability import metrics
 from .context import app_from
 
 log = logging.getLogger("tailrace.worker")
+
+
+def processing_enabled() -> bool:
+    """``TAILRACE_WORKER_ENABLED``, else the priority-job framework's
+    ``QUARKUS_SCHEDULER_ENABLED``: false starts the worker with processing off."""
+    for name in ("TAILRACE_WORKER_ENABLED", "QUARKUS_SCHEDULER_ENABLED"):
+        raw = (os.environ.get(name) or "").strip().lower()
+        if not raw:
+            continue
+        if raw in ("true", "1", "yes", "on"):
+            return True
+        if raw in ("false", "0", "no", "off"):
+            return False
+        raise ConfigurationError(f"{name}={raw!r}: expected true or false")
+    return True
 
 
 def _split(text: str | None) -> list[str] | None:
@@ -80,6 +96,12 @@ def _split(text: str | None) -> list[str] | None:
 )
 @click.option("--burst", is_flag=True, help="Exit once no job is left to run.")
 @click.option(
+    "--pool",
+    envvar="TAILRACE_WORKER_POOL",
+    help="This worker's pool, which `tailrace queues pause-pool NAME` pauses without a "
+    "restart (env TAILRACE_WORKER_POOL).",
+)
+@click.option(
     "--metrics-port",
     type=int,
     envvar="TAILRACE_METRICS_PORT",
@@ -125,6 +147,7 @@ def worker(
     retention_s: float,
     prune_every_s: float,
     burst: bool,
+    pool: str | None,
     metrics_port: int | None,
     metrics_host: str,
     job_id: str | None,
@@ -171,6 +194,8 @@ def worker(
         retention_s=retention_s,
         prune_every_s=prune_every_s,
         burst=burst,
+        pool=pool or None,
+        enabled=processing_enabled(),
     )
     if app_spec:
         ctx.find_root().obj["app"] = app_spec
@@ -182,14 +207,16 @@ def worker(
             "naming the App whose @app.task functions it should run"
         )
     if metrics_port:
-        pool = {
+        shown = {
+            "pool": options.pool or "default",
+            "enabled": options.enabled,
             "queues": options.queues or "all",
             "priorities": [p.name for p in options.priorities],
             "concurrency": concurrency,
             "processes": processes,
         }
         metrics.serve(
-            metrics_port, lambda: open_store(app.database_url, PROMPT), metrics_host, pool=pool
+            metrics_port, lambda: open_store(app.database_url, PROMPT), metrics_host, pool=shown
         )
     if processes <= 1:
         Worker(app, options).run()

@@ -35,6 +35,7 @@ from typing import Any
 import orjson
 
 from ..errors import ConfigurationError
+from ..extras import require
 from ..pipeline.jobs import JobRecord, JobStatus, JobStore, WorkerStatus
 from ..pipeline.jobs.store import ReprocessingJobNotFoundError
 from ..pipeline.plan import settle_job
@@ -135,9 +136,7 @@ def node_selector(raw: str) -> dict[str, str]:
 
 def load_client_config(settings: KubernetesSettings) -> None:
     """Point the Kubernetes client at the cluster, or say exactly why it cannot."""
-    from kubernetes import config as kube_config
-
-    config: Any = kube_config
+    config: Any = require("kubernetes", "kubernetes.config")
     where = settings.config_path
     try:
         if where and where != "local" and "\n" in where:  # the kubeconfig's YAML itself
@@ -294,7 +293,7 @@ def _indexes(text: str | None) -> list[int]:
 
 class KubernetesExecutor:
     def __init__(self, database_url: str, settings: KubernetesSettings) -> None:
-        from kubernetes import client
+        client: Any = require("kubernetes", "kubernetes.client")
 
         self.database_url = database_url
         self.settings = settings

@@ -168,11 +168,20 @@ class Consumer:
                 "on_commit": _on_commit,
             }
         )
+        log.info(
+            "consumer started",
+            extra={"topic": config.topic, "group": config.group, "partitions": config.partitions},
+        )
         if config.partitions is not None:
             # Committed offsets, else auto.offset.reset: as a group member would start.
             kafka.assign([TopicPartition(config.topic, p) for p in config.partitions])
         else:
-            kafka.subscribe([config.topic], on_revoke=self._revoked, on_lost=self._lost)
+            kafka.subscribe(
+                [config.topic],
+                on_assign=_log_partitions("partitions assigned"),
+                on_revoke=_log_partitions("partitions revoked", self._revoked),
+                on_lost=_log_partitions("partitions lost", self._lost),
+            )
         # The objects alive now (modules, settings: tens of thousands) are set aside from the
         # garbage collector for the run: each batch makes thousands of `Message`s, and the
         # full collections they set off walked all of those again (half the run's time
@@ -202,6 +211,7 @@ class Consumer:
             kafka.close()
             self._router.close()
             self._kafka = None
+            log.info("consumer stopped", extra={"topic": config.topic, "group": config.group})
 
     def _loop(self, kafka: KafkaConsumer, until: Callable[[], bool] | None) -> None:
         config = self.config
@@ -434,6 +444,7 @@ class Consumer:
             span = tracing.message_span(message.raw, message_id=message.id)
         with span:
             started = time.perf_counter()
+            tracing.current_message(message.id)  # its id on the handler's log lines
             try:
                 if self._handler is not None:
                     result = self._handler(message)
@@ -444,6 +455,7 @@ class Consumer:
             except Exception as exc:
                 return exc
             finally:
+                tracing.current_message(None)
                 self._latency.observe(time.perf_counter() - started)
             if outputs:
                 assert self._router is not None
@@ -673,3 +685,22 @@ def _on_error(error: KafkaError) -> None:
 def _on_commit(error: KafkaError | None, partitions: list[TopicPartition]) -> None:
     if error is not None:
         log.warning("offset commit failed: %s", error.str())
+
+
+def _log_partitions(
+    what: str, then: Callable[[KafkaConsumer, list[TopicPartition]], None] | None = None
+) -> Callable[[KafkaConsumer, list[TopicPartition]], None]:
+    """A rebalance callback that logs ``what`` with the partitions, then calls ``then``."""
+
+    def callback(kafka: KafkaConsumer, partitions: list[TopicPartition]) -> None:
+        log.info(
+            what,
+            extra={
+                "topic": partitions[0].topic if partitions else None,
+                "partitions": sorted(tp.partition for tp in partitions),
+            },
+        )
+        if then is not None:
+            then(kafka, partitions)
+
+    return callback

@@ -23,6 +23,7 @@ import psycopg
 from ..engine.store.postgres.connection import PATIENT, Reconnecting
 from ..engine.store.postgres.store import PostgresStore
 from ..errors import ConfigurationError
+from ..extras import require
 from ..settings import redact_url
 from .consumer_config import DEFAULT_WINDOW_S
 
@@ -239,10 +240,7 @@ class RedisDedup(_Closing):
     """Marks as Redis keys ``tailrace:dedup:<group>:<id>`` that expire with the window."""
 
     def __init__(self, url: str, group: str, window_s: float) -> None:
-        try:
-            import redis
-        except ImportError as exc:  # an optional dependency
-            raise ConfigurationError(f"the Redis dedup store needs redis-py: {exc}") from exc
+        redis: Any = require("redis", "redis")
         self.group = group
         self.window_s = max(1, round(window_s))
         self._prefix = f"tailrace:dedup:{group}:"

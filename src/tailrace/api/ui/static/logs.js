@@ -120,14 +120,16 @@
   function lineNode(e) {
     const j = e.json;
     const parts = [];
-    parts.push(el("span", { class: "ts", title: e.ts }, clockOf((j && j.ts) || e.ts) + " "));
+    parts.push(el("span", { class: "ts", title: e.ts }, clockOf((j && (j.timestamp || j.ts)) || e.ts) + " "));
     if (state.chronological) parts.push(el("span", { class: "wb" }, "[W" + e.worker + "]"));
     parts.push(el("span", { class: "lvl" }, e.level), " ");
     if (j) {
-      parts.push(el("span", { class: "msg" }, j.msg !== undefined ? String(j.msg) : ""));
+      // `message`/`timestamp` since the log fields of the Kafka workers; `msg`/`ts` before
+      const msg = j.message !== undefined ? j.message : j.msg;
+      parts.push(el("span", { class: "msg" }, msg !== undefined ? String(msg) : ""));
       const fields = [];
       for (const [k, v] of Object.entries(j)) {
-        if (k === "ts" || k === "level" || k === "msg" || k === "exc") continue;
+        if (["ts", "timestamp", "level", "msg", "message", "exc", "service"].includes(k)) continue;
         fields.push(" ", el("span", { class: "k" }, k), "=", fieldText(v));
       }
       if (fields.length) parts.push(el("span", { class: "fields" }, fields));

@@ -102,3 +102,16 @@ def test_a_check_that_raises_anything_is_down() -> None:
         "status": "DOWN",
         "data": {"error": "ConnectionRefusedError"},
     }
+
+
+def test_spool_kinds_by_class() -> None:
+    from tailrace.streams.producer_metrics import spool_kind
+
+    class RedisListSpool:
+        pass
+
+    class MemorySpool:
+        pass
+
+    assert spool_kind(RedisListSpool()) == "redis"
+    assert spool_kind(MemorySpool()) == "memoryspool"

@@ -41,11 +41,10 @@ def forget(producer: BreakerProducer) -> None:
 
 
 def spool_kind(spool: object) -> str:
-    """``redis``, ``postgres``, ``disk`` (or the class name of another spool)."""
-    name = type(spool).__name__
-    return {"RedisSpool": "redis", "PostgresSpool": "postgres", "DiskSpool": "disk"}.get(
-        name, name.lower()
-    )
+    """``redis``, ``postgres``, ``disk`` (by the spool's class: any Redis spool is ``redis``),
+    or the class name of another spool."""
+    name = type(spool).__name__.lower()
+    return next((kind for kind in ("redis", "postgres", "disk") if kind in name), name)
 
 
 class ProducerCollector(Collector):

@@ -13,7 +13,7 @@ PAGE = ROOT / "docs" / "coming-from" / "priority-job-framework.md"
 def test_every_test_the_page_names_exists() -> None:
     text = PAGE.read_text(encoding="utf-8")
     named = set(
-        re.findall(r"`((?:unit|e2e|integration|conformance)/[\w/]+\.py)(?:::(\w+))?`", text)
+        re.findall(r"`((?:unit|e2e|integration|conformance|deploy)/[\w/]+\.py)(?:::(\w+))?`", text)
     )
     assert len(named) >= 15
     for path, function in named:

@@ -30,7 +30,12 @@ if TYPE_CHECKING:
 
 log = logging.getLogger("tailrace.api")
 
-_OPEN = frozenset({"/healthz", "/health", "/readyz", "/login", "/logout", "/", "/docs"})
+_OPEN = frozenset(
+    {
+        *("/healthz", "/health", "/readyz", "/login", "/logout", "/", "/docs"),
+        *("/q/health", "/q/health/live", "/q/health/ready"),  # probes in SmallRye's shape
+    }
+)
 _OPEN_PREFIXES = ("/static/", "/ui/")
 _LEGACY_VIEWER = re.compile(r"/api/admin/reprocessing/jobs/[^/]+/logs/view")
 

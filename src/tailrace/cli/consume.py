@@ -126,7 +126,20 @@ def _partitions(text: str | None) -> list[int] | None:
     "producer of routes and dead letters). Also from KAFKA_AUTO_OFFSET_RESET and "
     "KAFKA_CONSUMER_<NAME> (KAFKA_CONSUMER_FETCH_MIN_BYTES: fetch.min.bytes).",
 )
-@click.option("--metrics-port", type=int, default=None, help="Serve /metrics on this port.")
+@click.option(
+    "--metrics-port",
+    type=int,
+    default=None,
+    envvar="TAILRACE_METRICS_PORT",
+    help="Serve /metrics and the probes (/healthz, /readyz, /q/health) on this port.",
+)
+@click.option(
+    "--metrics-host",
+    default="127.0.0.1",
+    show_default=True,
+    envvar="TAILRACE_METRICS_HOST",
+    help="Address of the metrics server (0.0.0.0 in a pod, for Prometheus to reach it).",
+)
 @click.option("--replay", is_flag=True, help="Put the dead letters back onto TOPIC, then exit.")
 @click.pass_context
 def consume(
@@ -150,6 +163,7 @@ def consume(
     commit_interval: float,
     consumer_config_pairs: tuple[str, ...],
     metrics_port: int | None,
+    metrics_host: str,
     replay: bool,
 ) -> None:
     """Consume TOPIC in a consumer group, calling --handler once per message id.
@@ -194,7 +208,7 @@ def consume(
     signal.signal(signal.SIGTERM, on_signal)
     signal.signal(signal.SIGINT, on_signal)
     if metrics_port is not None:
-        serve_metrics(metrics_port)
+        serve_metrics(metrics_port, metrics_host, consumer)
     with consumer:
         consumer.run()
 

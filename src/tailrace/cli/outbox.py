@@ -129,6 +129,20 @@ def outbox() -> None:
 )
 @click.option("--until-idle", is_flag=True, help="Exit once no event is pending.")
 @click.option("--json", "as_json", is_flag=True, help="Print the totals as JSON at exit.")
+@click.option(
+    "--metrics-port",
+    type=int,
+    default=None,
+    envvar="TAILRACE_METRICS_PORT",
+    help="Serve /metrics and the probes (/healthz, /readyz, /q/health) on this port.",
+)
+@click.option(
+    "--metrics-host",
+    default="127.0.0.1",
+    show_default=True,
+    envvar="TAILRACE_METRICS_HOST",
+    help="Address of the metrics server (0.0.0.0 in a pod, for Prometheus to reach it).",
+)
 @click.pass_context
 def relay(
     ctx: click.Context,
@@ -149,6 +163,8 @@ def relay(
     concurrency: int,
     until_idle: bool,
     as_json: bool,
+    metrics_port: int | None,
+    metrics_host: str,
 ) -> None:
     """Publish pending outbox events to Kafka, in order per key, until stopped."""
     from ..streams.outbox_mirror import RedisMirror
@@ -190,6 +206,10 @@ def relay(
     url = _postgres_url(ctx, database_url)
     bootstrap = _bootstrap(bootstrap_servers)
     totals = RelayStats()
+    if metrics_port is not None:
+        from ..streams import relay_metrics
+
+        relay_metrics.serve(url, metrics_port, metrics_host)
     failures: list[BaseException] = []
     lock = threading.Lock()
 

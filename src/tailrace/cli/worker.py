@@ -2,18 +2,22 @@
 
 from __future__ import annotations
 
+import logging
 import os
 import sys
 
 import click
 
 from ..engine.states import Priority
-from ..engine.store.postgres.connection import PATIENT
+from ..engine.store import open_store
+from ..engine.store.postgres.connection import PROMPT
 from ..engine.worker import Worker, WorkerOptions, run_workers
 from ..errors import ConfigurationError
 from ..loading import load_app
 from ..observability import metrics
 from .context import app_from
+
+log = logging.getLogger("tailrace.worker")
 
 
 def processing_enabled() -> bool:
@@ -101,7 +105,8 @@ def _split(text: str | None) -> list[str] | None:
     "--metrics-port",
     type=int,
     envvar="TAILRACE_METRICS_PORT",
-    help="Serve Prometheus metrics on this port.",
+    help="Serve Prometheus metrics (/metrics) and the probes (/healthz, /readyz, /q/health) "
+    "on this port.",
 )
 @click.option(
     "--metrics-host",
@@ -161,7 +166,18 @@ def worker(
         url = database_url(ctx.find_root().obj.get("database_url"))
         # reference 001's pods: the job may be known only from its mounted files
         ensure_job(url, job_id)
-        status = ReprocessWorker(url, job_id, worker_index).run()
+        reprocess = ReprocessWorker(url, job_id, worker_index)
+        if metrics_port:
+            from ..pipeline.worker_metrics import serve_worker
+
+            prompt = metrics.PromptStore(lambda: open_store(url, PROMPT))
+            try:
+                serve_worker(reprocess, metrics_port, metrics_host, metrics.database_check(prompt))
+            except OSError as exc:
+                # its figures are in the database too (the admin service's /metrics): a
+                # port taken by another worker on the host must not cost the job a worker
+                log.warning("no metrics server for this worker: %s", exc)
+        status = reprocess.run()
         sys.exit(1 if status is JobStatus.FAILED else 0)
     try:
         prios = Priority.parse_list(priorities) if priorities else list(Priority)
@@ -191,7 +207,17 @@ def worker(
             "naming the App whose @app.task functions it should run"
         )
     if metrics_port:
-        metrics.serve(metrics_port, app.open_store(PATIENT), addr=metrics_host)
+        shown = {
+            "pool": options.pool or "default",
+            "enabled": options.enabled,
+            "queues": options.queues or "all",
+            "priorities": [p.name for p in options.priorities],
+            "concurrency": concurrency,
+            "processes": processes,
+        }
+        metrics.serve(
+            metrics_port, lambda: open_store(app.database_url, PROMPT), metrics_host, pool=shown
+        )
     if processes <= 1:
         Worker(app, options).run()
         return

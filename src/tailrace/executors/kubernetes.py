@@ -53,6 +53,7 @@ RBAC_RULES: tuple[tuple[str, str, tuple[str, ...]], ...] = (
 )
 
 MANAGED_BY = "tailrace"
+WORKER_METRICS_PORT = 9464  # a worker pod's /metrics and probes
 SECRET_TTL = timedelta(hours=24)
 JOB_TTL_S = 24 * 3600
 _INDEX_ANNOTATION = "batch.kubernetes.io/job-completion-index"
@@ -236,7 +237,11 @@ def build_objects(
                     "fieldRef": {"fieldPath": f"metadata.annotations['{_INDEX_ANNOTATION}']"}
                 },
             },
+            # its figures and probes, for the pod monitor tailrace-reprocessing-worker
+            {"name": "TAILRACE_METRICS_PORT", "value": str(WORKER_METRICS_PORT)},
+            {"name": "TAILRACE_METRICS_HOST", "value": "0.0.0.0"},
         ],
+        "ports": [{"name": "metrics", "containerPort": WORKER_METRICS_PORT}],
         "envFrom": [{"secretRef": {"name": n["secret"]}}],
         "resources": {
             "requests": {"cpu": settings.cpu, "memory": settings.memory},

@@ -122,10 +122,37 @@ class Consumer:
         if isinstance(self._dedup, PostgresDedup):
             self._dedup.stop_on(self._stop)
         self._abandoned = False  # stopped with marks not durable: commit nothing more
+        self._assigned = 0  # partitions held at the last look (for readiness)
+        self._probe: Any = None  # the admin client of `broker_answers`
 
     def stop(self) -> None:
         """Finish the current step, commit, and return from `run()`."""
         self._stop.set()
+
+    # -- readiness (asked from the probe server's threads) ----------------------------------
+
+    def assigned(self) -> int | None:
+        """How many partitions this consumer held at its last look (every `LAG_EVERY_S`);
+        None while it is not running. Counted by the loop: a call into the consumer from
+        another thread would wait for its `consume`."""
+        return None if self._kafka is None else self._assigned
+
+    def broker_answers(self, timeout_s: float = 2.0) -> bool:
+        """Whether a broker answers a metadata request for the topic within `timeout_s`
+        (through a client of its own, for the reason above)."""
+        if self._probe is None:
+            from confluent_kafka.admin import AdminClient
+
+            settings = self.config.consumer_settings()
+            wanted = ("bootstrap.servers", "security.", "sasl.", "ssl.", "client.")
+            self._probe = AdminClient(
+                {k: v for k, v in settings.items() if k.startswith(wanted) and k != "client.id"}
+            )
+        try:
+            self._probe.list_topics(self.config.topic, timeout=timeout_s)
+        except KafkaException:
+            return False
+        return True
 
     # -- the loop ---------------------------------------------------------------------------
 
@@ -196,6 +223,7 @@ class Consumer:
             now = time.monotonic()
             if now >= next_lag:
                 next_lag = now + LAG_EVERY_S
+                self._assigned = len(kafka.assignment())
                 self._report_lag(kafka)
             if now >= next_prune:
                 # A full batch pruned: more may be due, so again next round.

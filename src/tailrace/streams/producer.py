@@ -43,6 +43,7 @@ from ..pipeline.sinks.kafka import (
     config_from_env,
     unique_client_id,
 )
+from . import producer_metrics
 from .consumer_message import MESSAGE_ID_HEADER
 from .spool import Headers, Spool, Spooled, SpoolError
 from .spool_circuit import Circuit, CircuitState
@@ -147,6 +148,7 @@ class BreakerProducer:
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._run, name="breaker-producer", daemon=True)
         self._thread.start()
+        producer_metrics.track(self)
 
     @property
     def state(self) -> CircuitState:
@@ -394,6 +396,7 @@ class BreakerProducer:
         self._producer.poll(0)
         self._spool_failures()
         self._producer.close()
+        producer_metrics.forget(self)
         self.spool.close()
 
     def __enter__(self) -> BreakerProducer:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import click
 
-from ..engine.store import open_store
+from ..db import migrate as migrate_lines
 from ..settings import database_url, redact_url
 from .context import COMMAND
 
@@ -19,11 +19,7 @@ def db() -> None:
 def migrate(ctx: click.Context) -> None:
     """Apply pending migrations (workers also do this when they start)."""
     url = database_url(ctx.find_root().obj.get("database_url"))
-    store = open_store(url, COMMAND)
-    try:
-        applied = store.migrate()
-    finally:
-        store.close()
+    applied = migrate_lines(url, COMMAND)
     target = redact_url(url)
     if applied:
         click.echo(f"applied {', '.join(applied)} to {target}")

@@ -8,11 +8,12 @@ from typing import Any
 
 import click
 
+from ..db import migrate
 from ..objects import COMPOSE_TASK, RETENTION_TASK, UploadStore, compose, s3_client, sweep
 from ..objects.retention import DEFAULT_BATCH
 from ..objects.tasks import compose_upload
 from ..settings import database_url
-from .context import app_from, echo_json
+from .context import COMMAND, app_from, echo_json
 
 _endpoint = click.option(
     "--s3-endpoint-url", envvar="AWS_ENDPOINT_URL", help="For MinIO, moto and other S3 stores."
@@ -80,7 +81,7 @@ def compose_command(
             client, bucket, list(chunks), target, delete_chunks=not keep_chunks, **options
         )
     else:
-        with UploadStore(_database_url(ctx)) as store:
+        with _uploads(ctx) as store:
             result = compose_upload(
                 client, store, upload_id, bucket, list(chunks), target, not keep_chunks, options
             )
@@ -103,7 +104,7 @@ def retention_command(
         args = {"max_age_s": max_age_hours * 3600, "batch": batch}
         echo_json({"job_id": app_from(ctx).enqueue(RETENTION_TASK, args)})
         return
-    with UploadStore(_database_url(ctx)) as store:
+    with _uploads(ctx) as store:
         report = sweep(
             s3_client(s3_endpoint_url),
             store,
@@ -113,6 +114,9 @@ def retention_command(
     echo_json(asdict(report))
 
 
-def _database_url(ctx: click.Context) -> str:
+def _uploads(ctx: click.Context) -> UploadStore:
+    """The upload records, in a database brought up to date first (as a worker would)."""
     obj = ctx.find_root().obj or {}
-    return database_url(obj.get("database_url"))
+    url = database_url(obj.get("database_url"))
+    migrate(url, COMMAND)
+    return UploadStore(url)

@@ -6,8 +6,8 @@ import sys
 
 import click
 
+from ..db.connection import PATIENT
 from ..engine.states import Priority
-from ..engine.store.postgres.connection import PATIENT
 from ..engine.worker import Worker, WorkerOptions, run_workers
 from ..errors import ConfigurationError
 from ..loading import load_app

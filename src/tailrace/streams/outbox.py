@@ -23,7 +23,7 @@ import orjson
 import psycopg
 from psycopg.types.json import Jsonb
 
-from ..engine.store.queries import load_queries
+from ..db.queries import load_queries
 from ..observability import tracing
 
 Q = load_queries(__package__ or "tailrace.streams", "outbox_queries.sql")

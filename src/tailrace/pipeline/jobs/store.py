@@ -1,10 +1,10 @@
 """Where reprocessing jobs live: the same database as the engine's jobs (SQLite or PostgreSQL),
-in the tables of migration 0002. Each process opens its own `JobStore`.
+in the tables of the ``reprocessing`` migration line (``migrations/`` beside this module).
+Each process opens its own `JobStore`.
 """
 
 from __future__ import annotations
 
-import re
 import threading
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
@@ -13,13 +13,8 @@ from typing import Any, TypeVar
 
 import orjson
 
-from tailrace.engine.store.postgres.connection import (
-    PATIENT,
-    SCHEMA_LOCK,
-    ConnectionPolicy,
-    Reconnecting,
-)
-from tailrace.engine.store.queries import load_queries
+from tailrace.db import PATIENT, SCHEMA_LOCK, ConnectionPolicy, Dialect, Reconnecting, load_queries
+from tailrace.db import sqlite as lite
 from tailrace.errors import TailraceError
 from tailrace.pipeline.jobs.model import (
     UNREADABLE,
@@ -37,7 +32,7 @@ from tailrace.pipeline.jobs.model import (
 from tailrace.pipeline.sources import SourceFile
 
 _PG_QUERIES = load_queries("tailrace.pipeline.jobs")
-_SQLITE_QUERIES = {name: re.sub(r"%\((\w+)\)s", r":\1", sql) for name, sql in _PG_QUERIES.items()}
+_SQLITE_QUERIES = load_queries("tailrace.pipeline.jobs", dialect=Dialect.SQLITE)
 
 
 T = TypeVar("T")
@@ -72,14 +67,11 @@ class JobStore:
             self._conn = self._db.connection()
             self._q = _PG_QUERIES
         else:
-            from tailrace.engine.store.sqlite.store import _connect, path_from_url
-
-            self._conn = _connect(path_from_url(database_url))
             # Status and checkpoint writes, several a second per worker: NORMAL skips the
             # fsync per commit (WAL stays consistent). A power cut can cost the last
             # checkpoints: their events are sent again (a duplicate, never a loss), and an
             # exactly-once sink keeps its own mark.
-            self._conn.execute("PRAGMA synchronous=NORMAL")
+            self._conn = lite.connect(lite.path_from_url(database_url), synchronous="NORMAL")
             self._q = _SQLITE_QUERIES
 
     def close(self) -> None:

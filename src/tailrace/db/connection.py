@@ -1,10 +1,9 @@
 """Connections to PostgreSQL that outlive the server's restarts, outages and freezes.
 
-A `ConnectionPolicy` says how long to wait for the server: the connect timeout, a deadline
-per operation (enforced here, on the client: a frozen server enforces nothing, not even its
-own statement_timeout), and how long to keep reconnecting before an operation gives up.
-Workers are `PATIENT` (they wait out outages of any length), the admin service is `PROMPT`
-(a request answers 503 within about two seconds), everything else gets `DEFAULT`.
+A `ConnectionPolicy` (`policy.py`) says how long to wait for the server: the connect
+timeout, a deadline per operation (enforced here, on the client: a frozen server enforces
+nothing, not even its own statement_timeout), and how long to keep reconnecting before an
+operation gives up.
 
 `Reconnecting` runs operations on one connection and, when the connection breaks under one,
 reconnects with exponential backoff and jitter and runs it again; it logs an outage when it
@@ -23,13 +22,24 @@ import threading
 import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
-from dataclasses import dataclass
 from typing import Any, TypeVar
 
 import psycopg
-from psycopg.conninfo import conninfo_to_dict
 
 from ..errors import StoreClosedError
+from .policy import DEFAULT, PATIENT, PROMPT, ConnectionPolicy
+
+__all__ = [
+    "DEFAULT",
+    "PATIENT",
+    "PROMPT",
+    "SCHEMA_LOCK",
+    "ConnectionPolicy",
+    "Reconnecting",
+    "connect",
+    "connection_lost",
+    "deadline",
+]
 
 log = logging.getLogger("tailrace.store.postgres")
 T = TypeVar("T")
@@ -37,38 +47,6 @@ T = TypeVar("T")
 LOG_EVERY_S = 30.0
 BACKOFF_FIRST_S = 0.05
 BACKOFF_MAX_S = 2.0
-
-
-@dataclass(frozen=True)
-class ConnectionPolicy:
-    connect_timeout_s: int = 5  # libpq's own floor is 2 s
-    op_timeout_s: float | None = None  # the connection is cut after this long in one operation
-    retry_for_s: float | None = 60.0  # keep reconnecting this long; None: forever
-    statement_timeout_s: float | None = None  # the server's own limit, while it runs
-    log_outages: bool = True  # off where the caller reports the failure itself (a command)
-
-    def connect_kwargs(self, url: str) -> dict[str, Any]:
-        """Keyword arguments for `psycopg.connect` that the URL does not set itself."""
-        given = conninfo_to_dict(url)
-        wanted: dict[str, Any] = {
-            "connect_timeout": self.connect_timeout_s,
-            # a peer that vanished without a reset (a cut network) is noticed in ~20 s
-            "keepalives": 1,
-            "keepalives_idle": 10,
-            "keepalives_interval": 5,
-            "keepalives_count": 2,
-        }
-        return {k: v for k, v in wanted.items() if k not in given}
-
-
-PATIENT = ConnectionPolicy(retry_for_s=None)
-DEFAULT = ConnectionPolicy()
-# The admin service: a request that needs a frozen or absent database answers 503 in ~2 s.
-# It retries only a failure that came at once (a connection that a restart broke while it
-# sat in the pool), never one that took its time.
-PROMPT = ConnectionPolicy(
-    connect_timeout_s=2, op_timeout_s=1.5, retry_for_s=0.5, statement_timeout_s=1.5
-)
 
 
 def connect(url: str, policy: ConnectionPolicy) -> psycopg.Connection[Any]:

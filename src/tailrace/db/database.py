@@ -5,15 +5,19 @@ as its `ConnectionPolicy` says (`Reconnecting`); on SQLite it is the file's conn
 from __future__ import annotations
 
 import threading
-from collections.abc import Callable
-from typing import Any, TypeVar
-
-import psycopg
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from typing import TYPE_CHECKING, Any, TypeVar
 
 from . import sqlite
-from .connection import DEFAULT, ConnectionPolicy, Reconnecting
 from .dialect import Dialect
 from .migrations import migrate_postgres, migrate_sqlite, pending_postgres, pending_sqlite
+from .policy import DEFAULT, ConnectionPolicy
+
+if TYPE_CHECKING:
+    import psycopg
+
+    from .connection import Reconnecting
 
 T = TypeVar("T")
 
@@ -36,6 +40,8 @@ class Database:
         self._pg: Reconnecting | None = None
         self._lite: Any = None
         if self.dialect is Dialect.POSTGRES:
+            from .connection import Reconnecting  # here: SQLite users need no psycopg
+
             self._pg = Reconnecting(url, policy, what, setup)
         else:
             self._lite = sqlite.connect(sqlite.path_from_url(url), synchronous)
@@ -69,6 +75,20 @@ class Database:
                 return op(conn)
 
         return self.run(within)
+
+    @contextmanager
+    def begin(self) -> Iterator[Any]:
+        """A transaction around the caller's block, alone on the connection. Unlike
+        `transaction` it is not run again if the connection is lost (a block cannot be):
+        the error reaches the caller, and the next operation reconnects."""
+        with self._lock:
+            if self._pg is not None:
+                pg = self._pg.connection()
+                with pg.transaction():
+                    yield pg
+                return
+            with sqlite.immediate(self._lite) as lite:
+                yield lite
 
     def execute(self, sql: str, params: Any = ()) -> Any:
         """One statement: its rows if it returns any, else the rows it changed."""

@@ -18,14 +18,14 @@ import time
 from collections.abc import Iterable
 from dataclasses import dataclass
 from importlib import resources
-from typing import Any
-
-import psycopg
+from typing import TYPE_CHECKING, Any
 
 from ..errors import TailraceError
-from .connection import SCHEMA_LOCK
 from .dialect import Dialect
 from .sqlite import statements
+
+if TYPE_CHECKING:
+    import psycopg
 
 TABLE = "tailrace_schema_migrations"
 NUMBERED_TABLE = "tailrace_migrations"  # before the lines
@@ -38,19 +38,21 @@ class MigrationError(TailraceError):
 
 @dataclass(frozen=True)
 class Line:
-    """The migrations of one package: ``name`` in the bookkeeping, ``package`` holds them."""
+    """The migrations of one package: ``name`` in the bookkeeping; ``folder`` (under
+    ``src/tailrace/``) holds one folder of numbered files per dialect. A path rather than a
+    package name: reading the files must not import the package (the API's pulls in FastAPI)."""
 
     name: str
-    package: str
+    folder: str
 
 
 # The order migrate applies them in; a line may build on the lines before it.
 LINES = (
-    Line("engine", "tailrace.engine.store"),
-    Line("reprocessing", "tailrace.pipeline.jobs"),
-    Line("streams", "tailrace.streams"),
-    Line("objects", "tailrace.objects"),
-    Line("api", "tailrace.api"),
+    Line("engine", "engine/store/migrations"),
+    Line("reprocessing", "pipeline/jobs/migrations"),
+    Line("streams", "streams/migrations"),
+    Line("objects", "objects/migrations"),
+    Line("api", "api/migrations"),
 )
 
 # The numbered layout's migrations (through 0008 on PostgreSQL, 0004 on SQLite) and where
@@ -91,7 +93,7 @@ class Migration:
 
 def line_migrations(line: Line, dialect: Dialect) -> list[Migration]:
     """A line's migrations for one dialect, in order (none where it has no folder)."""
-    folder = resources.files(line.package).joinpath("migrations", dialect.value)
+    folder = resources.files("tailrace").joinpath(*line.folder.split("/"), dialect.value)
     if not folder.is_dir():
         return []
     found = []
@@ -141,6 +143,8 @@ def _pg_applied(conn: psycopg.Connection[Any]) -> set[tuple[str, int]] | None:
 
 def migrate_postgres(conn: psycopg.Connection[Any]) -> list[str]:
     """Apply what is missing, in one transaction on ``conn`` (autocommit); the labels applied."""
+    from .connection import SCHEMA_LOCK  # here: SQLite users need no psycopg
+
     done: list[str] = []
     with conn.transaction():
         # serialises processes that all start at once and all try to migrate

@@ -14,11 +14,12 @@ from tailrace.db.sqlite import path_from_url, statements
 FIXTURES = Path(__file__).resolve().parents[1] / "fixtures" / "schema_f6b5018"
 
 
-def numbered(dialect: str) -> list[tuple[int, str, str]]:
+def numbered(dialect: str, upto: int | None = None) -> list[tuple[int, str, str]]:
     found = []
     for path in sorted((FIXTURES / dialect).glob("[0-9][0-9][0-9][0-9]_*.sql")):
         version, name = path.stem.split("_", 1)
-        found.append((int(version), name, path.read_text()))
+        if upto is None or int(version) <= upto:
+            found.append((int(version), name, path.read_text()))
     return found
 
 
@@ -81,7 +82,7 @@ INSERT INTO tailrace_api_revoked_sessions VALUES ('s1', 1893456000)
 """
 
 
-def build_postgres(url: str) -> None:
+def build_postgres(url: str, upto: int | None = None) -> None:
     with psycopg.connect(url, autocommit=True) as conn:
         # what the previous PostgresStore.migrate did, file by file
         with conn.transaction():
@@ -90,20 +91,22 @@ def build_postgres(url: str) -> None:
                 " version integer PRIMARY KEY, name text NOT NULL,"
                 " applied_at timestamptz NOT NULL DEFAULT now())"
             )
-            for version, name, sql in numbered("postgres"):
+            for version, name, sql in numbered("postgres", upto):
                 conn.execute(sql.encode())
                 conn.execute(
                     "INSERT INTO tailrace_migrations (version, name, applied_at)"
                     " VALUES (%s, %s, '2025-06-01T00:00:00Z'::timestamptz + %s * interval '1 day')",
                     (version, name, version),
                 )
+        if upto is not None:
+            return
         with conn.transaction():
             conn.execute(first_use("postgres").encode())
         with conn.transaction():
             conn.execute(POSTGRES_ROWS.encode())
 
 
-def build_sqlite(url: str) -> None:
+def build_sqlite(url: str, upto: int | None = None) -> None:
     conn = sqlite3.connect(path_from_url(url), isolation_level=None)
     try:
         conn.execute("BEGIN IMMEDIATE")
@@ -111,7 +114,7 @@ def build_sqlite(url: str) -> None:
             "CREATE TABLE IF NOT EXISTS tailrace_migrations ("
             " version INTEGER PRIMARY KEY, name TEXT NOT NULL, applied_at REAL NOT NULL)"
         )
-        for version, name, sql in numbered("sqlite"):
+        for version, name, sql in numbered("sqlite", upto):
             for statement in statements(sql):
                 conn.execute(statement)
             conn.execute(
@@ -119,14 +122,19 @@ def build_sqlite(url: str) -> None:
                 (version, name, 1_750_000_000.0 + version),
             )
         conn.execute("COMMIT")
+        if upto is not None:
+            return
         conn.executescript(first_use("sqlite"))
         conn.executescript(SQLITE_ROWS)
     finally:
         conn.close()
 
 
-def build(url: str) -> None:
-    (build_postgres if url.startswith("postgresql") else build_sqlite)(url)
+def build(url: str, upto: int | None = None) -> None:
+    """The previous layout's database: every migration, the first-use tables and a row in
+    every table; or, with ``upto``, only the migrations through that number (a database
+    that was behind)."""
+    (build_postgres if url.startswith("postgresql") else build_sqlite)(url, upto)
 
 
 def _lite(url: str) -> sqlite3.Connection:

@@ -61,6 +61,26 @@ def test_the_previous_layout_upgrades_without_loss_or_rerun(two_urls: tuple[str,
         assert handle.migrations_pending() == []
 
 
+def test_a_database_that_was_behind_gets_the_rest_recorded_in_both_layouts(
+    two_urls: tuple[str, str],
+) -> None:
+    """Processes of the previous version, still starting during a rolling upgrade, read the
+    numbered table: what the lines applied for them is recorded there too."""
+    old, new = two_urls
+    dialect = Dialect.of(old)
+    last = max(NUMBERED[dialect])
+    build(old, upto=last - 1)
+    missing = NUMBERED[dialect][last]
+    label = f"{missing[1]}/{missing[2]:04d}_"
+    applied = migrate(old)
+    assert [a for a in applied if a.startswith(label)] != []
+    assert [a for a in applied if a not in ADOPTED and not a.startswith(label)] == []
+    numbered = contents(old)["tailrace_migrations"]
+    assert [(r[0], r[1]) for r in numbered] == [(v, n[0]) for v, n in NUMBERED[dialect].items()]
+    migrate(new)
+    assert schema(old) == schema(new)
+
+
 def test_a_new_database_gets_every_line_in_order(database_url: str) -> None:
     dialect = Dialect.of(database_url)
     with Database(database_url) as handle:

@@ -6,8 +6,9 @@ transaction, and records each in ``tailrace_schema_migrations`` under (line, ver
 
 Databases made before the lines kept one numbering for everything, in
 ``tailrace_migrations`` (version, name). The first migrate after an upgrade records those
-under the lines they now belong to (`NUMBERED`) and leaves the old table as it stands (the
-previous version's processes, still running during a rolling upgrade, find nothing to do).
+under the lines they now belong to (`NUMBERED`). The old table stays, kept up to date with
+what it had numbers for: the previous version's processes, still starting during a rolling
+upgrade, find nothing to do.
 """
 
 from __future__ import annotations
@@ -167,6 +168,7 @@ def migrate_postgres(conn: psycopg.Connection[Any]) -> list[str]:
                         (line, new, _new_name(Dialect.POSTGRES, line, new, name), at),
                     )
         applied = applied or set()
+        numbered = _pg_exists(conn, NUMBERED_TABLE)
         for m in all_migrations(Dialect.POSTGRES):
             if (m.line, m.version) not in applied:
                 conn.execute(m.sql.encode())
@@ -174,8 +176,25 @@ def migrate_postgres(conn: psycopg.Connection[Any]) -> list[str]:
                     f"INSERT INTO {TABLE} (line, version, name) VALUES (%s, %s, %s)",
                     (m.line, m.version, m.name),
                 )
+                old = _numbered_as(Dialect.POSTGRES, m)
+                if numbered and old is not None:
+                    conn.execute(
+                        f"INSERT INTO {NUMBERED_TABLE} (version, name) VALUES (%s, %s)"
+                        " ON CONFLICT DO NOTHING",
+                        old,
+                    )
                 done.append(m.label)
     return done
+
+
+def _numbered_as(dialect: Dialect, m: Migration) -> tuple[int, str] | None:
+    """What the numbered layout called ``m``, if it had it. Applying it records it there
+    too, so that the previous version's processes, still starting during a rolling upgrade
+    of a database that was behind, do not apply it a second time."""
+    for version, (name, line, new) in NUMBERED[dialect].items():
+        if (line, new) == (m.line, m.version):
+            return version, name
+    return None
 
 
 def _new_name(dialect: Dialect, line: str, version: int, old: str) -> str:
@@ -229,14 +248,17 @@ def migrate_sqlite(conn: sqlite3.Connection) -> list[str]:
                     (line, new, _new_name(Dialect.SQLITE, line, new, name), at),
                 )
     applied = applied or set()
+    numbered = _lite_exists(conn, NUMBERED_TABLE)
     for m in all_migrations(Dialect.SQLITE):
         if (m.line, m.version) in applied:
             continue
         for statement in statements(m.sql):
             conn.execute(statement)
-        conn.execute(
-            f"INSERT INTO {TABLE} VALUES (?, ?, ?, ?)", (m.line, m.version, m.name, time.time())
-        )
+        now = time.time()
+        conn.execute(f"INSERT INTO {TABLE} VALUES (?, ?, ?, ?)", (m.line, m.version, m.name, now))
+        old = _numbered_as(Dialect.SQLITE, m)
+        if numbered and old is not None:
+            conn.execute(f"INSERT OR IGNORE INTO {NUMBERED_TABLE} VALUES (?, ?, ?)", (*old, now))
         done.append(m.label)
     return done
 

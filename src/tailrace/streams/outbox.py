@@ -9,7 +9,7 @@ relays keep that order).
         conn.execute("UPDATE orders SET state = 'paid' WHERE id = %s", (order_id,))
         outbox.add(conn, "orders", str(order_id), {"id": order_id, "state": "paid"})
 
-The table comes from the PostgreSQL store's migrations (``tailrace db migrate``).
+The table comes from the streams migration line (``tailrace db migrate``).
 """
 
 from __future__ import annotations

@@ -3,6 +3,7 @@ where a line has both, and readable without importing the packages that own them
 
 from __future__ import annotations
 
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -52,3 +53,22 @@ def test_migrating_sqlite_loads_no_other_package_and_no_psycopg(tmp_path: Path) 
         check=True,
     )
     assert found.stdout.strip() == ""
+
+
+def test_every_migration_file_in_the_package_belongs_to_a_line() -> None:
+    """A file left where the numbered layout kept them (``engine/store/postgres/migrations/``)
+    or misnamed would never be applied: it must fail here instead."""
+    import tailrace
+
+    root = Path(tailrace.__file__).parent
+    known = {
+        root.joinpath(*line.folder.split("/"), dialect.value)
+        for line in LINES
+        for dialect in Dialect
+    }
+    files = [p for p in root.rglob("*.sql") if "migrations" in p.relative_to(root).parts]
+    assert files
+    strays = [str(p.relative_to(root)) for p in files if p.parent not in known]
+    numbered = re.compile(r"\d{4}_\w+\.sql")
+    misnamed = [str(p.relative_to(root)) for p in files if not numbered.fullmatch(p.name)]
+    assert strays == [] and misnamed == []

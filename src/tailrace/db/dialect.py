@@ -10,7 +10,7 @@ from typing import Any
 
 from ..errors import ConfigurationError
 
-_NAMED = re.compile(r"%\((\w+)\)s")
+_PARAM = re.compile(r"%\((\w+)\)s|%%")
 
 
 class Dialect(StrEnum):
@@ -30,9 +30,12 @@ class Dialect(StrEnum):
         )
 
     def sql(self, text: str) -> str:
-        """SQL written with psycopg's ``%(name)s`` parameters, in this dialect's form
-        (SQLite's ``:name``). Shared query files are written once, in psycopg's form."""
-        return text if self is Dialect.POSTGRES else _NAMED.sub(r":\1", text)
+        """SQL written with psycopg's ``%(name)s`` parameters (and ``%%`` for a percent
+        sign), in this dialect's form (SQLite's ``:name`` and ``%``). Shared query files are
+        written once, in psycopg's form."""
+        if self is Dialect.POSTGRES:
+            return text
+        return _PARAM.sub(lambda m: f":{m[1]}" if m[1] else "%", text)
 
     def timestamp(self, value: datetime | None) -> Any:
         """A time as this dialect stores it."""

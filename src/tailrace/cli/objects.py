@@ -8,12 +8,13 @@ from typing import Any
 
 import click
 
+from ..db import migrate
 from ..objects import COMPOSE_TASK, RETENTION_TASK, UploadStore, compose, s3_client, sweep
 from ..objects.merge_requests import client_from_env
 from ..objects.retention import DEFAULT_BATCH
 from ..objects.tasks import compose_upload
 from ..settings import database_url
-from .context import app_from, echo_json
+from .context import COMMAND, app_from, echo_json
 
 _endpoint = click.option(
     "--s3-endpoint-url", envvar="AWS_ENDPOINT_URL", help="For MinIO, moto and other S3 stores."
@@ -81,7 +82,7 @@ def compose_command(
             client, bucket, list(chunks), target, delete_chunks=not keep_chunks, **options
         )
     else:
-        with UploadStore(_database_url(ctx)) as store:
+        with _uploads(ctx) as store:
             result = compose_upload(
                 client, store, upload_id, bucket, list(chunks), target, not keep_chunks, options
             )
@@ -114,7 +115,7 @@ def retention_command(
         args = {"max_age_s": max_age_hours * 3600, "batch": batch}
         echo_json({"job_id": app_from(ctx).enqueue(RETENTION_TASK, args)})
         return
-    with UploadStore(_database_url(ctx)) as store:
+    with _uploads(ctx) as store:
         report = sweep(
             _client(s3_endpoint_url),
             store,
@@ -129,6 +130,9 @@ def _client(endpoint_url: str | None) -> Any:
     return s3_client(endpoint_url) if endpoint_url else client_from_env()
 
 
-def _database_url(ctx: click.Context) -> str:
+def _uploads(ctx: click.Context) -> UploadStore:
+    """The upload records, in a database brought up to date first (as a worker would)."""
     obj = ctx.find_root().obj or {}
-    return database_url(obj.get("database_url"))
+    url = database_url(obj.get("database_url"))
+    migrate(url, COMMAND)
+    return UploadStore(url)

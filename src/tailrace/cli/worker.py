@@ -8,9 +8,9 @@ import sys
 
 import click
 
+from ..db.connection import PROMPT
 from ..engine.states import Priority
 from ..engine.store import open_store
-from ..engine.store.postgres.connection import PROMPT
 from ..engine.worker import Worker, WorkerOptions, run_workers
 from ..errors import ConfigurationError
 from ..loading import load_app

@@ -24,7 +24,7 @@ from .states import DEFAULT_MAX_ATTEMPTS, JobState, Priority
 from .store import Store, open_store
 
 if TYPE_CHECKING:
-    from .store.postgres.connection import ConnectionPolicy
+    from ..db.connection import ConnectionPolicy
 from .tasks import Task, make_task
 
 F = TypeVar("F", bound=Callable[..., Any])

@@ -24,6 +24,7 @@ from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime, timedelta
 from typing import Any, TypeVar
 
+from ..db.connection import PATIENT
 from ..errors import JobCancelledError, JobTimeoutError, UnknownTaskError
 from ..observability import metrics, tracing
 from ..settings import max_attempts_from_env
@@ -32,7 +33,6 @@ from .jobs import ClaimedJob, Outcome
 from .maintenance import Maintenance
 from .states import JobState, Priority
 from .store import Store
-from .store.postgres.connection import PATIENT
 from .tasks import JobContext, call_args
 from .threads import TaskThreads
 

@@ -44,9 +44,9 @@ from typing import Any
 
 import psycopg
 
+from ..db import migrate
+from ..db.connection import PATIENT, Reconnecting
 from ..engine.retry import RetryPolicy
-from ..engine.store.postgres.connection import PATIENT, Reconnecting
-from ..engine.store.postgres.store import PostgresStore
 from ..errors import StoreClosedError
 from . import relay_metrics as metrics
 from .outbox import Q
@@ -119,11 +119,7 @@ class Relay:
         self.bootstrap_servers = bootstrap_servers
         self.stats = RelayStats()
         self._mirror = mirror
-        store = PostgresStore(database_url)
-        try:
-            store.migrate()
-        finally:
-            store.close()
+        migrate(database_url)  # the streams line's tables (and every other line's)
         # Both connections ride out restarts and outages of the server, however long: each
         # step below is safe to run again on a new connection (see `_claim`, `_mark`).
         self._buckets = Buckets()

@@ -14,6 +14,9 @@ import orjson
 import psycopg
 from psycopg.types.json import set_json_loads
 
+from ....db.connection import DEFAULT, ConnectionPolicy, Reconnecting, connect
+from ....db.migrations import migrate_postgres, pending_postgres
+from ....db.queries import load_queries
 from ....errors import JobNotFoundError, TailraceError
 from ...capacity import Limits, adding_by_queue
 from ...jobs import (
@@ -28,16 +31,12 @@ from ...jobs import (
     QueueStats,
 )
 from ...states import JobState, Priority
-from ..queries import load_migrations, load_queries
 from ..rows import as_stored, claimed_from_row, filter_params, job_from_row, queue_infos
-from .connection import DEFAULT, SCHEMA_LOCK, ConnectionPolicy, Reconnecting, connect
 from .inspect import PostgresInspection
 
 log = logging.getLogger("tailrace.store.postgres")
 Q = load_queries(__package__ or "tailrace.engine.store.postgres")
 T = TypeVar("T")
-
-_MIGRATE_LOCK = 0x7A11_7ACE
 
 
 def _setup(conn: psycopg.Connection[Any]) -> None:
@@ -82,44 +81,12 @@ class PostgresStore(PostgresInspection):
 
     # -- schema -----------------------------------------------------------------------------
 
-    def _applied(self, conn: psycopg.Connection[Any]) -> set[int]:
-        conn.execute(
-            "CREATE TABLE IF NOT EXISTS tailrace_migrations ("
-            " version integer PRIMARY KEY, name text NOT NULL,"
-            " applied_at timestamptz NOT NULL DEFAULT now())"
-        )
-        return {row[0] for row in conn.execute("SELECT version FROM tailrace_migrations")}
-
     def migrate(self) -> list[str]:
-        def op(conn: psycopg.Connection[Any]) -> list[str]:
-            done: list[str] = []
-            with conn.transaction():
-                # serialises workers that all start at once and all try to migrate
-                conn.execute(SCHEMA_LOCK, (_MIGRATE_LOCK,))
-                applied = self._applied(conn)
-                for m in load_migrations(__package__ or ""):
-                    if m.version not in applied:
-                        conn.execute(m.sql.encode())
-                        conn.execute(
-                            "INSERT INTO tailrace_migrations (version, name) VALUES (%s, %s)",
-                            (m.version, m.name),
-                        )
-                        done.append(f"{m.version:04d}_{m.name}")
-            return done
-
-        return self._run(op)
+        """Apply every migration line's missing files (see `tailrace.db.migrations`)."""
+        return self._run(migrate_postgres)
 
     def migrations_pending(self) -> list[str]:
-        def op(conn: psycopg.Connection[Any]) -> list[str]:
-            exists = conn.execute("SELECT to_regclass('tailrace_migrations')").fetchone()
-            applied = self._applied(conn) if exists and exists[0] else set()
-            return [
-                f"{m.version:04d}_{m.name}"
-                for m in load_migrations(__package__ or "")
-                if m.version not in applied
-            ]
-
-        return self._run(op)
+        return self._run(pending_postgres)
 
     # -- enqueue ----------------------------------------------------------------------------
 

@@ -17,37 +17,18 @@ from typing import Any
 
 import orjson
 
-from ....errors import ConfigurationError, JobNotFoundError
+from ....db.migrations import migrate_sqlite, pending_sqlite
+from ....db.queries import load_queries
+from ....db.sqlite import connect as _connect
+from ....db.sqlite import immediate, path_from_url
+from ....errors import JobNotFoundError
 from ...capacity import Limits, adding_by_queue
 from ...jobs import ClaimedJob, Job, JobFilter, NewJob, Outcome, PoolInfo, QueueInfo, QueueStats
 from ...states import JobState, Priority
-from ..queries import load_migrations, load_queries
 from ..rows import claimed_from_row, filter_params, job_from_row, queue_infos
 from .inspect import SqliteInspection
 
 Q = load_queries(__package__ or "tailrace.engine.store.sqlite")
-BUSY_TIMEOUT_S = 30.0
-
-
-def path_from_url(url: str) -> Path:
-    """``sqlite:///relative.db``, ``sqlite:////abs/path.db`` or a bare path."""
-    if url.startswith("sqlite://"):
-        rest = url[len("sqlite://") :]
-        if not rest.startswith("/"):
-            raise ConfigurationError(f"bad SQLite URL {url!r}: expected sqlite:///path")
-        rest = rest[1:]
-        return Path(rest) if rest else Path("tailrace.db")
-    return Path(url)
-
-
-def _connect(path: Path) -> sqlite3.Connection:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    conn = sqlite3.connect(
-        path, timeout=BUSY_TIMEOUT_S, isolation_level=None, check_same_thread=False
-    )
-    conn.execute("PRAGMA journal_mode=WAL")
-    conn.execute("PRAGMA synchronous=FULL")
-    return conn
 
 
 def _ts(value: datetime | None) -> float | None:
@@ -67,14 +48,8 @@ class SqliteStore(SqliteInspection):
 
     @contextmanager
     def _write(self) -> Iterator[sqlite3.Connection]:
-        with self._lock:
-            self._conn.execute("BEGIN IMMEDIATE")
-            try:
-                yield self._conn
-            except BaseException:
-                self._conn.execute("ROLLBACK")
-                raise
-            self._conn.execute("COMMIT")
+        with self._lock, immediate(self._conn) as conn:
+            yield conn
 
     @contextmanager
     def _read(self) -> Iterator[sqlite3.Connection]:
@@ -83,44 +58,14 @@ class SqliteStore(SqliteInspection):
 
     # -- schema -----------------------------------------------------------------------------
 
-    def _applied(self, conn: sqlite3.Connection) -> set[int]:
-        conn.execute(
-            "CREATE TABLE IF NOT EXISTS tailrace_migrations ("
-            " version INTEGER PRIMARY KEY, name TEXT NOT NULL, applied_at REAL NOT NULL)"
-        )
-        return {row[0] for row in conn.execute("SELECT version FROM tailrace_migrations")}
-
     def migrate(self) -> list[str]:
-        done: list[str] = []
+        """Apply every migration line's missing files (see `tailrace.db.migrations`)."""
         with self._write() as conn:
-            applied = self._applied(conn)
-            for m in load_migrations(__package__ or ""):
-                if m.version in applied:
-                    continue
-                for statement in _statements(m.sql):
-                    conn.execute(statement)
-                conn.execute(
-                    "INSERT INTO tailrace_migrations VALUES (?, ?, ?)",
-                    (m.version, m.name, time.time()),
-                )
-                done.append(f"{m.version:04d}_{m.name}")
-        return done
+            return migrate_sqlite(conn)
 
     def migrations_pending(self) -> list[str]:
         with self._read() as conn:
-            exists = conn.execute(
-                "SELECT 1 FROM sqlite_master WHERE name = 'tailrace_migrations'"
-            ).fetchone()
-            applied = (
-                {r[0] for r in conn.execute("SELECT version FROM tailrace_migrations")}
-                if exists
-                else set()
-            )
-        return [
-            f"{m.version:04d}_{m.name}"
-            for m in load_migrations(__package__ or "")
-            if m.version not in applied
-        ]
+            return pending_sqlite(conn)
 
     # -- enqueue ----------------------------------------------------------------------------
 
@@ -413,15 +358,6 @@ def _filter(where: JobFilter) -> dict[str, Any]:
     if params["ids"] is not None:
         params["ids"] = orjson.dumps(params["ids"]).decode()
     return params
-
-
-def _statements(script: str) -> Iterator[str]:
-    """Split a migration into statements (ours hold no semicolons inside literals)."""
-    for part in script.split(";"):
-        lines = [ln for ln in part.splitlines() if not ln.strip().startswith("--")]
-        statement = "\n".join(lines).strip()
-        if statement:
-            yield statement
 
 
 class SqliteListener:

@@ -17,8 +17,13 @@ from tailrace.db.migrations import NUMBERED, all_migrations
 from tests.migration.previous_layout import build, contents, schema, tables
 from tests.services import postgres_schema
 
-# What the numbered layout never recorded: it made these tables on first use.
-ADOPTED = ["objects/0001_uploads", "api/0001_revoked_sessions"]
+# What an f6b5018 database gets on upgrade: the migrations written since (the priority caps),
+# and the tables the numbered layout never recorded because it made them on first use.
+ADOPTED = [
+    "engine/0003_priority_caps_pools",
+    "objects/0001_uploads",
+    "api/0001_revoked_sessions",
+]
 
 
 @pytest.fixture(params=["sqlite", "postgres"])
@@ -43,6 +48,8 @@ def test_the_previous_layout_upgrades_without_loss_or_rerun(two_urls: tuple[str,
 
     after = contents(old)
     carried = after.pop("tailrace_schema_migrations")
+    added = {name: after.pop(name) for name in set(after) - set(before)}
+    assert added == {"tailrace_pools": [], "tailrace_queue_caps": []}  # migrations since f6b5018
     assert after == before  # every row of every table, the old bookkeeping's included
     migrate(new)
     assert schema(old) == schema(new)

@@ -149,6 +149,7 @@ def main() -> None:
     parser.add_argument("--batch", type=int, default=10_000)
     parser.add_argument("--rounds", type=int, default=3)
     args = parser.parse_args()
+    load_at_start = os.getloadavg()
     reset()
     binary = encoded(args.jobs, args.batch, binary=True)
     text = encoded(args.jobs, args.batch, binary=False)
@@ -180,6 +181,8 @@ def main() -> None:
         "jobs": args.jobs,
         "batch": args.batch,
         "rounds": args.rounds,
+        "load_at_start": [round(x, 2) for x in load_at_start],
+        "load_at_end": [round(x, 2) for x in os.getloadavg()],
     }
     for name, samples in runs.items():
         med = {k: statistics.median(s[k] for s in samples) for k in samples[0]}

@@ -104,11 +104,29 @@ def test_lookups_take_each_id_once_with_its_first_position() -> None:
     ids: list[str | None] = [f"m{i}" for i in range(10)]
     ids[4] = None
     ids[3] = "m2"  # repeated within the slice: taken by its first message
+    ids[9] = "m0"  # repeated in a later slice: found there, never taken again
     messages = [_Message(i % 2, 100 + i) for i in range(10)]
     try:
         slices = list(lookups.slices(messages, ids, 4))  # type: ignore[arg-type]
     finally:
         lookups.close()
-    assert slices == [(0, 4, {"m1"}), (4, 8, {"m7"}), (8, 10, set())]
+    assert slices == [(0, 4, {"m1"}), (4, 8, {"m7"}), (8, 10, {"m0"})]
     assert store.taken[0] == ("t", [("m0", 0, 100), ("m1", 1, 101), ("m2", 0, 102)])
     assert [mid for mid, _, _ in store.taken[1][1]] == ["m5", "m6", "m7"]
+    assert store.taken[2] == ("t", [("m8", 0, 108)])
+
+
+def test_slices_taken_side_by_side_leave_a_repeated_id_to_the_first() -> None:
+    """Three slices in flight at once: the later copy of an id is never sent, so it cannot
+    overtake the first in the store."""
+    store = HeldStore()
+    lookups = Lookups(store, "t", depth=3)
+    ids: list[str | None] = ["a", "b", "c", "a", "d", "b"]
+    messages = [_Message(0, i) for i in range(6)]
+    try:
+        slices = list(lookups.slices(messages, ids, 2))  # type: ignore[arg-type]
+    finally:
+        lookups.close()
+    assert slices == [(0, 2, set()), (2, 4, {"a"}), (4, 6, {"b"})]
+    sent = sorted(mid for _, taken in store.taken for mid, _, _ in taken)
+    assert sent == ["a", "b", "c", "d"]

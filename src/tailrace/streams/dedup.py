@@ -44,10 +44,13 @@ log = logging.getLogger("tailrace.streams.dedup")
 # conflicting row is taken over (and returned as new) when it expired, or when it was
 # taken at this very position and that offset is not done: a redelivery to run again.
 # `effected` survives a redelivery, so a handler's `claim()` still finds its effect.
+# Rows go in id order: two takes of the same ids (consumers of a group while partitions
+# move) then wait on each other in one order, never in a deadlock.
 _TAKE = """
 INSERT INTO tailrace_stream_dedup AS d (group_id, message_id, partition_no, offset_no, effected)
 SELECT %(group)s, r->>0, (r->>1)::integer, (r->>2)::bigint, false
 FROM jsonb_array_elements(%(rows)s::jsonb) AS r
+ORDER BY r->>0
 ON CONFLICT (group_id, message_id) DO UPDATE
 SET seen_at = EXCLUDED.seen_at, partition_no = EXCLUDED.partition_no,
     offset_no = EXCLUDED.offset_no,

@@ -143,9 +143,23 @@ LOG_LEVELS = ("DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL")
     show_default="INFO",
     help=f"{', '.join(LOG_LEVELS)} (env TAILRACE_LOG_LEVEL).",
 )
+@click.option(
+    "--log-format",
+    type=click.Choice(["text", "json"], case_sensitive=False),
+    envvar="TAILRACE_LOG_FORMAT",
+    default=None,
+    help="One line per event as text (coloured) or JSON (env TAILRACE_LOG_FORMAT; default: "
+    "text on a terminal, JSON otherwise).",
+)
 @click.version_option(package_name="tailrace")
 @click.pass_context
-def cli(ctx: click.Context, database_url: str | None, app_spec: str | None, log_level: str) -> None:
+def cli(
+    ctx: click.Context,
+    database_url: str | None,
+    app_spec: str | None,
+    log_level: str,
+    log_format: str | None,
+) -> None:
     """tailrace: durable background work for data platforms."""
     if log_level.strip().upper() not in LOG_LEVELS:
         raise ConfigurationError(
@@ -153,9 +167,14 @@ def cli(ctx: click.Context, database_url: str | None, app_spec: str | None, log_
             f"use one of {', '.join(LOG_LEVELS)}"
         )
     from ..observability.logs import configure as configure_logs
+    from ..observability.logs import service_name
     from ..observability.tracing import configure_tracing
 
-    configure_logs(log_level.strip())
+    configure_logs(
+        log_level.strip(),
+        fmt=log_format.lower() if log_format else None,
+        service=service_name(ctx.invoked_subcommand),
+    )
     configure_tracing()  # off unless OTEL_TRACES_EXPORTER names an exporter
     ctx.obj = {"database_url": database_url, "app": app_spec}
 

@@ -9,6 +9,7 @@ from typing import Any
 import click
 
 from ..objects import COMPOSE_TASK, RETENTION_TASK, UploadStore, compose, s3_client, sweep
+from ..objects.merge_requests import client_from_env
 from ..objects.retention import DEFAULT_BATCH
 from ..objects.tasks import compose_upload
 from ..settings import database_url
@@ -74,7 +75,7 @@ def compose_command(
         args |= {"upload_id": upload_id, "delete_chunks": not keep_chunks}
         echo_json({"job_id": app_from(ctx).enqueue(COMPOSE_TASK, args)})
         return
-    client = s3_client(s3_endpoint_url)
+    client = _client(s3_endpoint_url)
     if upload_id is None:
         result = compose(
             client, bucket, list(chunks), target, delete_chunks=not keep_chunks, **options
@@ -89,9 +90,19 @@ def compose_command(
 
 @objects.command("retention")
 @click.option(
-    "--max-age-hours", default=24.0, show_default=True, help="Age of an abandoned upload."
+    "--max-age-hours",
+    envvar="GC_RETENTION_HOURS",
+    default=24.0,
+    show_default=True,
+    help="Age of an abandoned upload (GC_RETENTION_HOURS).",
 )
-@click.option("--batch", default=DEFAULT_BATCH, show_default=True, help="Upload records per query.")
+@click.option(
+    "--batch",
+    envvar="GC_BATCH_SIZE",
+    default=DEFAULT_BATCH,
+    show_default=True,
+    help="Upload records per query (GC_BATCH_SIZE).",
+)
 @_endpoint
 @_enqueue
 @click.pass_context
@@ -105,12 +116,17 @@ def retention_command(
         return
     with UploadStore(_database_url(ctx)) as store:
         report = sweep(
-            s3_client(s3_endpoint_url),
+            _client(s3_endpoint_url),
             store,
             max_age=timedelta(hours=max_age_hours),
             batch_size=batch,
         )
     echo_json(asdict(report))
+
+
+def _client(endpoint_url: str | None) -> Any:
+    """On `endpoint_url`, else on MinIO's settings (``MINIO_ENDPOINT``…), else boto3's."""
+    return s3_client(endpoint_url) if endpoint_url else client_from_env()
 
 
 def _database_url(ctx: click.Context) -> str:

@@ -28,6 +28,7 @@ import psycopg
 from ..engine.store.postgres.connection import PATIENT, Reconnecting
 from ..engine.store.postgres.store import PostgresStore
 from ..errors import ConfigurationError
+from ..extras import require
 from ..settings import redact_url
 from .consumer_config import DEFAULT_WINDOW_S
 
@@ -288,10 +289,7 @@ class RedisDedup(_Closing):
     done offsets in ``tailrace:dedup-done:<group>:<topic>``."""
 
     def __init__(self, url: str, group: str, window_s: float) -> None:
-        try:
-            import redis
-        except ImportError as exc:  # an optional dependency
-            raise ConfigurationError(f"the Redis dedup store needs redis-py: {exc}") from exc
+        redis: Any = require("redis", "redis")
         self.group = group
         self.window_s = max(1, round(window_s))
         self._prefix = f"tailrace:dedup:{group}:"

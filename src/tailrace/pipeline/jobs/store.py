@@ -30,6 +30,7 @@ from tailrace.pipeline.jobs.model import (
     JobConfig,
     JobRecord,
     JobStatus,
+    LiveJob,
     ProcessedFile,
     WorkerRecord,
     WorkerStatus,
@@ -241,6 +242,28 @@ class JobStore:
         want = str(status) if status is not None else None
         (total,) = self._one("jobs_count", status=want) or (0,)
         return int(total)
+
+    def jobs_metrics(self, limit: int) -> tuple[dict[str, int], list[LiveJob]]:
+        """What a metrics scrape exports, read in one query: jobs by status, and the newest
+        `limit` running and pending jobs with their files' and workers' counters."""
+        counts: dict[str, int] = {}
+        live: list[LiveJob] = []
+        for job_id, status, count, total_bytes, *sums in self._all("metrics_jobs", limit=limit):
+            if job_id is None:
+                counts[status] = int(count)
+                continue
+            values = [int(v) for v in sums]
+            live.append(
+                LiveJob(
+                    job_id,
+                    JobStatus(status),
+                    int(total_bytes or 0),
+                    Counters(*values[:6]),
+                    values[6],
+                    Counters(*values[7:]),
+                )
+            )
+        return counts, live
 
     def job_start(self, job_id: str) -> None:
         self._exec("job_start", id=job_id, now=self._now())

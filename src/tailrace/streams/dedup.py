@@ -10,7 +10,7 @@ kill repeats only the messages handled since the last checkpoint, and one store 
 per id (an insert) is all the dedup costs.
 
 PostgreSQL keeps ids in ``tailrace_stream_dedup`` and the done offsets in
-``tailrace_stream_dedup_done`` (migrations 0003 and 0009 of the engine's store, applied on
+``tailrace_stream_dedup_done`` (migrations 0003 and 0010 of the engine's store, applied on
 open), inserted in batches and pruned once expired; Redis keeps one key per id with an
 expiry (``SET NX EX``) and a hash of done offsets per group and topic.
 """

@@ -9,7 +9,9 @@ backend, read from /proc), so that a loaded machine still shows which side does 
   server's share alone.
 - ``table text``: as before, in COPY's text format (what enqueue sent before binary).
 - ``table, no claim indexes``: the binary COPY with the two pending-job indexes dropped:
-  what the claim's indexes cost.
+  what the claim's indexes cost; ``no queue claim index`` drops only the per-queue one,
+  ``no state index`` the dashboard's (state, id) index, ``no trigger`` the statement-level
+  NOTIFY trigger.
 - ``bare COPY``: text rows into a table of the same columns without keys, indexes,
   constraints or defaults (args as text): the floor.
 
@@ -99,7 +101,7 @@ def encoded(jobs: int, batch: int, binary: bool) -> list[bytes]:
             pg_store._copy(sink, rows, ids)  # type: ignore[arg-type]
             blobs.append(b"".join(sink.chunks))
         else:
-            line = "{}\t{{\"i\":{}}}\tdefault\tnoop\t2\t{}\t{}\t3\t\\N\n"
+            line = '{}\t{{"i":{}}}\tdefault\tnoop\t2\t{}\t{}\t3\t\\N\n'
             blobs.append("".join(line.format(i, i, now, now) for i in ids).encode())
     return blobs
 
@@ -147,6 +149,7 @@ def main() -> None:
     parser.add_argument("--batch", type=int, default=10_000)
     parser.add_argument("--rounds", type=int, default=3)
     args = parser.parse_args()
+    load_at_start = os.getloadavg()
     reset()
     binary = encoded(args.jobs, args.batch, binary=True)
     text = encoded(args.jobs, args.batch, binary=False)
@@ -157,6 +160,15 @@ def main() -> None:
         "table text": lambda: via_copy(text, "tailrace_jobs", False),
         "table binary, no claim indexes": lambda: via_copy(
             binary, "tailrace_jobs", True, *no_claim
+        ),
+        "table binary, no queue claim index": lambda: via_copy(
+            binary, "tailrace_jobs", True, no_claim[1]
+        ),
+        "table binary, no state index": lambda: via_copy(
+            binary, "tailrace_jobs", True, "DROP INDEX tailrace_jobs_state_id"
+        ),
+        "table binary, no trigger": lambda: via_copy(
+            binary, "tailrace_jobs", True, "DROP TRIGGER tailrace_jobs_inserted ON tailrace_jobs"
         ),
         "bare COPY": lambda: via_copy(text, "bare", False, BARE_TABLE),
     }
@@ -169,6 +181,8 @@ def main() -> None:
         "jobs": args.jobs,
         "batch": args.batch,
         "rounds": args.rounds,
+        "load_at_start": [round(x, 2) for x in load_at_start],
+        "load_at_end": [round(x, 2) for x in os.getloadavg()],
     }
     for name, samples in runs.items():
         med = {k: statistics.median(s[k] for s in samples) for k in samples[0]}

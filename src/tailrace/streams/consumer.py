@@ -1,12 +1,12 @@
 """A Kafka consumer that calls a handler once per message id, with retries, dead letters,
 routing and commits that never run ahead of what is done.
 
-One step of the loop: consume a batch; drop the ids the dedup store has seen; call the
-handler on the rest (a failing message waits for its retry, and only the later messages of
-its key wait behind it); retry what is due; then acknowledge outputs and dead letters
-(`Router.flush`), mark the handled ids, and commit, per partition, the lowest offset not
-done. A consumer killed at any point therefore loses nothing, and what it repeats after a
-restart was handled but not yet marked.
+One step of the loop: consume a batch; take its ids in the dedup store, which drops the
+duplicates; call the handler on the rest (a failing message waits for its retry, and only
+the later messages of its key wait behind it); retry what is due; then acknowledge outputs
+and dead letters (`Router.flush`), record per partition the lowest offset not done in the
+dedup store, and commit it. A consumer killed at any point therefore loses nothing, and
+what it repeats after a restart was handled after the last recorded checkpoint.
 """
 
 from __future__ import annotations
@@ -50,7 +50,11 @@ LAG_EVERY_S = 5.0
 # after each call.
 FAST_CALL_S = 50e-6
 MARKS_IN_FLIGHT = 3
-LOOKUP_SLICE = 1000  # ids looked up at once, the next slice while one is handled
+LOOKUP_SLICE = 1000  # ids taken at once, the next slices while one is handled
+# Slices taken side by side, each on a connection of its own: per id, the store's index work,
+# not the round trip, is what a take costs, and a store with more than one core does it
+# faster side by side.
+LOOKUPS_AHEAD = 3
 PRUNE_EVERY_S = 300.0
 
 
@@ -93,7 +97,6 @@ class Consumer:
         self._offsets = Offsets()
         self._waiting = Waiting()
         self._waiting_ids: set[str] = set()
-        self._done_ids: list[str] = []  # handled or dead: marked at the next checkpoint
         self._released: list[tuple[int, int]] = []  # held offsets done since then
         self._paused = False
         self._partitions = 0  # assigned at the last consume: how far `_deliver` looks
@@ -110,12 +113,12 @@ class Consumer:
         self._reported = ConsumerStats()
         self._kafka: KafkaConsumer | None = None
         self._router: Router | None = None
-        # Marks in flight while the next messages are handled, and the checkpoint spacing
-        # that keeps what a kill can repeat (the messages handled but not yet marked: those
-        # in flight and those being handled) within 2 x commit_every.
+        # Checkpoints in flight while the next messages are handled, and the checkpoint
+        # spacing that keeps what a kill can repeat (the messages handled but not yet
+        # recorded done: those in flight and those being handled) within 2 x commit_every.
         depth = MARKS_IN_FLIGHT if handler is not None and self._dedup_on else 1
-        self._marker = Marker(self._dedup, depth)
-        self._lookups = Lookups(self._dedup)
+        self._marker = Marker(self._dedup, config.topic, depth)
+        self._lookups = Lookups(self._dedup, config.topic, LOOKUPS_AHEAD)
         self._every = max(1, 2 * config.commit_every // (depth + 1))
         self._interval_s = 2 * config.commit_interval_s / (depth + 1)
         # A stop during an outage of the dedup store ends the wait for it (see `run`).
@@ -231,10 +234,13 @@ class Consumer:
                 next_prune = now if full else now + PRUNE_EVERY_S
             if until is not None and until():
                 break
-        # Everything is checkpointed: once the last mark is durable, commit all of it
-        # and wait for the broker (earlier commits were asynchronous).
+        # Everything is checkpointed: once all of it is recorded done, commit it and wait
+        # for the broker (earlier commits were asynchronous).
+        points = self._offsets.points()
+        if self._dedup_on and points:
+            self._marker.submit(points)
         self._marker.wait()
-        self._commit(kafka, self._offsets.points(), asynchronous=False)
+        self._commit(kafka, points, asynchronous=False)
 
     def _timeout(self) -> float:
         due = self._waiting.next_due()
@@ -251,7 +257,7 @@ class Consumer:
             # A batch handler gets the batch whole; a plain one starts on the first slice
             # while the next is looked up.
             size = count if self._batch_handler is not None else LOOKUP_SLICE
-            slices = self._lookups.slices(ids, size, lambda: self._marker.in_flight)
+            slices = self._lookups.slices(messages, ids, size)
         handled_ids: set[str | None] = set()  # of this batch so far
         for start, stop, found in slices:
             duplicates = self._duplicates(ids, start, stop, found, handled_ids)
@@ -377,14 +383,6 @@ class Consumer:
         calls = stop - start - skipped - queued
         self.stats.handled += calls - failed
         self._calls_took(elapsed, calls, observe=True)
-        if ids is None:
-            return
-        if not aside and not skipped:
-            done = ids[start:stop]
-        else:
-            left = duplicates.union(aside)
-            done = [ids[i] for i in range(start, stop) if i not in left]
-        self._done_ids.extend(i for i in done if i is not None)
 
     def _calls_took(self, seconds: float, calls: int, *, observe: bool = False) -> None:
         """`calls` handler calls took `seconds`: choose how the next ones are timed."""
@@ -539,27 +537,25 @@ class Consumer:
             self._waiting_ids.add(message.id)
 
     def _done(self, message: Message, held: bool) -> None:
-        mid = message.id if self._dedup_on else None
-        if mid is not None:
-            self._done_ids.append(mid)
         if held:
             self._released.append((message.partition, message.offset))
-            if mid is not None:
-                self._waiting_ids.discard(mid)
+            if self._dedup_on and message.id is not None:
+                self._waiting_ids.discard(message.id)
 
     # -- the end of a step ------------------------------------------------------------------
 
     def _checkpoint(self) -> None:
-        """Outputs acknowledged, then ids marked, then offsets committed: in this order.
+        """Outputs acknowledged, then the offsets recorded done in the dedup store, then
+        committed: in this order.
 
-        The mark runs on a thread of its own while the next messages are handled (up to
-        `MARKS_IN_FLIGHT` marks at once for a plain handler, one for a batch handler); its
+        The record runs on a thread of its own while the next messages are handled (up to
+        `MARKS_IN_FLIGHT` at once for a plain handler, one for a batch handler); its
         offsets are committed at a later checkpoint (or at a stop or revocation), once it
-        and every earlier mark have returned. Without a dedup store the offsets are
+        and every earlier one have returned. Without a dedup store the offsets are
         committed at once. Checkpoints come every `_every` messages or `_interval_s`: at
-        any instant the handled messages not yet marked (or committed), which a SIGKILL
-        can make run again, are at most `depth + 1` checkpoints' worth, 2 x commit_every
-        (or what is handled in 2 x commit_interval_s).
+        any instant the handled messages not yet recorded done (or committed), which a
+        SIGKILL can make run again, are at most `depth + 1` checkpoints' worth,
+        2 x commit_every (or what is handled in 2 x commit_interval_s).
         """
         assert self._router is not None and self._kafka is not None
         self._since_checkpoint = 0
@@ -569,13 +565,10 @@ class Consumer:
             self._offsets.release(partition, offset)
         self._released.clear()
         points = self._offsets.commit_points()
-        if isinstance(self._dedup, NoDedup):
-            self._done_ids = []
+        if not self._dedup_on:
             self._commit(self._kafka, points, asynchronous=True)
-        elif self._done_ids or points:
-            done = self._marker.submit(self._done_ids, points)
-            self._done_ids = []
-            self._commit(self._kafka, done, asynchronous=True)
+        elif points:
+            self._commit(self._kafka, self._marker.submit(points), asynchronous=True)
         else:
             self._commit(self._kafka, self._marker.ready(), asynchronous=True)
         self._report()
@@ -631,14 +624,16 @@ class Consumer:
     # -- rebalancing ------------------------------------------------------------------------
 
     def _revoked(self, kafka: KafkaConsumer, partitions: list[TopicPartition]) -> None:
-        # Called inside consume(), between steps: once the mark in flight is done, all that
-        # is done is marked.
+        # Called inside consume(), between steps: what is done in the partitions going is
+        # recorded so, then committed.
         if self._abandoned:
             self._lost(kafka, partitions)
             return
-        self._commit(kafka, self._marker.wait(), asynchronous=False)
         gone = {tp.partition for tp in partitions}
         points = {p: o for p, o in self._offsets.commit_points().items() if p in gone}
+        flushed = self._marker.submit(points) if self._dedup_on and points else {}
+        flushed.update(self._marker.wait())
+        self._commit(kafka, flushed, asynchronous=False)
         self._commit(kafka, points, asynchronous=False)
         self._lost(kafka, partitions)
 

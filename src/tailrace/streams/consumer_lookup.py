@@ -1,64 +1,70 @@
-"""Looking a consumed batch's ids up in the dedup store slice by slice, the next slice on a
+"""Taking a consumed batch's ids in the dedup store slice by slice, the next slice on a
 thread of its own while the consumer handles the current one: at 5,000 ids a batch the
-look-up alone took as long as handling the batch, and the consumer waited for it."""
+store's work alone took as long as handling the batch, and the consumer waited for it."""
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable, Iterator
+from collections import deque
+from collections.abc import Iterator
 from concurrent.futures import Future, ThreadPoolExecutor
-from itertools import chain
 
+from .consumer_message import Message
 from .dedup import Dedup
 
-# (start, stop, ids of the slice marked already) per slice of a batch
+# (start, stop, ids of the slice that are duplicates) per slice of a batch
 Slice = tuple[int, int, set[str]]
 
 
 class Lookups:
-    def __init__(self, dedup: Dedup) -> None:
+    def __init__(self, dedup: Dedup, topic: str, depth: int = 1) -> None:
         self._dedup = dedup
+        self._topic = topic
+        self.depth = depth  # slices taken ahead of the one handled, each on its own thread
         self._executor: ThreadPoolExecutor | None = None  # started by the first look-up
 
-    def slices(
-        self,
-        ids: list[str | None],
-        size: int,
-        in_flight: Callable[[], Iterable[list[str]]],
-    ) -> Iterator[Slice]:
-        """`ids` in slices of `size`, each with its ids that the store has or that marks in
-        flight (`in_flight()`, read when its look-up starts) are writing: a mark that ends
-        while the look-up runs may be missed by it. Ids repeated within the batch, or
-        handled while a look-up runs, are the caller's to catch."""
+    def slices(self, messages: list[Message], ids: list[str | None], size: int) -> Iterator[Slice]:
+        """`ids` (those of `messages`) in slices of `size`, each taken in the store with
+        the ids it found taken already. An id repeated within the batch is taken once, by
+        its first message, and counted found for the later slices: taken side by side, a
+        later slice could otherwise win the race and run the later copy, out of key order.
+        Later copies within a slice are the caller's to catch."""
         if self._executor is None:
-            self._executor = ThreadPoolExecutor(1, thread_name_prefix="tailrace-lookup")
+            self._executor = ThreadPoolExecutor(self.depth, thread_name_prefix="tailrace-lookup")
         bounds = [(start, min(len(ids), start + size)) for start in range(0, len(ids), size)]
-        future: Future[set[str]] | None = None
+        ahead: deque[Future[set[str]]] = deque()
+        earlier: set[str] = set()  # ids of the slices submitted so far
         for index, (start, stop) in enumerate(bounds):
-            if future is None:
-                future = self._submit(ids, start, stop, in_flight)
-            found = future.result()
-            future = None
-            if index + 1 < len(bounds):
-                future = self._submit(ids, *bounds[index + 1], in_flight)
+            while len(ahead) < self.depth and index + len(ahead) < len(bounds):
+                ahead.append(self._submit(messages, ids, *bounds[index + len(ahead)], earlier))
+            found = ahead.popleft().result()
             yield start, stop, found
 
     def _submit(
         self,
+        messages: list[Message],
         ids: list[str | None],
         start: int,
         stop: int,
-        in_flight: Callable[[], Iterable[list[str]]],
+        earlier: set[str],
     ) -> Future[set[str]]:
         assert self._executor is not None
-        flying = set(chain.from_iterable(in_flight()))
-        return self._executor.submit(self._look, ids[start:stop], flying)
+        taken: dict[str, tuple[str, int, int]] = {}
+        repeated: set[str] = set()
+        for index in range(start, stop):
+            mid = ids[index]
+            if mid is None or mid in taken:
+                continue
+            if mid in earlier:
+                repeated.add(mid)
+            else:
+                raw = messages[index].raw
+                taken[mid] = (mid, raw.partition() or 0, raw.offset() or 0)
+        earlier.update(taken)
+        return self._executor.submit(self._take, list(taken.values()), repeated)
 
-    def _look(self, ids: list[str | None], flying: set[str]) -> set[str]:
-        present = [i for i in ids if i is not None]
-        found = self._dedup.seen(present) if present else set()
-        if flying:
-            found.update(flying.intersection(present))
-        return found
+    def _take(self, taken: list[tuple[str, int, int]], repeated: set[str]) -> set[str]:
+        found = self._dedup.take(self._topic, taken) if taken else set()
+        return found | repeated if repeated else found
 
     def close(self) -> None:
         if self._executor is not None:

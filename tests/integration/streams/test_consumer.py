@@ -262,6 +262,7 @@ def _clear_redis(url: str, group: str) -> None:
     client = redis.Redis.from_url(url)
     try:
         keys = list(client.scan_iter(f"tailrace:dedup:{group}:*"))
+        keys += list(client.scan_iter(f"tailrace:dedup-done:{group}:*"))
         if keys:
             client.delete(*keys)
     finally:
@@ -310,9 +311,45 @@ def test_claim_in_the_handlers_transaction(pg_url: str) -> None:
         assert claim(conn, "g", "m-1") is True
         conn.commit()
     with PostgresDedup(pg_url, "g", 60) as store:
-        assert store.seen(["m-1", "m-2"]) == {"m-1"}
+        assert store.take("t", [("m-1", 0, 5), ("m-2", 0, 6)]) == {"m-1"}
         store.forget(["m-1"])
-        assert store.seen(["m-1"]) == set()
+        assert store.take("t", [("m-1", 0, 7)]) == set()
+
+
+@pytest.mark.parametrize("store", ["postgres", "redis"])
+def test_a_redelivery_runs_again_until_its_offset_is_done(
+    store: str, request: pytest.FixtureRequest
+) -> None:
+    """An id taken again at the position that took it is that message redelivered (after a
+    crash): new while its offset is not recorded done, a duplicate once it is; at another
+    position it is a resend, always a duplicate."""
+    url = request.getfixturevalue("pg_url" if store == "postgres" else "redis_url")
+    group = f"g-{uuid.uuid4().hex[:8]}"
+    dedup: Dedup = PostgresDedup(url, group, 60) if store == "postgres" else _redis(url, group)
+    with dedup:
+        assert dedup.take("t", [("a", 0, 10), ("b", 1, 3)]) == set()
+        assert dedup.take("t", [("a", 0, 10), ("b", 1, 4)]) == {"b"}
+        dedup.done("t", {0: 10, 1: 4})
+        assert dedup.take("t", [("a", 0, 10)]) == set()  # offset 10 itself is not done
+        dedup.done("t", {0: 11})
+        dedup.done("t", {0: 9})  # a late write never moves it back
+        assert dedup.take("t", [("a", 0, 10), ("b", 1, 3)]) == {"a", "b"}
+        assert dedup.take("other", [("a", 0, 10)]) == set()  # done offsets are per topic
+    if store == "redis":
+        _clear_redis(url, group)
+
+
+def test_a_handlers_claim_holds_through_the_consumers_take(pg_url: str) -> None:
+    from tailrace.streams import claim
+
+    with PostgresDedup(pg_url, "g", 60) as store:
+        assert store.take("t", [("m-1", 0, 0)]) == set()  # taken before the handler runs
+        with psycopg.connect(pg_url) as conn:
+            assert claim(conn, "g", "m-1") is True  # the effect is not committed yet
+            conn.commit()
+            # redelivered after a crash: the handler runs again, its effect does not
+            assert store.take("t", [("m-1", 0, 0)]) == set()
+            assert claim(conn, "g", "m-1") is False
 
 
 def test_failures_and_resends_among_thousands_of_fast_calls(

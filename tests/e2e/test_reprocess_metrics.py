@@ -8,9 +8,9 @@ from pathlib import Path
 import httpx
 import pytest
 
+from tailrace.db.connection import PROMPT
 from tailrace.engine.app import App
 from tailrace.engine.store import open_store
-from tailrace.engine.store.postgres.connection import PROMPT
 from tailrace.observability.metrics import PromptStore, database_check
 from tailrace.pipeline.jobs import JobConfig, JobStatus, JobStore
 from tailrace.pipeline.plan import plan_job

@@ -28,8 +28,8 @@ from dataclasses import dataclass, field
 import psycopg
 from psycopg import sql
 
+from ..db.queries import load_queries
 from ..engine.retry import RetryPolicy
-from ..engine.store.queries import load_queries
 from ..errors import ConfigurationError
 from .consumer_message import MESSAGE_ID_HEADER
 from .outbox import ID_HEADER

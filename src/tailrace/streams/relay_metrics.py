@@ -18,7 +18,7 @@ from prometheus_client import CollectorRegistry, Counter, Histogram
 from prometheus_client.core import GaugeMetricFamily
 from prometheus_client.registry import Collector
 
-from ..engine.store.postgres.connection import PROMPT, connect
+from ..db.connection import PROMPT, connect
 from ..observability import server
 from ..observability.health import Check, Health
 from .outbox import OutboxStatus, counts

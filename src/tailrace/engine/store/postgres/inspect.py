@@ -11,6 +11,7 @@ from typing import Any, TypeVar
 
 import psycopg
 
+from ....db.queries import load_queries
 from ...inspection import (
     HistoryPoint,
     JobPage,
@@ -21,7 +22,6 @@ from ...inspection import (
 )
 from ...jobs import JobFilter
 from ...states import Priority
-from ..queries import load_queries
 from ..rows import as_stored, filter_params, job_from_row
 
 IQ = load_queries(__package__ or "tailrace.engine.store.postgres", "inspect.sql")

@@ -14,6 +14,7 @@ from typing import Any
 
 import orjson
 
+from ....db.queries import load_queries
 from ...inspection import (
     HistoryPoint,
     JobPage,
@@ -25,7 +26,6 @@ from ...inspection import (
 )
 from ...jobs import JobFilter
 from ...states import Priority
-from ..queries import load_queries
 from ..rows import filter_params, job_from_row
 
 IQ = load_queries(__package__ or "tailrace.engine.store.sqlite", "inspect.sql")

@@ -8,6 +8,7 @@ import time
 
 import click
 
+from ..settings import current
 from ..streams import consumer_config
 from ..streams.producer import BreakerProducer, BreakerSettings
 from ..streams.spool import SpoolBusy, open_spool
@@ -23,19 +24,23 @@ def spool() -> None:
 @click.argument("name")
 @click.option(
     "--url",
-    envvar="TAILRACE_SPOOL_URL",
-    required=True,
+    default=None,
     help="redis://…, postgresql://… or file:///dir (default: TAILRACE_SPOOL_URL).",
 )
 @click.option("--bootstrap-servers", default=None, help="Default: KAFKA_BOOTSTRAP_SERVERS.")
 @click.option("--batch", default=2000, show_default=True, help="Messages sent per round.")
 @click.option("--timeout", default=300.0, show_default=True, help="Give up after (seconds).")
-def drain(name: str, url: str, bootstrap_servers: str | None, batch: int, timeout: float) -> None:
+def drain(
+    name: str, url: str | None, bootstrap_servers: str | None, batch: int, timeout: float
+) -> None:
     """Send spool NAME's messages in order, each removed once the broker acknowledged it.
 
     Refuses while another live process owns the spool. Killed midway, it resends at most
     one round (--batch messages) when run again.
     """
+    url = url or current().spool_url
+    if not url:
+        raise click.UsageError("Missing option '--url' (or TAILRACE_SPOOL_URL).")
     try:
         opened = open_spool(url, name)
     except SpoolBusy as exc:

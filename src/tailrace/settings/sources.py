@@ -159,7 +159,7 @@ def _expected(field: str, error: Any) -> str:
 def publish(settings: Settings, environ: os._Environ[str] | dict[str, str]) -> None:
     """Copy a value given under a field's ``TAILRACE_`` name (or in the TOML file) to the
     name that libraries and child processes read (`model.setting`'s ``publish``)."""
-    for field in settings.model_fields:
+    for field in Settings.model_fields:
         if not field_extra(field, "publish") or field not in settings.model_fields_set:
             continue
         alias = env_names(field)[1]

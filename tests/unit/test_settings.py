@@ -85,6 +85,7 @@ def test_tailrace_toml_below_the_environment(
     monkeypatch.chdir(tmp_path)
     (tmp_path / "tailrace.toml").write_text(
         'database_url = "postgresql://from-toml/db"\nworker_nice = 3\nk8s_namespace = "t"\n'
+        "ingest_db_port = 5433\n"
     )
     s = load({"K8S_NAMESPACE": "from-env"})
     assert (s.database_url, s.worker_nice, s.k8s_namespace) == (
@@ -93,6 +94,7 @@ def test_tailrace_toml_below_the_environment(
         "from-env",
     )
     assert s.origin("worker_nice") == "toml tailrace.toml"
+    assert s.ingest_db_port == "5433"  # a TOML number where the setting is text
     assert s.origin("k8s_namespace") == "env K8S_NAMESPACE"
     other = tmp_path / "elsewhere.toml"
     other.write_text("worker_nice = -2\n")

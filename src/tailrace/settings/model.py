@@ -57,7 +57,9 @@ STREAMS = "Streams (consumers, outbox, spool)"
 class Settings(BaseSettings):
     """tailrace's settings. Read them with `tailrace.settings.current()`."""
 
-    model_config = SettingsConfigDict(extra="ignore", validate_default=False, frozen=True)
+    model_config = SettingsConfigDict(
+        extra="ignore", validate_default=False, frozen=True, coerce_numbers_to_str=True
+    )
 
     # -- general --------------------------------------------------------------------------
     database_url: str = setting(
@@ -253,9 +255,6 @@ class Settings(BaseSettings):
         "ADMIN_TOKEN_SECRET",
         group=API,
         secret=True,
-    )
-    session_secret: str | None = setting(
-        None, "Signs the web UI's session cookies.", group=API, secret=True
     )
     metrics_public: bool = setting(False, "Serve `/metrics` without a token.", group=API)
     api_pool_size: int = setting(8, "Database connections of each server process.", group=API, ge=1)

@@ -3,6 +3,8 @@
 # reprocessing workers (started by the Kubernetes executor) and ingest runs.
 #
 #   docker build -t tailrace:dev .
+#   docker build --build-arg VERSION=$(git describe --tags --abbrev=0 | sed 's/^v//') \
+#       -t tailrace:0.2.0 .     # the version the image reports (the build has no .git)
 #   docker run -p 3049:3049 -e TAILRACE_API_TOKENS=... tailrace:dev
 #   docker run --no-healthcheck tailrace:dev --app myproject.tasks:app worker
 #   docker run --no-healthcheck -e JOB_ID=... -e WORKER_INDEX=0 tailrace:dev worker
@@ -16,13 +18,16 @@
 ARG PYTHON_IMAGE=python:3.11-slim
 
 FROM ${PYTHON_IMAGE} AS builder
-ENV PIP_DISABLE_PIP_VERSION_CHECK=1 PIP_NO_CACHE_DIR=1
+# without .git, the package's version is VERSION, else pyproject's fallback
+ARG VERSION=""
+ENV PIP_DISABLE_PIP_VERSION_CHECK=1 PIP_NO_CACHE_DIR=1 SETUPTOOLS_SCM_PRETEND_VERSION=${VERSION}
 WORKDIR /src
 COPY pyproject.toml README.md ./
 COPY src ./src
-# tailrace's wheel and every dependency's (all ship binary wheels for CPython 3.11 on
+# tailrace's wheel with every extra (the image serves, runs on Kubernetes, may spool to Redis
+# and export traces) and every dependency's (all ship binary wheels for CPython 3.11 on
 # x86_64 and aarch64, so the runtime stage needs no compiler and no network)
-RUN pip wheel --wheel-dir /wheels .
+RUN pip wheel --wheel-dir /wheels '.[all]'
 
 FROM ${PYTHON_IMAGE} AS runtime
 ENV PYTHONDONTWRITEBYTECODE=1 \
@@ -31,7 +36,7 @@ ENV PYTHONDONTWRITEBYTECODE=1 \
     PIP_NO_CACHE_DIR=1
 # the wheels are mounted, not copied, so they never become a layer of the image
 RUN --mount=type=bind,from=builder,source=/wheels,target=/wheels \
-    pip install --no-index --find-links=/wheels tailrace \
+    pip install --no-index --find-links=/wheels 'tailrace[all]' \
     && groupadd --system --gid 10001 tailrace \
     && useradd --system --uid 10001 --gid 10001 --home-dir /data --no-create-home \
        --shell /usr/sbin/nologin tailrace \

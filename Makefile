@@ -1,4 +1,4 @@
-.PHONY: help install test lint bench demo
+.PHONY: help install test lint bench demo examples
 
 help:  ## this list
 	@grep -E '^[a-z]+:.*## ' $(MAKEFILE_LIST) | sed 's/:.*## /\t/'
@@ -8,6 +8,9 @@ install:  ## install tailrace with its test tools
 
 test:  ## the whole test suite (as CI runs it, minus CI=true)
 	python -m pytest
+
+examples:  ## run the examples (examples/*/run.sh) as their tests do
+	python -m pytest tests/examples -n 0
 
 lint:  ## ruff and mypy
 	ruff check src tests && ruff format --check src && mypy

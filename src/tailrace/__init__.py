@@ -11,6 +11,8 @@ import importlib
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
+    __version__: str
+
     from .engine.app import App, JobSpec, Schedule
     from .engine.jobs import Job, JobFilter
     from .engine.retry import RetryPolicy
@@ -27,8 +29,6 @@ if TYPE_CHECKING:
         TailraceError,
         UnknownTaskError,
     )
-
-__version__ = "0.1.0"
 
 _WHERE = {
     "App": ".engine.app",
@@ -76,6 +76,15 @@ __all__ = [
 
 
 def __getattr__(name: str) -> Any:
+    if name == "__version__":  # the installed distribution's: the git tag it was built from
+        from importlib.metadata import PackageNotFoundError, version
+
+        try:
+            found = version("tailrace")
+        except PackageNotFoundError:  # run from a source tree that was never installed
+            found = "0+unknown"
+        globals()[name] = found
+        return found
     module = _WHERE.get(name)
     if module is None:
         raise AttributeError(f"module 'tailrace' has no attribute {name!r}")

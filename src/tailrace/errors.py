@@ -25,15 +25,18 @@ class UnknownTaskError(TailraceError):
 
 
 class QueueFullError(TailraceError):
-    """An enqueue would take a queue past its capacity."""
+    """An enqueue would take a queue past its capacity (for one priority, when
+    ``priority`` names it)."""
 
-    def __init__(self, queue: str, capacity: int, depth: int) -> None:
+    def __init__(self, queue: str, capacity: int, depth: int, priority: str | None = None) -> None:
+        which = f" for {priority} jobs" if priority else ""
         super().__init__(
-            f"queue {queue!r} is full: {depth} jobs waiting or running, capacity {capacity}"
+            f"queue {queue!r} is full{which}: {depth} jobs waiting or running, capacity {capacity}"
         )
         self.queue = queue
         self.capacity = capacity
         self.depth = depth
+        self.priority = priority
 
 
 class JobNotFoundError(TailraceError):

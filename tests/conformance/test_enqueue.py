@@ -10,7 +10,7 @@ import psycopg
 import pytest
 
 from tailrace import App, InvalidArgumentsError, JobSpec, JobState, Priority, QueueFullError
-from tailrace.engine.store.sqlite.store import path_from_url
+from tailrace.db.sqlite import path_from_url
 from tests.conformance.conftest import drain
 
 
@@ -238,8 +238,11 @@ def test_migrate_is_idempotent(database_url: str) -> None:
     store = open_store(database_url)
     try:
         pending = store.migrations_pending()
-        assert pending[:2] == ["0001_init", "0002_reprocessing"]
-        assert pending == sorted(pending)
+        assert pending[:3] == [
+            "engine/0001_init",
+            "engine/0002_operator",
+            "reprocessing/0001_reprocessing",
+        ]
         assert store.migrate() == pending
         assert store.migrate() == []
         assert store.migrations_pending() == []

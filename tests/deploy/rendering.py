@@ -130,6 +130,12 @@ def _exposed(registry: CollectorRegistry) -> dict[str, set[str]]:
             names.setdefault(family.name + suffix, set())
         for sample in family.samples:
             names.setdefault(sample.name, set()).update(sample.labels)
+    # labelled metrics that have no child yet (a consumer's lag before its first partition):
+    # their label names, from the client's own objects
+    for name, collector in getattr(registry, "_names_to_collectors", {}).items():
+        labels = set(getattr(collector, "_labelnames", ()))
+        if labels and name in names:
+            names[name].update(labels)
     return names
 
 
@@ -157,6 +163,34 @@ def exported_metrics(tmp: Path) -> dict[str, set[str]]:
 
     opener: Callable[[], AbstractContextManager[Handle]] = db
     names = _exposed(REGISTRY)
-    for family, labels in _exposed(api_registry(opener)).items():
-        names.setdefault(family, set()).update(labels)
+    for registry in (api_registry(opener), *_stream_registries()):
+        for family, labels in _exposed(registry).items():
+            names.setdefault(family, set()).update(labels)
     return names
+
+
+class _Counts:
+    """The outbox's counts as the relay's collector reads them (the outbox needs PostgreSQL,
+    which these tests do not: only the names and labels are wanted here)."""
+
+    def run(self, op: object) -> dict[object, int]:
+        from tailrace.streams.outbox import OutboxStatus
+
+        return dict.fromkeys(OutboxStatus, 0)
+
+
+def _stream_registries() -> list[CollectorRegistry]:
+    """What `consume` and `outbox relay` serve, and the object jobs' counters the worker
+    serves beside its own."""
+    from tailrace.objects import metrics as objects_metrics
+    from tailrace.streams import consumer_metrics, producer_metrics, relay_metrics
+
+    outbox = CollectorRegistry(auto_describe=False)
+    outbox.register(relay_metrics.OutboxCollector(_Counts()))  # type: ignore[arg-type]
+    return [
+        consumer_metrics.REGISTRY,
+        producer_metrics.REGISTRY,
+        relay_metrics.REGISTRY,
+        outbox,
+        objects_metrics.REGISTRY,
+    ]

@@ -72,12 +72,20 @@ def test_the_overlay_renders_what_it_should(overlay: str, objects: list[Obj]) ->
         ("PodDisruptionBudget", "tailrace-worker"),
         ("PodDisruptionBudget", "tailrace-worker-critical"),
         ("CronJob", "tailrace-ingest"),
+        ("Deployment", "tailrace-consumer"),
+        ("Deployment", "tailrace-outbox-relay"),
+        ("HorizontalPodAutoscaler", "tailrace-consumer"),
+        ("HorizontalPodAutoscaler", "tailrace-outbox-relay"),
+        ("PodDisruptionBudget", "tailrace-consumer"),
+        ("PodDisruptionBudget", "tailrace-outbox-relay"),
     }
     if overlay == "prod":
         expected |= {
             ("PrometheusRule", "tailrace"),
+            ("PrometheusRule", "tailrace-kafka-workers-names"),
             ("ServiceMonitor", "tailrace-admin"),
             ("PodMonitor", "tailrace-worker"),
+            ("PodMonitor", "tailrace-reprocessing-worker"),
         }
     assert kinds == expected
 
@@ -273,6 +281,35 @@ def test_every_container_runs_a_tailrace_command_that_parses(objects: list[Obj])
         # without --queues an engine worker would also claim the reprocess:<job> queues
         assert params["queues"] and not params["queues"].startswith("reprocess:")
         assert params["metrics_port"]
+    name, params = commands["Deployment/tailrace-consumer container consumer"]
+    assert name == "consume" and params["handler_spec"] and params["metrics_port"] == 9464
+    assert params["group"] and params["topic"]
+    name, _ = commands["Deployment/tailrace-outbox-relay container relay"]
+    assert name == "outbox"
+
+
+def test_every_deployment_is_probed_on_the_port_that_serves_its_probes(
+    objects: list[Obj],
+) -> None:
+    """Liveness on /healthz, readiness on /readyz, on a named port of the container: the
+    admin service's http, the metrics server of every other process."""
+    deployments = of_kind(objects, "Deployment")
+    assert len(deployments) == 5
+    for name, deployment in deployments.items():
+        for c in deployment["spec"]["template"]["spec"]["containers"]:
+            ports = {p["name"] for p in c["ports"]}
+            where = f"{name} container {c['name']}"
+            for probe, path in (
+                ("livenessProbe", "/healthz"),
+                ("readinessProbe", "/readyz"),
+                ("startupProbe", "/healthz"),
+            ):
+                get = c[probe]["httpGet"]
+                assert get["path"] == path, where
+                assert get["port"] in ports, where
+            if name != "tailrace-admin":
+                # the metrics server listens on TAILRACE_METRICS_HOST: reachable by the kubelet
+                assert env_map(c, objects)["TAILRACE_METRICS_HOST"] == "0.0.0.0", where
 
 
 def test_the_critical_pool_works_critical_and_high_jobs_only(objects: list[Obj]) -> None:
@@ -318,7 +355,20 @@ def test_the_ingest_cronjob(objects: list[Obj], deploy_doc: str) -> None:
 def test_autoscalers_scale_deployments_that_leave_them_the_count(objects: list[Obj]) -> None:
     deployments = of_kind(objects, "Deployment")
     hpas = of_kind(objects, "HorizontalPodAutoscaler")
-    assert set(hpas) == {"tailrace-worker", "tailrace-worker-critical"}
+    assert set(hpas) == {
+        "tailrace-worker",
+        "tailrace-worker-critical",
+        "tailrace-consumer",
+        "tailrace-outbox-relay",
+    }
+    # reference 002's general pool scales on memory too, as do the stream workers
+    for name in ("tailrace-worker", "tailrace-consumer", "tailrace-outbox-relay"):
+        memory = [
+            m["resource"]["target"]
+            for m in hpas[name]["spec"]["metrics"]
+            if m["type"] == "Resource" and m["resource"]["name"] == "memory"
+        ]
+        assert memory == [{"type": "Utilization", "averageUtilization": 80}], name
     for name, hpa in hpas.items():
         target = hpa["spec"]["scaleTargetRef"]
         assert (target["apiVersion"], target["kind"]) == ("apps/v1", "Deployment")
@@ -345,7 +395,23 @@ def test_prod_scales_on_queue_depth(
     if overlay == "dev":
         assert not external, "dev needs no Prometheus Adapter"
         return
-    assert set(external) == {"tailrace-worker", "tailrace-worker-critical"}
+    assert set(external) == {
+        "tailrace-worker",
+        "tailrace-worker-critical",
+        "tailrace-consumer",
+        "tailrace-outbox-relay",
+    }
+    config = one(objects, "ConfigMap", "tailrace")["data"]
+    lag = external.pop("tailrace-consumer")
+    assert lag["metric"]["name"] == "tailrace_stream_consumer_lag"
+    assert lag["metric"]["selector"] == {"matchLabels": {"group": config["consume-group"]}}
+    assert "group" in metrics["tailrace_stream_consumer_lag"]
+    pending = external.pop("tailrace-outbox-relay")
+    assert pending["metric"]["name"] == "tailrace_outbox_events"
+    assert pending["metric"]["selector"] == {"matchLabels": {"status": "pending"}}
+    assert "status" in metrics["tailrace_outbox_events"]
+    for spec in (lag, pending):
+        assert spec["target"]["type"] == "AverageValue"
     values = {
         "priority": {p.name.lower() for p in Priority},
         "state": {s.value for s in JobState if not s.finished},
@@ -369,7 +435,12 @@ def test_prod_scales_on_queue_depth(
 
 def test_disruption_budgets_cover_the_worker_pools(objects: list[Obj]) -> None:
     budgets = of_kind(objects, "PodDisruptionBudget")
-    for name in ("tailrace-worker", "tailrace-worker-critical"):
+    for name in (
+        "tailrace-worker",
+        "tailrace-worker-critical",
+        "tailrace-consumer",
+        "tailrace-outbox-relay",
+    ):
         deployment = one(objects, "Deployment", name)
         labels = deployment["spec"]["template"]["metadata"]["labels"]
         covering = [b for b in budgets.values() if selects(b["spec"]["selector"], labels)]

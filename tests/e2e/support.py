@@ -98,7 +98,7 @@ class WorkerProcess:
         return entries
 
     def logged(self, msg: str) -> list[dict[str, Any]]:
-        return [e for e in self.logs() if e.get("msg") == msg]
+        return [e for e in self.logs() if e.get("message", e.get("msg")) == msg]
 
     def wait_exit(self, timeout: float) -> int:
         try:

@@ -82,3 +82,11 @@ def hang_sync(ctx: JobContext, seconds: float = 20.0) -> None:
 
 if os.environ.get(CRON_ENV):
     app.periodic(os.environ[CRON_ENV], "record", name=SCHEDULE_NAME)
+
+
+@app.task(name="say")
+def say(text: str) -> None:
+    """Log ``text`` through an application logger (not tailrace's)."""
+    import logging
+
+    logging.getLogger("e2e.application").info(text, extra={"chars": len(text)})

@@ -49,7 +49,7 @@ def test_burst_worker_with_nothing_to_do_exits_0(sqlite_harness: Harness) -> Non
     for _ in range(10):
         result = sqlite_harness.cli("--app", APP_SPEC, "worker", "--burst", "--poll", "0.2")
         assert result.returncode == 0, result.stdout + result.stderr
-        assert '"msg":"worker stopped"' in result.stderr
+        assert '"message":"worker stopped"' in result.stderr
 
 
 def test_unknown_task_is_recorded_and_the_worker_goes_on(harness: Harness) -> None:

@@ -1,11 +1,14 @@
 """The web UI in a real headless Chromium (Playwright), against `tailrace serve` in a
-subprocess: log in through the form, start a reprocessing job from the jobs page, watch it
-finish on the job page, read its logs, and replay a dead engine job from the queues page; and
-a job that failed (a truncated gzip) shows the failed badge and the reason on both pages.
+subprocess on PostgreSQL with real workers: log in through the form, see the form's errors
+beside their fields, start a reprocessing job from the jobs page, watch it finish on the job
+page and in the list (sent, filtered, dead, duration, rate), read its logs (a pane per
+worker, search, level, download), replay a dead engine job from the queues page, the
+not-found page, /docs, and the header at 390 px; and a job that failed (a truncated gzip)
+shows the failed badge and the reason on both pages.
 
 Chromium comes from the system (/usr/bin/chromium), never downloaded at run time. Without it
-or Playwright the test is skipped locally and fails under CI=true. A full-page screenshot of
-every page goes to $TAILRACE_ARTIFACTS (default tests/artifacts/).
+or Playwright the test is skipped locally and fails under CI=true. A screenshot of every page
+goes to $TAILRACE_ARTIFACTS (default tests/artifacts/, where they are committed for review).
 """
 
 from __future__ import annotations
@@ -21,6 +24,7 @@ import threading
 import urllib.error
 import urllib.request
 from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -48,6 +52,7 @@ CHROMIUM_ARGS = [
     "--disable-sync",
 ]
 TOKEN = "ui-test-token-3f9c2a7d51e84b06"
+NO_VALUE = "\u2013"  # the pages' en dash for a value that is not known
 DEAD_QUEUE = "ui-dead"
 JOB_TIMEOUT_MS = 120_000
 CLI = [sys.executable, "-m", "tailrace"]
@@ -93,10 +98,10 @@ def _healthy(base: str) -> bool:
         return False
 
 
-@pytest.fixture
-def server(tmp_path: Path) -> Iterator[Server]:
+@contextmanager
+def serving(database_url: str, tmp_path: Path) -> Iterator[Server]:
+    """`tailrace serve` on `database_url`, from the tree under test, until the block ends."""
     port = free_port()
-    database_url = f"sqlite:///{tmp_path}/t.db"
     log_path = tmp_path / "serve.log"
     env = {
         **os.environ,
@@ -132,6 +137,18 @@ def server(tmp_path: Path) -> Iterator[Server]:
             except subprocess.TimeoutExpired:
                 process.kill()
                 process.wait()
+
+
+@pytest.fixture
+def server(tmp_path: Path) -> Iterator[Server]:
+    with serving(f"sqlite:///{tmp_path}/t.db", tmp_path) as srv:
+        yield srv
+
+
+@pytest.fixture
+def pg_server(pg_url: str, tmp_path: Path) -> Iterator[Server]:
+    with serving(pg_url, tmp_path) as srv:
+        yield srv
 
 
 # -- what the pages act on ------------------------------------------------------------------------
@@ -180,9 +197,11 @@ def browser_type() -> Iterator[Any]:
 # -- the test -------------------------------------------------------------------------------------
 
 
-def test_ui_end_to_end(server: Server, browser_type: Any, tmp_path: Path) -> None:
+@pytest.mark.postgres
+def test_ui_end_to_end(pg_server: Server, browser_type: Any, tmp_path: Path) -> None:
     from playwright.sync_api import expect
 
+    server = pg_server
     shots = artifacts_dir()
     (shots / "failure.png").unlink(missing_ok=True)
     logs_dir = sample_logs(tmp_path)
@@ -217,10 +236,20 @@ def test_ui_end_to_end(server: Server, browser_type: Any, tmp_path: Path) -> Non
         page.click("nav >> text=Jobs")
         expect(page).to_have_url(server.base + "/")
         page.click("#new-job-card summary")
-        # the API's error message reaches the user in a toast
+        # the form's errors stand beside their fields: the browser's own checks, then the API's
+        page.fill("#max_workers", "0")
+        page.click("#start-job")
+        expect(page.locator("#error-path")).to_contain_text("Give a local path or an S3 path")
+        expect(page.locator("#error-max_workers")).to_have_text("A whole number above 0.")
+        expect(page.locator("#path")).to_have_attribute("aria-invalid", "true")
+        expect(page.locator("#path")).to_be_focused()
+        page.fill("#max_workers", "")
+        expect(page.locator("#error-max_workers")).to_have_count(0)  # fixed: the note goes
         page.fill("#path", str(tmp_path / "no-such-logs"))
         page.click("#start-job")
-        expect(page.locator(".toast.error")).to_contain_text("no-such-logs")
+        expect(page.locator("#error-path")).to_contain_text("no-such-logs")
+        expect(page.locator(".field-error")).to_have_count(1)
+        page.screenshot(path=str(shots / "jobs-form-errors.png"), full_page=True)
         expect(page).to_have_url(server.base + "/")
         page.fill("#path", str(logs_dir))
         page.fill("#sink", f"file:{out}")
@@ -253,11 +282,17 @@ def test_ui_end_to_end(server: Server, browser_type: Any, tmp_path: Path) -> Non
         page.screenshot(path=str(shots / "job.png"), full_page=True)
         assert out.exists() and out.stat().st_size > 0
 
-        # -- the jobs list shows it ---------------------------------------------------------
+        # -- the jobs list shows it, with its outcome per line and how long it ran ------------
         page.click("nav >> text=Jobs")
         row = page.locator(f'#jobs tr[data-job-id="{job_id}"]')
         expect(row.locator(".badge")).to_have_text("completed")
         expect(row.locator(".progress")).to_have_attribute("data-progress", "100")
+        for field, key in (("sent", "success_count"), ("filtered", "filtered_count")):
+            expect(row.locator(f'[data-field="{field}"]')).to_have_text(f"{job[key]:,}")
+        expect(row.locator('[data-field="dead"]')).to_have_text(f"{job['error_count']:,}")
+        expect(row.locator('[data-field="duration"]')).to_have_text(re.compile(r"^\d+(s|m \d+s)$"))
+        expect(row.locator('[data-field="rate"]')).to_have_text(re.compile(r"^[\d.]+k?/s$"))
+        expect(row.locator('[data-field="eta"]')).to_have_text(NO_VALUE)  # finished
         page.screenshot(path=str(shots / "jobs.png"), full_page=True)
         page.select_option("#status-filter", "failed")
         expect(page.locator("#jobs tbody")).to_have_text("No failed jobs.")
@@ -269,6 +304,40 @@ def test_ui_end_to_end(server: Server, browser_type: Any, tmp_path: Path) -> Non
         expect(page).to_have_url(f"{server.base}/ui/jobs/{job_id}/logs")
         expect(page.locator("#logbox .logline").first).to_be_visible(timeout=15_000)
         expect(page.locator("#logbox section[data-worker]")).to_have_count(2)
+        # every worker's pane shows its own tail, side by side, not only the last worker's
+        for index in range(2):
+            pane = page.locator(f'#logbox section[data-worker="{index}"] .worker-lines')
+            expect(pane.locator(".logline").last).to_be_in_viewport()
+            gap = pane.evaluate("(n) => n.scrollHeight - n.scrollTop - n.clientHeight")
+            assert gap <= 2, f"worker {index}'s pane is not at its tail ({gap} px above)"
+        page.screenshot(path=str(shots / "logs-per-worker.png"), full_page=True)
+        # search and level hide lines; the download holds what is shown
+        lines = page.locator("#logbox .logline")
+        texts_before = lines.all_inner_texts()
+        total = len(texts_before)
+        word = page.locator("#logbox .logline .msg").first.inner_text().split()[0]
+        loud = page.locator("#logbox .logline.warning, #logbox .logline.error").count()
+        page.select_option("#log-level", "warning")
+        expect(lines).to_have_count(loud)
+        expect(page.locator("#logbox .logline.info, #logbox .logline.debug")).to_have_count(0)
+        page.select_option("#log-level", "debug")
+        expect(lines).to_have_count(total)
+        page.fill("#log-search", "no-such-text-in-any-line")
+        expect(lines).to_have_count(0)
+        expect(page.locator("#shown-count")).to_have_text("0 shown")
+        matching = [t for t in texts_before if word.lower() in t.lower()]
+        assert 0 < len(matching) <= total
+        page.fill("#log-search", word.upper())  # the search ignores case
+        expect(lines).to_have_count(len(matching))
+        with page.expect_download() as download_info:
+            page.click("#download")
+        saved = Path(download_info.value.path()).read_text().splitlines()
+        assert len(saved) == len(matching), (len(saved), len(matching))
+        assert all(word.lower() in line.lower() for line in saved), saved[:3]
+        assert all(re.match(r"^\S+ \[W[01]\] ", line) for line in saved), saved[:3]
+        assert download_info.value.suggested_filename == f"tailrace-{job_id}-logs.txt"
+        page.fill("#log-search", "")
+        expect(lines).to_have_count(total)
         # at least one incremental refresh (since=...) before looking for duplicates
         with page.expect_response(lambda r: "/logs?" in r.url and "since=" in r.url):
             pass
@@ -304,6 +373,36 @@ def test_ui_end_to_end(server: Server, browser_type: Any, tmp_path: Path) -> Non
         expect(card.locator(".badge").first).to_have_text("active")
         page.screenshot(path=str(shots / "queues-after-replay.png"), full_page=True)
 
+        # -- an address with nothing behind it: the not-found page, with its status -----------
+        response = page.goto(server.base + "/ui/jobs/no-such-job")
+        assert response is not None and response.status == 404
+        expect(page.locator("#what")).to_have_text("There is no reprocessing job no-such-job.")
+        expect(page.locator("header.topbar")).to_be_visible()
+        page.screenshot(path=str(shots / "not-found.png"), full_page=True)
+
+        # -- the API's description, rendered from files served here ----------------------------
+        page.click("nav >> text=API")
+        expect(page).to_have_url(server.base + "/docs")
+        # a 1.4 MB script to parse and the whole description to build: give it time
+        title = page.locator(".swagger-ui .info .title")
+        expect(title).to_contain_text("tailrace admin", timeout=30_000)
+        expect(page.locator(".swagger-ui .opblock").first).to_be_visible()
+        page.screenshot(path=str(shots / "docs.png"), full_page=False)
+
+        # -- a 390 px phone: the header wraps, every link in reach, nothing scrolls sideways ---
+        page.set_viewport_size({"width": 390, "height": 844})
+        page.goto(server.base + "/")
+        expect(row.locator(".badge")).to_have_text("completed")
+        width = page.evaluate("document.documentElement.scrollWidth")
+        assert width <= 390, f"the page is {width} px wide at 390"
+        for link in page.locator("header.topbar nav a, #logout-form button").all():
+            box = link.bounding_box()
+            assert box is not None and box["x"] >= 0 and box["x"] + box["width"] <= 390, box
+        page.screenshot(path=str(shots / "jobs-390px.png"), full_page=False)
+        page.set_viewport_size({"width": 1360, "height": 900})
+        page.goto(server.base + "/ui/queues")
+        expect(page.locator(f'.queue[data-queue="{DEAD_QUEUE}"]')).to_be_visible()
+
         # -- a session that ends sends the page to the login form, which brings it back ------
         context.clear_cookies()
         expect(page).to_have_url(re.compile(r"/login\?next=(/|%2F)ui(/|%2F)queues$"))
@@ -330,7 +429,9 @@ def test_ui_end_to_end(server: Server, browser_type: Any, tmp_path: Path) -> Non
     assert not page_errors, f"script errors on the pages: {page_errors}"
     leaked = [url for url in visited + requested if TOKEN in url]
     assert not leaked, f"the token appeared in a URL: {leaked}"
-    elsewhere = [url for url in requested if not url.startswith(server.base + "/")]
+    # the download is a blob: of this origin (the lines the page holds)
+    here = (server.base + "/", "blob:" + server.base + "/")
+    elsewhere = [url for url in requested if not url.startswith(here)]
     assert not elsewhere, f"the UI fetched from another origin: {elsewhere}"
 
 

@@ -7,14 +7,9 @@ each page goes to tests/artifacts/ (or $TAILRACE_ARTIFACTS)."""
 
 from __future__ import annotations
 
-import os
 import re
-import signal
-import subprocess
 import threading
-from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
-from pathlib import Path
 from typing import Any
 
 import psycopg
@@ -22,62 +17,22 @@ import pytest
 
 from tailrace import App, JobSpec, JobState, RetryPolicy
 from tailrace.engine.worker import Worker, WorkerOptions
-from tests.services import free_port
 
-from .support import REPO_ROOT, wait_until
+from .support import wait_until
 from .test_ui_browser import (
     CHROMIUM,
     CHROMIUM_ARGS,
-    CLI,
     TOKEN,
     Server,
-    _healthy,
     artifacts_dir,
     browser_type,  # noqa: F401  (a fixture)
+    pg_server,  # noqa: F401  (a fixture)
 )
 
 pytestmark = [pytest.mark.slow, pytest.mark.postgres]
 
 SECONDS = re.compile(r"^\d[\d.]* ?[smh]")  # 0.077 s, 12s, 1m 5s
 NO_VALUE = "\u2013"  # the pages' en dash for a value that is not known
-
-
-@pytest.fixture
-def pg_server(pg_url: str, tmp_path: Path) -> Iterator[Server]:
-    port = free_port()
-    log_path = tmp_path / "serve.log"
-    env = {
-        **os.environ,
-        "TAILRACE_API_TOKENS": TOKEN,
-        "TAILRACE_DATABASE_URL": pg_url,
-        "PYTHONPATH": os.pathsep.join(
-            p for p in (str(REPO_ROOT / "src"), os.environ.get("PYTHONPATH")) if p
-        ),
-    }
-    with log_path.open("wb") as log:
-        process = subprocess.Popen(
-            [*CLI, "serve", "--host", "127.0.0.1", "--port", str(port)],
-            cwd=tmp_path,
-            env=env,
-            stdout=log,
-            stderr=subprocess.STDOUT,
-        )
-    srv = Server(f"http://127.0.0.1:{port}", pg_url, process, log_path)
-    try:
-        wait_until(
-            lambda: process.poll() is not None or _healthy(srv.base),
-            30,
-            lambda: "tailrace serve never answered /healthz\n" + srv.log_tail(),
-        )
-        assert process.poll() is None, "tailrace serve exited\n" + srv.log_tail()
-        yield srv
-    finally:
-        process.send_signal(signal.SIGTERM)
-        try:
-            process.wait(20)
-        except subprocess.TimeoutExpired:
-            process.kill()
-            process.wait()
 
 
 class Jobs:

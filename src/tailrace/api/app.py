@@ -18,7 +18,7 @@ from .config import ApiConfig
 from .gate import Gate
 from .metrics import registry
 from .routes import engine, health, ingest, operator, reprocessing, streams, ui
-from .routes.ui import STATIC_DIR
+from .routes.ui import DOCS_ASSETS, STATIC_DIR
 from .services import Services
 from .sessions import Revocations
 
@@ -51,9 +51,9 @@ def create_app(config: ApiConfig | None = None) -> FastAPI:
         version="1",
         description="Reprocessing jobs, queues and metrics of a tailrace installation.",
         lifespan=lifespan,
-        # Swagger UI and ReDoc load their scripts from a CDN; the service must work offline.
-        # The document itself is at /openapi.json, behind the token like every other
-        # endpoint (the UI does not read it).
+        # FastAPI's own pages load Swagger UI and ReDoc from a CDN; the service must work
+        # offline: /docs is the dashboard's page, on files served from here. The document
+        # is at /openapi.json, behind the token or a session like every other endpoint.
         docs_url=None,
         redoc_url=None,
     )
@@ -79,5 +79,7 @@ def create_app(config: ApiConfig | None = None) -> FastAPI:
     app.include_router(streams.router)
     app.include_router(ingest.router)
     app.include_router(ui.router)
+    # before /static, which would take /static/docs/... for one of its own files
+    app.mount("/static/docs", StaticFiles(directory=DOCS_ASSETS), name="docs-assets")
     app.mount("/static", StaticFiles(directory=STATIC_DIR, check_dir=False), name="static")
     return app

@@ -5,12 +5,13 @@ from __future__ import annotations
 
 import logging
 import re
+from pathlib import Path
 from typing import Any
 
 import psycopg
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
-from fastapi.responses import JSONResponse
+from fastapi.responses import FileResponse, JSONResponse, Response
 from starlette.exceptions import HTTPException
 
 from ..errors import (
@@ -81,6 +82,25 @@ def allowed_methods(app: FastAPI, path: str) -> list[str]:
     return sorted(found)
 
 
+NOT_FOUND_PAGE = Path(__file__).resolve().parent / "ui" / "static" / "notfound.html"
+
+
+def not_found_page() -> Response:
+    """The dashboard's page for an address with nothing behind it, with status 404."""
+    return FileResponse(NOT_FOUND_PAGE, status_code=404, headers={"Cache-Control": "no-store"})
+
+
+def _wants_a_page(request: Request) -> bool:
+    """A browser's address that has no page gets the not-found page: under /ui, or asked
+    for as HTML outside the API. Clients of the API always get JSON."""
+    path = request.url.path
+    if path == "/ui" or path.startswith("/ui/"):
+        return True
+    if path.startswith(("/api/", "/static/")) or path in ("/metrics", "/openapi.json"):
+        return False
+    return "text/html" in request.headers.get("accept", "")
+
+
 def install(app: FastAPI) -> None:
     @app.exception_handler(ApiError)
     async def api_error(request: Request, exc: ApiError) -> JSONResponse:
@@ -88,7 +108,9 @@ def install(app: FastAPI) -> None:
         return _response(exc.status, exc.code, exc.message, headers, **exc.detail)
 
     @app.exception_handler(HTTPException)
-    async def http_error(request: Request, exc: HTTPException) -> JSONResponse:
+    async def http_error(request: Request, exc: HTTPException) -> Response:
+        if exc.status_code == 404 and _wants_a_page(request):
+            return not_found_page()
         message = exc.detail if isinstance(exc.detail, str) else "request failed"
         headers = dict(exc.headers) if exc.headers else {}
         if exc.status_code == 405:

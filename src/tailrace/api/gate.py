@@ -30,7 +30,12 @@ if TYPE_CHECKING:
 
 log = logging.getLogger("tailrace.api")
 
-_OPEN = frozenset({"/healthz", "/health", "/readyz", "/login", "/logout", "/"})
+_OPEN = frozenset(
+    {
+        *("/healthz", "/health", "/readyz", "/login", "/logout", "/", "/docs"),
+        *("/q/health", "/q/health/live", "/q/health/ready"),  # probes in SmallRye's shape
+    }
+)
 _OPEN_PREFIXES = ("/static/", "/ui/")
 _LEGACY_VIEWER = re.compile(r"/api/admin/reprocessing/jobs/[^/]+/logs/view")
 
@@ -70,7 +75,8 @@ class Gate:
         path = scope["path"]
         gated = not self._open(path)
         cookies: dict[str, str] = {}
-        if gated or path == "/" or path.startswith("/ui/"):  # where a session is checked
+        # where a session is checked
+        if gated or path in ("/", "/docs") or path.startswith("/ui/"):
             cookies = cookie_parser(headers["cookie"]) if "cookie" in headers else {}
             if SESSION_COOKIE in cookies and auth.revocations.stale():
                 try:

@@ -258,6 +258,7 @@ class QueueOut(BaseModel):
     name: str
     paused: bool
     capacity: int | None
+    capacity_by_priority: dict[str, int] = {}
     counts: dict[str, int]
     by_priority: dict[str, dict[str, int]]
 
@@ -269,6 +270,12 @@ class QueuesOut(BaseModel):
 class QueueState(BaseModel):
     name: str
     paused: bool
+
+
+class PoolsOut(BaseModel):
+    """The worker pools (``tailrace worker --pool NAME``) paused or resumed so far."""
+
+    pools: list[QueueState]
 
 
 class EngineJobOut(BaseModel):

@@ -19,8 +19,8 @@ from typing import Annotated
 import psycopg
 from fastapi import Depends, Request
 
+from ..db.connection import PROMPT
 from ..engine.app import App
-from ..engine.store.postgres.connection import PROMPT
 from ..executors.base import Executor
 from ..executors.supervisor import JobSupervisor
 from ..pipeline.jobs import JobStore

@@ -6,7 +6,8 @@ Checking a session is on the path of every request the UI makes, so it is a look
 process's copy of the list, reloaded from the database at most once per `refresh_s` (by the
 request that finds it stale, on a thread). A logout is seen at once by the process that
 served it and within `refresh_s` by the others. Without a database URL (tests of the
-authenticator alone) the list lives in memory only.
+authenticator alone) the list lives in memory only. The table is the ``api`` migration
+line's, applied when the service starts.
 """
 
 from __future__ import annotations
@@ -16,17 +17,15 @@ import threading
 import time
 from typing import Any
 
-from ..engine.store.postgres.connection import SCHEMA_LOCK
+from ..db import ConnectionPolicy, Database
 
 log = logging.getLogger("tailrace.api")
 
 TABLE = "tailrace_api_revoked_sessions"
-_CREATE = f"""CREATE TABLE IF NOT EXISTS {TABLE} (
-    session_id TEXT PRIMARY KEY,
-    expires_at DOUBLE PRECISION NOT NULL
-)"""
-_CREATE_LOCK = 0x7A11_5E55  # serialises server processes creating the table at once
 REFRESH_S = 1.0
+# A lost connection fails the operation that found it (the request answers an error) and is
+# opened again by the next one.
+_POLICY = ConnectionPolicy(retry_for_s=0.0)
 
 
 class Revocations:
@@ -35,10 +34,7 @@ class Revocations:
         self.refresh_s = refresh_s
         self._ids: dict[str, float] = {}  # session id -> when the session expires (epoch s)
         self._loaded = float("-inf")
-        self._conn: Any = None
-        self._postgres = bool(database_url) and str(database_url).startswith(
-            ("postgresql://", "postgres://")
-        )
+        self._db: Database | None = None
         self._lock = threading.Lock()
 
     def revoked(self, session_id: str) -> bool:
@@ -77,47 +73,15 @@ class Revocations:
 
     def close(self) -> None:
         with self._lock:
-            if self._conn is not None:
-                self._conn.close()
-                self._conn = None
+            if self._db is not None:
+                self._db.close()
+                self._db = None
 
     def _run(self, sql: str, *params: Any, fetch: bool = True) -> list[tuple[Any, ...]]:
-        conn = self._connection()
-        if self._postgres:
-            rows = conn.execute(sql.replace("?", "%s"), params)
-            return list(rows.fetchall()) if fetch and rows.description else []
-        cursor = conn.execute(sql, params)
-        found = list(cursor.fetchall()) if fetch else []
-        conn.commit()
-        return found
-
-    def _connection(self) -> Any:
-        """This object's own connection, opened (and the table made) on first use, and
-        again after the server dropped it: the operation that found it broken failed."""
-        conn = self._conn
-        if conn is not None and self._postgres and (conn.closed or conn.broken):
-            conn.close()
-            conn = self._conn = None
-        if conn is not None:
-            return conn
-        assert self.database_url is not None
-        if self._postgres:
-            import psycopg
-
-            conn = psycopg.connect(self.database_url, autocommit=True, connect_timeout=5)
-            with conn.transaction():
-                conn.execute(SCHEMA_LOCK, (_CREATE_LOCK,))
-                conn.execute(_CREATE)
-        else:
-            import sqlite3
-
-            from ..engine.store.sqlite.store import path_from_url
-
-            # used from request threads, one at a time under self._lock
-            conn = sqlite3.connect(
-                path_from_url(self.database_url), timeout=10, check_same_thread=False
-            )
-            conn.execute(_CREATE)
-            conn.commit()
-        self._conn = conn
-        return conn
+        if self._db is None:  # opened on first use: most authenticators never need it
+            assert self.database_url is not None
+            self._db = Database(self.database_url, _POLICY, "revoked sessions")
+        if self._db.postgres:
+            sql = sql.replace("?", "%s")
+        found = self._db.execute(sql, params)
+        return list(found) if fetch and isinstance(found, list) else []

@@ -160,10 +160,22 @@ LOG_LEVELS = ("DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL")
     show_default="INFO",
     help=f"{', '.join(LOG_LEVELS)} (env TAILRACE_LOG_LEVEL).",
 )
+@click.option(
+    "--log-format",
+    type=click.Choice(["text", "json"], case_sensitive=False),
+    envvar="TAILRACE_LOG_FORMAT",
+    default=None,
+    help="One line per event as text (coloured) or JSON (env TAILRACE_LOG_FORMAT; default: "
+    "text on a terminal, JSON otherwise).",
+)
 @click.version_option(package_name="tailrace")
 @click.pass_context
 def cli(
-    ctx: click.Context, database_url: str | None, app_spec: str | None, log_level: str | None
+    ctx: click.Context,
+    database_url: str | None,
+    app_spec: str | None,
+    log_level: str | None,
+    log_format: str | None,
 ) -> None:
     """tailrace: durable background work for data platforms.
 
@@ -175,17 +187,28 @@ def cli(
     from ..settings.sources import publish
 
     settings = current()  # a setting that does not fit stops here, in one line
-    publish(settings, os.environ)  # for the libraries, and the workers this starts
+    if ctx.invoked_subcommand != "config":  # which says where each value came from
+        publish(settings, os.environ)  # for the libraries, and the workers this starts
     log_level = log_level or settings.log_level
+    log_format = log_format or settings.log_format
+    if log_format and log_format.strip().lower() not in ("text", "json"):
+        raise ConfigurationError(
+            f"--log-format (or TAILRACE_LOG_FORMAT) {log_format!r}: use text or json"
+        )
     if log_level.strip().upper() not in LOG_LEVELS:
         raise ConfigurationError(
             f"--log-level (or TAILRACE_LOG_LEVEL) {log_level!r} is not a log level: "
             f"use one of {', '.join(LOG_LEVELS)}"
         )
     from ..observability.logs import configure as configure_logs
+    from ..observability.logs import service_name
     from ..observability.tracing import configure_tracing
 
-    configure_logs(log_level.strip())
+    configure_logs(
+        log_level.strip(),
+        fmt=log_format.lower() if log_format else None,
+        service=service_name(ctx.invoked_subcommand),
+    )
     configure_tracing()  # off unless OTEL_TRACES_EXPORTER names an exporter
     for warning in settings.warnings:
         logging.getLogger("tailrace.settings").warning(warning)

@@ -19,7 +19,7 @@ from ..settings import current, database_url
 from ..streams import consumer_config, dlq
 from ..streams.consumer import Consumer
 from ..streams.consumer_config import ConsumerConfig
-from ..streams.consumer_message import IdSource
+from ..streams.consumer_message import parse_id_source
 from ..streams.consumer_metrics import serve as serve_metrics
 from ..streams.dedup import Dedup, open_dedup
 
@@ -91,11 +91,11 @@ def _partitions(text: str | None) -> list[int] | None:
 @click.option(
     "--message-id",
     "id_source",
-    type=click.Choice([s.value for s in IdSource]),
     default="auto",
     show_default=True,
     help="Dedup id: auto = the message_id/messageId header, else topic:partition:offset; "
-    "key = the Kafka key (only when each key is one message).",
+    "header; offset; key = the Kafka key (only when each key is one message); "
+    "body:FIELD = a field of the JSON body (body:message_id), else the offset.",
 )
 @click.option("--attempts", default=3, show_default=True, help="Handler calls before the DLQ.")
 @click.option("--backoff", default=0.5, show_default=True, help="First retry delay (s), doubling.")
@@ -118,7 +118,28 @@ def _partitions(text: str | None) -> list[int] | None:
     show_default=True,
     help="... or after this many seconds, whichever comes first.",
 )
-@click.option("--metrics-port", type=int, default=None, help="Serve /metrics on this port.")
+@click.option(
+    "--consumer-config",
+    "consumer_config_pairs",
+    multiple=True,
+    help="librdkafka NAME=VALUE for the consumer (repeatable; producer.NAME=VALUE for the "
+    "producer of routes and dead letters). Also from KAFKA_AUTO_OFFSET_RESET and "
+    "KAFKA_CONSUMER_<NAME> (KAFKA_CONSUMER_FETCH_MIN_BYTES: fetch.min.bytes).",
+)
+@click.option(
+    "--metrics-port",
+    type=int,
+    default=None,
+    envvar="TAILRACE_METRICS_PORT",
+    help="Serve /metrics and the probes (/healthz, /readyz, /q/health) on this port.",
+)
+@click.option(
+    "--metrics-host",
+    default="127.0.0.1",
+    show_default=True,
+    envvar="TAILRACE_METRICS_HOST",
+    help="Address of the metrics server (0.0.0.0 in a pod, for Prometheus to reach it).",
+)
 @click.option("--replay", is_flag=True, help="Put the dead letters back onto TOPIC, then exit.")
 @click.pass_context
 def consume(
@@ -140,7 +161,9 @@ def consume(
     batch_size: int,
     commit_every: int,
     commit_interval: float,
+    consumer_config_pairs: tuple[str, ...],
     metrics_port: int | None,
+    metrics_host: str,
     replay: bool,
 ) -> None:
     """Consume TOPIC in a consumer group, calling --handler once per message id.
@@ -148,6 +171,7 @@ def consume(
     A failing message is retried with exponential backoff while other keys go on, then sent
     to the dead-letter topic; offsets are committed only once messages are done.
     """
+    source, field = parse_id_source(id_source)
     config = ConsumerConfig(
         topic=topic,
         group=group,
@@ -156,11 +180,13 @@ def consume(
         retry=RetryPolicy(base_s=backoff, factor=2.0, max_s=max(backoff, 30.0), jitter=0.5),
         dlq_topic=dlq_topic,
         routes=route_to,
-        id_source=IdSource(id_source),
+        id_source=source,
+        id_field=field,
         batch_size=batch_size,
         commit_every=commit_every,
         commit_interval_s=commit_interval,
         partitions=_partitions(partitions),
+        kafka=consumer_config.parse_properties(consumer_config_pairs, "--consumer-config"),
     )
     window = parse_duration(dedup_window)
     dedup = open_dedup(dedup_store, _dedup_url(dedup_store, dedup_url, ctx), group, window)
@@ -182,7 +208,7 @@ def consume(
     signal.signal(signal.SIGTERM, on_signal)
     signal.signal(signal.SIGINT, on_signal)
     if metrics_port is not None:
-        serve_metrics(metrics_port)
+        serve_metrics(metrics_port, metrics_host, consumer)
     with consumer:
         consumer.run()
 

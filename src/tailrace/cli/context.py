@@ -7,8 +7,8 @@ from typing import Any
 import click
 import orjson
 
+from ..db.connection import ConnectionPolicy
 from ..engine.app import App
-from ..engine.store.postgres.connection import ConnectionPolicy
 from ..loading import load_app
 
 # a person waits at the prompt: a few seconds of retries ride out a restart, no more

@@ -8,11 +8,13 @@ from typing import Any
 
 import click
 
+from ..db import migrate
 from ..objects import COMPOSE_TASK, RETENTION_TASK, UploadStore, compose, s3_client, sweep
+from ..objects.merge_requests import client_from_env
 from ..objects.retention import DEFAULT_BATCH
 from ..objects.tasks import compose_upload
 from ..settings import database_url
-from .context import app_from, echo_json
+from .context import COMMAND, app_from, echo_json
 
 _endpoint = click.option(
     "--s3-endpoint-url", envvar="AWS_ENDPOINT_URL", help="For MinIO, moto and other S3 stores."
@@ -74,13 +76,13 @@ def compose_command(
         args |= {"upload_id": upload_id, "delete_chunks": not keep_chunks}
         echo_json({"job_id": app_from(ctx).enqueue(COMPOSE_TASK, args)})
         return
-    client = s3_client(s3_endpoint_url)
+    client = _client(s3_endpoint_url)
     if upload_id is None:
         result = compose(
             client, bucket, list(chunks), target, delete_chunks=not keep_chunks, **options
         )
     else:
-        with UploadStore(_database_url(ctx)) as store:
+        with _uploads(ctx) as store:
             result = compose_upload(
                 client, store, upload_id, bucket, list(chunks), target, not keep_chunks, options
             )
@@ -89,9 +91,19 @@ def compose_command(
 
 @objects.command("retention")
 @click.option(
-    "--max-age-hours", default=24.0, show_default=True, help="Age of an abandoned upload."
+    "--max-age-hours",
+    envvar="GC_RETENTION_HOURS",
+    default=24.0,
+    show_default=True,
+    help="Age of an abandoned upload (GC_RETENTION_HOURS).",
 )
-@click.option("--batch", default=DEFAULT_BATCH, show_default=True, help="Upload records per query.")
+@click.option(
+    "--batch",
+    envvar="GC_BATCH_SIZE",
+    default=DEFAULT_BATCH,
+    show_default=True,
+    help="Upload records per query (GC_BATCH_SIZE).",
+)
 @_endpoint
 @_enqueue
 @click.pass_context
@@ -103,9 +115,9 @@ def retention_command(
         args = {"max_age_s": max_age_hours * 3600, "batch": batch}
         echo_json({"job_id": app_from(ctx).enqueue(RETENTION_TASK, args)})
         return
-    with UploadStore(_database_url(ctx)) as store:
+    with _uploads(ctx) as store:
         report = sweep(
-            s3_client(s3_endpoint_url),
+            _client(s3_endpoint_url),
             store,
             max_age=timedelta(hours=max_age_hours),
             batch_size=batch,
@@ -113,6 +125,14 @@ def retention_command(
     echo_json(asdict(report))
 
 
-def _database_url(ctx: click.Context) -> str:
+def _client(endpoint_url: str | None) -> Any:
+    """On `endpoint_url`, else on MinIO's settings (``MINIO_ENDPOINT``…), else boto3's."""
+    return s3_client(endpoint_url) if endpoint_url else client_from_env()
+
+
+def _uploads(ctx: click.Context) -> UploadStore:
+    """The upload records, in a database brought up to date first (as a worker would)."""
     obj = ctx.find_root().obj or {}
-    return database_url(obj.get("database_url"))
+    url = database_url(obj.get("database_url"))
+    migrate(url, COMMAND)
+    return UploadStore(url)

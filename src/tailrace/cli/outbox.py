@@ -58,12 +58,48 @@ def outbox() -> None:
 @outbox.command()
 @click.option("--database-url", default=None, help="postgresql://… (default: the global one).")
 @click.option("--bootstrap-servers", default=None, help="Default: KAFKA_BOOTSTRAP_SERVERS.")
-@click.option("--batch-size", default=5000, show_default=True, help="Most events per batch.")
+@click.option(
+    "--batch-size",
+    type=click.IntRange(1),
+    envvar="OUTBOX_BATCH_SIZE",
+    default=None,
+    help="Most events per batch [default: 5000; with --table 100] (OUTBOX_BATCH_SIZE).",
+)
 @click.option(
     "--max-attempts",
-    default=5,
+    type=click.IntRange(1),
+    envvar="OUTBOX_MAX_RETRIES",
+    default=None,
+    help="Attempts before an event is moved aside (dead) [default: 5; with --table 3] "
+    "(OUTBOX_MAX_RETRIES).",
+)
+@click.option(
+    "--poll-interval-ms",
+    type=click.IntRange(1),
+    envvar="OUTBOX_POLL_INTERVAL_MS",
+    default=None,
+    help="Longest wait before looking for new events [default: 1000; with --table 500] "
+    "(OUTBOX_POLL_INTERVAL_MS). Without --table a commit wakes the relay at once.",
+)
+@click.option(
+    "--table",
+    default=None,
+    help="Relay this table of the application's own (e.g. outbox_events) instead of "
+    "tailrace's outbox; see --column.",
+)
+@click.option(
+    "--column",
+    "columns",
+    multiple=True,
+    help="With --table: ROLE=SQL, the column or expression for id, order, key, topic, value, "
+    "published, published_at, attempts or error (repeatable; defaults: the outbox_events "
+    "table of the Kafka workers).",
+)
+@click.option(
+    "--attempts-base",
+    default=1,
     show_default=True,
-    help="Attempts before an event is moved aside (status dead).",
+    help="With --table: the attempts column's value before any attempt.",
 )
 @click.option("--retry-base", default=1.0, show_default=True, help="First backoff, seconds.")
 @click.option("--redis-mirror", "channel", default=None, help="Also publish to this channel.")
@@ -87,17 +123,36 @@ def outbox() -> None:
     default=2,
     show_default=True,
     help="Relays in this process, each with its own connection and producer, sharing the "
-    "key buckets (bench/streams/RESULTS-outbox.md: one relay pipelines on its own).",
+    "key buckets (bench/streams/RESULTS-outbox.md: one relay pipelines on its own). "
+    "With --table, one relay per table works at a time.",
 )
 @click.option("--until-idle", is_flag=True, help="Exit once no event is pending.")
 @click.option("--json", "as_json", is_flag=True, help="Print the totals as JSON at exit.")
+@click.option(
+    "--metrics-port",
+    type=int,
+    default=None,
+    envvar="TAILRACE_METRICS_PORT",
+    help="Serve /metrics and the probes (/healthz, /readyz, /q/health) on this port.",
+)
+@click.option(
+    "--metrics-host",
+    default="127.0.0.1",
+    show_default=True,
+    envvar="TAILRACE_METRICS_HOST",
+    help="Address of the metrics server (0.0.0.0 in a pod, for Prometheus to reach it).",
+)
 @click.pass_context
 def relay(
     ctx: click.Context,
     database_url: str | None,
     bootstrap_servers: str | None,
-    batch_size: int,
-    max_attempts: int,
+    batch_size: int | None,
+    max_attempts: int | None,
+    poll_interval_ms: int | None,
+    table: str | None,
+    columns: tuple[str, ...],
+    attempts_base: int,
     retry_base: float,
     channel: str | None,
     redis_url: str | None,
@@ -107,14 +162,39 @@ def relay(
     concurrency: int,
     until_idle: bool,
     as_json: bool,
+    metrics_port: int | None,
+    metrics_host: str,
 ) -> None:
     """Publish pending outbox events to Kafka, in order per key, until stopped."""
     from ..streams.outbox_mirror import RedisMirror
     from ..streams.relay import Relay, RelaySettings, RelayStats
 
+    if table is not None:
+        if channel:
+            raise click.UsageError(
+                "--redis-mirror works on tailrace's outbox only, not with --table"
+            )
+        _relay_table(
+            _postgres_url(ctx, database_url),
+            _bootstrap(bootstrap_servers),
+            table,
+            columns,
+            attempts_base,
+            batch_size,
+            max_attempts,
+            poll_interval_ms,
+            retry_base,
+            _config(producer_config),
+            until_idle,
+            as_json,
+        )
+        return
+    if columns:
+        raise click.UsageError("--column needs --table")
     settings = RelaySettings(
-        batch_size=batch_size,
-        max_attempts=max_attempts,
+        batch_size=batch_size or 5000,
+        max_attempts=max_attempts or 5,
+        idle_wait_s=(poll_interval_ms or 1000) / 1000,
         retry=RetryPolicy(base_s=retry_base, max_s=300.0),
         reconcile_every_s=reconcile_every,
         orphan_grace_s=orphan_grace,
@@ -125,6 +205,10 @@ def relay(
     url = _postgres_url(ctx, database_url)
     bootstrap = _bootstrap(bootstrap_servers)
     totals = RelayStats()
+    if metrics_port is not None:
+        from ..streams import relay_metrics
+
+        relay_metrics.serve(url, metrics_port, metrics_host)
     failures: list[BaseException] = []
     lock = threading.Lock()
 
@@ -150,6 +234,40 @@ def relay(
         raise failures[0]
     if as_json:
         echo_json(vars(totals))
+
+
+def _relay_table(
+    url: str,
+    bootstrap: str,
+    table: str,
+    columns: tuple[str, ...],
+    attempts_base: int,
+    batch_size: int | None,
+    max_attempts: int | None,
+    poll_interval_ms: int | None,
+    retry_base: float,
+    producer: dict[str, str],
+    until_idle: bool,
+    as_json: bool,
+) -> None:
+    from ..streams.consumer_config import parse_properties
+    from ..streams.outbox_table import TableMapping, TableRelay, TableRelaySettings
+
+    pairs = parse_properties(columns, "--column")
+    mapping = TableMapping(table=table, attempts_base=attempts_base).with_columns(pairs)
+    settings = TableRelaySettings(
+        batch_size=batch_size or 100,
+        max_attempts=max_attempts or 3,
+        poll_interval_s=(poll_interval_ms or 500) / 1000,
+        retry=RetryPolicy(base_s=retry_base, max_s=60.0),
+        producer=producer,
+    )
+    stop = _stop_on_signals()
+    with TableRelay(url, bootstrap, mapping, settings) as running:
+        stats = running.run(stop, until_idle=until_idle)
+        pending = running.pending()
+    if as_json:
+        echo_json({**vars(stats), "pending": pending})
 
 
 @outbox.command()

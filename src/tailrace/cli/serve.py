@@ -2,39 +2,45 @@
 
 from __future__ import annotations
 
+import logging
 import os
 from typing import Any
 
 import click
 
+from ..extras import require
 from ..settings import current, database_url, redact_url
 
 
-def _log_config(level: str) -> dict[str, Any]:
-    """uvicorn's own logs (startup, access) and tailrace's as JSON lines, each through the
-    filter that takes secrets out (a ``?token=`` in an access line, a URL's password)."""
-    formatter = {"()": "tailrace.observability.logs.JsonFormatter"}
+def _log_config(level: str, fmt: str, service: str) -> dict[str, Any]:
+    """uvicorn's own logs (startup, access) and every other logger's in the format the CLI
+    chose (`tailrace.observability.logs`), each through the filter that takes secrets out
+    (a ``?token=`` in an access line, a URL's password); access lines as fields."""
+    formatter = {"()": "tailrace.observability.logs.formatter", "fmt": fmt, "service": service}
     handler = {
         "class": "logging.StreamHandler",
-        "formatter": "json",
+        "formatter": "line",
         "stream": "ext://sys.stderr",
-        "filters": ["trace", "redact"],
+        # the access line's fields first, so that the redaction sees them
+        "filters": ["access", "trace", "redact"],
     }
     return {
         "version": 1,
         "disable_existing_loggers": False,
-        "formatters": {"json": formatter},
+        "formatters": {"line": formatter},
         "filters": {
+            "access": {"()": "tailrace.observability.logs.AccessLogFields"},
             "trace": {"()": "tailrace.observability.tracing.TraceLogFilter"},
             "redact": {"()": "tailrace.api.redaction.RedactSecrets"},
         },
         "handlers": {"default": handler},
         # every server process configures its logging from this (``--processes`` spawns
-        # fresh interpreters), tailrace's own loggers included
+        # fresh interpreters): uvicorn's loggers, and the root for tailrace's and the rest
         "loggers": {
             name: {"handlers": ["default"], "level": level.upper(), "propagate": False}
-            for name in ("uvicorn", "uvicorn.error", "uvicorn.access", "tailrace")
+            for name in ("uvicorn", "uvicorn.error", "uvicorn.access")
         },
+        "root": {"handlers": ["default"], "level": level.upper()},
     }
 
 
@@ -60,10 +66,15 @@ def serve(
     ctx: click.Context, host: str | None, port: int | None, processes: int, access_log: bool
 ) -> None:
     """Serve the admin API, the web UI and /metrics (tokens: TAILRACE_API_TOKENS)."""
-    import uvicorn  # here: FastAPI and uvicorn cost every other command 0.25 s to import
+    # here: FastAPI and uvicorn cost every other command 0.25 s to import; and they are the
+    # server extra, which a worker's installation may lack
+    require("server", "fastapi")
+    require("server", "python_multipart")  # the login form
+    uvicorn: Any = require("server", "uvicorn")
 
     from ..api import admin_env
     from ..api.config import ApiConfig
+    from ..observability.logs import current_format, current_service
 
     admin_env.adopt()  # Jitsu's ADMIN_DATABASE_URL and the rest, before the URL is chosen
     settings = current()
@@ -73,14 +84,16 @@ def serve(
     # the app factory reads its settings from the environment, in every server process
     os.environ["TAILRACE_DATABASE_URL"] = url
     config = ApiConfig.from_environment(url)
+    if config.executor == "kubernetes":  # say so here, not in a traceback of every server process
+        require("kubernetes", "kubernetes.client")
     where = (
         f"log in with the token in {config.token_file}"
         if config.token_file
         else f"{len(config.tokens) + len(config.hashed_tokens)} configured token(s)"
     )
-    click.echo(
-        f"tailrace admin on http://{host}:{port}/ (database {redact_url(url)}); {where}",
-        err=True,
+    # a log line like every other (JSON in a pod), not a bare banner
+    logging.getLogger("tailrace.serve").info(
+        f"tailrace admin on http://{host}:{port}/ (database {redact_url(url)}); {where}"
     )
     level = ctx.find_root().params.get("log_level") or "INFO"
     uvicorn.run(
@@ -89,7 +102,7 @@ def serve(
         host=host,
         port=port,
         workers=processes if processes > 1 else None,
-        log_config=_log_config(level),
+        log_config=_log_config(level, current_format(), current_service()),
         access_log=access_log,
         proxy_headers=False,
     )

@@ -2,18 +2,38 @@
 
 from __future__ import annotations
 
+import logging
+import os
 import sys
 
 import click
 
+from ..db.connection import PROMPT
 from ..engine.states import Priority
-from ..engine.store.postgres.connection import PATIENT
+from ..engine.store import open_store
 from ..engine.worker import Worker, WorkerOptions, run_workers
 from ..errors import ConfigurationError
 from ..loading import load_app
 from ..observability import metrics
 from ..settings import current, database_url
 from .context import app_from
+
+log = logging.getLogger("tailrace.worker")
+
+
+def processing_enabled() -> bool:
+    """``TAILRACE_WORKER_ENABLED``, else the priority-job framework's
+    ``QUARKUS_SCHEDULER_ENABLED``: false starts the worker with processing off."""
+    for name in ("TAILRACE_WORKER_ENABLED", "QUARKUS_SCHEDULER_ENABLED"):
+        raw = (os.environ.get(name) or "").strip().lower()
+        if not raw:
+            continue
+        if raw in ("true", "1", "yes", "on"):
+            return True
+        if raw in ("false", "0", "no", "off"):
+            return False
+        raise ConfigurationError(f"{name}={raw!r}: expected true or false")
+    return True
 
 
 def _split(text: str | None) -> list[str] | None:
@@ -76,10 +96,17 @@ def _split(text: str | None) -> list[str] | None:
 )
 @click.option("--burst", is_flag=True, help="Exit once no job is left to run.")
 @click.option(
+    "--pool",
+    envvar="TAILRACE_WORKER_POOL",
+    help="This worker's pool, which `tailrace queues pause-pool NAME` pauses without a "
+    "restart (env TAILRACE_WORKER_POOL).",
+)
+@click.option(
     "--metrics-port",
     type=int,
     envvar="TAILRACE_METRICS_PORT",
-    help="Serve Prometheus metrics on this port.",
+    help="Serve Prometheus metrics (/metrics) and the probes (/healthz, /readyz, /q/health) "
+    "on this port.",
 )
 @click.option(
     "--metrics-host",
@@ -119,6 +146,7 @@ def worker(
     retention_s: float,
     prune_every_s: float,
     burst: bool,
+    pool: str | None,
     metrics_port: int | None,
     metrics_host: str,
     job_id: str | None,
@@ -140,7 +168,18 @@ def worker(
         # Jitsu's worker pods: the job may be known only from its mounted files
         ensure_job(url, job_id)
         index = settings.worker_index if worker_index is None else worker_index
-        status = ReprocessWorker(url, job_id, index).run()
+        reprocess = ReprocessWorker(url, job_id, index)
+        if metrics_port:
+            from ..pipeline.worker_metrics import serve_worker
+
+            prompt = metrics.PromptStore(lambda: open_store(url, PROMPT))
+            try:
+                serve_worker(reprocess, metrics_port, metrics_host, metrics.database_check(prompt))
+            except OSError as exc:
+                # its figures are in the database too (the admin service's /metrics): a
+                # port taken by another worker on the host must not cost the job a worker
+                log.warning("no metrics server for this worker: %s", exc)
+        status = reprocess.run()
         sys.exit(1 if status is JobStatus.FAILED else 0)
     try:
         prios = Priority.parse_list(priorities) if priorities else list(Priority)
@@ -157,6 +196,8 @@ def worker(
         retention_s=retention_s,
         prune_every_s=prune_every_s,
         burst=burst,
+        pool=pool or None,
+        enabled=processing_enabled(),
     )
     if app_spec:
         ctx.find_root().obj["app"] = app_spec
@@ -168,7 +209,17 @@ def worker(
             "naming the App whose @app.task functions it should run"
         )
     if metrics_port:
-        metrics.serve(metrics_port, app.open_store(PATIENT), addr=metrics_host)
+        shown = {
+            "pool": options.pool or "default",
+            "enabled": options.enabled,
+            "queues": options.queues or "all",
+            "priorities": [p.name for p in options.priorities],
+            "concurrency": concurrency,
+            "processes": processes,
+        }
+        metrics.serve(
+            metrics_port, lambda: open_store(app.database_url, PROMPT), metrics_host, pool=shown
+        )
     if processes <= 1:
         Worker(app, options).run()
         return

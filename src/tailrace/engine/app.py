@@ -14,14 +14,17 @@ from ..errors import InvalidArgumentsError, QueueFullError, TailraceError, Unkno
 from ..observability import tracing
 from ..settings import database_url as resolve_database_url
 from ..settings import max_attempts_from_env
+from . import aging
+from .aging import default_aging_from_env, queue_aging_from_env
+from .capacity import capacities_from_env
 from .cron import Cron
-from .jobs import Job, JobBatch, JobFilter, NewJob, QueueInfo, QueueStats
+from .jobs import Job, JobBatch, JobFilter, NewJob, PoolInfo, QueueInfo, QueueStats
 from .retry import RetryPolicy
 from .states import DEFAULT_MAX_ATTEMPTS, JobState, Priority
 from .store import Store, open_store
 
 if TYPE_CHECKING:
-    from .store.postgres.connection import ConnectionPolicy
+    from ..db.connection import ConnectionPolicy
 from .tasks import Task, make_task
 
 F = TypeVar("F", bound=Callable[..., Any])
@@ -56,14 +59,21 @@ class App:
     """Holds the task registry, the schedules and the store.
 
     ``priority_aging_s`` is how long a waiting job takes to climb one priority level: a BULK
-    job enqueued 4 times that long ago sorts with a CRITICAL job enqueued now, so nothing starves.
+    job enqueued 4 times that long ago sorts with a CRITICAL job enqueued now, so nothing starves
+    (default: ``TAILRACE_PRIORITY_AGING_S``, else 60). ``queue_aging_s`` sets it per queue
+    (added to ``TAILRACE_QUEUE_AGING_S="queue=seconds,…"``); see `tailrace.engine.aging`.
+
+    ``queue_capacity``: the most waiting or running jobs of a priority in any one queue that
+    sets no cap of its own for it (added to ``JOBS_QUEUE_CAPACITY_<PRIORITY>``).
     """
 
     def __init__(
         self,
         database_url: str | None = None,
         *,
-        priority_aging_s: float = 60.0,
+        priority_aging_s: float | None = None,
+        queue_aging_s: Mapping[str, float] | None = None,
+        queue_capacity: Mapping[Priority | str, int] | None = None,
         retry: RetryPolicy | None = None,
         max_attempts: Mapping[Priority, int] | None = None,
         default_queue: str = "default",
@@ -72,7 +82,14 @@ class App:
         check_task_names: bool = True,
     ) -> None:
         self.database_url = resolve_database_url(database_url)
-        self.priority_aging_s = priority_aging_s
+        self.priority_aging_s = (
+            default_aging_from_env() if priority_aging_s is None else priority_aging_s
+        )
+        self.queue_aging_s = aging.check({**queue_aging_from_env(), **(queue_aging_s or {})})
+        self.queue_capacity_defaults: dict[Priority, int] = {
+            **capacities_from_env(),
+            **{Priority.parse(p): n for p, n in (queue_capacity or {}).items()},
+        }
         self.retry = retry or RetryPolicy()
         from_env = max_attempts_from_env(p.name for p in Priority)
         self.max_attempts = {
@@ -262,22 +279,29 @@ class App:
             dedup_window.total_seconds() if isinstance(dedup_window, timedelta) else dedup_window
         )
         attempts = max_attempts or (t.max_attempts if t else None) or self.max_attempts[prio]
+        resolved_queue = queue or (t.queue if t and t.queue else self.default_queue)
         return NewJob(
             task=name,
             args_json=args_json,
-            queue=queue or (t.queue if t and t.queue else self.default_queue),
+            queue=resolved_queue,
             priority=prio,
             run_at=when,
-            sort_at=self.sort_at(when, prio),
+            sort_at=self.sort_at(when, prio, resolved_queue),
             max_attempts=attempts,
             timeout_s=timeout if timeout is not None else (t.timeout_s if t else None),
             dedup_key=dedup_key,
             dedup_window_s=window,
         )
 
-    def sort_at(self, run_at: datetime, priority: Priority) -> datetime:
-        """Claim order: later by ``priority_aging_s`` per level below CRITICAL."""
-        return run_at + timedelta(seconds=int(priority) * self.priority_aging_s)
+    def aging_s(self, queue: str | None = None) -> float:
+        """Seconds a waiting job of ``queue`` takes to climb one priority level."""
+        if queue is None:
+            return self.priority_aging_s
+        return self.queue_aging_s.get(queue, self.priority_aging_s)
+
+    def sort_at(self, run_at: datetime, priority: Priority, queue: str | None = None) -> datetime:
+        """Claim order: later by the queue's aging per level below CRITICAL."""
+        return run_at + timedelta(seconds=int(priority) * self.aging_s(queue))
 
     def enqueue(
         self,
@@ -358,7 +382,7 @@ class App:
         delay = 0.01
         while True:
             try:
-                return self.store.jobs_insert(jobs, connection)
+                return self.store.jobs_insert(jobs, connection, self.queue_capacity_defaults)
             except QueueFullError:
                 if on_full == "error" or time.monotonic() + delay > deadline:
                     raise
@@ -379,9 +403,8 @@ class App:
 
     def replay(self, where: JobFilter | None = None) -> int:
         """Put dead jobs (or, with ``where.state``, cancelled ones) back to pending."""
-        return self.store.jobs_replay(
-            where or JobFilter(state=JobState.DEAD), self.priority_aging_s
-        )
+        where = where or JobFilter(state=JobState.DEAD)
+        return self.store.jobs_replay(where, self.aging_s(where.queue))
 
     def discard(self, where: JobFilter | None = None) -> int:
         """Delete dead jobs matching ``where``."""
@@ -401,11 +424,26 @@ class App:
     def queue_resume(self, name: str) -> None:
         self.store.queue_resume(name)
 
-    def queue_capacity(self, name: str, capacity: int | None) -> None:
-        """Cap how many jobs may wait or run in ``name`` (None removes the cap)."""
+    def queue_capacity(
+        self, name: str, capacity: int | None, priority: Priority | str | None = None
+    ) -> None:
+        """Cap how many jobs may wait or run in ``name`` (None removes the cap). With
+        ``priority``, cap only that priority's jobs; see `tailrace.engine.capacity`."""
         if capacity is not None and capacity < 1:
             raise TailraceError(f"capacity must be at least 1, not {capacity}")
-        self.store.queue_set_capacity(name, capacity)
+        prio = Priority.parse(priority) if priority is not None else None
+        self.store.queue_set_capacity(name, capacity, prio)
+
+    def pool_pause(self, name: str) -> None:
+        """Workers of pool ``name`` stop claiming jobs and firing schedules; running jobs
+        finish. Takes effect at their next claim, without a restart."""
+        self.store.pool_set_paused(name, True)
+
+    def pool_resume(self, name: str) -> None:
+        self.store.pool_set_paused(name, False)
+
+    def pools(self) -> list[PoolInfo]:
+        return self.store.pools_list()
 
     def queues(self) -> list[QueueInfo]:
         return self.store.queues_list()

@@ -154,6 +154,10 @@ class Outcome:
     error: dict[str, Any] | None = None
     retry_at: datetime | None = None
     sort_at: datetime | None = None
+    # the attempts the worker decided with, when they differ from the stored ones (its own
+    # JOBS_RETRY_MAX_ATTEMPTS_<PRIORITY>): stored with the outcome, so that the reaper and
+    # the dashboard agree with it
+    max_attempts: int | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -180,3 +184,13 @@ class QueueInfo:
     name: str
     paused: bool
     capacity: int | None
+    # caps per priority set on this queue (JOBS_QUEUE_CAPACITY_<P> defaults are not stored)
+    capacities: dict[Priority, int] = field(default_factory=dict)
+
+
+@dataclass(frozen=True, slots=True)
+class PoolInfo:
+    """A named pool of workers (``tailrace worker --pool NAME``) an operator can pause."""
+
+    name: str
+    paused: bool

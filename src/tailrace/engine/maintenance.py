@@ -34,8 +34,13 @@ class Maintenance:
         prune_every_s: float = 60.0,
         lease_s: float | None = None,
         every_s: float = 1.0,
+        pool: str | None = None,
+        enabled: bool = True,
     ) -> None:
         self.app = app
+        self.pool = pool
+        self.enabled = enabled
+        self._paused = False  # the pool's state at the last pass, to log its changes
         # With the workers' lease: after an outage, live workers get a lease and 10 s to
         # renew before any reap; a pass that finds the server's clock half a lease past the
         # last one (a freeze: leases may have expired under their live workers) counts as one.
@@ -57,7 +62,7 @@ class Maintenance:
 
     def tick(self) -> None:
         self.reap()
-        self.fire_schedules()
+        self.fire_schedules(self.pool_paused())
         if time.monotonic() >= self._next_prune:
             self._next_prune = time.monotonic() + self.prune_every_s
             self.prune()
@@ -77,11 +82,34 @@ class Maintenance:
             )
         return len(reaped)
 
-    def fire_schedules(self) -> int:
+    def pool_paused(self) -> bool:
+        """Is this worker's pool paused (or its processing disabled at start)? Logs changes."""
+        if not self.enabled:
+            return True
+        if self.pool is None:
+            return False
+        paused = any(p.name == self.pool and p.paused for p in self.store.pools_list())
+        if paused != self._paused:
+            self._paused = paused
+            log.info(
+                "worker pool paused" if paused else "worker pool resumed", extra={"pool": self.pool}
+            )
+        return paused
+
+    def fire_schedules(self, paused: bool | None = None) -> int:
+        """Fire the ticks due since the last pass. Ticks that fall while this worker's pool
+        is paused, or for a schedule whose queue is paused, are held back: skipped, not
+        saved up, so a resume brings the next tick rather than a pile of missed ones."""
         now = datetime.now(UTC)
-        fired = 0
+        since, self._cron_since = self._cron_since, now
+        if not self.app.schedules:
+            return 0
+        if self.pool_paused() if paused is None else paused:
+            return 0
+        paused_queues = {q.name for q in self.store.queues_list() if q.paused}
+        fired = held = 0
         for schedule in self.app.schedules.values():
-            for tick in schedule.cron.ticks_between(self._cron_since, now):
+            for tick in schedule.cron.ticks_between(since, now):
                 job = self.app.new_job(
                     schedule.task,
                     schedule.args,
@@ -89,7 +117,12 @@ class Maintenance:
                     priority=schedule.priority,
                     run_at=tick,
                 )
-                job_id = self.store.cron_fire(schedule.name, tick, job)
+                if job.queue in paused_queues:
+                    held += 1
+                    continue
+                job_id = self.store.cron_fire(
+                    schedule.name, tick, job, self.app.queue_capacity_defaults
+                )
                 if job_id is not None:
                     fired += 1
                     log.info(
@@ -100,7 +133,8 @@ class Maintenance:
                             "job_id": job_id,
                         },
                     )
-        self._cron_since = now
+        if held:
+            log.info("schedule ticks held back: their queue is paused", extra={"count": held})
         return fired
 
     def keep_books(self) -> None:

@@ -20,18 +20,19 @@ import traceback
 import uuid
 from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime, timedelta
 from typing import Any, TypeVar
 
+from ..db.connection import PATIENT
 from ..errors import JobCancelledError, JobTimeoutError, UnknownTaskError
 from ..observability import metrics, tracing
+from ..settings import max_attempts_from_env
 from .app import App
 from .jobs import ClaimedJob, Outcome
 from .maintenance import Maintenance
 from .states import JobState, Priority
 from .store import Store
-from .store.postgres.connection import PATIENT
 from .tasks import JobContext, call_args
 from .threads import TaskThreads
 
@@ -53,6 +54,10 @@ class WorkerOptions:
     retention_s: float = 86400.0  # succeeded and cancelled jobs are pruned after this
     prune_every_s: float = 60.0
     burst: bool = False  # exit once nothing is left to run in our queues
+    # the pool an operator pauses and resumes (`tailrace queues pause-pool NAME`)
+    pool: str | None = None
+    # False: claim nothing and fire no schedule (QUARKUS_SCHEDULER_ENABLED=false at start)
+    enabled: bool = True
 
     @property
     def heartbeat_interval(self) -> float:
@@ -79,6 +84,11 @@ class Worker:
         self._stop_requested = asyncio.Event()
         self._flush = asyncio.Event()  # outcomes waiting to be written
         self.processed = 0
+        # JOBS_RETRY_MAX_ATTEMPTS_<PRIORITY> where this worker runs: it decides retries, so
+        # its setting wins over the one the enqueuing process stored (not over a task's own)
+        self.max_attempts = {
+            Priority[name]: n for name, n in max_attempts_from_env(p.name for p in Priority).items()
+        }
 
     # -- lifecycle --------------------------------------------------------------------------
 
@@ -123,7 +133,11 @@ class Worker:
             self.options.prune_every_s,
             lease_s=self.options.lease_s,
             every_s=self.options.maintenance_s,
+            pool=self.options.pool,
+            enabled=self.options.enabled,
         )
+        if self.options.pool:  # listed by `tailrace queues pools` from its first worker on
+            await self._on(self._upkeep_db, self._upkeep_store.pool_add, self.options.pool)
         for sig in (signal.SIGTERM, signal.SIGINT):
             try:
                 self._loop.add_signal_handler(sig, self._on_signal)
@@ -136,9 +150,17 @@ class Worker:
                 "queues": self.options.queues or "*",
                 "priorities": [p.name for p in self.options.priorities],
                 "concurrency": self.options.concurrency,
+                "pool": self.options.pool,
                 "store": self.app.database_url.split(":")[0],
             },
         )
+        if not self.options.enabled:
+            log.warning(
+                "job processing is disabled (QUARKUS_SCHEDULER_ENABLED or "
+                "TAILRACE_WORKER_ENABLED is false): this worker claims no job and fires no "
+                "schedule until it restarts enabled; pause a pool to switch without a restart",
+                extra={"worker_id": self.id},
+            )
         background = [
             asyncio.create_task(self._completer()),
             asyncio.create_task(self._heartbeat()),
@@ -195,7 +217,13 @@ class Worker:
     def _claim(self, want: int, held: list[int]) -> list[ClaimedJob]:
         opts = self.options
         return self._claim_store.jobs_claim(
-            self.id, want, opts.lease_s, opts.queues, [int(p) for p in opts.priorities], held
+            self.id,
+            want,
+            opts.lease_s,
+            opts.queues,
+            [int(p) for p in opts.priorities],
+            held,
+            opts.pool,
         )
 
     def _wait_then_claim(self, want: int, held: list[int]) -> list[ClaimedJob]:
@@ -210,6 +238,9 @@ class Worker:
 
     async def _fetch_until_stopped(self) -> None:
         opts = self.options
+        if not opts.enabled:
+            await self._stop_requested.wait()
+            return
         while not self._stopping:
             free = opts.concurrency - len(self._running)
             if free <= 0:  # saturated: wait for a slot (or stop)
@@ -254,6 +285,10 @@ class Worker:
             # reaped while we were cut off from the database, and claimed back by us: the run
             # in hand goes on (its outcome is written under the new claim), not a second one
             return
+        task = self.app.find_task(job.task)
+        override = self.max_attempts.get(job.priority)
+        if override is not None and not (task and task.max_attempts):
+            job = replace(job, max_attempts=override)
         if job.run_at is not None:
             waited = (datetime.now(UTC) - job.run_at).total_seconds()
             metrics.JOB_WAIT.labels(job.queue).observe(max(0.0, waited))
@@ -340,6 +375,8 @@ class Worker:
     def _failure(self, job: ClaimedJob, error: BaseException) -> Outcome:
         detail = self._error(job, error)
         metrics.JOBS_FAILED.labels(job.queue, job.task).inc()
+        # attempts decided by this worker's setting (see `_start`) are stored with the outcome
+        decided = job.max_attempts if job.priority in self.max_attempts else None
         # another attempt on this worker would fail the same way: a job whose task it does
         # not know is dead at once, its reason recorded, to replay once a worker knows it
         if job.attempt >= job.max_attempts or isinstance(error, UnknownTaskError):
@@ -353,7 +390,7 @@ class Worker:
                     "error": detail["error"],
                 },
             )
-            return Outcome(job.id, JobState.DEAD, detail)
+            return Outcome(job.id, JobState.DEAD, detail, max_attempts=decided)
         task = self.app.find_task(job.task)
         policy = (task.retry if task and task.retry else None) or self.app.retry
         retry_at = datetime.now(UTC) + timedelta(seconds=policy.delay(job.attempt))
@@ -368,7 +405,12 @@ class Worker:
             },
         )
         return Outcome(
-            job.id, JobState.FAILED, detail, retry_at, self.app.sort_at(retry_at, job.priority)
+            job.id,
+            JobState.FAILED,
+            detail,
+            retry_at,
+            self.app.sort_at(retry_at, job.priority, job.queue),
+            max_attempts=decided,
         )
 
     # -- reporting --------------------------------------------------------------------------

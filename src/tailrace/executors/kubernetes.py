@@ -35,6 +35,7 @@ from typing import Any
 import orjson
 
 from ..errors import ConfigurationError
+from ..extras import require
 from ..pipeline.jobs import JobRecord, JobStatus, JobStore, WorkerStatus
 from ..pipeline.jobs.store import ReprocessingJobNotFoundError
 from ..pipeline.plan import settle_job
@@ -53,6 +54,7 @@ RBAC_RULES: tuple[tuple[str, str, tuple[str, ...]], ...] = (
 )
 
 MANAGED_BY = "tailrace"
+WORKER_METRICS_PORT = 9464  # a worker pod's /metrics and probes
 SECRET_TTL = timedelta(hours=24)
 JOB_TTL_S = 24 * 3600
 _INDEX_ANNOTATION = "batch.kubernetes.io/job-completion-index"
@@ -143,9 +145,7 @@ def node_selector(raw: str) -> dict[str, str]:
 
 def load_client_config(settings: KubernetesSettings) -> None:
     """Point the Kubernetes client at the cluster, or say exactly why it cannot."""
-    from kubernetes import config as kube_config
-
-    config: Any = kube_config
+    config: Any = require("kubernetes", "kubernetes.config")
     where = settings.config_path
     try:
         if where and where != "local" and "\n" in where:  # the kubeconfig's YAML itself
@@ -237,7 +237,11 @@ def build_objects(
                     "fieldRef": {"fieldPath": f"metadata.annotations['{_INDEX_ANNOTATION}']"}
                 },
             },
+            # its figures and probes, for the pod monitor tailrace-reprocessing-worker
+            {"name": "TAILRACE_METRICS_PORT", "value": str(WORKER_METRICS_PORT)},
+            {"name": "TAILRACE_METRICS_HOST", "value": "0.0.0.0"},
         ],
+        "ports": [{"name": "metrics", "containerPort": WORKER_METRICS_PORT}],
         "envFrom": [{"secretRef": {"name": n["secret"]}}],
         "resources": {
             "requests": {"cpu": settings.cpu, "memory": settings.memory},
@@ -289,7 +293,7 @@ def _indexes(text: str | None) -> list[int]:
 
 class KubernetesExecutor:
     def __init__(self, database_url: str, settings: KubernetesSettings) -> None:
-        from kubernetes import client
+        client: Any = require("kubernetes", "kubernetes.client")
 
         self.database_url = database_url
         self.settings = settings

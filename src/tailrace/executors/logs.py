@@ -133,7 +133,7 @@ def _parse(raw: list[bytes], index: int, name: str, fallback: float) -> list[Log
             except orjson.JSONDecodeError:
                 entry = None
             if isinstance(entry, dict):
-                stamp = _normalise(entry.get("ts"))
+                stamp = _normalise(entry.get("timestamp", entry.get("ts")))
                 level = entry.get("level") if isinstance(entry.get("level"), str) else None
         previous = stamp or previous
         lines.append(LogLine(previous, index, name, text, level))
@@ -147,7 +147,9 @@ def _stamp(line: bytes) -> str | None:
         entry = orjson.loads(line)
     except orjson.JSONDecodeError:
         return None
-    return _normalise(entry.get("ts")) if isinstance(entry, dict) else None
+    if not isinstance(entry, dict):
+        return None
+    return _normalise(entry.get("timestamp", entry.get("ts")))  # `ts` before 2026-12
 
 
 def _normalise(value: object) -> str | None:

@@ -4,6 +4,7 @@ of abandoned uploads on a schedule."""
 from .client import s3_client
 from .compose import ComposeResult, compose
 from .errors import ChunkMissingError, ComposeError, ObjectJobError, VerificationError
+from .merge_requests import MergeRequests, MergeSettings, merge_requests
 from .plan import MIN_PART, Chunk, Part, plan_parts
 from .retention import RetentionReport, delete_prefix, sweep
 from .tasks import COMPOSE_TASK, RETENTION_TASK, register_object_tasks
@@ -17,6 +18,8 @@ __all__ = [
     "ChunkMissingError",
     "ComposeError",
     "ComposeResult",
+    "MergeRequests",
+    "MergeSettings",
     "ObjectJobError",
     "Part",
     "RetentionReport",
@@ -26,6 +29,7 @@ __all__ = [
     "VerificationError",
     "compose",
     "delete_prefix",
+    "merge_requests",
     "plan_parts",
     "register_object_tasks",
     "s3_client",

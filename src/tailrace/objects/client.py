@@ -18,7 +18,15 @@ from ..settings import current
 MAX_ATTEMPTS = 5
 
 
-def s3_client(endpoint_url: str | None = None, region_name: str | None = None) -> Any:
+def s3_client(
+    endpoint_url: str | None = None,
+    region_name: str | None = None,
+    *,
+    access_key: str | None = None,
+    secret_key: str | None = None,
+) -> Any:
+    """A client on `endpoint_url` (else the environment's); keys given here win over
+    boto3's chain (MinIO's ``MINIO_ACCESS_KEY``, say)."""
     custom = endpoint_url or current().s3_endpoint_url
     # S3-compatible stores serve buckets as paths (MinIO needs MINIO_DOMAIN for host names).
     config = Config(
@@ -27,8 +35,11 @@ def s3_client(endpoint_url: str | None = None, region_name: str | None = None) -
         connect_timeout=10,
         read_timeout=60,
     )
+    keys = {}
+    if access_key and secret_key:
+        keys = {"aws_access_key_id": access_key, "aws_secret_access_key": secret_key}
     return boto3.session.Session().client(
-        "s3", endpoint_url=custom, region_name=region_name, config=config
+        "s3", endpoint_url=custom, region_name=region_name, config=config, **keys
     )
 
 

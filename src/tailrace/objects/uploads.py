@@ -3,27 +3,24 @@
 A record is made when an upload starts (`UploadStore.begin`, by the application that accepts
 the chunks), marked completed by compose, and marked failed by retention when it was left
 uploading too long. It lives in the engine's database (SQLite or PostgreSQL, the App's URL), in
-a table of its own that is created if missing: the object jobs are optional, so they don't add
-to the engine's numbered migrations. Each process opens its own `UploadStore`.
+the table of the ``objects`` migration line (``tailrace db migrate``, or the App on first
+start). Each process opens its own `UploadStore`.
 """
 
 from __future__ import annotations
 
-import re
-import sqlite3
-import threading
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from enum import StrEnum
 from typing import Any
 
-from ..engine.store.queries import load_queries
-from ..engine.store.sqlite.store import path_from_url
+from ..db import ConnectionPolicy, Database, Dialect, load_queries
 from .errors import ObjectJobError
 
-_PG = load_queries("tailrace.objects", "uploads.sql")
-_SQLITE = {name: re.sub(r"%\((\w+)\)s", r":\1", sql) for name, sql in _PG.items()}
-BUSY_TIMEOUT_S = 30.0
+_QUERIES = {d: load_queries("tailrace.objects", "uploads.sql", d) for d in Dialect}
+# A lost connection is opened again by the next call, never by repeating a statement: a
+# `fail` repeated after its commit was lost would say the upload was no longer uploading.
+_POLICY = ConnectionPolicy(retry_for_s=0.0)
 _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 
 
@@ -51,28 +48,14 @@ class UploadStore:
     """Reads and writes upload records; every method is one short statement."""
 
     def __init__(self, database_url: str) -> None:
-        self._postgres = database_url.startswith(("postgresql://", "postgres://"))
-        self._lock = threading.Lock()
-        self._conn: Any
-        if self._postgres:
-            import psycopg
-
-            self._conn = psycopg.connect(database_url, autocommit=True)
-            self._q = _PG
-            with self._conn.transaction():
-                self._conn.execute(self._q["create_postgres"])
-        else:
-            path = path_from_url(database_url)
-            path.parent.mkdir(parents=True, exist_ok=True)
-            self._conn = sqlite3.connect(
-                path, timeout=BUSY_TIMEOUT_S, isolation_level=None, check_same_thread=False
-            )
-            self._q = _SQLITE
-            self._conn.executescript(self._q["create_sqlite"])
+        self._db = Database(database_url, _POLICY, "upload records")
+        self._db.connect()
+        self._dialect = self._db.dialect
+        self._postgres = self._db.postgres
+        self._q = _QUERIES[self._dialect]
 
     def close(self) -> None:
-        with self._lock:
-            self._conn.close()
+        self._db.close()
 
     def __enter__(self) -> UploadStore:
         return self
@@ -81,13 +64,11 @@ class UploadStore:
         self.close()
 
     def _time(self, value: datetime) -> Any:
-        return value if self._postgres else value.timestamp()
+        return self._dialect.timestamp(value)
 
     def _run(self, name: str, **params: Any) -> Any:
-        params.setdefault("now", self._time(datetime.now(UTC)))
-        with self._lock:
-            cursor = self._conn.execute(self._q[name], params)
-            return cursor.fetchall() if cursor.description else cursor.rowcount
+        params.setdefault("now", self._dialect.now())
+        return self._db.execute(self._q[name], params)
 
     def _record(self, row: tuple[Any, ...]) -> UploadRecord:
         *head, created, updated = row

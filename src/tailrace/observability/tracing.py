@@ -11,7 +11,6 @@ consumers extract it and run the handler in a child span. Log records made meanw
 from __future__ import annotations
 
 import functools
-import importlib
 import inspect
 import logging
 import os
@@ -25,6 +24,7 @@ from opentelemetry.context import Context
 from opentelemetry.trace import ProxyTracerProvider, Span, SpanKind
 
 from ..errors import ConfigurationError
+from ..extras import require
 
 if TYPE_CHECKING:
     from opentelemetry.sdk.trace import TracerProvider
@@ -67,6 +67,7 @@ def configure_tracing(
         if kind in ("", "none"):
             return None
         exporter = _exporter(kind, env)
+    require("otel", "opentelemetry.sdk")  # the API (core) carries context; the SDK exports
     from opentelemetry.sdk.resources import SERVICE_NAME, Resource
     from opentelemetry.sdk.trace import TracerProvider
     from opentelemetry.sdk.trace.export import BatchSpanProcessor
@@ -80,6 +81,7 @@ def configure_tracing(
 
 def _exporter(kind: str, env: Mapping[str, str]) -> SpanExporter:
     if kind == "console":
+        require("otel", "opentelemetry.sdk")
         from opentelemetry.sdk.trace.export import ConsoleSpanExporter
 
         return ConsoleSpanExporter()
@@ -91,15 +93,8 @@ def _exporter(kind: str, env: Mapping[str, str]) -> SpanExporter:
         "OTEL_EXPORTER_OTLP_PROTOCOL", "http/protobuf"
     )
     package = "grpc" if protocol == "grpc" else "http"
-    try:
-        module = importlib.import_module(
-            f"opentelemetry.exporter.otlp.proto.{package}.trace_exporter"
-        )
-    except ImportError as exc:
-        raise ConfigurationError(
-            f"OTEL_TRACES_EXPORTER=otlp needs opentelemetry-exporter-otlp-proto-{package} "
-            f"(pip install 'tailrace[otlp]'): {exc}"
-        ) from None
+    # the otel extra brings the http exporter; grpc is opentelemetry-exporter-otlp-proto-grpc
+    module = require("otel", f"opentelemetry.exporter.otlp.proto.{package}.trace_exporter")
     return cast("SpanExporter", module.OTLPSpanExporter())
 
 
@@ -362,6 +357,16 @@ def log_fields(**fields: Any) -> Iterator[None]:
         _log_fields.reset(token)
 
 
+# The id of the message a consumer's handler is on, for its log lines with tracing off: a
+# plain variable set per message (cheaper than `log_fields` in the consumer's hot loop).
+_message_id: ContextVar[str | None] = ContextVar("tailrace_message_id", default=None)
+
+
+def current_message(message_id: str | None) -> None:
+    """The message the handler called next is about (None once it returns)."""
+    _message_id.set(message_id)
+
+
 class TraceLogFilter(logging.Filter):
     """Adds ``trace_id``/``span_id`` of the current span and the `log_fields` in force to
     each record, without overriding fields the call passed itself. Put it on a handler: a
@@ -375,10 +380,13 @@ class TraceLogFilter(logging.Filter):
         for key, value in reversed(_log_fields.get()):  # the innermost wins
             if not hasattr(record, key):
                 setattr(record, key, value)
+        message_id = _message_id.get()
+        if message_id is not None and not hasattr(record, "message_id"):
+            record.message_id = message_id
         return True
 
 
-def install_log_filter(logger: str = "tailrace") -> None:
+def install_log_filter(logger: str = "") -> None:
     """Put a `TraceLogFilter` on every handler of ``logger`` (once)."""
     for handler in logging.getLogger(logger).handlers:
         if not any(isinstance(f, TraceLogFilter) for f in handler.filters):

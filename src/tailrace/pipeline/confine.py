@@ -52,7 +52,7 @@ def _store_files() -> list[str]:
     url = database_url()
     if not (url.startswith("sqlite:") or "://" not in url):
         return []
-    from tailrace.engine.store.sqlite.store import path_from_url
+    from tailrace.db.sqlite import path_from_url
 
     try:
         base = _real(path_from_url(url))

@@ -20,8 +20,9 @@ from pathlib import Path
 from typing import Any
 
 import orjson
-import psycopg
 
+from tailrace.db import DEFAULT, migrate
+from tailrace.db.connection import connect
 from tailrace.engine.app import App
 from tailrace.errors import ConfigurationError
 from tailrace.pipeline.jobs import JobConfig, JobStore
@@ -129,8 +130,7 @@ def ensure_job(database_url: str, job_id: str, environ: Mapping[str, str] | None
     directory = config_dir(environ)
     if not (directory / "files" / "files.json").is_file():
         return False
-    with App(database_url) as app:
-        app.store.migrate()  # a fresh database: the job tables first
+    migrate(database_url)  # a fresh database: the job tables first
     with JobStore(database_url) as store:
         if _exists(store, job_id):  # planned by an admin: the database is the truth
             return False
@@ -143,7 +143,7 @@ def ensure_job(database_url: str, job_id: str, environ: Mapping[str, str] | None
             files = start_from(files, config.start_file)
         if not database_url.startswith(("postgresql://", "postgres://")):
             return _create(database_url, store, job_id, config, files, mounted.workers)
-        with psycopg.connect(database_url, autocommit=True) as conn:
+        with connect(database_url, DEFAULT) as conn:
             conn.execute("SELECT pg_advisory_lock(%s, hashtext(%s))", (_CREATE_LOCK, job_id))
             try:
                 if _exists(store, job_id):  # another worker stored it meanwhile

@@ -90,6 +90,13 @@ class ReprocessWorker:
         self._routed = False  # the router is set up (None too: no routing asked for)
         self._app: App | None = None
         self._totals = _Totals()
+        self._live = Counters()  # finished files plus the file in hand, at its last status
+
+    def progress(self) -> tuple[int, int, int, Counters]:
+        """Files assigned and processed, bytes to process, and the lines' counters so far
+        (for `worker_metrics`; read from another thread: each is replaced, never mutated)."""
+        totals = self._totals
+        return totals.assigned_files, totals.processed_files, totals.total_bytes, self._live
 
     @property
     def store(self) -> JobStore:
@@ -112,6 +119,7 @@ class ReprocessWorker:
             self.store.worker_start(self.job_id, self.index, self.process_id)
             files, size, done = self.store.worker_base(self.job_id, self.index)
             self._totals = _Totals(files, files, size, done)
+            self._live = done.copy()
             if job.status is JobStatus.PENDING:
                 self.store.job_start(self.job_id)
             options = WorkerOptions(
@@ -205,6 +213,7 @@ class ReprocessWorker:
             store.file_set_status(job_id, file_index, FileStatus.COMPLETED)
             totals.processed_files += 1
             totals.done.add(done.counters)
+        self._live = totals.done.copy()
         # the file's last status write came before it counted as processed
         store.worker_progress(
             job_id,
@@ -357,6 +366,7 @@ class _Hooks:
         totals = self.worker._totals
         total = totals.done.copy()
         total.add(counters)
+        self.worker._live = total
         self.worker.store.worker_progress(
             self.record.job_id,
             self.worker.index,

@@ -83,7 +83,10 @@ class Settings(BaseSettings):
         "INFO", "DEBUG, INFO, WARNING, ERROR or CRITICAL (`--log-level`).", group=CORE
     )
     log_format: str | None = setting(
-        None, "How log lines are written (read by the logging setup).", group=CORE
+        None,
+        "`text` (coloured) or `json`, one line per event (`--log-format`; default: text on "
+        "a terminal, JSON otherwise).",
+        group=CORE,
     )
     executor: str | None = setting(
         None,
@@ -185,6 +188,32 @@ class Settings(BaseSettings):
         "JOBS_QUEUE_CAPACITY_BULK",
         group=ENGINE,
         ge=0,
+    )
+
+    priority_aging_s: float = setting(
+        60.0,
+        "Seconds a waiting job takes to climb one priority level, in every queue.",
+        group=ENGINE,
+        ge=0,
+    )
+    queue_aging_s: str | None = setting(
+        None, "Per queue: `reports=600,payments=10` (seconds per level).", group=ENGINE
+    )
+    worker_enabled: bool | None = setting(
+        None,
+        "`false` starts `tailrace worker` with processing off (resumed without a restart).",
+        "QUARKUS_SCHEDULER_ENABLED",
+        group=ENGINE,
+    )
+    worker_pool: str | None = setting(
+        None,
+        "The pool a worker belongs to, paused and resumed as one (`--pool`).",
+        group=ENGINE,
+    )
+    service_name: str | None = setting(
+        None,
+        "The `service` of log lines (else `OTEL_SERVICE_NAME`, else `tailrace-<command>`).",
+        group=CORE,
     )
 
     # -- reprocessing workers -------------------------------------------------------------
@@ -501,6 +530,95 @@ class Settings(BaseSettings):
     )
     spool_url: str | None = setting(
         None, "The producer's fallback spool (`tailrace spool`).", group=STREAMS, secret=True
+    )
+
+    outbox_batch_size: int | None = setting(
+        None,
+        "Most events per relay batch (`outbox relay --batch-size`).",
+        "OUTBOX_BATCH_SIZE",
+        group=STREAMS,
+        ge=1,
+        publish=True,
+    )
+    outbox_max_retries: int | None = setting(
+        None,
+        "Attempts of an outbox event before it is dead.",
+        "OUTBOX_MAX_RETRIES",
+        group=STREAMS,
+        ge=0,
+        publish=True,
+    )
+    outbox_poll_interval_ms: float | None = setting(
+        None,
+        "Milliseconds between polls of an application's own outbox table.",
+        "OUTBOX_POLL_INTERVAL_MS",
+        group=STREAMS,
+        ge=0,
+        publish=True,
+    )
+    fallback_batch_size: int = setting(
+        2000,
+        "Messages `spool drain` sends per round.",
+        "FALLBACK_BATCH_SIZE",
+        group=STREAMS,
+        ge=1,
+        publish=True,
+    )
+    fallback_poll_interval: float = setting(
+        10.0,
+        "Seconds between looks at an empty spool (`spool drain --follow`).",
+        "FALLBACK_POLL_INTERVAL",
+        group=STREAMS,
+        ge=0,
+        publish=True,
+    )
+    gc_retention_hours: float = setting(
+        24.0,
+        "Age of an abandoned upload (`objects gc`).",
+        "GC_RETENTION_HOURS",
+        group=INGEST,
+        ge=0,
+        publish=True,
+    )
+    gc_batch_size: int | None = setting(
+        None,
+        "Upload records per query of the garbage collection.",
+        "GC_BATCH_SIZE",
+        group=INGEST,
+        ge=1,
+        publish=True,
+    )
+    minio_endpoint: str | None = setting(
+        None,
+        "`host:port` of the store the chunk merge uses.",
+        "MINIO_ENDPOINT",
+        group=INGEST,
+        publish=True,
+    )
+    minio_secure: bool | None = setting(
+        None,
+        "`true`: reach that store over https.",
+        "MINIO_SECURE",
+        group=INGEST,
+        publish=True,
+    )
+    minio_access_key: str | None = setting(
+        None, "Its access key.", "MINIO_ACCESS_KEY", group=INGEST, secret=True, publish=True
+    )
+    minio_secret_key: str | None = setting(
+        None, "Its secret key.", "MINIO_SECRET_KEY", group=INGEST, secret=True, publish=True
+    )
+    merge_bucket: str | None = setting(
+        None, "The bucket of uploaded chunks.", "MINIO_BUCKET", group=INGEST, publish=True
+    )
+    merge_chunk_prefix: str = setting(
+        "chunks/{upload_id}/", "Where an upload's chunks are.", group=INGEST
+    )
+    merge_topic: str = setting(
+        "file_upload_completed", "The topic a composed upload is announced on.", group=INGEST
+    )
+    merge_presign_s: int = setting(
+        3600, "Seconds the announced presigned URL is valid.", group=INGEST, ge=1
     )
 
     _origins: dict[str, str] = PrivateAttr(default_factory=dict)

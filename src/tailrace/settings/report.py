@@ -33,6 +33,7 @@ LIBRARY: dict[str, tuple[bool, str]] = {
     "OTEL_EXPORTER_OTLP_PROTOCOL": (False, "`http/protobuf` (default) or `grpc`."),
 }
 SINK_PREFIX = "TAILRACE_SINK_"
+CONSUMER_PREFIX = "KAFKA_CONSUMER_"
 
 
 def masked(value: Any, secret: bool) -> str:
@@ -65,6 +66,18 @@ def rows(settings: Settings, environ: Mapping[str, str]) -> list[dict[str, str]]
                 "name": name,
                 "env": name,
                 "value": masked(environ[name], True),
+                "source": f"env {name}",
+            }
+        )
+    for name in sorted(n for n in environ if n.startswith(CONSUMER_PREFIX) and environ[n]):
+        if name == "KAFKA_CONSUMER_GROUP":
+            continue
+        secret = any(w in name for w in ("PASSWORD", "SECRET", "KEY"))
+        found.append(
+            {
+                "name": name,
+                "env": name,
+                "value": masked(environ[name], secret),
                 "source": f"env {name}",
             }
         )
@@ -152,6 +165,11 @@ def reference() -> str:
         f"`{SINK_PREFIX}<NAME>` holds the URL a sink reference `@name` stands for (`@kafka-main`"
         f" reads `{SINK_PREFIX}KAFKA_MAIN`): jobs name the sink, the credentials stay in the "
         "environment. Masked by `tailrace config`.",
+        "",
+        "## Consumer settings",
+        "",
+        f"`{CONSUMER_PREFIX}<NAME>` sets the Kafka consumer's librdkafka property `<name>` "
+        f"(lower case, `_` for `.`): `{CONSUMER_PREFIX}FETCH_MIN_BYTES` is `fetch.min.bytes`.",
         "",
         "## Read as their libraries name them",
         "",

@@ -122,10 +122,37 @@ class Consumer:
         if isinstance(self._dedup, PostgresDedup):
             self._dedup.stop_on(self._stop)
         self._abandoned = False  # stopped with marks not durable: commit nothing more
+        self._assigned = 0  # partitions held at the last look (for readiness)
+        self._probe: Any = None  # the admin client of `broker_answers`
 
     def stop(self) -> None:
         """Finish the current step, commit, and return from `run()`."""
         self._stop.set()
+
+    # -- readiness (asked from the probe server's threads) ----------------------------------
+
+    def assigned(self) -> int | None:
+        """How many partitions this consumer held at its last look (every `LAG_EVERY_S`);
+        None while it is not running. Counted by the loop: a call into the consumer from
+        another thread would wait for its `consume`."""
+        return None if self._kafka is None else self._assigned
+
+    def broker_answers(self, timeout_s: float = 2.0) -> bool:
+        """Whether a broker answers a metadata request for the topic within `timeout_s`
+        (through a client of its own, for the reason above)."""
+        if self._probe is None:
+            from confluent_kafka.admin import AdminClient
+
+            settings = self.config.consumer_settings()
+            wanted = ("bootstrap.servers", "security.", "sasl.", "ssl.", "client.")
+            self._probe = AdminClient(
+                {k: v for k, v in settings.items() if k.startswith(wanted) and k != "client.id"}
+            )
+        try:
+            self._probe.list_topics(self.config.topic, timeout=timeout_s)
+        except KafkaException:
+            return False
+        return True
 
     # -- the loop ---------------------------------------------------------------------------
 
@@ -141,11 +168,20 @@ class Consumer:
                 "on_commit": _on_commit,
             }
         )
+        log.info(
+            "consumer started",
+            extra={"topic": config.topic, "group": config.group, "partitions": config.partitions},
+        )
         if config.partitions is not None:
             # Committed offsets, else auto.offset.reset: as a group member would start.
             kafka.assign([TopicPartition(config.topic, p) for p in config.partitions])
         else:
-            kafka.subscribe([config.topic], on_revoke=self._revoked, on_lost=self._lost)
+            kafka.subscribe(
+                [config.topic],
+                on_assign=_log_partitions("partitions assigned"),
+                on_revoke=_log_partitions("partitions revoked", self._revoked),
+                on_lost=_log_partitions("partitions lost", self._lost),
+            )
         # The objects alive now (modules, settings: tens of thousands) are set aside from the
         # garbage collector for the run: each batch makes thousands of `Message`s, and the
         # full collections they set off walked all of those again (half the run's time
@@ -175,6 +211,7 @@ class Consumer:
             kafka.close()
             self._router.close()
             self._kafka = None
+            log.info("consumer stopped", extra={"topic": config.topic, "group": config.group})
 
     def _loop(self, kafka: KafkaConsumer, until: Callable[[], bool] | None) -> None:
         config = self.config
@@ -186,6 +223,7 @@ class Consumer:
             now = time.monotonic()
             if now >= next_lag:
                 next_lag = now + LAG_EVERY_S
+                self._assigned = len(kafka.assignment())
                 self._report_lag(kafka)
             if now >= next_prune:
                 # A full batch pruned: more may be due, so again next round.
@@ -389,11 +427,11 @@ class Consumer:
                 if error is not None:
                     _on_error(error)
             raw = [record for record in raw if record.error() is None]
-        source = self.config.id_source
+        source, field = self.config.id_source, self.config.id_field
         self._partitions = len(self._kafka.assignment()) if raw and self._kafka else 0
         if not self._dedup_on:
-            return [Message(record, UNSET, source) for record in raw], None
-        ids = message_ids(raw, source)
+            return [Message(record, UNSET, source, field) for record in raw], None
+        ids = message_ids(raw, source, field)
         return [Message(record, mid) for record, mid in zip(raw, ids, strict=True)], ids
 
     # -- handling ---------------------------------------------------------------------------
@@ -406,6 +444,7 @@ class Consumer:
             span = tracing.message_span(message.raw, message_id=message.id)
         with span:
             started = time.perf_counter()
+            tracing.current_message(message.id)  # its id on the handler's log lines
             try:
                 if self._handler is not None:
                     result = self._handler(message)
@@ -416,6 +455,7 @@ class Consumer:
             except Exception as exc:
                 return exc
             finally:
+                tracing.current_message(None)
                 self._latency.observe(time.perf_counter() - started)
             if outputs:
                 assert self._router is not None
@@ -645,3 +685,22 @@ def _on_error(error: KafkaError) -> None:
 def _on_commit(error: KafkaError | None, partitions: list[TopicPartition]) -> None:
     if error is not None:
         log.warning("offset commit failed: %s", error.str())
+
+
+def _log_partitions(
+    what: str, then: Callable[[KafkaConsumer, list[TopicPartition]], None] | None = None
+) -> Callable[[KafkaConsumer, list[TopicPartition]], None]:
+    """A rebalance callback that logs ``what`` with the partitions, then calls ``then``."""
+
+    def callback(kafka: KafkaConsumer, partitions: list[TopicPartition]) -> None:
+        log.info(
+            what,
+            extra={
+                "topic": partitions[0].topic if partitions else None,
+                "partitions": sorted(tp.partition for tp in partitions),
+            },
+        )
+        if then is not None:
+            then(kafka, partitions)
+
+    return callback

@@ -5,7 +5,10 @@ from __future__ import annotations
 from dataclasses import dataclass
 from enum import Enum
 
+import orjson
 from confluent_kafka import Message as KafkaMessage
+
+from ..errors import ConfigurationError
 
 Headers = list[tuple[str, bytes]]
 
@@ -26,6 +29,46 @@ class IdSource(Enum):
     """The Kafka key: right when each key is one message (not an entity's stream)."""
     OFFSET = "offset"
     """``topic:partition:offset``: covers redelivery after a crash, not producer resends."""
+    BODY = "body"
+    """A field of the JSON body (``body:message_id``; ``a.b`` for a nested one), where
+    producers that set no header carry their id; a message without it (or not JSON) is
+    deduplicated by its offset."""
+
+
+def parse_id_source(text: str) -> tuple[IdSource, str | None]:
+    """``auto``, ``header``, ``key``, ``offset`` or ``body:FIELD`` as (source, field)."""
+    name, sep, field = text.partition(":")
+    try:
+        source = IdSource(name.strip().lower())
+    except ValueError:
+        source = None
+    if source is None or (source is IdSource.BODY) != bool(sep and field.strip()):
+        raise ConfigurationError(
+            f"message id {text!r}: expected auto, header, key, offset or body:FIELD "
+            "(body:message_id, body:meta.id)"
+        )
+    return source, field.strip() if source is IdSource.BODY else None
+
+
+def body_field(value: bytes | None, path: str) -> str | None:
+    """The field `path` (dotted) of the JSON object `value` as text, or None."""
+    if not value:
+        return None
+    try:
+        found: object = orjson.loads(value)
+    except orjson.JSONDecodeError:
+        return None
+    for part in path.split("."):
+        if not isinstance(found, dict):
+            return None
+        found = found.get(part)
+    if found is None or found == "":
+        return None
+    if isinstance(found, str):
+        return found
+    if isinstance(found, bool | int | float):
+        return orjson.dumps(found).decode()
+    return orjson.dumps(found, option=orjson.OPT_SORT_KEYS).decode()
 
 
 MESSAGE_ID_HEADER = "message_id"  # what tailrace's producers write; consumers read either
@@ -43,9 +86,13 @@ def header_pairs(raw: KafkaMessage) -> Headers:
     ]
 
 
-def message_id(raw: KafkaMessage, source: IdSource) -> str | None:
-    """The dedup id of `raw` by `source`, or None when it has none. Bytes that are not
-    UTF-8 show as ``\\xff`` escapes: an id is text in every dedup store."""
+def message_id(raw: KafkaMessage, source: IdSource, field: str | None = None) -> str | None:
+    """The dedup id of `raw` by `source` (`field`: the body's, for `IdSource.BODY`), or None
+    when it has none. Bytes that are not UTF-8 show as ``\\xff`` escapes: an id is text in
+    every dedup store."""
+    if source is IdSource.BODY:
+        found = body_field(raw.value(), field or "message_id")
+        return found if found is not None else f"{raw.topic()}:{raw.partition()}:{raw.offset()}"
     if source is IdSource.AUTO or source is IdSource.HEADER:
         headers = raw.headers()
         if headers:
@@ -65,11 +112,13 @@ def message_id(raw: KafkaMessage, source: IdSource) -> str | None:
     return f"{raw.topic()}:{raw.partition()}:{raw.offset()}"
 
 
-def message_ids(records: list[KafkaMessage], source: IdSource) -> list[str | None]:
+def message_ids(
+    records: list[KafkaMessage], source: IdSource, field: str | None = None
+) -> list[str | None]:
     """`message_id` of each record, in order: the same, inlined for a batch (it runs for
     every consumed message when a dedup store is on)."""
     if source is not IdSource.AUTO:
-        return [message_id(record, source) for record in records]
+        return [message_id(record, source, field) for record in records]
     names = ID_HEADERS
     ids: list[str | None] = []
     append = ids.append
@@ -106,21 +155,26 @@ class Message:
     `source`) if the handler asks for it.
     """
 
-    __slots__ = ("_id", "_source", "attempt", "raw")
+    __slots__ = ("_field", "_id", "_source", "attempt", "raw")
 
     def __init__(
-        self, raw: KafkaMessage, id: str | _Unset | None, source: IdSource = IdSource.AUTO
+        self,
+        raw: KafkaMessage,
+        id: str | _Unset | None,
+        source: IdSource = IdSource.AUTO,
+        field: str | None = None,
     ) -> None:
         self.raw = raw
         self._id = id
         self._source = source
+        self._field = field
         self.attempt = 1  # 1 for the first call of the handler, 2 for the first retry…
 
     @property
     def id(self) -> str | None:
         found = self._id
         if isinstance(found, _Unset):
-            found = self._id = message_id(self.raw, self._source)
+            found = self._id = message_id(self.raw, self._source, self._field)
         return found
 
     @property

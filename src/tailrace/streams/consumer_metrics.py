@@ -1,11 +1,17 @@
 """Prometheus metrics of stream consumers, in a registry of their own (served by
-`tailrace consume --metrics-port`)."""
+`tailrace consume --metrics-port`, with the consumer's probes)."""
 
 from __future__ import annotations
 
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, start_http_server
+from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
+
+from ..observability import server
+from ..observability.health import Check, CheckFailed, Health
+
+if TYPE_CHECKING:
+    from .consumer import Consumer
 
 REGISTRY = CollectorRegistry(auto_describe=True)
 _LABELS = ["topic", "group"]
@@ -70,6 +76,29 @@ def observe_many(histogram: Any, seconds: float, count: int) -> None:
             break
 
 
-def serve(port: int, addr: str = "127.0.0.1") -> None:
-    """Expose the consumer metrics on ``http://addr:port/metrics`` from a thread."""
-    start_http_server(port, addr=addr, registry=REGISTRY)
+def readiness(consumer: Consumer) -> Check:
+    """Ready while the consumer holds partitions, or (none assigned: more members than
+    partitions, or a rebalance under way) while a broker answers."""
+
+    def probe() -> dict[str, Any]:
+        assigned = consumer.assigned()
+        if assigned is None:
+            raise CheckFailed("the consumer is not running")
+        if assigned:
+            return {"assigned_partitions": assigned}
+        if not consumer.broker_answers():
+            raise CheckFailed("no partition assigned and no broker answers")
+        return {"assigned_partitions": 0, "broker": "reachable"}
+
+    return Check("kafka", probe, cache_s=2.0)
+
+
+def serve(
+    port: int, addr: str = "127.0.0.1", consumer: Consumer | None = None
+) -> server.ProbeServer:
+    """Expose the consumer metrics (and the producers' and spools' of this process) on
+    ``http://addr:port/metrics``, and the consumer's probes, from background threads."""
+    from .producer_metrics import REGISTRY as PRODUCERS
+
+    health = Health(ready=[readiness(consumer)] if consumer is not None else [])
+    return server.serve([REGISTRY, PRODUCERS], health, host=addr, port=port)

@@ -5,8 +5,8 @@ dead-lettered) before committing offsets: a message redelivered after a crash is
 skipped, and only one that was handled but not yet marked can run twice, which the mark
 before commit keeps to a crash between the handler and the mark.
 
-PostgreSQL keeps ids in ``tailrace_stream_dedup`` (migration 0003 of the engine's store,
-applied on open), inserted in batches and pruned once expired; Redis keeps one key per id
+PostgreSQL keeps ids in ``tailrace_stream_dedup`` (the streams migration line's
+0001, applied on open), inserted in batches and pruned once expired; Redis keeps one key per id
 with an expiry (``SET NX EX``).
 """
 
@@ -20,9 +20,10 @@ from typing import Any, Protocol, Self
 import orjson
 import psycopg
 
-from ..engine.store.postgres.connection import PATIENT, Reconnecting
-from ..engine.store.postgres.store import PostgresStore
+from ..db import migrate
+from ..db.connection import PATIENT, Reconnecting
 from ..errors import ConfigurationError
+from ..extras import require
 from ..settings import redact_url
 from .consumer_config import DEFAULT_WINDOW_S
 
@@ -146,11 +147,7 @@ class PostgresDedup(_Closing):
         self.url = url
         self.group = group
         self.window_s = window_s
-        store = PostgresStore(url)
-        try:
-            store.migrate()
-        finally:
-            store.close()
+        migrate(url)  # the streams line's tables (and every other line's)
         self._local = threading.local()
         self._conns: list[Reconnecting] = []
         self._lock = threading.Lock()
@@ -239,10 +236,7 @@ class RedisDedup(_Closing):
     """Marks as Redis keys ``tailrace:dedup:<group>:<id>`` that expire with the window."""
 
     def __init__(self, url: str, group: str, window_s: float) -> None:
-        try:
-            import redis
-        except ImportError as exc:  # an optional dependency
-            raise ConfigurationError(f"the Redis dedup store needs redis-py: {exc}") from exc
+        redis: Any = require("redis", "redis")
         self.group = group
         self.window_s = max(1, round(window_s))
         self._prefix = f"tailrace:dedup:{group}:"

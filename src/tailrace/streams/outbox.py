@@ -9,7 +9,7 @@ relays keep that order).
         conn.execute("UPDATE orders SET state = 'paid' WHERE id = %s", (order_id,))
         outbox.add(conn, "orders", str(order_id), {"id": order_id, "state": "paid"})
 
-The table comes from the PostgreSQL store's migrations (``tailrace db migrate``).
+The table comes from the streams migration line (``tailrace db migrate``).
 """
 
 from __future__ import annotations
@@ -23,7 +23,7 @@ import orjson
 import psycopg
 from psycopg.types.json import Jsonb
 
-from ..engine.store.queries import load_queries
+from ..db.queries import load_queries
 from ..observability import tracing
 
 Q = load_queries(__package__ or "tailrace.streams", "outbox_queries.sql")

@@ -15,7 +15,7 @@ from typing import Any
 
 import orjson
 
-from ..errors import ConfigurationError
+from ..extras import require
 from .outbox_publish import Claimed
 
 log = logging.getLogger("tailrace.outbox.mirror")
@@ -35,10 +35,7 @@ class RedisMirror:
     """Publishes each event to `channel` on the Redis at `url`, one round trip per batch."""
 
     def __init__(self, url: str, channel: str) -> None:
-        try:
-            import redis
-        except ImportError as exc:
-            raise ConfigurationError(f"the Redis mirror needs redis-py: {exc}") from exc
+        redis: Any = require("redis", "redis")
         self.channel = channel
         self._redis = redis.Redis.from_url(url)
         self._errors: tuple[type[Exception], ...] = (redis.RedisError, OSError)

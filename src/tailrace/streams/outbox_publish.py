@@ -85,7 +85,9 @@ def message_headers(event: Claimed) -> list[tuple[str, str | bytes | None]]:
     headers: list[tuple[str, str | bytes | None]] = [(name, value) for name, value in event.headers]
     if not any(name == MESSAGE_ID_HEADER for name, _ in headers):
         headers.append((MESSAGE_ID_HEADER, b"outbox-" + ident))
-    headers.append((ID_HEADER, ident))
+    # an application's own outbox table names its rows itself (outbox_table)
+    if not any(name == ID_HEADER for name, _ in headers):
+        headers.append((ID_HEADER, ident))
     return headers
 
 

@@ -1,5 +1,5 @@
--- The outbox's statements (tables in engine/store/postgres/migrations/0004_outbox.sql,
--- 0005 and 0008).
+-- The outbox's statements (tables in streams/migrations/postgres/0002_outbox.sql,
+-- 0003 and 0004).
 
 -- name: add
 INSERT INTO tailrace_outbox (topic, key, payload, headers)

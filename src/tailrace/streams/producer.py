@@ -43,6 +43,7 @@ from ..pipeline.sinks.kafka import (
     config_from_env,
     unique_client_id,
 )
+from . import producer_metrics
 from .consumer_message import MESSAGE_ID_HEADER
 from .spool import Headers, Spool, Spooled, SpoolError
 from .spool_circuit import Circuit, CircuitState
@@ -147,6 +148,7 @@ class BreakerProducer:
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._run, name="breaker-producer", daemon=True)
         self._thread.start()
+        producer_metrics.track(self)
 
     @property
     def state(self) -> CircuitState:
@@ -358,6 +360,14 @@ class BreakerProducer:
         old.flush(0)
         old.close()
 
+    def drain_spool(self) -> bool:
+        """Drain what others added to a shared spool while this producer's circuit was
+        closed (their API's fallback pushes); True when there was some."""
+        if self._circuit.state is CircuitState.CLOSED and self.spool.count():
+            self._trip("messages in the spool")
+            return True
+        return False
+
     # -- the end ------------------------------------------------------------------------------
 
     def flush(self, timeout: float = 30.0) -> bool:
@@ -386,6 +396,7 @@ class BreakerProducer:
         self._producer.poll(0)
         self._spool_failures()
         self._producer.close()
+        producer_metrics.forget(self)
         self.spool.close()
 
     def __enter__(self) -> BreakerProducer:

@@ -44,10 +44,11 @@ from typing import Any
 
 import psycopg
 
+from ..db import migrate
+from ..db.connection import PATIENT, Reconnecting
 from ..engine.retry import RetryPolicy
-from ..engine.store.postgres.connection import PATIENT, Reconnecting
-from ..engine.store.postgres.store import PostgresStore
 from ..errors import StoreClosedError
+from . import relay_metrics as metrics
 from .outbox import Q
 from .outbox_mirror import RedisMirror
 from .outbox_publish import BatchPublisher, BatchResult, Claimed, producer_config
@@ -95,6 +96,7 @@ class _Flight:
     solo: bool
     # the buckets its claim could use: the only ones a claim after it may use
     usable: list[int]
+    sent_at: float = 0.0  # monotonic, for tailrace_outbox_batch_seconds
 
 
 # What the database thread's part of a round returns: events marked, and the batch claimed
@@ -117,11 +119,7 @@ class Relay:
         self.bootstrap_servers = bootstrap_servers
         self.stats = RelayStats()
         self._mirror = mirror
-        store = PostgresStore(database_url)
-        try:
-            store.migrate()
-        finally:
-            store.close()
+        migrate(database_url)  # the streams line's tables (and every other line's)
         # Both connections ride out restarts and outages of the server, however long: each
         # step below is safe to run again on a new connection (see `_claim`, `_mark`).
         self._buckets = Buckets()
@@ -200,6 +198,8 @@ class Relay:
             else:
                 self._next = self._submit(ahead, flight.events[-1].id, flight.usable)
         result = None if flight is None else self._publisher.wait(flight.result)
+        if flight is not None:
+            metrics.BATCH_SECONDS.observe(time.monotonic() - flight.sent_at)
         marked, batch_id, batch, usable = self._next.result()
         self._next = None
         # Not idle while a batch waits for its mark: the next round marks it.
@@ -225,7 +225,9 @@ class Relay:
                 # this thread sends this one and the broker acknowledges it.
                 self._next = self._submit(True, batch[-1].id, usable)
             self.stats.batches += 1
-            flight = _Flight(batch_id, sending, self._publisher.send(sending), solo, usable)
+            sent_at = time.monotonic()
+            sent = self._publisher.send(sending)
+            flight = _Flight(batch_id, sending, sent, solo, usable, sent_at)
             self._flight = flight
         return done
 
@@ -282,6 +284,7 @@ class Relay:
                 log.warning("broker reachable again: the relay goes on")
             return 0.0
         stats.failed += len(result.failed)
+        metrics.FAILED.inc(len(result.failed))
         stats.transient_failures += len(result.transient)
         backoff = min(self.settings.broker_backoff_max_s, max(0.5, self._backoff * 2))
         if result.transient or result.broken is not None:
@@ -375,6 +378,7 @@ class Relay:
 
         if self._db.run(mark):
             self.stats.published += len(result.acked)
+            metrics.PUBLISHED.inc(len(result.acked))
         else:
             log.warning("batch %d was reconciled by another relay before its mark", batch_id)
 

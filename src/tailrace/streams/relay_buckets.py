@@ -1,6 +1,6 @@
 """Which outbox keys a relay may publish: a share of the key buckets, owned by its session.
 
-Each key hashes into one of `BUCKETS` buckets (``tailrace_outbox_bucket``, migration 0008);
+Each key hashes into one of `BUCKETS` buckets (``tailrace_outbox_bucket``, streams migration 0004);
 a relay publishes only the events of buckets whose session advisory lock it holds, so no two
 relays ever send the same key at once and neither needs to write a row to claim an event.
 Every relay session also holds a shared presence lock: ``ceil(BUCKETS / relays up)`` is a

@@ -7,7 +7,9 @@ Redis without AOF ``fsync`` can lose its last second in a crash); `remove` is ca
 messages the broker acknowledged.
 
 Spools by URL (`open_spool`): ``redis://host:port/db`` (a sorted set), ``postgresql://…``
-(the ``tailrace_spool`` table), ``file:///directory`` (an fsynced log).
+(the ``tailrace_spool`` table), ``file:///directory`` (an fsynced log), and
+``redis+list://host:port/db?topic=T`` (a list of JSON bodies shared with the Kafka workers'
+fallback queue: `spool_redis_list`).
 
 A spool has one owner at a time, from open to close: two processes draining one spool would
 send its messages twice and out of order. The owner holds a lock that dies with it: `flock`
@@ -95,6 +97,10 @@ class Spool(Protocol):
 
 def open_spool(url: str, name: str = "default") -> Spool:
     """The spool `url` names; `name` separates the spools of several producers in one store."""
+    if url.startswith(("redis+list://", "rediss+list://")):
+        from .spool_redis_list import RedisListSpool
+
+        return RedisListSpool(url, name)
     if url.startswith(("redis://", "rediss://", "unix://")):
         from .spool_redis import RedisSpool
 
@@ -107,4 +113,6 @@ def open_spool(url: str, name: str = "default") -> Spool:
         from .spool_disk import DiskSpool
 
         return DiskSpool(url.removeprefix("file://"), name)
-    raise ConfigurationError(f"unknown spool {url!r}: redis://, postgresql:// or file:///dir")
+    raise ConfigurationError(
+        f"unknown spool {url!r}: redis://, redis+list://, postgresql:// or file:///dir"
+    )

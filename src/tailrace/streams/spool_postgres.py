@@ -1,4 +1,4 @@
-"""A spool in PostgreSQL's ``tailrace_spool`` table (migration 0004), one row per message."""
+"""A spool in PostgreSQL's ``tailrace_spool`` table (streams migration 0002), a row a message."""
 
 from __future__ import annotations
 
@@ -8,8 +8,8 @@ from typing import Any
 
 import psycopg
 
-from ..engine.store.postgres.connection import ConnectionPolicy, Reconnecting
-from ..engine.store.postgres.store import PostgresStore
+from ..db import migrate
+from ..db.connection import ConnectionPolicy, Reconnecting
 from ..settings import redact_url
 from .spool import SpoolBusy, Spooled, SpoolError, decode, encode
 
@@ -32,11 +32,7 @@ POLICY = ConnectionPolicy(retry_for_s=10.0)
 
 class PostgresSpool:
     def __init__(self, url: str, name: str) -> None:
-        store = PostgresStore(url)
-        try:
-            store.migrate()
-        finally:
-            store.close()
+        migrate(url)  # the streams line's tables (and every other line's)
         self.name = name
         self._url = url
         # Every new connection takes the spool's lock again (it went with the old session),

@@ -13,7 +13,7 @@ import uuid
 from collections.abc import Sequence
 from typing import Any, cast
 
-from ..errors import ConfigurationError
+from ..extras import require
 from .spool import SpoolBusy, Spooled, SpoolError, decode, encode
 
 log = logging.getLogger("tailrace.streams.spool")
@@ -39,10 +39,7 @@ def _member(entry: Spooled) -> bytes:
 
 class RedisSpool:
     def __init__(self, url: str, name: str) -> None:
-        try:
-            import redis
-        except ImportError as exc:
-            raise ConfigurationError(f"the Redis spool needs redis-py: {exc}") from exc
+        redis: Any = require("redis", "redis")
         self.name = name
         self.key = f"tailrace:spool:{name}"
         self._redis = redis.Redis.from_url(url)
@@ -107,7 +104,7 @@ class RedisSpool:
         return int(found[0][1]) if found else None
 
     def count(self) -> int:
-        return self._redis.zcard(self.key)
+        return int(self._redis.zcard(self.key))
 
     def close(self) -> None:
         self._closing.set()

@@ -85,6 +85,35 @@ def test_readyz_says_when_the_database_is_unreachable(
     assert "database unreachable" in response.json()["detail"]
 
 
+def test_smallrye_health_paths_are_open(anonymous: TestClient) -> None:
+    for path in ("/q/health", "/q/health/ready"):
+        response = anonymous.get(path)
+        assert response.status_code == 200, path
+        assert response.json() == {
+            "status": "UP",
+            "checks": [{"name": "database", "status": "UP"}],
+        }
+    assert anonymous.get("/q/health/live").json() == {"status": "UP", "checks": []}
+
+
+def test_smallrye_readiness_is_down_without_the_database(
+    api_env: object, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from tailrace.api import ApiConfig, create_app
+
+    config = ApiConfig.from_environment("postgresql://postgres@127.0.0.1:1/test")
+    client = TestClient(create_app(config))  # no lifespan: startup would try to migrate
+    assert client.get("/q/health/live").status_code == 200
+    for path in ("/q/health", "/q/health/ready"):
+        response = client.get(path)
+        assert response.status_code == 503, path
+        body = response.json()
+        assert body["status"] == "DOWN"
+        [check] = body["checks"]
+        assert check["name"] == "database" and check["status"] == "DOWN"
+        assert check["data"]["error"]
+
+
 def test_login_opens_a_session_with_http_only_strict_cookies(anonymous: TestClient) -> None:
     refused = anonymous.post(
         "/login", data={"token": "wrong", "next": "/ui/queues"}, follow_redirects=False

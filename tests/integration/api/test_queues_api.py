@@ -6,6 +6,7 @@ import pytest
 from fastapi.testclient import TestClient
 
 from tailrace.engine.app import App
+from tailrace.engine.states import Priority
 from tailrace.engine.worker import Worker, WorkerOptions
 
 pytestmark = pytest.mark.postgres
@@ -121,3 +122,26 @@ def test_a_job_id_out_of_range_is_a_422_and_not_a_number_a_404(client: TestClien
         response = client.get(path)
         assert response.status_code == 422, path
         assert response.json()["error"]["code"] == "invalid_request"
+
+
+def test_worker_pools_pause_and_resume_through_the_api(client: TestClient, pg_url: str) -> None:
+    assert client.get("/api/admin/pools").json() == {"pools": []}
+    paused = client.post("/api/admin/pools/etl/pause")
+    assert paused.status_code == 200 and paused.json() == {"name": "etl", "paused": True}
+    assert client.get("/api/admin/pools").json() == {"pools": [{"name": "etl", "paused": True}]}
+    with App(pg_url) as app:
+        app.enqueue("reports.refresh")
+        assert app.store.jobs_claim("w", 5, 30, None, list(Priority), pool="etl") == []
+        resumed = client.post("/api/admin/pools/etl/resume")
+        assert resumed.json() == {"name": "etl", "paused": False}
+        assert len(app.store.jobs_claim("w", 5, 30, None, list(Priority), pool="etl")) == 1
+
+
+def test_queue_caps_per_priority_are_listed(client: TestClient, pg_url: str) -> None:
+    with App(pg_url) as app:
+        app.queue_capacity("reports", 1000, "CRITICAL")
+        app.queue_capacity("reports", 50)
+    (queue,) = [
+        q for q in client.get("/api/admin/queues").json()["queues"] if q["name"] == "reports"
+    ]
+    assert queue["capacity"] == 50 and queue["capacity_by_priority"] == {"CRITICAL": 1000}

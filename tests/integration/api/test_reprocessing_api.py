@@ -306,7 +306,7 @@ def test_the_service_reconnects_after_its_connections_were_cut(
     finished(client, job_id)
     # what a database restart does to the service's connections
     services = client.app.state.services  # type: ignore[attr-defined]
-    pids = [h.store._conn.info.backend_pid for h in services._all]
+    pids = [h.store._retried(lambda c: c.info.backend_pid) for h in services._all]
     assert pids
     with psycopg.connect(pg_url, autocommit=True) as admin:
         admin.execute("SELECT pg_terminate_backend(pid) FROM unnest(%s::int[]) AS pid", (pids,))

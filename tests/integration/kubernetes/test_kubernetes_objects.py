@@ -60,6 +60,11 @@ def test_every_object_is_valid_for_the_pinned_kubernetes(workers: int, parallel:
     }  # HOME and the like stay behind
     for name in ("metadata", "spec"):
         assert "postgresql://" not in str(job[name]) and "postgresql://" not in str(configmap)
+    # the worker serves its figures and probes where the pod monitor scrapes
+    [container] = job["spec"]["template"]["spec"]["containers"]
+    assert container["ports"] == [{"name": "metrics", "containerPort": 9464}]
+    env = {e["name"]: e.get("value") for e in container["env"]}
+    assert env["TAILRACE_METRICS_PORT"] == "9464" and env["TAILRACE_METRICS_HOST"] == "0.0.0.0"
 
 
 def test_workers_on_kubernetes_need_postgresql() -> None:

@@ -9,6 +9,7 @@ from typing import Any
 
 import pytest
 
+from tailrace.db import migrate
 from tailrace.objects import s3_client
 from tests.s3_server import MotoS3
 from tests.services import postgres_schema
@@ -43,11 +44,14 @@ def bucket(s3: Any) -> str:
 
 @pytest.fixture(params=["sqlite", "postgres"])
 def database_url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str]:
-    """Upload records on both stores."""
+    """Upload records on both stores, migrated (as a worker or `tailrace db migrate` does)."""
     if request.param == "sqlite":
-        yield f"sqlite:///{tmp_path}/tailrace.db"
+        url = f"sqlite:///{tmp_path}/tailrace.db"
+        migrate(url)
+        yield url
     else:
         with postgres_schema() as url:
+            migrate(url)
             yield url
 
 

@@ -48,3 +48,28 @@ def test_enqueue_and_retention_commands(s3: Any, bucket: str, tmp_path: Path) ->
     assert orjson.loads(result.output) == {"uploads": 1, "objects": 1, "bytes": 1, "errors": 0}
     with UploadStore(url) as store:
         assert store.get("u").status is UploadStatus.FAILED  # type: ignore[union-attr]
+
+
+def test_retention_takes_the_upload_collectors_settings(
+    s3: Any, bucket: str, tmp_path: Path, moto_endpoint: str
+) -> None:
+    """GC_RETENTION_HOURS, GC_BATCH_SIZE and MinIO's settings, as their collector had them."""
+    url = f"sqlite:///{tmp_path}/t.db"
+    with UploadStore(url) as store:
+        for name in ("a", "b", "c"):
+            store.begin(name, bucket, f"chunks/{name}/")
+            s3.put_object(Bucket=bucket, Key=f"chunks/{name}/0", Body=b"a")
+    env = {
+        "AWS_ENDPOINT_URL": None,  # MinIO's settings only
+        "MINIO_ENDPOINT": moto_endpoint.removeprefix("http://"),
+        "MINIO_ACCESS_KEY": "minioadmin",
+        "MINIO_SECRET_KEY": "minioadmin",
+        "GC_RETENTION_HOURS": "0",
+        "GC_BATCH_SIZE": "1",
+    }
+    result = CliRunner().invoke(
+        objects, ["retention"], obj={"database_url": url, "app": None}, env=env
+    )
+    assert result.exit_code == 0, result.output
+    assert orjson.loads(result.output) == {"uploads": 3, "objects": 3, "bytes": 3, "errors": 0}
+    assert keys(s3, bucket, "chunks/") == []

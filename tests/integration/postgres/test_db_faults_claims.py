@@ -8,7 +8,7 @@ from __future__ import annotations
 import psycopg
 
 from tailrace import App, JobSpec, JobState, Priority
-from tailrace.engine.store.postgres.connection import PATIENT
+from tailrace.db.connection import PATIENT
 from tailrace.engine.store.postgres.store import PostgresStore
 
 

@@ -177,13 +177,16 @@ def test_a_tailrace_database_of_the_previous_version_gets_current_ts_too(pg_url:
             'INSERT INTO reprocessing_workers (job_id, worker_index, status, "current_timestamp") '
             "VALUES ('old', 0, 'completed', '2024-02-01T00:00:00Z')"
         )
-        conn.execute("DELETE FROM tailrace_migrations WHERE version = 6")
+        conn.execute(
+            "DELETE FROM tailrace_schema_migrations WHERE line = 'reprocessing' AND version = 2"
+        )
     with App(pg_url) as app:
         app.store.migrate()
     with psycopg.connect(pg_url) as conn:
         row = conn.execute("SELECT current_ts FROM reprocessing_workers").fetchone()
         (applied,) = conn.execute(
-            "SELECT count(*) FROM tailrace_migrations WHERE version = 6"
+            "SELECT count(*) FROM tailrace_schema_migrations"
+            " WHERE line = 'reprocessing' AND version = 2"
         ).fetchone() or (0,)
     assert applied == 1
     assert row == ("2024-02-01T00:00:00Z",)

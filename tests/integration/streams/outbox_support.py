@@ -11,7 +11,7 @@ from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from pathlib import Path
 
-from tailrace.engine.store.postgres.store import PostgresStore
+from tailrace.db import migrate
 from tailrace.streams.outbox import ID_HEADER
 from tests.kafka_broker import Record
 from tests.services import missing, postgres_schema
@@ -21,11 +21,7 @@ from tests.services import missing, postgres_schema
 def migrated_schema() -> Iterator[str]:
     """A fresh schema with tailrace's tables; yields its URL."""
     with postgres_schema() as url:
-        store = PostgresStore(url)
-        try:
-            store.migrate()
-        finally:
-            store.close()
+        migrate(url)
         yield url
 
 

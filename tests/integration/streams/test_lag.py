@@ -144,3 +144,37 @@ def _answers(base: str) -> bool:
             return bool(response.status == 200)
     except OSError:
         return False
+
+
+def test_a_commit_past_the_reported_end_is_no_lag_not_a_negative_one(
+    broker: TansuBroker, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A broker can report an end behind a commit it already took (Tansu's offsets trail
+    what it stored): the dashboard showed "lag -3". The group has read everything: 0."""
+    topic, group = f"lag-{uuid.uuid4().hex[:8]}", f"g-{uuid.uuid4().hex[:8]}"
+    broker.create_topic(topic, partitions=1)
+    producer = Producer({"bootstrap.servers": broker.bootstrap})
+    for n in range(2):
+        producer.produce(topic, b"x", key=str(n).encode(), partition=0)
+        assert producer.flush(10) == 0
+    consumer = Consumer({"bootstrap.servers": broker.bootstrap, "group.id": group})
+    try:
+        consumer.commit(offsets=[TopicPartition(topic, 0, 5)], asynchronous=False)
+    finally:
+        consumer.close()
+    [raw] = wait_until(
+        lambda: [p for p in group_lag(broker.bootstrap, group, topic) if p.end == 2] or None,
+        20,
+        "the end offset",
+    )
+    assert raw.committed == 5 and raw.lag == -3  # what the broker's figures give
+    monkeypatch.setenv("TAILRACE_API_TOKENS", TOKEN)
+    monkeypatch.setenv("KAFKA_BOOTSTRAP_SERVERS", broker.bootstrap)
+    monkeypatch.setenv("TAILRACE_DATA_DIR", str(tmp_path / ".tailrace"))
+    headers = {"Authorization": f"Bearer {TOKEN}"}
+    url = f"sqlite:///{tmp_path}/t.db"
+    with TestClient(create_app(ApiConfig.from_environment(url)), headers=headers) as client:
+        one = client.get("/api/admin/streams/lag", params={"group": group, "topic": topic})
+    assert one.status_code == 200, one.text
+    assert one.json()["lag"] == 0
+    assert one.json()["partitions"] == [{"partition": 0, "committed": 5, "end": 2, "lag": 0}]

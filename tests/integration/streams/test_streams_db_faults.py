@@ -25,7 +25,7 @@ import pytest
 from confluent_kafka import Producer
 
 import tailrace
-from tailrace.engine.store.postgres.store import PostgresStore
+from tailrace.db import migrate
 from tailrace.streams import outbox
 from tailrace.streams.outbox import OutboxEvent, OutboxStatus
 from tailrace.streams.producer import BreakerProducer, BreakerSettings
@@ -100,11 +100,7 @@ def test_relay_rides_out_a_restart_and_an_outage(
 ) -> None:
     topic = f"outbox-db-{uuid.uuid4().hex[:8]}"
     broker.create_topic(topic, partitions=3)
-    store = PostgresStore(cluster_url)
-    try:
-        store.migrate()
-    finally:
-        store.close()
+    migrate(cluster_url)
     log = tmp_path / "relay.log"
     options = ("--batch-size", "50", "--reconcile-every", "0.2", "--orphan-grace", "0.5")
     _add(cluster_url, topic, 0, 2000)
@@ -142,11 +138,7 @@ def test_relay_stopped_during_an_outage_exits_and_the_next_publishes_each_event_
 ) -> None:
     topic = f"outbox-stop-{uuid.uuid4().hex[:8]}"
     broker.create_topic(topic, partitions=3)
-    store = PostgresStore(cluster_url)
-    try:
-        store.migrate()
-    finally:
-        store.close()
+    migrate(cluster_url)
     log = tmp_path / "relay.log"
     options = ("--batch-size", "50", "--reconcile-every", "0.2", "--orphan-grace", "0.5")
     _add(cluster_url, topic, 0, 1000)

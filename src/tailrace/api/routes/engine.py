@@ -22,6 +22,7 @@ from ..schemas import (
     EngineStateName,
     Enqueue,
     ErrorBody,
+    PoolsOut,
     PriorityName,
     QueuesOut,
     QueueState,
@@ -59,6 +60,9 @@ def queue_stats(svc: Svc) -> dict[str, Any]:
                 "name": name,
                 "paused": bool(info and info.paused),
                 "capacity": info.capacity if info else None,
+                "capacity_by_priority": {p.name: n for p, n in info.capacities.items()}
+                if info
+                else {},
                 "counts": {s.value: 0 for s in JobState},
                 "by_priority": {},
             }
@@ -86,6 +90,31 @@ def pause(name: Annotated[str, _QUEUE_NAME], svc: Svc) -> dict[str, Any]:
 def resume(name: Annotated[str, _QUEUE_NAME], svc: Svc) -> dict[str, Any]:
     with svc.db() as db:
         db.app.queue_resume(name)
+    return {"name": name, "paused": False}
+
+
+@router.get("/pools", response_model=PoolsOut)
+def pools(svc: Svc) -> dict[str, Any]:
+    """The worker pools (of workers started with ``--pool``, or paused or resumed) and their
+    state."""
+    with svc.db() as db:
+        found = db.app.pools()
+    return {"pools": [{"name": p.name, "paused": p.paused} for p in found]}
+
+
+@router.post("/pools/{name}/pause", response_model=QueueState)
+def pause_pool(name: Annotated[str, _QUEUE_NAME], svc: Svc) -> dict[str, Any]:
+    """The workers started with ``--pool NAME`` stop claiming jobs and firing schedules
+    (running jobs finish), without a restart."""
+    with svc.db() as db:
+        db.app.pool_pause(name)
+    return {"name": name, "paused": True}
+
+
+@router.post("/pools/{name}/resume", response_model=QueueState)
+def resume_pool(name: Annotated[str, _QUEUE_NAME], svc: Svc) -> dict[str, Any]:
+    with svc.db() as db:
+        db.app.pool_resume(name)
     return {"name": name, "paused": False}
 
 

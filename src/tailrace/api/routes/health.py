@@ -1,5 +1,6 @@
 """Probes and metrics: ``/healthz`` (the process answers), ``/readyz`` (the database
-answers and its schema is current), ``/metrics`` (Prometheus; token-protected unless
+answers and its schema is current), the same as ``/q/health/live`` and ``/q/health/ready``
+(and both as ``/q/health``) in SmallRye's shape, ``/metrics`` (Prometheus; token-protected unless
 ``TAILRACE_METRICS_PUBLIC`` is set)."""
 
 from __future__ import annotations
@@ -10,19 +11,21 @@ from fastapi import APIRouter, Request
 from fastapi.responses import JSONResponse, Response
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
-from ..schemas import ErrorBody, Health
+from ...observability.health import Check, CheckFailed, Health
+from ..schemas import ErrorBody
+from ..schemas import Health as HealthBody
 from ..services import Svc
 
 router = APIRouter(tags=["health"])
 
 
-@router.get("/healthz", response_model=Health)
-@router.get("/health", response_model=Health, include_in_schema=False)  # Jitsu admin's path
+@router.get("/healthz", response_model=HealthBody)
+@router.get("/health", response_model=HealthBody, include_in_schema=False)  # Jitsu admin's path
 def healthz() -> dict[str, Any]:
     return {"status": "ok"}
 
 
-@router.get("/readyz", response_model=Health, responses={503: {"model": Health}})
+@router.get("/readyz", response_model=HealthBody, responses={503: {"model": HealthBody}})
 def readyz(svc: Svc) -> Any:
     try:
         with svc.db() as db:
@@ -38,6 +41,29 @@ def readyz(svc: Svc) -> Any:
             status_code=503,
         )
     return {"status": "ok"}
+
+
+def _health(svc: Svc) -> Health:
+    def database() -> dict[str, Any]:
+        with svc.db() as db:
+            pending = db.app.store.migrations_pending()
+        if pending:
+            raise CheckFailed(f"migrations pending: {', '.join(pending)}")
+        return {}
+
+    return Health(ready=[Check("database", database, cache_s=0.0)])
+
+
+# The shape of Quarkus's SmallRye Health, for operators coming from the priority-job
+# framework (``curl …/q/health | jq '.checks[]'``).
+@router.get("/q/health", include_in_schema=False)
+@router.get("/q/health/live", include_in_schema=False)
+@router.get("/q/health/ready", include_in_schema=False)
+def smallrye_health(request: Request, svc: Svc) -> JSONResponse:
+    answer = _health(svc).answer(request.url.path)
+    assert answer is not None  # the paths above are probe paths
+    code, body = answer
+    return JSONResponse(body, status_code=code)
 
 
 @router.get(

@@ -220,8 +220,8 @@ async def get_job(svc: Svc, job_id: str) -> Response:
 
 @router.get("/jobs/{job_id}/workers", response_model=WorkersOut)
 async def get_workers(svc: Svc, job_id: str) -> Response:
-    """Each worker's status row, with the columns of reference 000; shared between requests
-    for TAILRACE_API_STATUS_TTL_MS."""
+    """Each worker's status row, with the columns of Jitsu's reprocessing_workers; shared
+    between requests for TAILRACE_API_STATUS_TTL_MS."""
 
     def load() -> bytes:
         with svc.db() as db:

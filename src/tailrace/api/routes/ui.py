@@ -3,26 +3,66 @@ the API with the session cookie). No page takes a token in its URL."""
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from pathlib import Path
 from typing import Literal
 from urllib.parse import quote
 
+import fastapi_offline
 from fastapi import APIRouter, Form, Request
 from fastapi.responses import FileResponse, RedirectResponse, Response
 
+from ...errors import JobNotFoundError
+from ...pipeline.jobs.store import ReprocessingJobNotFoundError
 from ..auth import CSRF_COOKIE, SESSION_COOKIE
+from ..errors import not_found_page
 from ..services import Services, Svc
 
 STATIC_DIR = Path(__file__).resolve().parent.parent / "ui" / "static"
+# Swagger UI's script and style, as the fastapi-offline package ships them: /docs works
+# without reaching a CDN (the service may run where nothing outside answers).
+DOCS_ASSETS = Path(fastapi_offline.__file__).resolve().parent / "static"
 
 router = APIRouter(include_in_schema=False)
 
 
-def _page(name: str, request: Request, svc: Services) -> Response:
+def _page(
+    name: str, request: Request, svc: Services, exists: Callable[[], bool] | None = None
+) -> Response:
+    """The page, to a browser with a session (others go to the login form first); the
+    not-found page, with its status, when `exists` says the page's subject does not."""
     session = request.cookies.get(SESSION_COOKIE)
     if session is None or not svc.auth.session_valid(session):
         return RedirectResponse(f"/login?next={quote(request.url.path)}", status_code=303)
+    if exists is not None and not exists():
+        return not_found_page()
     return FileResponse(STATIC_DIR / name, headers={"Cache-Control": "no-store"})
+
+
+def _reprocessing_job_exists(svc: Services, job_id: str) -> Callable[[], bool]:
+    def exists() -> bool:
+        with svc.db() as handle:
+            try:
+                handle.store.job_status(job_id)
+            except ReprocessingJobNotFoundError:
+                return False
+        return True
+
+    return exists
+
+
+def _engine_job_exists(svc: Services, job_id: str) -> Callable[[], bool]:
+    def exists() -> bool:
+        if not job_id.isdigit() or len(job_id) > 18:  # ids are bigints
+            return False
+        with svc.db() as handle:
+            try:
+                handle.app.job(int(job_id))
+            except JobNotFoundError:
+                return False
+        return True
+
+    return exists
 
 
 @router.get("/login")
@@ -79,12 +119,12 @@ def jobs_page(request: Request, svc: Svc) -> Response:
 
 @router.get("/ui/jobs/{job_id}")
 def job_page(job_id: str, request: Request, svc: Svc) -> Response:
-    return _page("job.html", request, svc)
+    return _page("job.html", request, svc, _reprocessing_job_exists(svc, job_id))
 
 
 @router.get("/ui/jobs/{job_id}/logs")
 def logs_page(job_id: str, request: Request, svc: Svc) -> Response:
-    return _page("logs.html", request, svc)
+    return _page("logs.html", request, svc, _reprocessing_job_exists(svc, job_id))
 
 
 @router.get("/ui/queues")
@@ -99,12 +139,19 @@ def engine_jobs_page(request: Request, svc: Svc) -> Response:
 
 @router.get("/ui/engine/jobs/{job_id}")
 def engine_job_page(job_id: str, request: Request, svc: Svc) -> Response:
-    return _page("engine_job.html", request, svc)
+    return _page("engine_job.html", request, svc, _engine_job_exists(svc, job_id))
 
 
 @router.get("/ui/workers")
 def workers_page(request: Request, svc: Svc) -> Response:
     return _page("workers.html", request, svc)
+
+
+@router.get("/docs")
+def api_docs_page(request: Request, svc: Svc) -> Response:
+    """The OpenAPI description rendered by Swagger UI, whose files come with the
+    ``fastapi-offline`` package (see `DOCS_ASSETS`)."""
+    return _page("docs.html", request, svc)
 
 
 @router.get("/ui/streams")

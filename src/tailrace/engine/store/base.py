@@ -7,12 +7,21 @@ except ``jobs_insert`` with a caller's ``connection``: then the caller's transac
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from datetime import datetime
 from typing import Any, Protocol
 
 from ..inspection import HistoryPoint, JobPage, JobSearch, QueueLine, WorkerPresence
-from ..jobs import ClaimedJob, Job, JobFilter, NewJob, Outcome, QueueInfo, QueueStats
+from ..jobs import (
+    ClaimedJob,
+    Job,
+    JobFilter,
+    NewJob,
+    Outcome,
+    PoolInfo,
+    QueueInfo,
+    QueueStats,
+)
 from ..states import JobState, Priority
 
 
@@ -36,7 +45,15 @@ class Store(Protocol):
     def migrations_pending(self) -> list[str]: ...
 
     # enqueue
-    def jobs_insert(self, jobs: Sequence[NewJob], connection: Any | None = None) -> list[int]: ...
+    def jobs_insert(
+        self,
+        jobs: Sequence[NewJob],
+        connection: Any | None = None,
+        default_caps: Mapping[Priority, int] | None = None,
+    ) -> list[int]:
+        """Store ``jobs``; `QueueFullError` if one would pass a queue's capacity.
+        ``default_caps``: caps per priority for queues that set none of their own."""
+        ...
 
     # working
     def jobs_claim(
@@ -47,9 +64,11 @@ class Store(Protocol):
         queues: Sequence[str] | None,
         priorities: Sequence[int],
         held: Sequence[int] = (),
+        pool: str | None = None,
     ) -> list[ClaimedJob]:
         """Claim up to ``limit`` jobs. ``held``: the jobs this worker runs already; a claim
-        retried after a lost connection takes back any other job running under its id."""
+        retried after a lost connection takes back any other job running under its id.
+        ``pool``: the worker's pool; nothing is claimed while it is paused."""
         ...
 
     def jobs_finish(self, worker_id: str, outcomes: Sequence[Outcome]) -> int: ...
@@ -83,12 +102,29 @@ class Store(Protocol):
 
     def queue_pause(self, name: str) -> None: ...
     def queue_resume(self, name: str) -> None: ...
-    def queue_set_capacity(self, name: str, capacity: int | None) -> None: ...
+    def queue_set_capacity(
+        self, name: str, capacity: int | None, priority: Priority | None = None
+    ) -> None:
+        """Cap the queue (``priority`` None) or its jobs of one priority; None removes it."""
+        ...
+
     def queues_list(self) -> list[QueueInfo]: ...
+    def pool_set_paused(self, name: str, paused: bool) -> None: ...
+    def pool_add(self, name: str) -> None:
+        """Make pool ``name`` known (running) unless it is already; a worker of it starts."""
+        ...
+
+    def pools_list(self) -> list[PoolInfo]: ...
     def queues_stats(self) -> list[QueueStats]: ...
 
     # schedules
-    def cron_fire(self, schedule: str, tick: datetime, job: NewJob) -> int | None:
+    def cron_fire(
+        self,
+        schedule: str,
+        tick: datetime,
+        job: NewJob,
+        default_caps: Mapping[Priority, int] | None = None,
+    ) -> int | None:
         """Enqueue ``job`` for this tick unless some worker already did; returns its id."""
         ...
 

@@ -8,7 +8,7 @@ from typing import Any
 
 import orjson
 
-from ..jobs import ClaimedJob, Job, JobFilter
+from ..jobs import ClaimedJob, Job, JobFilter, QueueInfo
 from ..states import JobState, Priority
 
 JOB_COLUMNS = (
@@ -86,3 +86,15 @@ def filter_params(where: JobFilter) -> dict[str, Any]:
         "priority": int(where.priority) if where.priority is not None else None,
         "ids": list(where.ids) if where.ids is not None else None,
     }
+
+
+def queue_infos(rows: Sequence[Any], caps: Sequence[Any]) -> list[QueueInfo]:
+    """(name, paused, capacity) rows and (queue, priority, capacity) rows to `QueueInfo`s;
+    a queue with only caps per priority is listed too."""
+    per: dict[str, dict[Priority, int]] = {}
+    for queue, priority, capacity in caps:
+        per.setdefault(queue, {})[Priority(priority)] = capacity
+    infos = {r[0]: QueueInfo(r[0], bool(r[1]), r[2], per.get(r[0], {})) for r in rows}
+    for name in per.keys() - infos.keys():
+        infos[name] = QueueInfo(name, False, None, per[name])
+    return [infos[name] for name in sorted(infos)]

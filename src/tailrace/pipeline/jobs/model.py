@@ -271,6 +271,26 @@ class JobRecord:
         return self.files_by_status.get(FileStatus.COMPLETED, 0)
 
 
+@dataclass(frozen=True, slots=True)
+class LiveJob:
+    """An unfinished job as a metrics scrape sees it: its files' checkpointed counters and
+    the sum of what its workers report now."""
+
+    id: str
+    status: JobStatus
+    total_bytes: int
+    files: Counters
+    workers: int
+    workers_now: Counters
+
+    @property
+    def counters(self) -> Counters:
+        """The further along of the two (as `live_counters` picks)."""
+        if self.workers and self.workers_now.lines > self.files.lines:
+            return self.workers_now
+        return self.files
+
+
 class IngestStatus(enum.StrEnum):
     """A file version's state in `tailrace ingest`'s record (the names of reference 003)."""
 

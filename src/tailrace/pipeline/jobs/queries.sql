@@ -274,3 +274,39 @@ SELECT (SELECT max(updated_at) FROM reprocessing_workers
 UPDATE reprocessing_jobs
 SET status = 'failed', error = %(error)s, completed_at = %(now)s
 WHERE id = %(id)s AND status = 'running'
+
+-- name: metrics_jobs
+-- What a /metrics scrape exports, in one round trip: a row per status with its count (id
+-- NULL), then a row per unfinished job (the newest `limit` running and pending) with its
+-- files' checkpointed sums and its workers' live sums (the live ones are ahead between
+-- checkpoints). The retained finished jobs' files and workers are never read.
+WITH active AS (
+    SELECT id, status, total_bytes FROM (
+        SELECT id, status, total_bytes,
+               row_number() OVER (PARTITION BY status ORDER BY created_at DESC, id) AS rank
+        FROM reprocessing_jobs WHERE status IN ('running', 'pending')
+    ) AS newest
+    WHERE rank <= %(limit)s
+)
+SELECT NULL, status, count(*), 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0
+FROM reprocessing_jobs GROUP BY status
+UNION ALL
+SELECT a.id, a.status, 0, a.total_bytes,
+       coalesce(f.lines, 0), coalesce(f.sent, 0), coalesce(f.filtered, 0),
+       coalesce(f.skipped, 0), coalesce(f.deadlettered, 0), coalesce(f.processed_bytes, 0),
+       coalesce(w.workers, 0), coalesce(w.lines, 0), coalesce(w.sent, 0),
+       coalesce(w.filtered, 0), coalesce(w.skipped, 0), coalesce(w.deadlettered, 0),
+       coalesce(w.processed_bytes, 0)
+FROM active AS a
+LEFT JOIN (
+    SELECT job_id, sum(lines) AS lines, sum(sent) AS sent, sum(filtered) AS filtered,
+           sum(skipped) AS skipped, sum(deadlettered) AS deadlettered,
+           sum(processed_bytes) AS processed_bytes
+    FROM reprocessing_files WHERE job_id IN (SELECT id FROM active) GROUP BY job_id
+) AS f ON f.job_id = a.id
+LEFT JOIN (
+    SELECT job_id, count(*) AS workers, sum(total_lines) AS lines, sum(success_count) AS sent,
+           sum(filtered_count) AS filtered, sum(skipped_count) AS skipped,
+           sum(error_count) AS deadlettered, sum(processed_bytes) AS processed_bytes
+    FROM reprocessing_workers WHERE job_id IN (SELECT id FROM active) GROUP BY job_id
+) AS w ON w.job_id = a.id

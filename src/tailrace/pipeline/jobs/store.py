@@ -1,25 +1,18 @@
 """Where reprocessing jobs live: the same database as the engine's jobs (SQLite or PostgreSQL),
-in the tables of migration 0002. Each process opens its own `JobStore`.
+in the tables of the ``reprocessing`` migration line (``migrations/`` beside this module).
+Each process opens its own `JobStore`.
 """
 
 from __future__ import annotations
 
-import re
-import threading
-from collections.abc import Callable, Iterator, Sequence
-from contextlib import contextmanager
+from collections.abc import Callable, Sequence
+from contextlib import AbstractContextManager
 from datetime import UTC, datetime
 from typing import Any, TypeVar
 
 import orjson
 
-from tailrace.engine.store.postgres.connection import (
-    PATIENT,
-    SCHEMA_LOCK,
-    ConnectionPolicy,
-    Reconnecting,
-)
-from tailrace.engine.store.queries import load_queries
+from tailrace.db import PATIENT, SCHEMA_LOCK, ConnectionPolicy, Database, Dialect, load_queries
 from tailrace.errors import TailraceError
 from tailrace.pipeline.jobs.model import (
     UNREADABLE,
@@ -30,14 +23,14 @@ from tailrace.pipeline.jobs.model import (
     JobConfig,
     JobRecord,
     JobStatus,
+    LiveJob,
     ProcessedFile,
     WorkerRecord,
     WorkerStatus,
 )
 from tailrace.pipeline.sources import SourceFile
 
-_PG_QUERIES = load_queries("tailrace.pipeline.jobs")
-_SQLITE_QUERIES = {name: re.sub(r"%\((\w+)\)s", r":\1", sql) for name, sql in _PG_QUERIES.items()}
+_QUERIES = {d: load_queries("tailrace.pipeline.jobs", dialect=d) for d in Dialect}
 
 
 T = TypeVar("T")
@@ -64,30 +57,17 @@ class JobStore:
 
     def __init__(self, database_url: str, policy: ConnectionPolicy = PATIENT) -> None:
         self.url = database_url
-        self._postgres = database_url.startswith(("postgresql://", "postgres://"))
-        self._lock = threading.Lock()
-        self._conn: Any
-        if self._postgres:
-            self._db = Reconnecting(database_url, policy, "reprocessing jobs")
-            self._conn = self._db.connection()
-            self._q = _PG_QUERIES
-        else:
-            from tailrace.engine.store.sqlite.store import _connect, path_from_url
-
-            self._conn = _connect(path_from_url(database_url))
-            # Status and checkpoint writes, several a second per worker: NORMAL skips the
-            # fsync per commit (WAL stays consistent). A power cut can cost the last
-            # checkpoints: their events are sent again (a duplicate, never a loss), and an
-            # exactly-once sink keeps its own mark.
-            self._conn.execute("PRAGMA synchronous=NORMAL")
-            self._q = _SQLITE_QUERIES
+        # Status and checkpoint writes, several a second per worker: on SQLite, NORMAL skips
+        # the fsync per commit (WAL stays consistent). A power cut can cost the last
+        # checkpoints: their events are sent again (a duplicate, never a loss), and an
+        # exactly-once sink keeps its own mark.
+        self._db = Database(database_url, policy, "reprocessing jobs", synchronous="NORMAL")
+        self._db.connect()
+        self._postgres = self._db.postgres
+        self._q = _QUERIES[self._db.dialect]
 
     def close(self) -> None:
-        with self._lock:
-            if self._postgres:
-                self._db.close()
-            else:
-                self._conn.close()
+        self._db.close()
 
     def __enter__(self) -> JobStore:
         return self
@@ -98,62 +78,28 @@ class JobStore:
     # -- plumbing ---------------------------------------------------------------------------
 
     def _now(self) -> Any:
-        now = datetime.now(UTC)
-        return now if self._postgres else now.timestamp()
+        return self._db.dialect.now()
 
     def _json(self, value: Any) -> str:
         return orjson.dumps(value).decode()
 
-    def _live(self) -> Any:
-        """The connection, opened again if the server dropped it (a restart, a failover)."""
-        if self._postgres:
-            self._conn = self._db.connection()
-        return self._conn
-
     def _retried(self, op: Callable[[Any], T]) -> T:
         """``op(connection)``, run again on a new connection if the old one was lost (on
         PostgreSQL; see `Reconnecting.run`). ``op`` must be safe to repeat."""
-        if not self._postgres:
-            return op(self._conn)
-        with self._lock:
-            return self._db.run(op)
+        return self._db.run(op)
 
-    @contextmanager
-    def _tx(self) -> Iterator[Any]:
-        with self._lock:
-            if self._postgres:
-                conn = self._live()
-                with conn.transaction():
-                    yield conn
-                return
-            self._conn.execute("BEGIN IMMEDIATE")
-            try:
-                yield self._conn
-            except BaseException:
-                self._conn.execute("ROLLBACK")
-                raise
-            self._conn.execute("COMMIT")
+    def _tx(self) -> AbstractContextManager[Any]:
+        return self._db.begin()
 
     def _all(self, name: str, **params: Any) -> list[tuple[Any, ...]]:
-        if self._postgres:
-            return self._retried(lambda c: list(c.execute(self._q[name], params).fetchall()))
-        with self._lock:
-            return list(self._conn.execute(self._q[name], params).fetchall())
+        return self._db.run(lambda c: list(c.execute(self._q[name], params).fetchall()))
 
     def _one(self, name: str, **params: Any) -> tuple[Any, ...] | None:
         rows = self._all(name, **params)
         return rows[0] if rows else None
 
     def _exec(self, name: str, **params: Any) -> int:
-        if self._postgres:
-
-            def op(conn: Any) -> int:
-                with conn.transaction():
-                    return int(conn.execute(self._q[name], params).rowcount)
-
-            return self._retried(op)
-        with self._tx() as conn:
-            return int(conn.execute(self._q[name], params).rowcount)
+        return self._db.transaction(lambda c: int(c.execute(self._q[name], params).rowcount))
 
     # -- jobs -------------------------------------------------------------------------------
 
@@ -241,6 +187,28 @@ class JobStore:
         want = str(status) if status is not None else None
         (total,) = self._one("jobs_count", status=want) or (0,)
         return int(total)
+
+    def jobs_metrics(self, limit: int) -> tuple[dict[str, int], list[LiveJob]]:
+        """What a metrics scrape exports, read in one query: jobs by status, and the newest
+        `limit` running and pending jobs with their files' and workers' counters."""
+        counts: dict[str, int] = {}
+        live: list[LiveJob] = []
+        for job_id, status, count, total_bytes, *sums in self._all("metrics_jobs", limit=limit):
+            if job_id is None:
+                counts[status] = int(count)
+                continue
+            values = [int(v) for v in sums]
+            live.append(
+                LiveJob(
+                    job_id,
+                    JobStatus(status),
+                    int(total_bytes or 0),
+                    Counters(*values[:6]),
+                    values[6],
+                    Counters(*values[7:]),
+                )
+            )
+        return counts, live
 
     def job_start(self, job_id: str) -> None:
         self._exec("job_start", id=job_id, now=self._now())

@@ -43,10 +43,11 @@
   }
 
   class ApiError extends Error {
-    constructor(status, code, message) {
+    constructor(status, code, message, detail) {
       super(message);
       this.status = status;
       this.code = code;
+      this.detail = detail || {}; // the error body's other fields (problems, ...)
     }
   }
 
@@ -94,6 +95,7 @@
         response.status,
         err.code || "http_" + response.status,
         err.message || response.statusText || "Request failed (" + response.status + ")",
+        err,
       );
       if (!opts.quiet) toast(error.message, "error", error.code);
       throw error;
@@ -147,6 +149,7 @@
         link("/ui/queues", "Queues", "queues"),
         link("/ui/workers", "Workers", "workers"),
         link("/ui/streams", "Streams", "streams"),
+        link("/docs", "API", "docs"),
       ),
       logout,
     );

@@ -6,33 +6,63 @@
   const PAGE_SIZE = 20;
   const REFRESH_MS = 2000;
   const state = { offset: 0, total: 0, status: "" };
-  // job id -> {lines, at}: the previous poll, to compute events/s in the browser
+  // job id -> {lines, bytes, at, lineRate, byteRate}: the previous poll and smoothed rates
   const seen = new Map();
+  // weight of the newest interval in the smoothed rate: steady without lagging a minute
+  const SMOOTHING = 0.3;
 
   TR.nav("jobs");
 
   // -- the list -------------------------------------------------------------------------------
 
-  function rate(job, now) {
+  /** How long the job ran (to now while it runs), in seconds; null before it started. */
+  function duration(job, now) {
+    const start = TR.parseTime(job.started_at);
+    if (start === null) return null;
+    const end = TR.parseTime(job.completed_at);
+    return Math.max(0, ((end === null ? now : end) - start) / 1000);
+  }
+
+  /** Events/s and bytes/s: a running job's measured between polls and smoothed (the first
+   *  poll falls back to the average since it started); a finished job's average over its run. */
+  function rates(job, now) {
     const before = seen.get(job.id);
-    seen.set(job.id, { lines: job.total_lines, at: now });
+    const ran = duration(job, now);
+    const average = {
+      lines: ran ? job.total_lines / ran : null,
+      bytes: ran ? job.processed_bytes / ran : null,
+    };
     if (job.status !== "running") {
-      // a finished job: its average rate over its run
-      const start = TR.parseTime(job.started_at);
-      const end = TR.parseTime(job.completed_at);
-      if (start !== null && end !== null && end > start) {
-        return { value: job.total_lines / ((end - start) / 1000), average: true };
-      }
-      return { value: null, average: false };
+      seen.delete(job.id);
+      return { lines: average.lines, bytes: average.bytes, average: true };
     }
-    if (!before || now <= before.at) return { value: null, average: false };
-    return { value: (job.total_lines - before.lines) / ((now - before.at) / 1000), average: false };
+    let lineRate = average.lines;
+    let byteRate = average.bytes;
+    if (before && now > before.at) {
+      const seconds = (now - before.at) / 1000;
+      // counters never go back; a smaller figure is a worker restarting from a checkpoint
+      const lines = Math.max(0, job.total_lines - before.lines) / seconds;
+      const bytes = Math.max(0, job.processed_bytes - before.bytes) / seconds;
+      lineRate = before.lineRate === null ? lines : before.lineRate + SMOOTHING * (lines - before.lineRate);
+      byteRate = before.byteRate === null ? bytes : before.byteRate + SMOOTHING * (bytes - before.byteRate);
+    }
+    seen.set(job.id, { lines: job.total_lines, bytes: job.processed_bytes, at: now, lineRate, byteRate });
+    return { lines: lineRate, bytes: byteRate, average: false };
+  }
+
+  /** Seconds left at the current byte rate: only for a running job that is moving. */
+  function eta(job, r) {
+    if (job.status !== "running" || !r.bytes || !job.total_bytes) return null;
+    return Math.max(0, job.total_bytes - job.processed_bytes) / r.bytes;
   }
 
   function row(job, now) {
     const href = "/ui/jobs/" + encodeURIComponent(job.id);
-    const r = rate(job, now);
+    const r = rates(job, now);
+    const left = eta(job, r);
     const source = (job.config && job.config.source) || "";
+    const num = (field, value, extra) =>
+      el("td", Object.assign({ class: "num", dataset: { field } }, extra || {}), value);
     return el(
       "tr",
       { dataset: { jobId: job.id, status: job.status } },
@@ -52,15 +82,19 @@
           : null,
       ),
       el("td", {}, TR.progress(job.progress, job.status)),
-      el("td", { class: "num" }, TR.fmtNum(job.processed_files) + " / " + TR.fmtNum(job.total_files)),
-      el("td", { class: "num" }, TR.fmtNum(job.total_lines)),
-      el(
-        "td",
-        { class: "num rate" + (r.average ? " muted" : ""), title: r.average ? "average over the run" : "" },
-        TR.fmtRate(r.value),
-      ),
-      el("td", { class: "num" }, TR.fmtNum(job.error_count)),
-      el("td", { class: "num" }, TR.fmtNum(job.total_workers)),
+      num("files", TR.fmtNum(job.processed_files) + " / " + TR.fmtNum(job.total_files)),
+      num("sent", TR.fmtNum(job.success_count)),
+      num("filtered", TR.fmtNum(job.filtered_count)),
+      num("dead", TR.fmtNum(job.error_count), { title: "dead-lettered lines" }),
+      num("rate", TR.fmtRate(r.lines), {
+        class: "num rate" + (r.average ? " muted" : ""),
+        title: r.average ? "average over the run" : "now (smoothed over the last polls)",
+      }),
+      num("duration", TR.fmtDuration(duration(job, now))),
+      num("eta", left === null ? "–" : TR.fmtDuration(left), {
+        title: left === null ? "" : "at the current rate",
+      }),
+      num("workers", TR.fmtNum(job.total_workers)),
       el("td", { class: "nowrap", title: TR.fmtTime(job.created_at) }, TR.fmtAge(job.created_at)),
       el(
         "td",
@@ -88,7 +122,7 @@
     const body = $("#jobs tbody");
     if (!data.jobs.length) {
       const none = state.status ? "No " + state.status + " jobs." : "No jobs yet.";
-      fill(body, el("tr", {}, el("td", { class: "empty", colspan: "10" }, none)));
+      fill(body, el("tr", {}, el("td", { class: "empty", colspan: "13" }, none)));
     } else {
       fill(body, data.jobs.map((job) => row(job, now)));
     }
@@ -156,36 +190,90 @@
     return request;
   }
 
-  function problem(request) {
-    if (!request.path === !request.s3_path) return "Give a local path or an S3 path (one of them).";
-    if (Number.isNaN(request.max_workers)) return "Max workers must be a whole number above 0.";
-    if (Number.isNaN(request.batch_size)) return "Batch size must be a whole number above 0.";
+  /** What is wrong with the form, field by field: [[field name, message], ...]. */
+  function problems(request) {
+    const found = [];
+    if (!request.path === !request.s3_path) {
+      found.push(["path", "Give a local path or an S3 path (one of them)."]);
+    }
+    if (Number.isNaN(request.max_workers)) found.push(["max_workers", "A whole number above 0."]);
+    if (Number.isNaN(request.batch_size)) found.push(["batch_size", "A whole number above 0."]);
     if (request.date_from && request.date_to && request.date_from > request.date_to) {
-      return "Date from is after date to.";
+      found.push(["date_to", "Before date from."]);
     }
     const bad = request.where.find((p) => !p.includes("="));
-    if (bad) return "Not a field=value predicate: " + bad;
-    return null;
+    if (bad) found.push(["where", "Not a field=value predicate: " + bad]);
+    return found;
   }
 
-  $("#new-job").addEventListener("submit", async (event) => {
+  /** The field an error from the API is about: the first invalid one it names, else
+   *  the one its message is about, else the source (what most refusals concern). */
+  function fieldOf(exc, request) {
+    const named = ((exc.detail && exc.detail.problems) || [])
+      .map((p) => String(p.location || "").replace(/^body\./, "").split(".")[0])
+      .find((name) => form.elements[name]);
+    if (named) return named;
+    const text = (exc.code + " " + exc.message).toLowerCase();
+    for (const name of ["sink", "date_from", "date_to", "where", "max_workers", "batch_size"]) {
+      if (text.includes(name) || (name === "sink" && text.includes("credentials"))) return name;
+    }
+    return request.s3_path ? "s3_path" : "path";
+  }
+
+  const form = $("#new-job");
+
+  function clearErrors() {
+    for (const node of form.querySelectorAll(".field-error")) node.remove();
+    for (const input of form.querySelectorAll("[aria-invalid]")) {
+      input.removeAttribute("aria-invalid");
+      input.removeAttribute("aria-describedby");
+    }
+  }
+
+  /** The message under its field, which is marked invalid and takes the focus (the first). */
+  function showErrors(found) {
+    clearErrors();
+    found.forEach(([name, message], i) => {
+      const input = form.elements[name];
+      const id = "error-" + name;
+      input.setAttribute("aria-invalid", "true");
+      input.setAttribute("aria-describedby", id);
+      input.closest(".field").append(el("div", { class: "field-error", id, role: "alert" }, message));
+      if (i === 0) input.focus();
+    });
+  }
+
+  form.addEventListener("input", (event) => {
+    const input = event.target;
+    if (!input.hasAttribute("aria-invalid")) return;
+    input.removeAttribute("aria-invalid");
+    const note = document.getElementById("error-" + input.name);
+    if (note) note.remove();
+  });
+
+  form.addEventListener("submit", async (event) => {
     event.preventDefault();
-    const form = event.target;
     const request = body(form);
-    const error = problem(request);
-    if (error) {
-      TR.toast(error, "error");
+    const found = problems(request);
+    if (found.length) {
+      showErrors(found);
       return;
     }
+    clearErrors();
     const button = $("#start-job");
     button.disabled = true;
     $("#form-note").textContent = "Listing files and starting workers…";
     try {
-      const job = await TR.post("/api/admin/reprocessing/jobs", request);
+      const job = await TR.post("/api/admin/reprocessing/jobs", request, { quiet: true });
       location.assign("/ui/jobs/" + encodeURIComponent(job.id));
     } catch (exc) {
       button.disabled = false;
       $("#form-note").textContent = "";
+      if (exc instanceof TR.ApiError && exc.status >= 400 && exc.status < 500 && exc.status !== 401) {
+        showErrors([[fieldOf(exc, request), exc.message]]);
+      } else if (exc instanceof TR.ApiError && exc.status !== 401) {
+        TR.toast(exc.message, "error", exc.code);
+      }
     }
   });
 

@@ -2,7 +2,11 @@
 
    The first request takes the last 200 lines of each worker; after that, every 2 s, the
    lines of the seconds since the previous request (plus 2 s of overlap, so nothing falls in
-   a gap). The overlap returns lines already shown: a Set of line keys drops them. */
+   a gap). The overlap returns lines already shown: a Set of line keys drops them.
+
+   Per worker, each worker has its own pane that follows its own tail (one long column
+   scrolled to the bottom showed only the last worker's). Search and the level filter hide
+   lines without dropping them; Download saves the lines shown, in the order shown. */
 "use strict";
 
 (function () {
@@ -22,7 +26,10 @@
     seen: new Set(), // keys of the lines in `entries`
     workers: new Map(), // worker_index -> {pod_name, error}
     lastOrder: null, // the latest line by time, to tell when new lines can just be appended
+    search: "", // lower case; "" shows every line
+    minLevel: "debug",
   };
+  const RANK = { debug: 0, info: 1, warning: 2, error: 3 };
 
   TR.nav("jobs");
   document.title = "Logs " + id + " · tailrace";
@@ -107,6 +114,11 @@
 
   // -- rendering ------------------------------------------------------------------------------
 
+  function shown(e) {
+    if (RANK[e.level] < RANK[state.minLevel]) return false;
+    return !state.search || e.raw.toLowerCase().includes(state.search);
+  }
+
   function clockOf(ts) {
     const m = /T(\d\d:\d\d:\d\d)(\.\d{1,3})?/.exec(ts || "");
     return m ? m[1] + (m[2] || ".000").padEnd(4, "0") : "";
@@ -120,14 +132,16 @@
   function lineNode(e) {
     const j = e.json;
     const parts = [];
-    parts.push(el("span", { class: "ts", title: e.ts }, clockOf((j && j.ts) || e.ts) + " "));
+    parts.push(el("span", { class: "ts", title: e.ts }, clockOf((j && (j.timestamp || j.ts)) || e.ts) + " "));
     if (state.chronological) parts.push(el("span", { class: "wb" }, "[W" + e.worker + "]"));
     parts.push(el("span", { class: "lvl" }, e.level), " ");
     if (j) {
-      parts.push(el("span", { class: "msg" }, j.msg !== undefined ? String(j.msg) : ""));
+      // `message`/`timestamp` since the log fields of the Kafka workers; `msg`/`ts` before
+      const msg = j.message !== undefined ? j.message : j.msg;
+      parts.push(el("span", { class: "msg" }, msg !== undefined ? String(msg) : ""));
       const fields = [];
       for (const [k, v] of Object.entries(j)) {
-        if (k === "ts" || k === "level" || k === "msg" || k === "exc") continue;
+        if (["ts", "timestamp", "level", "msg", "message", "exc", "service"].includes(k)) continue;
         fields.push(" ", el("span", { class: "k" }, k), "=", fieldText(v));
       }
       if (fields.length) parts.push(el("span", { class: "fields" }, fields));
@@ -155,7 +169,12 @@
   function sectionOf(index) {
     let section = box.querySelector('section[data-worker="' + index + '"]');
     if (!section) {
-      section = el("section", { dataset: { worker: String(index) } }, workerHead(index));
+      section = el(
+        "section",
+        { dataset: { worker: String(index) } },
+        workerHead(index),
+        el("div", { class: "worker-lines", tabindex: "0" }),
+      );
       const after = [...box.querySelectorAll("section[data-worker]")].find(
         (s) => Number(s.dataset.worker) > index,
       );
@@ -168,26 +187,47 @@
     return a.order < b.order ? -1 : a.order > b.order ? 1 : a.worker - b.worker;
   }
 
-  /** Redraw everything (on the first load and when the view changes). */
+  function linesOf(index) {
+    return sectionOf(index).querySelector(".worker-lines");
+  }
+
+  function atBottom(node) {
+    return node.scrollHeight - node.scrollTop - node.clientHeight <= NEAR_BOTTOM_PX;
+  }
+
+  /** Each worker's pane to its end (after a redraw), or those that were there already. */
+  function followTails(panes) {
+    for (const pane of panes || box.querySelectorAll(".worker-lines")) pane.scrollTop = pane.scrollHeight;
+  }
+
+  /** Redraw everything (on the first load, and when the view or the filters change). */
   function renderAll() {
     box.replaceChildren();
+    box.classList.toggle("per-worker", !state.chronological);
+    const lines = state.entries.filter(shown);
     if (state.chronological) {
-      box.append(...state.entries.slice().sort(byTime).map(lineNode));
+      box.append(...lines.sort(byTime).map(lineNode));
     } else {
       for (const index of [...state.workers.keys()].sort((a, b) => a - b)) sectionOf(index);
-      for (const e of state.entries) sectionOf(e.worker).append(lineNode(e));
+      for (const e of lines) linesOf(e.worker).append(lineNode(e));
+      followTails();
     }
     if (!state.entries.length && !state.workers.size) {
       box.append(el("div", { class: "none" }, "No log lines yet."));
+    } else if (!lines.length && state.chronological) {
+      box.append(el("div", { class: "none" }, "No line matches."));
     }
+    showCount();
   }
 
   /** Add the new lines without redrawing the rest, unless one belongs before a line already
    *  shown (a worker's lines arrived late): then redraw in order. */
-  function renderNew(fresh) {
-    const none = box.querySelector(".none");
-    if (none) none.remove();
+  function renderNew(all) {
+    const fresh = all.filter(shown);
     if (state.chronological) {
+      if (!fresh.length) return;
+      const none = box.querySelector(".none");
+      if (none) none.remove();
       fresh.sort(byTime);
       const last = state.lastOrder || null;
       if (last !== null && fresh.length && byTime(fresh[0], last) < 0) {
@@ -196,11 +236,19 @@
         box.append(...fresh.map(lineNode));
       }
     } else {
+      const none = box.querySelector(".none");
+      if (none && state.workers.size) none.remove();
       for (const [index, w] of state.workers) {
         const head = sectionOf(index).querySelector(".worker-head");
         if (head && w.error !== undefined) head.replaceWith(workerHead(index));
       }
-      for (const e of fresh) sectionOf(e.worker).append(lineNode(e));
+      const following = new Set();
+      for (const e of fresh) {
+        const pane = linesOf(e.worker);
+        if (!following.has(pane) && atBottom(pane)) following.add(pane);
+        pane.append(lineNode(e));
+      }
+      followTails(following);
     }
   }
 
@@ -214,6 +262,10 @@
   function showCount() {
     $("#line-count").textContent =
       TR.fmtNum(state.entries.length) + " lines · " + state.workers.size + " workers";
+    const filtered = state.search || state.minLevel !== "debug";
+    $("#shown-count").textContent = filtered
+      ? TR.fmtNum(state.entries.filter(shown).length) + " shown"
+      : "";
   }
 
   // -- fetching -------------------------------------------------------------------------------
@@ -242,7 +294,7 @@
     if (state.entries.length) {
       state.lastOrder = state.entries.reduce((a, b) => (byTime(a, b) >= 0 ? a : b));
     }
-    if (stick || first) box.scrollTop = box.scrollHeight;
+    if (state.chronological && (stick || first)) box.scrollTop = box.scrollHeight;
     showCount();
   }
 
@@ -253,8 +305,42 @@
     e.currentTarget.textContent = state.chronological ? "Switch to Per-Worker" : "Switch to Chronological";
     $("#view-name").textContent = state.chronological ? "chronological" : "per-worker";
     renderAll();
-    box.scrollTop = box.scrollHeight;
+    box.scrollTop = state.chronological ? box.scrollHeight : 0;
     if (!state.paused) poller.now();
+  });
+
+  // -- search, level, download ------------------------------------------------------------------
+
+  let typing = null;
+  $("#log-search").addEventListener("input", (e) => {
+    clearTimeout(typing);
+    const value = e.target.value.trim().toLowerCase();
+    typing = setTimeout(() => {
+      state.search = value;
+      renderAll();
+    }, 150);
+  });
+  $("#log-tools").addEventListener("submit", (e) => e.preventDefault());
+  $("#log-level").addEventListener("change", (e) => {
+    state.minLevel = e.target.value;
+    renderAll();
+  });
+
+  /** The lines shown, in the order shown, as text: "<timestamp> [W<n>] <line>". */
+  function shownText() {
+    const lines = state.entries.filter(shown);
+    if (state.chronological) lines.sort(byTime);
+    else lines.sort((a, b) => a.worker - b.worker || (a.order < b.order ? -1 : a.order > b.order ? 1 : 0));
+    return lines.map((e) => (e.ts ? e.ts + " " : "") + "[W" + e.worker + "] " + e.raw + "\n").join("");
+  }
+
+  $("#download").addEventListener("click", () => {
+    const url = URL.createObjectURL(new Blob([shownText()], { type: "text/plain" }));
+    const link = el("a", { href: url, download: "tailrace-" + id + "-logs.txt" });
+    document.body.append(link);
+    link.click();
+    link.remove();
+    setTimeout(() => URL.revokeObjectURL(url), 10000);
   });
 
   $("#pause").addEventListener("click", (e) => {

@@ -11,6 +11,7 @@ INSERT INTO tailrace_jobs (queue, task, args, priority, run_at, sort_at, max_att
 SELECT %(queue)s, %(task)s, %(args)s::jsonb, %(priority)s, %(run_at)s, %(sort_at)s,
        %(max_attempts)s, %(timeout_s)s, NULL
 WHERE NOT EXISTS (SELECT 1 FROM tailrace_queues WHERE name = %(queue)s AND capacity IS NOT NULL)
+  AND NOT EXISTS (SELECT 1 FROM tailrace_queue_caps WHERE queue = %(queue)s)
 RETURNING id;
 
 -- name: dedup_lock
@@ -25,14 +26,21 @@ WHERE dedup_key = %(dedup_key)s
 ORDER BY id DESC
 LIMIT 1;
 
--- name: queue_capacity_lock
-SELECT capacity FROM tailrace_queues
+-- name: queue_limits
+-- the queue's own cap (priority NULL), then its caps per priority
+SELECT NULL::smallint, capacity FROM tailrace_queues
 WHERE name = %(queue)s AND capacity IS NOT NULL
-FOR UPDATE;
+UNION ALL
+SELECT priority, capacity FROM tailrace_queue_caps WHERE queue = %(queue)s;
 
--- name: queue_depth
-SELECT count(*) FROM tailrace_jobs
-WHERE queue = %(queue)s AND state IN ('pending', 'failed', 'running');
+-- name: capacity_lock
+-- enqueuers into a capped queue count and insert one at a time
+SELECT pg_advisory_xact_lock(hashtextextended('tailrace-capacity:' || current_schema() || ':' || %(queue)s, 0));
+
+-- name: queue_depth_by_priority
+SELECT priority, count(*) FROM tailrace_jobs
+WHERE queue = %(queue)s AND state IN ('pending', 'failed', 'running')
+GROUP BY priority;
 
 -- name: ids_reserve
 SELECT array_agg(nextval('tailrace_jobs_id_seq')) FROM generate_series(1, %(n)s);
@@ -61,6 +69,8 @@ picked AS (
       -- a reprocessing job's queue is worked only by the workers that name it
       AND (%(queues)s::text[] IS NOT NULL OR queue NOT LIKE 'reprocess:%%')
       AND NOT EXISTS (SELECT 1 FROM tailrace_queues q WHERE q.name = tailrace_jobs.queue AND q.paused)
+      -- the claiming worker's pool, when an operator paused it
+      AND NOT EXISTS (SELECT 1 FROM tailrace_pools p WHERE p.name = %(pool)s AND p.paused)
     ORDER BY sort_at, id
     LIMIT %(limit)s
     FOR UPDATE SKIP LOCKED
@@ -93,11 +103,12 @@ SET state = o.state,
     errors = CASE WHEN o.error IS NULL THEN j.errors ELSE j.errors || jsonb_build_array(o.error::jsonb) END,
     run_at = COALESCE(o.retry_at, j.run_at),
     sort_at = COALESCE(o.sort_at, j.sort_at),
+    max_attempts = COALESCE(o.max_attempts, j.max_attempts),
     finished_at = CASE WHEN o.state = 'failed' THEN NULL ELSE now() END,
     lease_expires_at = NULL
 FROM unnest(%(ids)s::bigint[], %(states)s::text[], %(errors)s::text[],
-            %(retry_ats)s::timestamptz[], %(sort_ats)s::timestamptz[])
-     AS o(id, state, error, retry_at, sort_at)
+            %(retry_ats)s::timestamptz[], %(sort_ats)s::timestamptz[], %(max_attempts)s::int[])
+     AS o(id, state, error, retry_at, sort_at, max_attempts)
 WHERE j.id = o.id AND j.state = 'running' AND j.worker_id = %(worker_id)s;
 
 -- name: lease_renew
@@ -220,6 +231,26 @@ ON CONFLICT (name) DO UPDATE SET capacity = excluded.capacity, updated_at = now(
 
 -- name: queues_list
 SELECT name, paused, capacity FROM tailrace_queues ORDER BY name;
+
+-- name: queue_caps_list
+SELECT queue, priority, capacity FROM tailrace_queue_caps ORDER BY queue, priority;
+
+-- name: queue_cap_set
+INSERT INTO tailrace_queue_caps (queue, priority, capacity) VALUES (%(name)s, %(priority)s, %(capacity)s)
+ON CONFLICT (queue, priority) DO UPDATE SET capacity = excluded.capacity;
+
+-- name: queue_cap_clear
+DELETE FROM tailrace_queue_caps WHERE queue = %(name)s AND priority = %(priority)s;
+
+-- name: pool_set_paused
+INSERT INTO tailrace_pools (name, paused) VALUES (%(name)s, %(paused)s)
+ON CONFLICT (name) DO UPDATE SET paused = excluded.paused, updated_at = now();
+
+-- name: pool_add
+INSERT INTO tailrace_pools (name) VALUES (%(name)s) ON CONFLICT (name) DO NOTHING;
+
+-- name: pools_list
+SELECT name, paused FROM tailrace_pools ORDER BY name;
 
 -- name: queues_stats
 SELECT queue, priority, state, count(*) FROM tailrace_jobs GROUP BY queue, priority, state

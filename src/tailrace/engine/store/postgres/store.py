@@ -6,7 +6,7 @@ from __future__ import annotations
 import logging
 import struct
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from datetime import UTC, datetime, timedelta
 from typing import Any, TypeVar
 
@@ -14,19 +14,29 @@ import orjson
 import psycopg
 from psycopg.types.json import set_json_loads
 
-from ....errors import JobNotFoundError, QueueFullError, TailraceError
-from ...jobs import ClaimedJob, Job, JobBatch, JobFilter, NewJob, Outcome, QueueInfo, QueueStats
+from ....db.connection import DEFAULT, ConnectionPolicy, Reconnecting, connect
+from ....db.migrations import migrate_postgres, pending_postgres
+from ....db.queries import load_queries
+from ....errors import JobNotFoundError, TailraceError
+from ...capacity import Limits, adding_by_queue
+from ...jobs import (
+    ClaimedJob,
+    Job,
+    JobBatch,
+    JobFilter,
+    NewJob,
+    Outcome,
+    PoolInfo,
+    QueueInfo,
+    QueueStats,
+)
 from ...states import JobState, Priority
-from ..queries import load_migrations, load_queries
-from ..rows import as_stored, claimed_from_row, filter_params, job_from_row
-from .connection import DEFAULT, SCHEMA_LOCK, ConnectionPolicy, Reconnecting, connect
+from ..rows import as_stored, claimed_from_row, filter_params, job_from_row, queue_infos
 from .inspect import PostgresInspection
 
 log = logging.getLogger("tailrace.store.postgres")
 Q = load_queries(__package__ or "tailrace.engine.store.postgres")
 T = TypeVar("T")
-
-_MIGRATE_LOCK = 0x7A11_7ACE
 
 
 def _setup(conn: psycopg.Connection[Any]) -> None:
@@ -71,59 +81,34 @@ class PostgresStore(PostgresInspection):
 
     # -- schema -----------------------------------------------------------------------------
 
-    def _applied(self, conn: psycopg.Connection[Any]) -> set[int]:
-        conn.execute(
-            "CREATE TABLE IF NOT EXISTS tailrace_migrations ("
-            " version integer PRIMARY KEY, name text NOT NULL,"
-            " applied_at timestamptz NOT NULL DEFAULT now())"
-        )
-        return {row[0] for row in conn.execute("SELECT version FROM tailrace_migrations")}
-
     def migrate(self) -> list[str]:
-        def op(conn: psycopg.Connection[Any]) -> list[str]:
-            done: list[str] = []
-            with conn.transaction():
-                # serialises workers that all start at once and all try to migrate
-                conn.execute(SCHEMA_LOCK, (_MIGRATE_LOCK,))
-                applied = self._applied(conn)
-                for m in load_migrations(__package__ or ""):
-                    if m.version not in applied:
-                        conn.execute(m.sql.encode())
-                        conn.execute(
-                            "INSERT INTO tailrace_migrations (version, name) VALUES (%s, %s)",
-                            (m.version, m.name),
-                        )
-                        done.append(f"{m.version:04d}_{m.name}")
-            return done
-
-        return self._run(op)
+        """Apply every migration line's missing files (see `tailrace.db.migrations`)."""
+        return self._run(migrate_postgres)
 
     def migrations_pending(self) -> list[str]:
-        def op(conn: psycopg.Connection[Any]) -> list[str]:
-            exists = conn.execute("SELECT to_regclass('tailrace_migrations')").fetchone()
-            applied = self._applied(conn) if exists and exists[0] else set()
-            return [
-                f"{m.version:04d}_{m.name}"
-                for m in load_migrations(__package__ or "")
-                if m.version not in applied
-            ]
-
-        return self._run(op)
+        return self._run(pending_postgres)
 
     # -- enqueue ----------------------------------------------------------------------------
 
-    def jobs_insert(self, jobs: Sequence[NewJob], connection: Any | None = None) -> list[int]:
+    def jobs_insert(
+        self,
+        jobs: Sequence[NewJob],
+        connection: Any | None = None,
+        default_caps: Mapping[Priority, int] | None = None,
+    ) -> list[int]:
         batch = JobBatch.of(jobs)
+        caps = default_caps or {}
         if connection is not None:
             # the caller's transaction: no reconnect, no commit; the job exists iff it commits
             with connection.transaction():
-                return self._insert(connection, batch)
+                return self._insert(connection, batch, caps=caps)
 
         copy_ids: list[int] | None = None
 
         def op(conn: psycopg.Connection[Any]) -> list[int]:
             nonlocal copy_ids
-            if len(batch) == 1 and batch.runs[0][0].dedup_key is None:
+            one = batch.runs[0][0] if len(batch) == 1 else None
+            if one is not None and one.dedup_key is None and one.priority not in caps:
                 row = conn.execute(Q["job_insert_uncapped"], self._params(batch[0])).fetchone()
                 if row is not None:
                     return [row[0]]
@@ -138,7 +123,7 @@ class PostgresStore(PostgresInspection):
                     with conn.transaction():
                         return self._insert(conn, batch, copy_ids, copied=True)
             with conn.transaction():
-                return self._insert(conn, batch, copy_ids)
+                return self._insert(conn, batch, copy_ids, caps=caps)
 
         return self._run(op)
 
@@ -148,13 +133,12 @@ class PostgresStore(PostgresInspection):
         batch: JobBatch,
         copy_ids: list[int] | None = None,
         copied: bool = False,
+        caps: Mapping[Priority, int] | None = None,
     ) -> list[int]:
         if not copied:
-            adding: dict[str, int] = {}
-            for template, args in batch.runs:
-                adding[template.queue] = adding.get(template.queue, 0) + len(args)
+            adding = adding_by_queue((t.queue, t.priority, len(a)) for t, a in batch.runs)
             for queue in sorted(adding):  # sorted: a fixed lock order
-                self._check_capacity(conn, queue, adding[queue])
+                self._check_capacity(conn, queue, adding[queue], caps)
         plain = _plain_count(batch)
         by_copy = plain > 16
         if by_copy:
@@ -199,14 +183,19 @@ class PostgresStore(PostgresInspection):
             "dedup_key": job.dedup_key,
         }
 
-    def _check_capacity(self, conn: psycopg.Connection[Any], queue: str, adding: int) -> None:
-        row = conn.execute(Q["queue_capacity_lock"], {"queue": queue}).fetchone()
-        if row is None:
+    def _check_capacity(
+        self,
+        conn: psycopg.Connection[Any],
+        queue: str,
+        adding: dict[int, int],
+        defaults: Mapping[Priority, int] | None,
+    ) -> None:
+        limits = Limits.of(conn.execute(Q["queue_limits"], {"queue": queue}).fetchall(), defaults)
+        if not limits:
             return
-        depth_row = conn.execute(Q["queue_depth"], {"queue": queue}).fetchone()
-        depth = depth_row[0] if depth_row else 0
-        if depth + adding > row[0]:
-            raise QueueFullError(queue, row[0], depth)
+        conn.execute(Q["capacity_lock"], {"queue": queue})
+        rows = conn.execute(Q["queue_depth_by_priority"], {"queue": queue}).fetchall()
+        limits.check(queue, {int(p): n for p, n in rows}, adding)
 
     def _reserve(self, conn: psycopg.Connection[Any], n: int) -> list[int]:
         row = conn.execute(Q["ids_reserve"], {"n": n}).fetchone()
@@ -224,8 +213,10 @@ class PostgresStore(PostgresInspection):
         queues: Sequence[str] | None,
         priorities: Sequence[int],
         held: Sequence[int] = (),
+        pool: str | None = None,
     ) -> list[ClaimedJob]:
         params = {
+            "pool": pool,
             "worker_id": worker_id,
             "limit": limit,
             "lease_s": lease_s,
@@ -281,6 +272,7 @@ class PostgresStore(PostgresInspection):
                             ],
                             "retry_ats": [o.retry_at for o in other],
                             "sort_ats": [o.sort_at for o in other],
+                            "max_attempts": [o.max_attempts for o in other],
                         },
                     ).rowcount
             return count
@@ -381,13 +373,42 @@ class PostgresStore(PostgresInspection):
 
         self._run(op)
 
-    def queue_set_capacity(self, name: str, capacity: int | None) -> None:
-        params = {"name": name, "capacity": capacity}
-        self._run(lambda conn: conn.execute(Q["queue_set_capacity"], params))
+    def queue_set_capacity(
+        self, name: str, capacity: int | None, priority: Priority | None = None
+    ) -> None:
+        params = {"name": name, "capacity": capacity, "priority": priority}
+        if priority is None:
+            query = Q["queue_set_capacity"]
+        else:
+            params["priority"] = int(priority)
+            query = Q["queue_cap_clear" if capacity is None else "queue_cap_set"]
+        self._run(lambda conn: conn.execute(query, params))
 
     def queues_list(self) -> list[QueueInfo]:
-        rows = self._run(lambda conn: conn.execute(Q["queues_list"]).fetchall())
-        return [QueueInfo(name=r[0], paused=r[1], capacity=r[2]) for r in rows]
+        def op(conn: psycopg.Connection[Any]) -> tuple[list[Any], list[Any]]:
+            return (
+                conn.execute(Q["queues_list"]).fetchall(),
+                conn.execute(Q["queue_caps_list"]).fetchall(),
+            )
+
+        rows, caps = self._run(op)
+        return queue_infos(rows, caps)
+
+    def pool_set_paused(self, name: str, paused: bool) -> None:
+        def op(conn: psycopg.Connection[Any]) -> None:
+            with conn.transaction():
+                conn.execute(Q["pool_set_paused"], {"name": name, "paused": paused})
+                if not paused:
+                    conn.execute(Q["wake_workers"])
+
+        self._run(op)
+
+    def pool_add(self, name: str) -> None:
+        self._run(lambda conn: conn.execute(Q["pool_add"], {"name": name}))
+
+    def pools_list(self) -> list[PoolInfo]:
+        rows = self._run(lambda conn: conn.execute(Q["pools_list"]).fetchall())
+        return [PoolInfo(r[0], bool(r[1])) for r in rows]
 
     def queues_stats(self) -> list[QueueStats]:
         rows = self._run(lambda conn: conn.execute(Q["queues_stats"]).fetchall())
@@ -411,13 +432,21 @@ class PostgresStore(PostgresInspection):
 
     # -- schedules --------------------------------------------------------------------------
 
-    def cron_fire(self, schedule: str, tick: datetime, job: NewJob) -> int | None:
+    def cron_fire(
+        self,
+        schedule: str,
+        tick: datetime,
+        job: NewJob,
+        default_caps: Mapping[Priority, int] | None = None,
+    ) -> int | None:
+        caps = default_caps or {}
+
         def op(conn: psycopg.Connection[Any]) -> int | None:
             with conn.transaction():
                 key = {"schedule": schedule, "tick": tick}
                 if conn.execute(Q["cron_tick_insert"], key).fetchone() is None:
                     return None  # another worker fired this tick
-                job_id = self._insert(conn, JobBatch.of([job]))[0]
+                job_id = self._insert(conn, JobBatch.of([job]), caps=caps)[0]
                 conn.execute(Q["cron_tick_job"], {**key, "job_id": job_id})
                 return job_id
 

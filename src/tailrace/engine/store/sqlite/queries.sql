@@ -12,12 +12,16 @@ WHERE dedup_key = :dedup_key
 ORDER BY id DESC
 LIMIT 1;
 
--- name: queue_capacity
-SELECT capacity FROM tailrace_queues WHERE name = :queue AND capacity IS NOT NULL;
+-- name: queue_limits
+-- the queue's own cap (priority NULL), then its caps per priority
+SELECT NULL, capacity FROM tailrace_queues WHERE name = :queue AND capacity IS NOT NULL
+UNION ALL
+SELECT priority, capacity FROM tailrace_queue_caps WHERE queue = :queue;
 
--- name: queue_depth
-SELECT count(*) FROM tailrace_jobs
-WHERE queue = :queue AND state IN ('pending', 'failed', 'running');
+-- name: queue_depth_by_priority
+SELECT priority, count(*) FROM tailrace_jobs
+WHERE queue = :queue AND state IN ('pending', 'failed', 'running')
+GROUP BY priority;
 
 -- name: jobs_claim
 UPDATE tailrace_jobs
@@ -35,6 +39,8 @@ WHERE id IN (
       -- a reprocessing job's queue is worked only by the workers that name it
       AND (:queues IS NOT NULL OR queue NOT LIKE 'reprocess:%')
       AND queue NOT IN (SELECT name FROM tailrace_queues WHERE paused)
+      -- the claiming worker's pool, when an operator paused it
+      AND NOT EXISTS (SELECT 1 FROM tailrace_pools WHERE name = :pool AND paused)
     ORDER BY sort_at, id
     LIMIT :limit
 )
@@ -51,6 +57,7 @@ SET state = :state,
     errors = CASE WHEN :error IS NULL THEN errors ELSE json_insert(errors, '$[#]', json(:error)) END,
     run_at = coalesce(:retry_at, run_at),
     sort_at = coalesce(:sort_at, sort_at),
+    max_attempts = coalesce(:max_attempts, max_attempts),
     finished_at = CASE WHEN :state = 'failed' THEN NULL ELSE :now END,
     lease_expires_at = NULL
 WHERE id = :id AND state = 'running' AND worker_id = :worker_id;
@@ -151,6 +158,26 @@ ON CONFLICT (name) DO UPDATE SET capacity = excluded.capacity, updated_at = :now
 
 -- name: queues_list
 SELECT name, paused, capacity FROM tailrace_queues ORDER BY name;
+
+-- name: queue_caps_list
+SELECT queue, priority, capacity FROM tailrace_queue_caps ORDER BY queue, priority;
+
+-- name: queue_cap_set
+INSERT INTO tailrace_queue_caps (queue, priority, capacity) VALUES (:name, :priority, :capacity)
+ON CONFLICT (queue, priority) DO UPDATE SET capacity = excluded.capacity;
+
+-- name: queue_cap_clear
+DELETE FROM tailrace_queue_caps WHERE queue = :name AND priority = :priority;
+
+-- name: pool_set_paused
+INSERT INTO tailrace_pools (name, paused, updated_at) VALUES (:name, :paused, :now)
+ON CONFLICT (name) DO UPDATE SET paused = excluded.paused, updated_at = :now;
+
+-- name: pool_add
+INSERT INTO tailrace_pools (name, updated_at) VALUES (:name, :now) ON CONFLICT (name) DO NOTHING;
+
+-- name: pools_list
+SELECT name, paused FROM tailrace_pools ORDER BY name;
 
 -- name: queues_stats
 SELECT queue, priority, state, count(*) FROM tailrace_jobs GROUP BY queue, priority, state

@@ -9,7 +9,7 @@ from __future__ import annotations
 import sqlite3
 import threading
 import time
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from datetime import UTC, datetime
 from pathlib import Path
@@ -17,36 +17,18 @@ from typing import Any
 
 import orjson
 
-from ....errors import ConfigurationError, JobNotFoundError, QueueFullError
-from ...jobs import ClaimedJob, Job, JobFilter, NewJob, Outcome, QueueInfo, QueueStats
+from ....db.migrations import migrate_sqlite, pending_sqlite
+from ....db.queries import load_queries
+from ....db.sqlite import connect as _connect
+from ....db.sqlite import immediate, path_from_url
+from ....errors import JobNotFoundError
+from ...capacity import Limits, adding_by_queue
+from ...jobs import ClaimedJob, Job, JobFilter, NewJob, Outcome, PoolInfo, QueueInfo, QueueStats
 from ...states import JobState, Priority
-from ..queries import load_migrations, load_queries
-from ..rows import claimed_from_row, filter_params, job_from_row
+from ..rows import claimed_from_row, filter_params, job_from_row, queue_infos
 from .inspect import SqliteInspection
 
 Q = load_queries(__package__ or "tailrace.engine.store.sqlite")
-BUSY_TIMEOUT_S = 30.0
-
-
-def path_from_url(url: str) -> Path:
-    """``sqlite:///relative.db``, ``sqlite:////abs/path.db`` or a bare path."""
-    if url.startswith("sqlite://"):
-        rest = url[len("sqlite://") :]
-        if not rest.startswith("/"):
-            raise ConfigurationError(f"bad SQLite URL {url!r}: expected sqlite:///path")
-        rest = rest[1:]
-        return Path(rest) if rest else Path("tailrace.db")
-    return Path(url)
-
-
-def _connect(path: Path) -> sqlite3.Connection:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    conn = sqlite3.connect(
-        path, timeout=BUSY_TIMEOUT_S, isolation_level=None, check_same_thread=False
-    )
-    conn.execute("PRAGMA journal_mode=WAL")
-    conn.execute("PRAGMA synchronous=FULL")
-    return conn
 
 
 def _ts(value: datetime | None) -> float | None:
@@ -66,14 +48,8 @@ class SqliteStore(SqliteInspection):
 
     @contextmanager
     def _write(self) -> Iterator[sqlite3.Connection]:
-        with self._lock:
-            self._conn.execute("BEGIN IMMEDIATE")
-            try:
-                yield self._conn
-            except BaseException:
-                self._conn.execute("ROLLBACK")
-                raise
-            self._conn.execute("COMMIT")
+        with self._lock, immediate(self._conn) as conn:
+            yield conn
 
     @contextmanager
     def _read(self) -> Iterator[sqlite3.Connection]:
@@ -82,54 +58,29 @@ class SqliteStore(SqliteInspection):
 
     # -- schema -----------------------------------------------------------------------------
 
-    def _applied(self, conn: sqlite3.Connection) -> set[int]:
-        conn.execute(
-            "CREATE TABLE IF NOT EXISTS tailrace_migrations ("
-            " version INTEGER PRIMARY KEY, name TEXT NOT NULL, applied_at REAL NOT NULL)"
-        )
-        return {row[0] for row in conn.execute("SELECT version FROM tailrace_migrations")}
-
     def migrate(self) -> list[str]:
-        done: list[str] = []
+        """Apply every migration line's missing files (see `tailrace.db.migrations`)."""
         with self._write() as conn:
-            applied = self._applied(conn)
-            for m in load_migrations(__package__ or ""):
-                if m.version in applied:
-                    continue
-                for statement in _statements(m.sql):
-                    conn.execute(statement)
-                conn.execute(
-                    "INSERT INTO tailrace_migrations VALUES (?, ?, ?)",
-                    (m.version, m.name, time.time()),
-                )
-                done.append(f"{m.version:04d}_{m.name}")
-        return done
+            return migrate_sqlite(conn)
 
     def migrations_pending(self) -> list[str]:
         with self._read() as conn:
-            exists = conn.execute(
-                "SELECT 1 FROM sqlite_master WHERE name = 'tailrace_migrations'"
-            ).fetchone()
-            applied = (
-                {r[0] for r in conn.execute("SELECT version FROM tailrace_migrations")}
-                if exists
-                else set()
-            )
-        return [
-            f"{m.version:04d}_{m.name}"
-            for m in load_migrations(__package__ or "")
-            if m.version not in applied
-        ]
+            return pending_sqlite(conn)
 
     # -- enqueue ----------------------------------------------------------------------------
 
-    def jobs_insert(self, jobs: Sequence[NewJob], connection: Any | None = None) -> list[int]:
+    def jobs_insert(
+        self,
+        jobs: Sequence[NewJob],
+        connection: Any | None = None,
+        default_caps: Mapping[Priority, int] | None = None,
+    ) -> list[int]:
         if connection is not None:
             if not connection.in_transaction:
                 connection.execute("BEGIN IMMEDIATE")
             connection.execute("SAVEPOINT tailrace_enqueue")
             try:
-                ids = self._insert(connection, jobs)
+                ids = self._insert(connection, jobs, default_caps)
             except BaseException:
                 connection.execute("ROLLBACK TO tailrace_enqueue")
                 raise
@@ -137,17 +88,21 @@ class SqliteStore(SqliteInspection):
                 connection.execute("RELEASE tailrace_enqueue")
             return ids
         with self._write() as conn:
-            return self._insert(conn, jobs)
+            return self._insert(conn, jobs, default_caps)
 
-    def _insert(self, conn: sqlite3.Connection, jobs: Sequence[NewJob]) -> list[int]:
+    def _insert(
+        self,
+        conn: sqlite3.Connection,
+        jobs: Sequence[NewJob],
+        default_caps: Mapping[Priority, int] | None = None,
+    ) -> list[int]:
         now = time.time()
-        for queue in {j.queue for j in jobs}:
-            row = conn.execute(Q["queue_capacity"], {"queue": queue}).fetchone()
-            if row is not None:
-                depth = conn.execute(Q["queue_depth"], {"queue": queue}).fetchone()[0]
-                adding = sum(1 for j in jobs if j.queue == queue)
-                if depth + adding > row[0]:
-                    raise QueueFullError(queue, row[0], depth)
+        adding = adding_by_queue((j.queue, j.priority, 1) for j in jobs)
+        for queue, counts in adding.items():  # BEGIN IMMEDIATE: nobody enqueues meanwhile
+            limits = Limits.of(conn.execute(Q["queue_limits"], {"queue": queue}), default_caps)
+            if limits:
+                rows = conn.execute(Q["queue_depth_by_priority"], {"queue": queue})
+                limits.check(queue, {int(p): n for p, n in rows}, counts)
         ids = []
         for job in jobs:
             if job.dedup_key is not None:
@@ -191,8 +146,10 @@ class SqliteStore(SqliteInspection):
         queues: Sequence[str] | None,
         priorities: Sequence[int],
         held: Sequence[int] = (),  # nothing to adopt: a local file loses no replies
+        pool: str | None = None,
     ) -> list[ClaimedJob]:
         params = {
+            "pool": pool,
             "worker_id": worker_id,
             "limit": limit,
             "lease_s": lease_s,
@@ -230,6 +187,7 @@ class SqliteStore(SqliteInspection):
                         "error": orjson.dumps(o.error).decode() if o.error else None,
                         "retry_at": _ts(o.retry_at),
                         "sort_at": _ts(o.sort_at),
+                        "max_attempts": o.max_attempts,
                     },
                 ).rowcount
         return count
@@ -332,16 +290,36 @@ class SqliteStore(SqliteInspection):
         with self._write() as conn:
             conn.execute(Q["queue_resume"], {"name": name, "now": time.time()})
 
-    def queue_set_capacity(self, name: str, capacity: int | None) -> None:
+    def queue_set_capacity(
+        self, name: str, capacity: int | None, priority: Priority | None = None
+    ) -> None:
+        params = {"name": name, "capacity": capacity, "now": time.time()}
+        if priority is None:
+            query = Q["queue_set_capacity"]
+        else:
+            params["priority"] = int(priority)
+            query = Q["queue_cap_clear" if capacity is None else "queue_cap_set"]
         with self._write() as conn:
-            conn.execute(
-                Q["queue_set_capacity"], {"name": name, "capacity": capacity, "now": time.time()}
-            )
+            conn.execute(query, params)
 
     def queues_list(self) -> list[QueueInfo]:
         with self._read() as conn:
             rows = conn.execute(Q["queues_list"]).fetchall()
-        return [QueueInfo(name=r[0], paused=bool(r[1]), capacity=r[2]) for r in rows]
+            caps = conn.execute(Q["queue_caps_list"]).fetchall()
+        return queue_infos(rows, caps)
+
+    def pool_set_paused(self, name: str, paused: bool) -> None:
+        with self._write() as conn:
+            conn.execute(Q["pool_set_paused"], {"name": name, "paused": paused, "now": time.time()})
+
+    def pool_add(self, name: str) -> None:
+        with self._write() as conn:
+            conn.execute(Q["pool_add"], {"name": name, "now": time.time()})
+
+    def pools_list(self) -> list[PoolInfo]:
+        with self._read() as conn:
+            rows = conn.execute(Q["pools_list"]).fetchall()
+        return [PoolInfo(r[0], bool(r[1])) for r in rows]
 
     def queues_stats(self) -> list[QueueStats]:
         with self._read() as conn:
@@ -353,12 +331,18 @@ class SqliteStore(SqliteInspection):
 
     # -- schedules --------------------------------------------------------------------------
 
-    def cron_fire(self, schedule: str, tick: datetime, job: NewJob) -> int | None:
+    def cron_fire(
+        self,
+        schedule: str,
+        tick: datetime,
+        job: NewJob,
+        default_caps: Mapping[Priority, int] | None = None,
+    ) -> int | None:
         key = {"schedule": schedule, "tick": tick.timestamp()}
         with self._write() as conn:
             if conn.execute(Q["cron_tick_insert"], key).fetchone() is None:
                 return None  # another worker fired this tick
-            job_id = self._insert(conn, [job])[0]
+            job_id = self._insert(conn, [job], default_caps)[0]
             conn.execute(Q["cron_tick_job"], {**key, "job_id": job_id})
             return job_id
 
@@ -374,15 +358,6 @@ def _filter(where: JobFilter) -> dict[str, Any]:
     if params["ids"] is not None:
         params["ids"] = orjson.dumps(params["ids"]).decode()
     return params
-
-
-def _statements(script: str) -> Iterator[str]:
-    """Split a migration into statements (ours hold no semicolons inside literals)."""
-    for part in script.split(";"):
-        lines = [ln for ln in part.splitlines() if not ln.strip().startswith("--")]
-        statement = "\n".join(lines).strip()
-        if statement:
-            yield statement
 
 
 class SqliteListener:

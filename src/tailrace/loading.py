@@ -8,6 +8,7 @@ import sys
 
 from .engine.app import App
 from .errors import ConfigurationError
+from .settings import current
 
 
 def load_app(spec: str | None, database_url: str | None = None) -> App:
@@ -15,7 +16,7 @@ def load_app(spec: str | None, database_url: str | None = None) -> App:
 
     A bare App has no tasks: enough to enqueue by name, inspect and operate.
     """
-    spec = spec or os.environ.get("TAILRACE_APP")
+    spec = spec or current().app
     if not spec:
         return App(database_url)
     module_name, _, attr = spec.partition(":")

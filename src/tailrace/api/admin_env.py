@@ -15,6 +15,8 @@ from __future__ import annotations
 import os
 from collections.abc import Mapping, MutableMapping
 
+from ..settings import current
+
 # Jitsu's name -> the name tailrace reads (first one set wins, in this order).
 ALIASES: tuple[tuple[str, str], ...] = (
     ("ADMIN_DATABASE_URL", "DATABASE_URL"),
@@ -91,11 +93,11 @@ def adopt(environ: MutableMapping[str, str] | None = None) -> list[str]:
 def executor_name(environ: Mapping[str, str] | None = None) -> str:
     """TAILRACE_EXECUTOR; unset, ``kubernetes`` where a worker image is configured (Jitsu's
     admin always runs its workers on Kubernetes), else ``local``."""
-    env = os.environ if environ is None else environ
-    name = (env.get("TAILRACE_EXECUTOR") or "").strip().lower()
+    settings = current(environ)
+    name = (settings.executor or "").strip().lower()
     if name:
         return name
-    return "kubernetes" if env.get("REPROCESSING_WORKER_IMAGE") else "local"
+    return "kubernetes" if settings.reprocessing_worker_image else "local"
 
 
 def warnings(environ: MutableMapping[str, str] | None = None) -> list[str]:

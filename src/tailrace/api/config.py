@@ -7,9 +7,10 @@ import os
 import secrets
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from ..errors import ConfigurationError
-from ..settings import data_dir, database_url, env_float
+from ..settings import current, database_url
 from . import admin_env
 from .auth import HashedToken
 from .recent import DEFAULT_TTL_S
@@ -19,6 +20,9 @@ SESSION_TTL_S = 12 * 3600
 # The JSON API's requests are small (the largest, a job with its filters, is a few KiB):
 # a cap far above them that still bounds what any client can make the service hold.
 MAX_BODY_BYTES = 1 << 20
+
+if TYPE_CHECKING:
+    from ..settings.model import Settings
 
 
 @dataclass(frozen=True)
@@ -48,9 +52,12 @@ class ApiConfig:
     @classmethod
     def from_environment(cls, database: str | None = None) -> ApiConfig:
         admin_env.adopt()
-        directory = data_dir()
-        tokens = _tokens("TAILRACE_API_TOKENS") + _tokens("ADMIN_RAW_AUTH_TOKENS")
-        hashed, plain = _jitsu_tokens()
+        settings = current()
+        directory = Path(settings.data_dir)
+        tokens = _tokens("TAILRACE_API_TOKENS", settings.api_tokens) + _tokens(
+            "ADMIN_RAW_AUTH_TOKENS", settings.admin_raw_auth_tokens
+        )
+        hashed, plain = _jitsu_tokens(settings)
         tokens += plain
         token_file = None
         if not tokens and not hashed:
@@ -60,21 +67,20 @@ class ApiConfig:
             database_url=database_url(database),
             tokens=tokens,
             data_dir=directory,
-            metrics_public=_flag("TAILRACE_METRICS_PUBLIC"),
-            default_sink=os.environ.get("TAILRACE_DEFAULT_SINK") or _kafka_sink(),
+            metrics_public=settings.metrics_public,
+            default_sink=settings.default_sink or _kafka_sink(settings),
             token_file=token_file,
-            pool_size=_positive_int("TAILRACE_API_POOL_SIZE", 8),
-            status_ttl_s=env_float("TAILRACE_API_STATUS_TTL_MS", DEFAULT_TTL_S * 1000, minimum=0)
-            / 1000,
+            pool_size=settings.api_pool_size,
+            status_ttl_s=settings.api_status_ttl_ms / 1000,
             executor=_executor_name(),
-            kafka_bootstrap_servers=os.environ.get("KAFKA_BOOTSTRAP_SERVERS") or None,
-            source_roots=_roots(os.environ.get("TAILRACE_API_SOURCE_ROOTS")),
-            allow_sink_urls=_flag("TAILRACE_API_ALLOW_SINK_URLS"),
-            cookie_secure=_flag("TAILRACE_COOKIE_SECURE"),
-            stream_consumers=_consumers(os.environ.get("TAILRACE_STREAM_CONSUMERS", "")),
-            max_body_bytes=_positive_int("TAILRACE_API_MAX_BODY_BYTES", MAX_BODY_BYTES),
+            kafka_bootstrap_servers=settings.kafka_bootstrap_servers,
+            source_roots=_roots(settings.api_source_roots),
+            allow_sink_urls=settings.api_allow_sink_urls,
+            cookie_secure=settings.cookie_secure,
+            stream_consumers=_consumers(settings.stream_consumers or ""),
+            max_body_bytes=settings.api_max_body_bytes,
             hashed_tokens=hashed,
-            cors_origins=_list(os.environ.get("TAILRACE_API_CORS_ORIGINS", "")),
+            cors_origins=_list(settings.api_cors_origins or ""),
             warnings=tuple(admin_env.warnings()),
         )
 
@@ -83,8 +89,8 @@ def _list(raw: str) -> tuple[str, ...]:
     return tuple(t.strip() for t in raw.split(",") if t.strip())
 
 
-def _tokens(name: str) -> tuple[str, ...]:
-    tokens = _list(os.environ.get(name, ""))
+def _tokens(name: str, raw: str | None) -> tuple[str, ...]:
+    tokens = _list(raw or "")
     short = [t for t in tokens if len(t) < 16]
     if short:
         raise ConfigurationError(
@@ -94,12 +100,12 @@ def _tokens(name: str) -> tuple[str, ...]:
     return tokens
 
 
-def _jitsu_tokens() -> tuple[tuple[HashedToken, ...], tuple[str, ...]]:
+def _jitsu_tokens(settings: Settings) -> tuple[tuple[HashedToken, ...], tuple[str, ...]]:
     """ADMIN_AUTH_TOKENS: ``salt.hash`` items checked with ADMIN_TOKEN_SECRET; an item
     without a dot is a plain token (what Jitsu's older admin accepted there)."""
-    secrets_ = _list(os.environ.get("ADMIN_TOKEN_SECRET", ""))
+    secrets_ = _list(settings.admin_token_secret or "")
     hashed, plain = [], []
-    for item in _list(os.environ.get("ADMIN_AUTH_TOKENS", "")):
+    for item in _list(settings.admin_auth_tokens or ""):
         if "." not in item:
             plain.append(item)
             continue
@@ -161,27 +167,13 @@ def _generated_token(path: Path) -> str:
     return token
 
 
-def _positive_int(name: str, default: int) -> int:
-    raw = os.environ.get(name, "").strip()
-    if not raw:
-        return default
-    if not raw.isdigit() or int(raw) < 1:
-        raise ConfigurationError(f"{name}={raw!r}: expected a positive whole number")
-    return int(raw)
-
-
-def _flag(name: str) -> bool:
-    return os.environ.get(name, "").strip().lower() in ("1", "true", "yes", "on")
-
-
-def _kafka_sink() -> str | None:
+def _kafka_sink(settings: Settings) -> str | None:
     """Reference 000's workers send to KAFKA_BOOTSTRAP_SERVERS's destinations topic (at the
     address the workers use, where Jitsu's REPROCESSING_WORKER_KAFKA_BOOTSTRAP_SERVERS
     gives one of their own)."""
-    servers = os.environ.get("REPROCESSING_WORKER_KAFKA_BOOTSTRAP_SERVERS") or os.environ.get(
-        "KAFKA_BOOTSTRAP_SERVERS"
+    servers = (
+        settings.reprocessing_worker_kafka_bootstrap_servers or settings.kafka_bootstrap_servers
     )
     if not servers:
         return None
-    topic = os.environ.get("KAFKA_DESTINATIONS_TOPIC") or "bulker-destinations"
-    return f"kafka://{servers}/{topic}"
+    return f"kafka://{servers}/{settings.kafka_destinations_topic}"

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import importlib
+import logging
 import os
 import sys
 from typing import Any
@@ -18,6 +19,11 @@ from ..settings import database_url, redact_url
 # engine, psycopg, boto3 or Kafka client. tests/unit/test_cli_lazy.py checks these lines
 # against the commands' own.
 COMMANDS: dict[str, tuple[str, str, str]] = {
+    "config": (
+        "config",
+        "config",
+        "Print the effective settings, where each came from (default, env, toml), secrets masked.",
+    ),
     "consume": (
         "consume",
         "consume",
@@ -93,6 +99,12 @@ class _Group(click.Group):
         with formatter.section("Commands"):
             formatter.write_dl(rows)
 
+    def parse_args(self, ctx: click.Context, args: list[str]) -> list[str]:
+        rest = super().parse_args(ctx, args)
+        # `tailrace CMD --help` runs this group's callback too: it then reads no settings
+        ctx.meta[_HELP] = any(a in ("--help", "-h") for a in rest[: _end(rest)])
+        return rest
+
     def invoke(self, ctx: click.Context) -> Any:
         try:
             return super().invoke(ctx)
@@ -113,6 +125,13 @@ class _Group(click.Group):
             sys.exit(2)
 
 
+_HELP = "tailrace.help"
+
+
+def _end(args: list[str]) -> int:
+    return args.index("--") if "--" in args else len(args)
+
+
 def _store_error(exc: BaseException) -> bool:
     """Did ``exc`` come from the database driver (by module: importing psycopg here would
     slow every command down)?"""
@@ -125,21 +144,19 @@ LOG_LEVELS = ("DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL")
 @click.group(cls=_Group)
 @click.option(
     "--database-url",
-    envvar="TAILRACE_DATABASE_URL",
     default=None,
-    help="postgresql://… or sqlite:///path (default: DATABASE_URL, then "
-    "sqlite:///.tailrace/tailrace.db).",
+    help="postgresql://… or sqlite:///path (default: TAILRACE_DATABASE_URL or DATABASE_URL, "
+    "then sqlite:///.tailrace/tailrace.db).",
 )
 @click.option(
     "--app",
     "app_spec",
-    envvar="TAILRACE_APP",
     default=None,
-    help="module:attribute of your App, which registers the tasks.",
+    help="module:attribute of your App, which registers the tasks (env TAILRACE_APP).",
 )
 @click.option(
     "--log-level",
-    default=lambda: os.environ.get("TAILRACE_LOG_LEVEL", "INFO"),
+    default=None,
     show_default="INFO",
     help=f"{', '.join(LOG_LEVELS)} (env TAILRACE_LOG_LEVEL).",
 )
@@ -157,10 +174,27 @@ def cli(
     ctx: click.Context,
     database_url: str | None,
     app_spec: str | None,
-    log_level: str,
+    log_level: str | None,
     log_format: str | None,
 ) -> None:
-    """tailrace: durable background work for data platforms."""
+    """tailrace: durable background work for data platforms.
+
+    Settings: docs/settings.md, and `tailrace config` for their values here."""
+    ctx.obj = {"database_url": database_url, "app": app_spec}
+    if ctx.meta.get(_HELP):
+        return
+    from ..settings import current
+    from ..settings.sources import publish
+
+    settings = current()  # a setting that does not fit stops here, in one line
+    if ctx.invoked_subcommand != "config":  # which says where each value came from
+        publish(settings, os.environ)  # for the libraries, and the workers this starts
+    log_level = log_level or settings.log_level
+    log_format = log_format or settings.log_format
+    if log_format and log_format.strip().lower() not in ("text", "json"):
+        raise ConfigurationError(
+            f"--log-format (or TAILRACE_LOG_FORMAT) {log_format!r}: use text or json"
+        )
     if log_level.strip().upper() not in LOG_LEVELS:
         raise ConfigurationError(
             f"--log-level (or TAILRACE_LOG_LEVEL) {log_level!r} is not a log level: "
@@ -176,7 +210,8 @@ def cli(
         service=service_name(ctx.invoked_subcommand),
     )
     configure_tracing()  # off unless OTEL_TRACES_EXPORTER names an exporter
-    ctx.obj = {"database_url": database_url, "app": app_spec}
+    for warning in settings.warnings:
+        logging.getLogger("tailrace.settings").warning(warning)
 
 
 def main() -> None:

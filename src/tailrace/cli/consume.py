@@ -15,7 +15,7 @@ import click
 
 from ..engine.retry import RetryPolicy
 from ..errors import ConfigurationError
-from ..settings import database_url
+from ..settings import current, database_url
 from ..streams import consumer_config, dlq
 from ..streams.consumer import Consumer
 from ..streams.consumer_config import ConsumerConfig
@@ -56,7 +56,7 @@ def _dedup_url(kind: str, explicit: str | None, ctx: click.Context) -> str | Non
     if explicit or kind == "none":
         return explicit
     if kind == "redis":
-        return os.environ.get("REDIS_URL") or "redis://127.0.0.1:6379/0"
+        return current().redis_url
     root = ctx.find_root().obj or {}
     return database_url(root.get("database_url"))
 

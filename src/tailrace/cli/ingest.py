@@ -32,7 +32,7 @@ from ..pipeline.jobs import JobConfig, JobStore
 from ..pipeline.jobs.model import IngestStatus, ProcessedFile
 from ..pipeline.sinks.url import SinkKind, parse_sink_url
 from ..pipeline.worker import ReprocessWorker
-from ..settings import redact_url
+from ..settings import current, redact_url
 from .context import echo_json
 from .reprocess import summary_json
 
@@ -285,7 +285,7 @@ def ingest_files_group() -> None:
 
 
 def _record_store(ctx: click.Context, sink: str | None) -> JobStore:
-    chosen = choose_sink(sink, os.environ) if sink or os.environ.get("DB_HOST") else None
+    chosen = choose_sink(sink, os.environ) if sink or current().ingest_db_host else None
     sink_url = chosen.sink if chosen is not None and chosen.sink else "null://"
     url, _ = state_database(ctx.find_root().obj.get("database_url"), sink_url, os.environ)
     return JobStore(url)

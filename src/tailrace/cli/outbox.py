@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import os
 import signal
 import threading
 from types import FrameType
@@ -11,7 +10,7 @@ import click
 
 from ..engine.retry import RetryPolicy
 from ..errors import ConfigurationError
-from ..settings import database_url
+from ..settings import current, database_url
 from .context import echo_json
 
 
@@ -45,7 +44,7 @@ def _stop_on_signals() -> threading.Event:
 
 
 def _bootstrap(explicit: str | None) -> str:
-    servers = explicit or os.environ.get("KAFKA_BOOTSTRAP_SERVERS")
+    servers = explicit or current().kafka_bootstrap_servers
     if not servers:
         raise ConfigurationError("no Kafka brokers: --bootstrap-servers or KAFKA_BOOTSTRAP_SERVERS")
     return servers
@@ -201,7 +200,7 @@ def relay(
         orphan_grace_s=orphan_grace,
         producer=_config(producer_config),
     )
-    redis = redis_url or os.environ.get("REDIS_URL") or "redis://127.0.0.1:6379/0"
+    redis = redis_url or current().redis_url
     stop = _stop_on_signals()
     url = _postgres_url(ctx, database_url)
     bootstrap = _bootstrap(bootstrap_servers)

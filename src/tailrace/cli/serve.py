@@ -9,7 +9,7 @@ from typing import Any
 import click
 
 from ..extras import require
-from ..settings import database_url, redact_url
+from ..settings import current, database_url, redact_url
 
 
 def _log_config(level: str, fmt: str, service: str) -> dict[str, Any]:
@@ -45,13 +45,12 @@ def _log_config(level: str, fmt: str, service: str) -> dict[str, Any]:
 
 
 @click.command()
-@click.option("--host", default="127.0.0.1", show_default=True, envvar="TAILRACE_HOST")
+@click.option("--host", default=None, show_default="127.0.0.1", help="Address (env TAILRACE_HOST).")
 @click.option(
     "--port",
-    default=3049,
-    show_default=True,
-    envvar=["TAILRACE_PORT", "ADMIN_HTTP_PORT"],
-    type=int,
+    default=None,
+    show_default="3049",
+    type=click.IntRange(1, 65535),
     help="Port (env TAILRACE_PORT, or Jitsu's ADMIN_HTTP_PORT).",
 )
 @click.option(
@@ -63,7 +62,9 @@ def _log_config(level: str, fmt: str, service: str) -> dict[str, Any]:
 )
 @click.option("--access-log/--no-access-log", default=True, show_default=True)
 @click.pass_context
-def serve(ctx: click.Context, host: str, port: int, processes: int, access_log: bool) -> None:
+def serve(
+    ctx: click.Context, host: str | None, port: int | None, processes: int, access_log: bool
+) -> None:
     """Serve the admin API, the web UI and /metrics (tokens: TAILRACE_API_TOKENS)."""
     # here: FastAPI and uvicorn cost every other command 0.25 s to import; and they are the
     # server extra, which a worker's installation may lack
@@ -76,6 +77,9 @@ def serve(ctx: click.Context, host: str, port: int, processes: int, access_log: 
     from ..observability.logs import current_format, current_service
 
     admin_env.adopt()  # Jitsu's ADMIN_DATABASE_URL and the rest, before the URL is chosen
+    settings = current()
+    host = host or settings.host
+    port = port or settings.port
     url = database_url(ctx.find_root().obj.get("database_url"))
     # the app factory reads its settings from the environment, in every server process
     os.environ["TAILRACE_DATABASE_URL"] = url

@@ -11,6 +11,7 @@ from types import FrameType
 
 import click
 
+from ..settings import current
 from ..streams import consumer_config
 from ..streams.producer import BreakerProducer, BreakerSettings
 from ..streams.spool import SpoolBusy, open_spool
@@ -26,8 +27,7 @@ def spool() -> None:
 @click.argument("name")
 @click.option(
     "--url",
-    envvar="TAILRACE_SPOOL_URL",
-    required=True,
+    default=None,
     help="redis://…, redis+list://…?topic=T, postgresql://… or file:///dir "
     "(default: TAILRACE_SPOOL_URL).",
 )
@@ -56,7 +56,7 @@ def spool() -> None:
 )
 def drain(
     name: str,
-    url: str,
+    url: str | None,
     bootstrap_servers: str | None,
     batch: int,
     timeout: float,
@@ -68,6 +68,9 @@ def drain(
     Refuses while another live process owns the spool. Killed midway, it resends at most
     one round (--batch messages) when run again.
     """
+    url = url or current().spool_url
+    if not url:
+        raise click.UsageError("Missing option '--url' (or TAILRACE_SPOOL_URL).")
     if follow:
         _follow(name, url, bootstrap_servers, batch, poll_interval)
         return

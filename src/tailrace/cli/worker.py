@@ -15,6 +15,7 @@ from ..engine.worker import Worker, WorkerOptions, run_workers
 from ..errors import ConfigurationError
 from ..loading import load_app
 from ..observability import metrics
+from ..settings import current, database_url
 from .context import app_from
 
 log = logging.getLogger("tailrace.worker")
@@ -50,7 +51,6 @@ def _split(text: str | None) -> list[str] | None:
 @click.option("-q", "--queues", help="Comma-separated queues to work (default: all).")
 @click.option(
     "--priorities",
-    envvar="WORKER_PRIORITY_FILTER",
     help="Comma-separated priorities to work, e.g. CRITICAL,HIGH "
     "(env WORKER_PRIORITY_FILTER; default: all).",
 )
@@ -118,18 +118,17 @@ def _split(text: str | None) -> list[str] | None:
 @click.option(
     "--job",
     "job_id",
-    envvar="JOB_ID",
-    help="Work the files of this reprocessing job, then exit (env JOB_ID). A job not in the "
+    help="Work the files of this reprocessing job, then exit (env TAILRACE_JOB_ID, or JOB_ID "
+    "beside WORKER_INDEX). A job not in the "
     "database is read from /config/files/files.json and /config/job/config.json "
     "(TAILRACE_WORKER_CONFIG_DIR) when they are there.",
 )
 @click.option(
     "--index",
     "worker_index",
-    envvar="WORKER_INDEX",
-    type=int,
-    default=0,
-    show_default=True,
+    type=click.IntRange(min=0),
+    default=None,
+    show_default="0",
     help="This worker's index within its reprocessing job (env WORKER_INDEX).",
 )
 @click.pass_context
@@ -151,22 +150,25 @@ def worker(
     metrics_port: int | None,
     metrics_host: str,
     job_id: str | None,
-    worker_index: int,
+    worker_index: int | None,
 ) -> None:
     """Run a worker: claim jobs from the queues and run them until SIGTERM.
 
     With --job, work one reprocessing job's files instead, and exit when none is left.
     """
+    settings = current()
+    job_id = job_id or settings.job_id
+    priorities = priorities or settings.worker_priority_filter
     if job_id:
         from ..pipeline.jobs.model import JobStatus
         from ..pipeline.mounted import ensure_job
         from ..pipeline.worker import ReprocessWorker
-        from ..settings import database_url
 
         url = database_url(ctx.find_root().obj.get("database_url"))
-        # reference 001's pods: the job may be known only from its mounted files
+        # Jitsu's worker pods: the job may be known only from its mounted files
         ensure_job(url, job_id)
-        reprocess = ReprocessWorker(url, job_id, worker_index)
+        index = settings.worker_index if worker_index is None else worker_index
+        reprocess = ReprocessWorker(url, job_id, index)
         if metrics_port:
             from ..pipeline.worker_metrics import serve_worker
 

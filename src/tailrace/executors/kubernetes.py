@@ -39,6 +39,7 @@ from ..extras import require
 from ..pipeline.jobs import JobRecord, JobStatus, JobStore, WorkerStatus
 from ..pipeline.jobs.store import ReprocessingJobNotFoundError
 from ..pipeline.plan import settle_job
+from ..settings import current
 from .logs import LogLine, WorkerLog
 
 log = logging.getLogger("tailrace.executor")
@@ -58,7 +59,14 @@ SECRET_TTL = timedelta(hours=24)
 JOB_TTL_S = 24 * 3600
 _INDEX_ANNOTATION = "batch.kubernetes.io/job-completion-index"
 # What the workers need from the service's environment to reach what the job uses.
-_PASSED_PREFIXES = ("KAFKA_", "AWS_", "TAILRACE_SINK_", "REPOSITORY_")
+_PASSED_PREFIXES = (
+    "KAFKA_",
+    "AWS_",
+    "TAILRACE_SINK_",
+    "REPOSITORY_",
+    "TAILRACE_KAFKA_",
+    "TAILRACE_REPOSITORY_",
+)
 _PASSED_NAMES = ("TAILRACE_LOG_LEVEL", "PGPASSWORD", "PGSSLMODE")
 # web identity (IRSA) points at a token file mounted into the service's pod only
 _POD_OWN = frozenset(
@@ -88,21 +96,22 @@ class KubernetesSettings:
 
     @classmethod
     def from_environment(cls) -> KubernetesSettings:
-        image = os.environ.get("REPROCESSING_WORKER_IMAGE")
+        settings = current()
+        image = settings.reprocessing_worker_image
         if not image:
             raise ConfigurationError(
                 "TAILRACE_EXECUTOR=kubernetes needs REPROCESSING_WORKER_IMAGE (the worker image)"
             )
         return cls(
             image=image,
-            namespace=os.environ.get("K8S_NAMESPACE") or "default",
-            config_path=os.environ.get("K8S_CONFIG_PATH") or None,
-            context=os.environ.get("K8S_CONTEXT") or None,
-            max_parallel=_positive("K8S_MAX_PARALLEL_WORKERS", 50),
-            node_selector=node_selector(os.environ.get("KUBERNETES_NODE_SELECTOR") or ""),
-            backoff_limit_per_index=_positive("K8S_BACKOFF_LIMIT_PER_INDEX", 3),
-            cpu=os.environ.get("K8S_WORKER_CPU") or "1",
-            memory=os.environ.get("K8S_WORKER_MEMORY") or "512Mi",
+            namespace=settings.k8s_namespace,
+            config_path=settings.k8s_config_path,
+            context=settings.k8s_context,
+            max_parallel=settings.k8s_max_parallel_workers,
+            node_selector=node_selector(settings.k8s_node_selector or ""),
+            backoff_limit_per_index=settings.k8s_backoff_limit_per_index,
+            cpu=settings.k8s_worker_cpu,
+            memory=settings.k8s_worker_memory,
         )
 
 
@@ -159,15 +168,6 @@ def load_client_config(settings: KubernetesSettings) -> None:
             f"({type(exc).__name__}: {exc}); run the service in the cluster with a service "
             "account, or point K8S_CONFIG_PATH (or KUBECONFIG) at a kubeconfig"
         ) from None
-
-
-def _positive(name: str, default: int) -> int:
-    raw = os.environ.get(name)
-    if raw is None or raw == "":
-        return default
-    if not raw.isdigit() or int(raw) < 1:
-        raise ConfigurationError(f"{name}={raw!r}: expected a whole number of at least 1")
-    return int(raw)
 
 
 def names(job_id: str) -> dict[str, str]:

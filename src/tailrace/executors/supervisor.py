@@ -12,7 +12,7 @@ from collections.abc import Callable
 
 from ..pipeline.jobs import JobRecord, JobStore
 from ..pipeline.plan import settle_job
-from ..settings import env_int, worker_log_dir
+from ..settings import current, worker_log_dir
 from .local import LocalExecutor
 from .logs import WorkerLog, read_job_logs
 
@@ -32,7 +32,7 @@ class JobSupervisor:
         self.database_url = database_url
         self.poll_s = poll_s
         if worker_nice is None:
-            worker_nice = env_int("TAILRACE_WORKER_NICE", WORKER_NICE, minimum=0)
+            worker_nice = current().worker_nice
         self.worker_nice = worker_nice
         self._executors: dict[str, LocalExecutor] = {}
         self._lock = threading.Lock()

@@ -7,12 +7,13 @@ S3-compatible store.
 
 from __future__ import annotations
 
-import os
 from typing import Any
 
 import boto3  # type: ignore[import-untyped]  # no stubs in the dependencies
 from botocore.config import Config  # type: ignore[import-untyped]
 from botocore.exceptions import ClientError  # type: ignore[import-untyped]
+
+from ..settings import current
 
 MAX_ATTEMPTS = 5
 
@@ -26,9 +27,7 @@ def s3_client(
 ) -> Any:
     """A client on `endpoint_url` (else the environment's); keys given here win over
     boto3's chain (MinIO's ``MINIO_ACCESS_KEY``, say)."""
-    custom = (
-        endpoint_url or os.environ.get("AWS_ENDPOINT_URL_S3") or os.environ.get("AWS_ENDPOINT_URL")
-    )
+    custom = endpoint_url or current().s3_endpoint_url
     # S3-compatible stores serve buckets as paths (MinIO needs MINIO_DOMAIN for host names).
     config = Config(
         retries={"max_attempts": MAX_ATTEMPTS, "mode": "adaptive"},

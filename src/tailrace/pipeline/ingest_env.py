@@ -13,15 +13,19 @@ from __future__ import annotations
 import os
 from collections.abc import Mapping
 from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
 from urllib.parse import quote
 
 from tailrace.errors import ConfigurationError
 from tailrace.pipeline.sinks.url import SinkKind, parse_sink_url
-from tailrace.settings import DEFAULT_DATABASE_URL
+from tailrace.settings import DEFAULT_DATABASE_URL, current
 
 #: The table reference 003's TypeORM entity `Log` lives in.
 REFERENCE_TABLE = "log"
 DB_NAME_VARIABLES = ("DB_DATABASE", "DB_NAME")
+
+if TYPE_CHECKING:
+    from tailrace.settings.model import Settings
 
 
 @dataclass
@@ -35,21 +39,27 @@ class IngestEnvironment:
 def sink_from_db_variables(env: Mapping[str, str]) -> IngestEnvironment:
     """The ``postgresql://`` sink (table `log`) that ``DB_*`` name; none without ``DB_HOST``."""
     found = IngestEnvironment()
-    host = env.get("DB_HOST")
+    s = _settings(env)
+    given = {
+        "DB_PORT": s.ingest_db_port,
+        "DB_USERNAME": s.ingest_db_username,
+        "DB_PASSWORD": s.ingest_db_password,
+        "DB_DATABASE": s.ingest_db_database,
+        "DB_NAME": s.ingest_db_name,
+    }
+    host = s.ingest_db_host
     if not host:
-        others = [
-            n for n in ("DB_PORT", "DB_USERNAME", "DB_PASSWORD", *DB_NAME_VARIABLES) if env.get(n)
-        ]
+        others = [n for n, v in given.items() if v]
         if others:
             found.warnings.append(f"{', '.join(others)} set without DB_HOST: not used")
         return found
-    user = env.get("DB_USERNAME")
+    user = s.ingest_db_username
     if not user:
         raise ConfigurationError("DB_HOST is set but DB_USERNAME is not: set the database user")
-    port = env.get("DB_PORT") or "5432"
+    port = s.ingest_db_port or "5432"
     if not port.isdigit():
         raise ConfigurationError(f"DB_PORT={port!r}: expected a port number")
-    names = {n: env[n] for n in DB_NAME_VARIABLES if env.get(n)}
+    names = {n: v for n in DB_NAME_VARIABLES if (v := given[n])}
     if len(set(names.values())) > 1:
         raise ConfigurationError(
             f"DB_DATABASE={names['DB_DATABASE']!r} and DB_NAME={names['DB_NAME']!r} differ:"
@@ -62,13 +72,17 @@ def sink_from_db_variables(env: Mapping[str, str]) -> IngestEnvironment:
             f"DB_DATABASE (or DB_NAME) is not set: using database {user!r}, PostgreSQL's"
             " default (named like DB_USERNAME)"
         )
-    password = env.get("DB_PASSWORD")
+    password = s.ingest_db_password
     credentials = quote(user, safe="") + (f":{quote(password, safe='')}" if password else "")
     found.sink = (
         f"postgresql://{credentials}@{_host(host)}:{port}/{quote(database, safe='')}"
         f"?table={REFERENCE_TABLE}"
     )
     return found
+
+
+def _settings(env: Mapping[str, str]) -> Settings:
+    return current(None if env is os.environ else env)
 
 
 def _host(host: str) -> str:
@@ -93,9 +107,9 @@ def choose_sink(given: str | None, env: Mapping[str, str]) -> IngestEnvironment:
 
 def state_database(explicit: str | None, sink: str, env: Mapping[str, str]) -> tuple[str, str]:
     """The database for the record of files and the jobs, and why that one."""
-    chosen = explicit or env.get("TAILRACE_DATABASE_URL") or env.get("DATABASE_URL")
-    if chosen:
-        return chosen, "configured"
+    settings = _settings(env)
+    if explicit or settings.origin("database_url") != "default":
+        return explicit or settings.database_url, "configured"
     spec = parse_sink_url(sink)
     if spec.kind is SinkKind.POSTGRESQL and spec.dsn is not None:
         return spec.dsn, "the sink's database"
@@ -105,7 +119,7 @@ def state_database(explicit: str | None, sink: str, env: Mapping[str, str]) -> t
 def apply_aws_region(env: dict[str, str] | os._Environ[str]) -> str | None:
     """boto3 reads ``AWS_DEFAULT_REGION``; reference 003 sets ``AWS_REGION``: it wins, and a
     different ``AWS_DEFAULT_REGION`` gets a warning (returned)."""
-    region = env.get("AWS_REGION")
+    region = _settings(env).aws_region
     if not region:
         return None
     other = env.get("AWS_DEFAULT_REGION")

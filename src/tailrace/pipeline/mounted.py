@@ -14,7 +14,6 @@ how many workers share the job.
 from __future__ import annotations
 
 import gzip
-import os
 from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
@@ -29,11 +28,9 @@ from tailrace.errors import ConfigurationError
 from tailrace.pipeline.jobs import JobConfig, JobStore
 from tailrace.pipeline.jobs.store import ReprocessingJobNotFoundError
 from tailrace.pipeline.plan import create_job, listed_files, start_from
-from tailrace.pipeline.sinks.url import DEFAULT_KAFKA_TOPIC
 from tailrace.pipeline.sources import SourceFile
+from tailrace.settings import current
 
-DEFAULT_CONFIG_DIR = "/config"
-CONFIG_DIR_ENV = "TAILRACE_WORKER_CONFIG_DIR"
 _CREATE_LOCK = 0x7A11_0001  # serialises the workers of one job that all start at once
 
 
@@ -48,13 +45,11 @@ class Mounted:
 
 
 def config_dir(environ: Mapping[str, str] | None = None) -> Path:
-    env = os.environ if environ is None else environ
-    return Path(env.get(CONFIG_DIR_ENV) or DEFAULT_CONFIG_DIR)
+    return Path(current(environ).worker_config_dir)
 
 
 def read_mounted(directory: Path, environ: Mapping[str, str] | None = None) -> Mounted | None:
     """The mounted job, or None when no files.json is there."""
-    env = os.environ if environ is None else environ
     listing = directory / "files" / "files.json"
     if not listing.is_file():
         return None
@@ -78,8 +73,10 @@ def read_mounted(directory: Path, environ: Mapping[str, str] | None = None) -> M
         raise ConfigurationError(f"{settings_file}: expected a JSON object")
     source, files = listed_files(entries, settings.get("s3_endpoint_url"))
     count = directory / "files" / "worker_count"
-    raw_workers = env.get("TOTAL_WORKERS") or (count.read_text().strip() if count.is_file() else "")
-    workers = int(raw_workers) if raw_workers.isdigit() and int(raw_workers) > 0 else 1
+    workers = current(environ).total_workers
+    if workers is None:
+        raw = count.read_text().strip() if count.is_file() else ""
+        workers = int(raw) if raw.isdigit() and int(raw) > 0 else 1
     return Mounted(files, source, settings, workers)
 
 
@@ -96,20 +93,19 @@ def _json(path: Path) -> Any:
 def job_config(mounted: Mounted, environ: Mapping[str, str] | None = None) -> JobConfig:
     """The job the mounted settings describe (Jitsu's field names), sending to the
     destinations topic of KAFKA_BOOTSTRAP_SERVERS unless config.json names a sink."""
-    env = os.environ if environ is None else environ
+    settings = current(environ)
     s = mounted.settings
     sink = s.get("sink")
     if s.get("dry_run"):
         sink = "null:"
     if not sink:
-        servers = env.get("KAFKA_BOOTSTRAP_SERVERS")
+        servers = settings.kafka_bootstrap_servers
         if not servers:
             raise ConfigurationError(
                 "no sink for the mounted job: set KAFKA_BOOTSTRAP_SERVERS (and "
                 'KAFKA_DESTINATIONS_TOPIC), or give "sink" in config.json'
             )
-        topic = env.get("KAFKA_DESTINATIONS_TOPIC") or DEFAULT_KAFKA_TOPIC
-        sink = f"kafka://{servers}/{topic}"
+        sink = f"kafka://{servers}/{settings.kafka_destinations_topic}"
     return JobConfig(
         source=mounted.source,
         sink=str(sink),

@@ -44,9 +44,9 @@ from typing import Any, Protocol
 import orjson
 
 from tailrace import __version__
-from tailrace.errors import TailraceError
+from tailrace.errors import ConfigurationError, TailraceError
 from tailrace.pipeline.events import json_kind
-from tailrace.settings import redact_url
+from tailrace.settings import current, redact_url
 
 log = logging.getLogger("tailrace.routing")
 
@@ -340,13 +340,6 @@ def clear_repository_cache() -> None:
         _routers.clear()
 
 
-#: Environment variables that bound the repository fetch of each worker process (it is
-#: retried with doubling backoff on connection errors, timeouts, 429 and 5xx).
-RETRIES_ENV = "TAILRACE_REPOSITORY_RETRIES"
-BACKOFF_ENV = "TAILRACE_REPOSITORY_BACKOFF_S"
-TIMEOUT_ENV = "TAILRACE_REPOSITORY_TIMEOUT_S"
-
-
 def router_from_environment(
     connection_ids: Sequence[str] | None, env: Mapping[str, str] = os.environ
 ) -> Router | None:
@@ -359,24 +352,16 @@ def router_from_environment(
     cannot be fetched: the caller must not send anything then."""
     if connection_ids:
         return FixedRouter(connection_ids)
-    url = env.get("REPOSITORY_URL", "").strip()
-    if not url:
-        return None
-    token = env.get("REPOSITORY_AUTH_TOKEN", "").strip() or None
-    retries = _setting(env, RETRIES_ENV, 3, int)
-    backoff = _setting(env, BACKOFF_ENV, 0.5, float)
-    timeout = _setting(env, TIMEOUT_ENV, 10.0, float)
-    return repository_router(url, token, retries=retries, backoff=backoff, timeout=timeout)
-
-
-def _setting(env: Mapping[str, str], name: str, default: Any, kind: Callable[[str], Any]) -> Any:
-    text = env.get(name, "").strip()
-    if not text:
-        return default
     try:
-        value = kind(text)
-    except ValueError:
-        value = -1
-    if value < 0:
-        raise RoutingError(f"{name}={text!r} is not a number of 0 or more")
-    return value
+        settings = current(None if env is os.environ else env)
+    except ConfigurationError as exc:
+        raise RoutingError(str(exc)) from None
+    if not settings.repository_url:
+        return None
+    return repository_router(
+        settings.repository_url,
+        settings.repository_auth_token,
+        retries=settings.repository_retries,
+        backoff=settings.repository_backoff_s,
+        timeout=settings.repository_timeout_s,
+    )

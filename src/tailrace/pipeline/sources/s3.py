@@ -15,7 +15,6 @@ What is left out is counted in `skipped`.
 from __future__ import annotations
 
 import io
-import os
 from typing import Any, BinaryIO
 from urllib.parse import urlsplit
 
@@ -35,6 +34,7 @@ from tailrace.pipeline.sources.base import (
     SourceNotFoundError,
 )
 from tailrace.pipeline.sources.select import FileSelection, SkippedFiles
+from tailrace.settings import current
 
 DEFAULT_MAX_ATTEMPTS = 5
 READ_BUFFER_BYTES = 1 << 20
@@ -188,8 +188,7 @@ class _Body(io.RawIOBase):
 
 
 def _client(endpoint_url: str | None, region_name: str | None, max_attempts: int) -> Any:
-    custom_endpoint = endpoint_url or os.environ.get("AWS_ENDPOINT_URL_S3")
-    custom_endpoint = custom_endpoint or os.environ.get("AWS_ENDPOINT_URL")
+    custom_endpoint = endpoint_url or current().s3_endpoint_url
     # S3-compatible stores mostly serve buckets as paths, not as host names (MinIO needs
     # its MINIO_DOMAIN set for those); AWS itself wants the default.
     s3_options = {"addressing_style": "path"} if custom_endpoint else {}

@@ -1,21 +1,50 @@
-"""Where settings come from: arguments first, then the environment, then embedded defaults."""
+"""Where settings come from: arguments first, then the environment (each setting's
+``TAILRACE_`` name, then the names users know from elsewhere), then ``tailrace.toml``, then
+embedded defaults. docs/settings.md lists them all.
+
+This module is imported by every command, ``tailrace --help`` included: it imports no
+pydantic. `current()` loads the model (`model`, `sources`) the first time a setting is read.
+"""
 
 from __future__ import annotations
 
 import os
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from pathlib import Path
+from typing import TYPE_CHECKING
 
-from .errors import ConfigurationError
+from ..errors import ConfigurationError
+
+if TYPE_CHECKING:
+    from .model import Settings
 
 DEFAULT_DATABASE_URL = "sqlite:///.tailrace/tailrace.db"
 DEFAULT_DATA_DIR = ".tailrace"
+
+_cached: tuple[object, Settings] | None = None
+
+
+def current(environ: Mapping[str, str] | None = None) -> Settings:
+    """The settings, read once per process (again only if the environment, the working
+    directory or the TOML file changed: tests and `tailrace serve` change them). With
+    ``environ``, the settings that mapping gives, not cached."""
+    global _cached
+    from .sources import config_file, load
+
+    if environ is not None:
+        return load(environ)
+    path = config_file(os.environ)
+    stamp = path.stat().st_mtime_ns if path else None
+    key = (frozenset(os.environ.items()), os.getcwd(), path, stamp)
+    if _cached is None or _cached[0] != key:
+        _cached = (key, load())
+    return _cached[1]
 
 
 def data_dir() -> Path:
     """Where tailrace keeps local state (worker logs, the generated API token):
     ``TAILRACE_DATA_DIR``, else ``.tailrace`` in the current directory."""
-    return Path(os.environ.get("TAILRACE_DATA_DIR") or DEFAULT_DATA_DIR)
+    return Path(current().data_dir)
 
 
 def worker_log_dir(job_id: str) -> Path:
@@ -25,12 +54,7 @@ def worker_log_dir(job_id: str) -> Path:
 
 def database_url(explicit: str | None = None) -> str:
     """``TAILRACE_DATABASE_URL``, falling back to ``DATABASE_URL``, then a local SQLite file."""
-    return (
-        explicit
-        or os.environ.get("TAILRACE_DATABASE_URL")
-        or os.environ.get("DATABASE_URL")
-        or DEFAULT_DATABASE_URL
-    )
+    return explicit or current().database_url
 
 
 def redact_url(url: str) -> str:
@@ -44,23 +68,15 @@ def redact_url(url: str) -> str:
 
 
 def max_attempts_from_env(priorities: Iterable[str]) -> dict[str, int]:
-    """``JOBS_RETRY_MAX_ATTEMPTS_<PRIORITY>`` overrides (the variables of reference 002)."""
-    found: dict[str, int] = {}
-    for name in priorities:
-        raw = os.environ.get(f"JOBS_RETRY_MAX_ATTEMPTS_{name}")
-        if raw is None:
-            continue
-        if not raw.strip().isdigit() or int(raw) < 1:
-            raise ConfigurationError(
-                f"JOBS_RETRY_MAX_ATTEMPTS_{name}={raw!r}: expected a whole number of at least 1"
-            )
-        found[name] = int(raw)
-    return found
+    """``JOBS_RETRY_MAX_ATTEMPTS_<PRIORITY>`` overrides (coming from the priority-job
+    framework; ``TAILRACE_JOBS_RETRY_MAX_ATTEMPTS_<PRIORITY>`` too)."""
+    wanted = set(priorities)
+    return {p: n for p, n in current().max_attempts().items() if p in wanted}
 
 
 def env_int(name: str, default: int, *, minimum: int | None = None) -> int:
-    """A whole-number setting from the environment; a malformed one is a one-line error that
-    names the variable (not a ValueError traceback)."""
+    """A whole-number setting from the environment; a malformed one is a one-line error
+    that names the variable. For names not in the model: prefer a field of `Settings`."""
     raw = (os.environ.get(name) or "").strip()
     if not raw:
         return default

@@ -181,12 +181,24 @@ def test_cors_preflight_is_answered_for_configured_origins(
         assert refused.headers["access-control-allow-origin"] == "https://console.example.com"
 
 
-def test_the_log_viewer_link_with_a_valid_token_opens_the_viewer(jitsu: TestClient) -> None:
-    answer = jitsu.get(f"{JOBS}/abc123/logs/view", params={"token": RAW}, follow_redirects=False)
+def test_the_log_viewer_link_with_a_valid_token_opens_the_viewer(
+    jitsu: TestClient, jitsu_env: Path
+) -> None:
+    logs = jitsu_env / "logs"
+    logs.mkdir()
+    (logs / "incoming.tok=1.log").write_text('{"_timestamp": "2026-12-01T00:00:00Z"}\n')
+    started = jitsu.post(
+        JOBS,
+        json={"local_path": str(logs), "dry_run": True},
+        headers={"Authorization": f"Bearer {RAW}"},
+    )
+    assert started.status_code == 201, started.text
+    job = started.json()["id"]
+    answer = jitsu.get(f"{JOBS}/{job}/logs/view", params={"token": RAW}, follow_redirects=False)
     assert answer.status_code == 303
-    assert answer.headers["location"] == "/ui/jobs/abc123/logs"  # no token in it
+    assert answer.headers["location"] == f"/ui/jobs/{job}/logs"  # no token in it
     assert SESSION_COOKIE in answer.cookies
-    page = jitsu.get("/ui/jobs/abc123/logs", follow_redirects=False)
+    page = jitsu.get(f"/ui/jobs/{job}/logs", follow_redirects=False)
     assert page.status_code == 200
     assert "text/html" in page.headers["content-type"]
     # the session reads the API the viewer calls

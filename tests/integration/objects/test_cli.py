@@ -9,6 +9,7 @@ import orjson
 from click.testing import CliRunner
 
 from tailrace.cli.objects import objects
+from tailrace.db import migrate
 from tailrace.objects import ChunkMissingError, UploadStatus, UploadStore
 from tests.integration.objects.conftest import keys, read
 
@@ -55,6 +56,7 @@ def test_retention_takes_the_upload_collectors_settings(
 ) -> None:
     """GC_RETENTION_HOURS, GC_BATCH_SIZE and MinIO's settings, as their collector had them."""
     url = f"sqlite:///{tmp_path}/t.db"
+    migrate(url)  # as a deployment's worker or `tailrace db migrate` did before
     with UploadStore(url) as store:
         for name in ("a", "b", "c"):
             store.begin(name, bucket, f"chunks/{name}/")

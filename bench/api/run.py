@@ -59,7 +59,7 @@ def schema_url(schema: str) -> str:
 
 def make_job(url: str) -> str:
     from tailrace.engine.app import App
-    from tailrace.pipeline.jobs import JobConfig, JobStatus, JobStore
+    from tailrace.pipeline.jobs import ReprocessingConfig, ReprocessingStatus, ReprocessingStore
     from tailrace.pipeline.sources import SourceFile
 
     with App(url) as app:
@@ -67,11 +67,11 @@ def make_job(url: str) -> str:
     files = [
         SourceFile(f"s3://bench/failover/file-{i:04d}.ndjson.gz", 50 << 20) for i in range(FILES)
     ]
-    with JobStore(url) as store:
+    with ReprocessingStore(url) as store:
         job_id = uuid.uuid4().hex[:12]
-        config = JobConfig(source="s3://bench/failover/", sink="null:")
+        config = ReprocessingConfig(source="s3://bench/failover/", sink="null:")
         store.job_create(job_id, config, files, WORKERS)
-        store.job_set_status(job_id, JobStatus.RUNNING)
+        store.job_set_status(job_id, ReprocessingStatus.RUNNING)
         for index in range(WORKERS):
             store.worker_start(job_id, index, f"bench-{index}")
             store.file_start(job_id, index, index)
@@ -80,9 +80,9 @@ def make_job(url: str) -> str:
 
 def update_workers(url: str, job_id: str, seconds: float) -> None:
     """What 50 workers write: status 4x/s each, a checkpoint 1x/s each."""
-    from tailrace.pipeline.jobs import Counters, JobStore
+    from tailrace.pipeline.jobs import Counters, ReprocessingStore
 
-    with JobStore(url) as store:
+    with ReprocessingStore(url) as store:
         start = time.monotonic()
         tick = 0
         writes = 0

@@ -7,16 +7,16 @@ from collections.abc import Iterator
 import pytest
 
 from tailrace import App
-from tailrace.pipeline.jobs import JobStore
+from tailrace.pipeline.jobs import ReprocessingStore
 from tailrace.pipeline.jobs.model import IngestStatus, ProcessedFile
 from tailrace.pipeline.sources import SourceFile
 
 
 @pytest.fixture
-def store(database_url: str) -> Iterator[JobStore]:
+def store(database_url: str) -> Iterator[ReprocessingStore]:
     with App(database_url) as app:
         app.store.migrate()
-    with JobStore(database_url) as job_store:
+    with ReprocessingStore(database_url) as job_store:
         yield job_store
 
 
@@ -28,7 +28,7 @@ def _files(*names: str, size: int = 10) -> list[tuple[str, str, str, SourceFile]
 
 
 def _claim_all(
-    store: JobStore,
+    store: ReprocessingStore,
     files: list[tuple[str, str, str, SourceFile]],
     job: str,
     *,
@@ -47,24 +47,26 @@ def _claim_all(
     return claimed
 
 
-def _claim(store: JobStore, files: list[tuple[str, str, str, SourceFile]], job: str) -> list[str]:
+def _claim(
+    store: ReprocessingStore, files: list[tuple[str, str, str, SourceFile]], job: str
+) -> list[str]:
     return [c.key for c in _claim_all(store, files, job)]
 
 
-def test_new_files_are_claimed_once_in_time_order(store: JobStore) -> None:
+def test_new_files_are_claimed_once_in_time_order(store: ReprocessingStore) -> None:
     files = _files("b.gz", "a.gz", "c.gz")
     assert _claim(store, files, "run1") == ["b.gz", "a.gz", "c.gz"]  # by modified time
     assert _claim(store, files, "run2") == []  # an overlapping run finds them taken
 
 
-def test_completed_files_stay_done_and_a_new_version_is_new(store: JobStore) -> None:
+def test_completed_files_stay_done_and_a_new_version_is_new(store: ReprocessingStore) -> None:
     [first] = _claim_all(store, _files("a.gz"), "run1")
     store.processed_finish(first, IngestStatus.COMPLETED)
     assert _claim(store, _files("a.gz"), "run2") == []
     assert _claim(store, _files("a.gz", size=20), "run3") == ["a.gz"]  # rewritten file
 
 
-def test_failed_files_are_retried_until_attempts_run_out(store: JobStore) -> None:
+def test_failed_files_are_retried_until_attempts_run_out(store: ReprocessingStore) -> None:
     for run in ("run1", "run2"):
         [claimed] = _claim_all(store, _files("a.gz"), run)
         store.processed_finish(claimed, IngestStatus.FAILED, "boom")
@@ -73,7 +75,7 @@ def test_failed_files_are_retried_until_attempts_run_out(store: JobStore) -> Non
     assert (record.status, record.attempts, record.error) == (IngestStatus.FAILED, 2, "boom")
 
 
-def test_files_stuck_in_processing_are_taken_by_a_later_run(store: JobStore) -> None:
+def test_files_stuck_in_processing_are_taken_by_a_later_run(store: ReprocessingStore) -> None:
     _claim_all(store, _files("a.gz"), "dead-run", max_attempts=3)
     # Not stale yet: a live run owns it.
     assert _claim(store, _files("a.gz"), "run2") == []
@@ -81,7 +83,7 @@ def test_files_stuck_in_processing_are_taken_by_a_later_run(store: JobStore) -> 
     assert [(c.key, c.job_id, c.attempts) for c in claimed] == [("a.gz", "run3", 2)]
 
 
-def test_a_finish_from_a_run_that_lost_the_file_changes_nothing(store: JobStore) -> None:
+def test_a_finish_from_a_run_that_lost_the_file_changes_nothing(store: ReprocessingStore) -> None:
     [old] = _claim_all(store, _files("a.gz"), "old", max_attempts=3)
     _claim_all(store, _files("a.gz"), "new", max_attempts=3, stale_after_s=-1)
     store.processed_finish(old, IngestStatus.FAILED, "late")
@@ -89,7 +91,7 @@ def test_a_finish_from_a_run_that_lost_the_file_changes_nothing(store: JobStore)
     assert (record.status, record.job_id) == (IngestStatus.PROCESSING, "new")
 
 
-def test_a_version_whose_bytes_cannot_be_read_is_not_retried(store: JobStore) -> None:
+def test_a_version_whose_bytes_cannot_be_read_is_not_retried(store: ReprocessingStore) -> None:
     [claimed] = _claim_all(store, _files("a.gz"), "run1", max_attempts=3)
     reason = "unreadable: truncated gzip stream at line 7, byte 512 of the decompressed stream"
     store.processed_finish(claimed, IngestStatus.FAILED, reason)
@@ -99,16 +101,16 @@ def test_a_version_whose_bytes_cannot_be_read_is_not_retried(store: JobStore) ->
     assert _claim(store, _files("a.gz", size=20), "run3") == ["a.gz"]  # uploaded again
 
 
-def _record(store: JobStore, *items: tuple[str, str, float]) -> None:
+def _record(store: ReprocessingStore, *items: tuple[str, str, float]) -> None:
     store.processed_record([(b, k, "v1", 10, t) for b, k, t in items])
 
 
-def _next(store: JobStore, scope: tuple[str, str], job: str) -> str | None:
+def _next(store: ReprocessingStore, scope: tuple[str, str], job: str) -> str | None:
     claimed = store.processed_claim_next(scope, job, max_attempts=2, stale_after_s=60)
     return None if claimed is None else claimed.key
 
 
-def test_claims_go_one_at_a_time_in_log_order_within_the_scope(store: JobStore) -> None:
+def test_claims_go_one_at_a_time_in_log_order_within_the_scope(store: ReprocessingStore) -> None:
     _record(store, ("b", "logs/c", 3.0), ("b", "logs/a", 2.0), ("b", "other/z", 0.0))
     _record(store, ("b", "logs/b", 1.0), ("x", "logs/y", 0.5))
     scope = ("b", "logs/")
@@ -121,7 +123,7 @@ def test_claims_go_one_at_a_time_in_log_order_within_the_scope(store: JobStore) 
     assert len(store.processed_versions(None)) == 5
 
 
-def test_failed_files_are_listed_and_reset_by_scope(store: JobStore) -> None:
+def test_failed_files_are_listed_and_reset_by_scope(store: ReprocessingStore) -> None:
     _record(store, ("b", "logs/a", 1.0), ("b", "logs/b", 2.0), ("b", "web/c", 3.0))
     for key in ("logs/a", "logs/b", "web/c"):
         claimed = store.processed_claim_next(("b", key), "r1", max_attempts=1, stale_after_s=60)

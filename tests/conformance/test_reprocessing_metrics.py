@@ -13,19 +13,26 @@ from prometheus_client.parser import text_string_to_metric_families
 
 from tailrace import App
 from tailrace.api.metrics import ReprocessingCollector
-from tailrace.pipeline.jobs import Counters, JobConfig, JobStatus, JobStore
+from tailrace.pipeline.jobs import (
+    Counters,
+    ReprocessingConfig,
+    ReprocessingStatus,
+    ReprocessingStore,
+)
 from tailrace.pipeline.jobs.model import live_counters
 from tailrace.pipeline.sources import SourceFile
 
 
-def _job(store: JobStore, job_id: str, files: int, status: JobStatus) -> None:
+def _job(store: ReprocessingStore, job_id: str, files: int, status: ReprocessingStatus) -> None:
     sources = [SourceFile(f"file:///logs/{job_id}-{i}.ndjson", 1_000) for i in range(files)]
-    store.job_create(job_id, JobConfig(source="file:///logs/", sink="null:"), sources, files)
-    if status is not JobStatus.PENDING:
+    store.job_create(
+        job_id, ReprocessingConfig(source="file:///logs/", sink="null:"), sources, files
+    )
+    if status is not ReprocessingStatus.PENDING:
         store.job_set_status(job_id, status)
 
 
-def _scrape(store: JobStore) -> dict[tuple[str, tuple[tuple[str, str], ...]], float]:
+def _scrape(store: ReprocessingStore) -> dict[tuple[str, tuple[tuple[str, str], ...]], float]:
     @contextmanager
     def db() -> Iterator[Any]:
         yield SimpleNamespace(store=store)
@@ -43,12 +50,12 @@ def _scrape(store: JobStore) -> dict[tuple[str, tuple[tuple[str, str], ...]], fl
 def test_gauges_match_the_jobs_and_workers_reads(database_url: str) -> None:
     with App(database_url) as app:
         app.store.migrate()
-    with JobStore(database_url) as store:
-        _job(store, "done1", 2, JobStatus.COMPLETED)
-        _job(store, "done2", 1, JobStatus.FAILED)
-        _job(store, "wait1", 2, JobStatus.PENDING)
-        _job(store, "run1", 3, JobStatus.RUNNING)
-        _job(store, "run2", 2, JobStatus.RUNNING)
+    with ReprocessingStore(database_url) as store:
+        _job(store, "done1", 2, ReprocessingStatus.COMPLETED)
+        _job(store, "done2", 1, ReprocessingStatus.FAILED)
+        _job(store, "wait1", 2, ReprocessingStatus.PENDING)
+        _job(store, "run1", 3, ReprocessingStatus.RUNNING)
+        _job(store, "run2", 2, ReprocessingStatus.RUNNING)
         # run1: checkpoints behind what its workers report; run2: checkpoints only
         for index in range(3):
             store.file_start("run1", index, index)
@@ -69,7 +76,7 @@ def test_gauges_match_the_jobs_and_workers_reads(database_url: str) -> None:
         store.file_checkpoint("run2", 0, 25, 900, Counters(25, 20, 5, 0, 0, 900), {})
 
         got = _scrape(store)
-        for status in JobStatus:
+        for status in ReprocessingStatus:
             expected = store.jobs_count(status)
             assert got[("tailrace_reprocessing_jobs", (("status", str(status)),))] == expected
         assert got[("tailrace_reprocessing_jobs", (("status", "running"),))] == 2

@@ -146,7 +146,7 @@ def exported_metrics(tmp: Path) -> dict[str, set[str]]:
     from tailrace.api.services import Handle
     from tailrace.engine.app import App
     from tailrace.observability.metrics import REGISTRY
-    from tailrace.pipeline.jobs import JobStore
+    from tailrace.pipeline.jobs import ReprocessingStore
 
     url = f"sqlite:///{tmp}/metrics.db"
     with App(url) as app:
@@ -155,7 +155,7 @@ def exported_metrics(tmp: Path) -> dict[str, set[str]]:
 
     @contextmanager
     def db() -> Iterator[Handle]:
-        handle = Handle(App(url), JobStore(url))
+        handle = Handle(App(url), ReprocessingStore(url))
         try:
             yield handle
         finally:

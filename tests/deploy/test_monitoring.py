@@ -159,12 +159,12 @@ def test_the_scrape_targets_select_what_exports_metrics(prod: list[Obj]) -> None
     from datetime import UTC, datetime
 
     from tailrace.executors.kubernetes import KubernetesSettings, build_objects
-    from tailrace.pipeline.jobs import JobConfig, JobRecord, JobStatus
+    from tailrace.pipeline.jobs import ReprocessingConfig, ReprocessingJob, ReprocessingStatus
 
-    record = JobRecord(
+    record = ReprocessingJob(
         id="a1b2c3d4e5f6",
-        config=JobConfig(source="s3://bucket/logs/", sink="@kafka"),
-        status=JobStatus.PENDING,
+        config=ReprocessingConfig(source="s3://bucket/logs/", sink="@kafka"),
+        status=ReprocessingStatus.PENDING,
         created_at=datetime.now(UTC),
         started_at=None,
         completed_at=None,

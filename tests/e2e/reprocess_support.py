@@ -13,7 +13,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from tailrace.pipeline.jobs import JobStatus, JobStore
+from tailrace.pipeline.jobs import ReprocessingStatus, ReprocessingStore
 
 from .support import CLI, REPO_ROOT, wait_until
 
@@ -112,7 +112,7 @@ def start_cli(args: list[str], database_url: str, cwd: Path) -> subprocess.Popen
     )
 
 
-def job_id_of(store: JobStore) -> str | None:
+def job_id_of(store: ReprocessingStore) -> str | None:
     """The newest job's id, once the CLI under test has created it."""
     try:
         jobs = store.jobs(1)
@@ -121,13 +121,13 @@ def job_id_of(store: JobStore) -> str | None:
     return jobs[0].id if jobs else None
 
 
-def wait_for_checkpoint(store: JobStore, *, running: bool = False) -> str:
+def wait_for_checkpoint(store: ReprocessingStore, *, running: bool = False) -> str:
     """Wait until the job exists and one of its files has a checkpoint (and, with
     `running`, is still being read); returns the job's id."""
     job_id: str = wait_until(lambda: job_id_of(store), 30, "the job was never created")
     wait_until(
         lambda: any(
-            f.line > 0 and (not running or f.status is JobStatus.RUNNING)
+            f.line > 0 and (not running or f.status is ReprocessingStatus.RUNNING)
             for f in store.files(job_id)
         ),
         60,
@@ -159,7 +159,7 @@ def run_killing_a_worker(
     (the executor starts another); return how the run ended."""
     cli = start_cli(args, database_url, cwd)
     try:
-        with JobStore(database_url) as store:
+        with ReprocessingStore(database_url) as store:
             wait_for_checkpoint(store, running=True)
             pids = worker_pids(cwd)
             assert pids, "no worker process found"

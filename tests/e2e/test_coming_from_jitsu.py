@@ -17,7 +17,7 @@ from typing import Any
 import psycopg
 import pytest
 
-from tailrace.pipeline.jobs import JobStatus, JobStore
+from tailrace.pipeline.jobs import ReprocessingStatus, ReprocessingStore
 from tailrace.pipeline.samples import write_samples
 from tests.e2e.reprocess_support import (
     start_cli,
@@ -160,7 +160,7 @@ def test_a_killed_workers_row_never_goes_backwards(pg_url: str, tmp_path: Path) 
     watcher = threading.Thread(target=watch, daemon=True)
     watcher.start()
     try:
-        with JobStore(pg_url) as store:
+        with ReprocessingStore(pg_url) as store:
             job_id = wait_for_checkpoint(store, running=True)
 
             def ahead() -> bool:  # the row reports lines past every file's checkpoint
@@ -181,6 +181,6 @@ def test_a_killed_workers_row_never_goes_backwards(pg_url: str, tmp_path: Path) 
         values = [s[column] for s in seen]
         assert values == sorted(values), f"column {column} went backwards"
     assert seen[-1][0] == sum(s.lines for s in samples)
-    with JobStore(pg_url) as store:
+    with ReprocessingStore(pg_url) as store:
         (worker,) = store.workers(job_id)
-    assert worker.restarts >= 1 and worker.status is JobStatus.COMPLETED
+    assert worker.restarts >= 1 and worker.status is ReprocessingStatus.COMPLETED

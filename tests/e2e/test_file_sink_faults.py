@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from tailrace.pipeline.jobs import JobStore
+from tailrace.pipeline.jobs import ReprocessingStore
 from tailrace.pipeline.samples import write_samples
 
 from ..small_fs import grow, small_filesystem
@@ -29,7 +29,7 @@ def test_disk_full_then_resume_writes_no_duplicate_and_loses_nothing(tmp_path: P
         assert full.returncode != 0, full.stdout
         first = summary(full.stdout)
         assert first["status"] == "failed"
-        with JobStore(database) as store:
+        with ReprocessingStore(database) as store:
             errors = [f.error or "" for f in store.files(first["job_id"])]
         assert any("No space left on device" in error for error in errors), errors
         # the file holds exactly what the checkpoints cover: nothing twice so far

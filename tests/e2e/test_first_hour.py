@@ -12,7 +12,7 @@ import socket
 import time
 from pathlib import Path
 
-from tailrace.pipeline.jobs import JobStatus, JobStore
+from tailrace.pipeline.jobs import ReprocessingStatus, ReprocessingStore
 from tailrace.pipeline.samples import write_samples
 
 from .reprocess_support import (
@@ -104,7 +104,7 @@ def test_sigterm_stops_reprocess_like_ctrl_c_leaving_no_worker(tmp_path: Path) -
     args = ["reprocess", "logs", "--sink", "file:out.ndjson", "--json", "--workers", "2"]
     cli = start_cli([*args, "--checkpoint-every", "0.1"], url, tmp_path)
     try:
-        with JobStore(url) as store:
+        with ReprocessingStore(url) as store:
             job_id = wait_for_checkpoint(store, running=True)
         workers = worker_pids(tmp_path)
         assert workers, "no worker process found"
@@ -117,8 +117,8 @@ def test_sigterm_stops_reprocess_like_ctrl_c_leaving_no_worker(tmp_path: Path) -
     assert (report["job_id"], report["status"], report["balanced"]) == (job_id, "cancelled", True)
     wait_until(lambda: all(_gone(p) for p in workers), 10, f"workers {workers} outlived the CLI")
     assert worker_pids(tmp_path) == []
-    with JobStore(url) as store:
-        assert store.job(job_id).status is JobStatus.CANCELLED
+    with ReprocessingStore(url) as store:
+        assert store.job(job_id).status is ReprocessingStatus.CANCELLED
 
 
 def test_a_kafka_sink_that_cannot_be_reached_fails_the_command_at_once(tmp_path: Path) -> None:
@@ -137,5 +137,5 @@ def test_a_kafka_sink_that_cannot_be_reached_fails_the_command_at_once(tmp_path:
     assert len(lines) == 1 and lines[0].startswith("error: "), result.stderr
     assert f"127.0.0.1:{port} (Connection refused)" in lines[0], lines[0]
     assert took < 30, f"took {took:.1f} s"
-    with JobStore(url) as store:
+    with ReprocessingStore(url) as store:
         assert store.jobs(5) == [], "nothing may be started"

@@ -5,7 +5,7 @@ from __future__ import annotations
 import signal
 from pathlib import Path
 
-from tailrace.pipeline.jobs import JobStore
+from tailrace.pipeline.jobs import ReprocessingStore
 from tailrace.pipeline.jobs.model import IngestStatus
 from tailrace.pipeline.samples import write_samples
 
@@ -31,7 +31,7 @@ def test_each_run_takes_only_what_is_new(database_url: str, tmp_path: Path) -> N
     assert run3.returncode == 0, run3.stderr
     assert summary(run3.stdout)["files"]["completed"] == 2
     assert output_lines(out) == expected_events(first + second)
-    with JobStore(database_url) as store:
+    with ReprocessingStore(database_url) as store:
         records = store.processed_files()
     assert len(records) == 5
     assert {r.status for r in records} == {IngestStatus.COMPLETED}
@@ -83,7 +83,7 @@ def test_concurrent_runs_share_the_files_one_claim_at_a_time(pg_url: str, tmp_pa
     assert summary(b_out)["files"] == {"total": 5, "completed": 5}
     assert summary(a_out)["files"] == {"total": 1, "completed": 1}
     assert output_lines(out) == expected_events(paths)  # each event exactly once
-    with JobStore(pg_url) as store:
+    with ReprocessingStore(pg_url) as store:
         assert {r.status for r in store.processed_files()} == {IngestStatus.COMPLETED}
 
 
@@ -104,7 +104,7 @@ def test_workers_run_several_claim_loops(database_url: str, tmp_path: Path) -> N
 
 def _processing(url: str) -> list[str]:
     try:
-        with JobStore(url) as store:
+        with ReprocessingStore(url) as store:
             return [r.key for r in store.processed_files() if r.status is IngestStatus.PROCESSING]
     except Exception:  # the run has not created the tables yet
         return []

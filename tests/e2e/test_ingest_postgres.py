@@ -17,7 +17,7 @@ import psycopg
 import pytest
 
 from tailrace import App
-from tailrace.pipeline.jobs import JobConfig, JobStore
+from tailrace.pipeline.jobs import ReprocessingConfig, ReprocessingStore
 from tailrace.pipeline.jobs.model import IngestStatus
 from tailrace.pipeline.plan import create_job, source_for
 
@@ -100,7 +100,7 @@ def test_a_file_the_reader_could_not_finish_is_recorded_failed(pg_url: str, tmp_
     (logs / "cut.json.gz").write_bytes(whole[: len(whole) // 2])  # truncated upload
     result = ingest(pg_url, logs, tmp_path)
     assert result.returncode != 0
-    with JobStore(pg_url) as store:
+    with ReprocessingStore(pg_url) as store:
         records = {Path(r.key).name: r for r in store.processed_files()}
     assert records["good.json.gz"].status is IngestStatus.COMPLETED
     assert records["cut.json.gz"].status is IngestStatus.FAILED
@@ -176,7 +176,7 @@ def test_ingest_into_postgres_survives_random_sigkills(pg_url: str, tmp_path: Pa
     assert final.returncode == 0, final.stderr
     assert landed >= 1
     assert table_counts(pg_url) == (len(oracle), len(oracle))  # none lost, none twice
-    with JobStore(pg_url) as store:
+    with ReprocessingStore(pg_url) as store:
         assert {r.status for r in store.processed_files()} == {IngestStatus.COMPLETED}
 
 
@@ -196,10 +196,10 @@ def test_a_worker_that_lost_its_file_to_another_writes_nothing(pg_url: str, tmp_
     logs = tmp_path / "logs"
     write_file(logs / "big.json.gz", range(150_000))
     oracle = distinct_ids(logs)
-    config = JobConfig(
+    config = ReprocessingConfig(
         source=str(logs), sink=f"{pg_url}&table=logs", max_workers=2, checkpoint_s=0.2
     )
-    with App(pg_url) as app, JobStore(pg_url) as store:
+    with App(pg_url) as app, ReprocessingStore(pg_url) as store:
         job = create_job(app, store, config, source_for(config).list_files())
     first = start_cli(["worker", "--job", job.id, "--index", "0"], pg_url, tmp_path)
     second: subprocess.Popen[str] | None = None
@@ -223,7 +223,7 @@ def test_a_worker_that_lost_its_file_to_another_writes_nothing(pg_url: str, tmp_
 
 def _taken_over(url: str, job_id: str) -> bool:
     """The second worker started the file, and claimed it in the sink's checkpoints."""
-    with JobStore(url) as store:
+    with ReprocessingStore(url) as store:
         if store.files(job_id)[0].worker_index != 1:
             return False
     with psycopg.connect(url) as conn:
@@ -263,7 +263,7 @@ def test_a_run_stopped_mid_file_leaves_it_for_the_next_run(pg_url: str, tmp_path
     [stopped] = summary(stdout)["failed_files"]
     assert stopped["key"].endswith("a.json.gz") and stopped["error"].startswith("stopped")
     assert 0 < _rows(pg_url) < 600_000
-    with JobStore(pg_url) as store:
+    with ReprocessingStore(pg_url) as store:
         statuses = {Path(r.key).name: r.status for r in store.processed_files()}
     assert statuses == {"a.json.gz": IngestStatus.FAILED, "b.json.gz": IngestStatus.PENDING}
 

@@ -9,7 +9,7 @@ from pathlib import Path
 
 import orjson
 
-from tailrace.pipeline.jobs import JobStore
+from tailrace.pipeline.jobs import ReprocessingStore
 from tailrace.pipeline.jobs.model import IngestStatus
 
 from .reprocess_support import output_lines, run_cli, summary
@@ -35,7 +35,7 @@ def test_an_unreadable_file_is_recorded_failed_with_its_reason_and_not_retried(
     report = summary(first.stdout)
     assert report["status"] == "failed"
     assert report["files"] == {"total": 2, "completed": 1, "failed": 1}
-    with JobStore(database_url) as store:
+    with ReprocessingStore(database_url) as store:
         records = {r.key: r for r in store.processed_files()}
     assert records[str(logs / "good.ndjson")].status is IngestStatus.COMPLETED
     cut = records[str(logs / "cut.ndjson.gz")]
@@ -61,7 +61,7 @@ def test_an_unreadable_file_is_recorded_failed_with_its_reason_and_not_retried(
     reset = run_cli(["ingest-files", "reset", str(logs / "cut.ndjson.gz")], database_url, tmp_path)
     assert reset.returncode == 0, reset.stderr
     assert "1 files reset" in reset.stdout
-    with JobStore(database_url) as store:
+    with ReprocessingStore(database_url) as store:
         [cut] = [r for r in store.processed_files() if r.key.endswith("cut.ndjson.gz")]
     assert (cut.status, cut.attempts, cut.error) == (IngestStatus.PENDING, 0, None)
     third = run_cli(args, database_url, tmp_path)
@@ -88,7 +88,7 @@ def test_a_failed_file_replaced_or_deleted_no_longer_fails_the_runs(
     assert fixed.returncode == 0, fixed.stdout + fixed.stderr
     assert summary(fixed.stdout)["files"] == {"total": 1, "completed": 1}
     assert summary(fixed.stdout)["failed_files"] == []
-    with JobStore(database_url) as store:
+    with ReprocessingStore(database_url) as store:
         versions = sorted((Path(r.key).name, r.status) for r in store.processed_files())
     assert versions == [
         ("cut.ndjson.gz", IngestStatus.COMPLETED),

@@ -16,7 +16,7 @@ from pathlib import Path
 
 import pytest
 
-from tailrace.pipeline.jobs import JobStatus, JobStore
+from tailrace.pipeline.jobs import ReprocessingStatus, ReprocessingStore
 from tailrace.pipeline.samples import write_samples
 from tailrace.pipeline.sinks.kafka import QUEUE_WINDOW
 from tests.kafka_broker import TansuBroker
@@ -82,7 +82,7 @@ def kill_workers_repeatedly(
     cli = start_cli(args, url, tmp_path)
     landed = 0
     try:
-        with JobStore(url) as store:
+        with ReprocessingStore(url) as store:
             job_id = wait_for_checkpoint(store, running=True)
             for _ in range(kills):
                 # a fresh worker past its first checkpoint, then a random instant
@@ -90,7 +90,7 @@ def kill_workers_repeatedly(
                 try:
                     wait_until(
                         lambda before=before: any(
-                            f.status is JobStatus.RUNNING and f.line > before[f.index]
+                            f.status is ReprocessingStatus.RUNNING and f.line > before[f.index]
                             for f in store.files(job_id)
                         ),
                         120,

@@ -14,7 +14,7 @@ from pathlib import Path
 
 import pytest
 
-from tailrace.pipeline.jobs import JobStatus, JobStore
+from tailrace.pipeline.jobs import ReprocessingStatus, ReprocessingStore
 from tailrace.pipeline.samples import write_samples
 from tests.kafka_broker import TansuBroker
 
@@ -48,13 +48,15 @@ def test_broker_hung_mid_job_is_waited_out_and_nothing_is_lost(
     args += ["--sink", f"kafka://{broker.bootstrap}/{topic}"]
     cli = start_cli(args, url, tmp_path)
     try:
-        with JobStore(url) as store:
+        with ReprocessingStore(url) as store:
             job_id = wait_for_checkpoint(store, running=True)
             broker.freeze()
             # The outage lasts while the job could otherwise go on: a few seconds.
             deadline = time.monotonic() + 6
             wait_until(lambda: time.monotonic() >= deadline, 10, "clock", interval=0.5)
-            assert store.job_status(job_id) is JobStatus.RUNNING, "the job outran the broker"
+            assert store.job_status(job_id) is ReprocessingStatus.RUNNING, (
+                "the job outran the broker"
+            )
             broker.thaw()
         stdout, stderr = cli.communicate(timeout=300)
     finally:
@@ -80,7 +82,7 @@ def test_ctrl_c_ends_a_job_waiting_for_a_hung_broker(broker: TansuBroker, tmp_pa
     args += ["--sink", f"kafka://{broker.bootstrap}/{topic}"]
     cli = start_cli(args, url, tmp_path)
     try:
-        with JobStore(url) as store:
+        with ReprocessingStore(url) as store:
             job_id = wait_for_checkpoint(store, running=True)
             broker.freeze()
             # the workers are inside a flush that cannot end (outage timeout: 300 s)
@@ -93,7 +95,7 @@ def test_ctrl_c_ends_a_job_waiting_for_a_hung_broker(broker: TansuBroker, tmp_pa
             cli.send_signal(signal.SIGINT)
             _, stderr = cli.communicate(timeout=60)  # ends, rather than wait for the broker
             assert cli.returncode != 0, stderr
-            assert store.job_status(job_id) is not JobStatus.COMPLETED
+            assert store.job_status(job_id) is not ReprocessingStatus.COMPLETED
     finally:
         stop_cli(cli)
 

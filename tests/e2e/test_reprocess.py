@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 
 from tailrace.engine.app import App
-from tailrace.pipeline.jobs import JobStatus, JobStore
+from tailrace.pipeline.jobs import ReprocessingStatus, ReprocessingStore
 from tailrace.pipeline.plan import cancel_job
 from tailrace.pipeline.samples import default_range, write_samples
 
@@ -97,12 +97,12 @@ def test_cancel_then_resume(sqlite_url: str, tmp_path: Path) -> None:
     args = ["reprocess", str(tmp_path / "logs"), "--sink", f"file://{out}", "--json"]
     cli = start_cli([*args, "--checkpoint-every", "0.1"], sqlite_url, tmp_path)
     try:
-        with JobStore(sqlite_url) as store:
+        with ReprocessingStore(sqlite_url) as store:
             # cancelled while a file is read: the job cannot have finished yet
             job_id = wait_for_checkpoint(store, running=True)
             # in this process: a CLI's start-up could outlast the rest of the job
             with App(sqlite_url) as app:
-                assert cancel_job(app, store, job_id).status is JobStatus.CANCELLED
+                assert cancel_job(app, store, job_id).status is ReprocessingStatus.CANCELLED
             again = run_cli(["reprocessing", "cancel", job_id], sqlite_url, tmp_path)
             assert again.returncode == 0 and "cancelled" in again.stdout, again.stderr
         stdout, stderr = cli.communicate(timeout=60)

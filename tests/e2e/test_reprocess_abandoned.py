@@ -15,7 +15,7 @@ from pathlib import Path
 
 import pytest
 
-from tailrace.pipeline.jobs import JobStatus, JobStore
+from tailrace.pipeline.jobs import ReprocessingStatus, ReprocessingStore
 from tailrace.pipeline.samples import write_samples
 
 from .reprocess_support import (
@@ -41,7 +41,7 @@ def _samples(tmp_path: Path, lines: int) -> list[Path]:
 def _resume_completes(url: str, tmp_path: Path, job_id: str, paths: list[Path]) -> None:
     """Once the workers are seen gone, a resume finishes the job: every event delivered,
     the counters counting each once."""
-    with JobStore(url) as store:
+    with ReprocessingStore(url) as store:
         wait_until(lambda: store.job_abandoned(job_id), 60, "the job's workers to be seen gone")
     resumed = run_cli(["reprocessing", "resume", job_id, "--json"], url, tmp_path)
     assert resumed.returncode == 0, resumed.stdout + resumed.stderr
@@ -61,7 +61,7 @@ def test_a_job_whose_cli_was_killed_with_its_workers_resumes_without_a_cancel(
     args = ["reprocess", str(tmp_path / "logs"), "--sink", f"file://{out}", "--json"]
     cli = start_cli([*args, "--workers", "2", "--checkpoint-every", "0.1"], database_url, tmp_path)
     try:
-        with JobStore(database_url) as store:
+        with ReprocessingStore(database_url) as store:
             job_id = wait_for_checkpoint(store, running=True)
             # while its workers live, the job is theirs: a resume is refused
             early = run_cli(["reprocessing", "resume", job_id], database_url, tmp_path)
@@ -76,7 +76,7 @@ def test_a_job_whose_cli_was_killed_with_its_workers_resumes_without_a_cancel(
                     os.kill(pid, signal.SIGKILL)
             cli.wait(timeout=30)
             wait_until(lambda: not worker_pids(tmp_path), 30, "the workers to be gone")
-            assert store.job_status(job_id) is JobStatus.RUNNING  # nobody said otherwise
+            assert store.job_status(job_id) is ReprocessingStatus.RUNNING  # nobody said otherwise
     finally:
         stop_cli(cli)
 
@@ -122,7 +122,7 @@ def test_a_store_on_a_full_disk_fails_the_cli_in_one_line_and_the_job_resumes(
     args = ["reprocess", str(tmp_path / "logs"), "--sink", f"file://{out}", "--json"]
     cli = start_cli([*args, "--workers", "2", "--checkpoint-every", "0.1"], url, tmp_path)
     try:
-        with JobStore(url) as store:
+        with ReprocessingStore(url) as store:
             job_id = wait_for_checkpoint(store, running=True)
         filler = _fill(small_disk)
         stdout, stderr = cli.communicate(timeout=240)
@@ -135,8 +135,8 @@ def test_a_store_on_a_full_disk_fails_the_cli_in_one_line_and_the_job_resumes(
     assert last.startswith(f"error: the job store sqlite:///{small_disk}/tailrace.db failed: ")
     assert "database or disk is full" in last
     assert f"tailrace reprocessing resume {job_id}" in last
-    with JobStore(url) as store:  # reading still works on a full disk
-        assert store.job_status(job_id) is JobStatus.RUNNING
+    with ReprocessingStore(url) as store:  # reading still works on a full disk
+        assert store.job_status(job_id) is ReprocessingStatus.RUNNING
 
     filler.unlink()  # space again
     _resume_completes(url, tmp_path, job_id, paths)

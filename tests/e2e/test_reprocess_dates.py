@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from tailrace.pipeline.jobs import JobStore
+from tailrace.pipeline.jobs import ReprocessingStore
 from tailrace.pipeline.samples import write_samples
 
 from .reprocess_support import expected_events, output_lines, run_cli, summary
@@ -30,7 +30,7 @@ def test_zero_dates_keep_every_event(tmp_path: Path, zero: str) -> None:
     assert report["status"] == "completed"
     assert (report["sent"], report["filtered"]) == (sum(want.values()), 0)
     assert output_lines(out) == want
-    with JobStore(url) as store:
+    with ReprocessingStore(url) as store:
         config = store.job(report["job_id"]).config
         assert (config.date_from, config.date_to) == (None, None)
 

@@ -12,7 +12,7 @@ from tailrace.db.connection import PROMPT
 from tailrace.engine.app import App
 from tailrace.engine.store import open_store
 from tailrace.observability.metrics import PromptStore, database_check
-from tailrace.pipeline.jobs import JobConfig, JobStatus, JobStore
+from tailrace.pipeline.jobs import ReprocessingConfig, ReprocessingStatus, ReprocessingStore
 from tailrace.pipeline.plan import plan_job
 from tailrace.pipeline.worker import ReprocessWorker
 from tailrace.pipeline.worker_metrics import serve_worker
@@ -33,8 +33,8 @@ def test_a_reprocessing_worker_serves_its_lines_by_outcome(
     monkeypatch.setenv("TAILRACE_DATA_DIR", str(tmp_path / ".tailrace"))
     url = f"sqlite:///{tmp_path}/tailrace.db"
     out = tmp_path / "out.ndjson"
-    config = JobConfig(source=str(logs), sink=out.as_uri(), roots=(str(tmp_path),))
-    with App(url) as app, JobStore(url) as store:
+    config = ReprocessingConfig(source=str(logs), sink=out.as_uri(), roots=(str(tmp_path),))
+    with App(url) as app, ReprocessingStore(url) as store:
         job = plan_job(app, store, config)
     worker = ReprocessWorker(url, job.id, 0)
     server = serve_worker(
@@ -43,7 +43,7 @@ def test_a_reprocessing_worker_serves_its_lines_by_outcome(
     base = f"http://127.0.0.1:{server.port}"
     try:
         assert httpx.get(base + "/readyz").status_code == 200
-        assert worker.run() is JobStatus.COMPLETED
+        assert worker.run() is ReprocessingStatus.COMPLETED
         page = httpx.get(base + "/metrics")
         assert page.status_code == 200
         labels = {"job_id": job.id, "worker_index": "0"}

@@ -17,7 +17,7 @@ import pytest
 from fastapi.testclient import TestClient
 
 from tailrace.api import ApiConfig, create_app
-from tailrace.pipeline.jobs import FileStatus, JobStatus, JobStore
+from tailrace.pipeline.jobs import ReprocessingStatus, ReprocessingStore
 
 from .reprocess_support import output_lines, run_cli, summary
 
@@ -174,9 +174,9 @@ def test_a_truncated_file_fails_its_job_and_everything_says_so(
     assert by_file == {}
 
     # -- the store: the job failed with the reason; the cut file failed once, not retried
-    with JobStore(database_url) as store:
+    with ReprocessingStore(database_url) as store:
         job = store.job(report["job_id"])
-        assert job.status is JobStatus.FAILED
+        assert job.status is ReprocessingStatus.FAILED
         assert job.error == report["error"]
         files = {f.url: f for f in store.files(job.id)}
         for name, (path, expected) in inputs.items():
@@ -184,11 +184,11 @@ def test_a_truncated_file_fails_its_job_and_everything_says_so(
             assert record.counters.lines == expected.lines, name
             assert record.counters.balanced, name
             if name == "cut.ndjson.gz":
-                assert record.status is FileStatus.FAILED
+                assert record.status is ReprocessingStatus.FAILED
                 assert record.attempts == 1, "a file that cannot be read is not retried"
                 assert record.error == failed["error"]
             else:
-                assert record.status is FileStatus.COMPLETED, (name, record.error)
+                assert record.status is ReprocessingStatus.COMPLETED, (name, record.error)
                 assert record.error is None
 
     # -- the CLI's show: the same, and exit 1

@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 
 from tailrace.engine.app import App
-from tailrace.pipeline.jobs import FileStatus, JobConfig, JobStatus, JobStore
+from tailrace.pipeline.jobs import ReprocessingConfig, ReprocessingStatus, ReprocessingStore
 from tailrace.pipeline.plan import plan_job
 from tailrace.pipeline.worker import ReprocessWorker
 
@@ -36,8 +36,8 @@ def test_a_file_swapped_for_a_symlink_after_planning_is_not_read(
     monkeypatch.setenv("TAILRACE_DATA_DIR", str(data))
     url = f"sqlite:///{tmp_path}/tailrace.db"
     out = root / "out.ndjson"
-    config = JobConfig(source=str(logs), sink=out.as_uri(), roots=(str(root),))
-    with App(url) as app, JobStore(url) as store:
+    config = ReprocessingConfig(source=str(logs), sink=out.as_uri(), roots=(str(root),))
+    with App(url) as app, ReprocessingStore(url) as store:
         job = plan_job(app, store, config)
         # the race, set up deterministically: planned, then swapped, then read
         (logs / "b.ndjson").unlink()
@@ -47,10 +47,10 @@ def test_a_file_swapped_for_a_symlink_after_planning_is_not_read(
         status = ReprocessWorker(url, job.id, 0, lease_s=2.0).run()
 
         files = {Path(f.url).name: f for f in store.files(job.id)}
-    assert files["a.ndjson"].status is FileStatus.COMPLETED
-    assert files["b.ndjson"].status is not FileStatus.COMPLETED
+    assert files["a.ndjson"].status is ReprocessingStatus.COMPLETED
+    assert files["b.ndjson"].status is not ReprocessingStatus.COMPLETED
     assert "refusing to read" in (files["b.ndjson"].error or "")
-    assert status is not JobStatus.COMPLETED
+    assert status is not ReprocessingStatus.COMPLETED
     written = out.read_bytes() if out.exists() else b""
     assert written == b'{"n": 1}\n'
     for path in root.rglob("*deadletter*"):

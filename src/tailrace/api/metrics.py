@@ -15,7 +15,7 @@ from prometheus_client.registry import Collector
 
 from ..engine.states import Priority
 from ..observability.metrics import QueueCollector
-from ..pipeline.jobs import JobStatus
+from ..pipeline.jobs import ReprocessingStatus
 from .services import Handle
 
 ACTIVE_JOBS_SHOWN = 100
@@ -98,7 +98,7 @@ class ReprocessingCollector(Collector):
         )
         with self.db() as handle:
             counts, active = handle.store.jobs_metrics(ACTIVE_JOBS_SHOWN)
-        for status in JobStatus:
+        for status in ReprocessingStatus:
             jobs.add_metric([str(status)], counts.get(str(status), 0))
         for job in active:
             live = job.counters

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from ..pipeline.jobs import Counters, FileRecord, JobRecord, WorkerRecord
+from ..pipeline.jobs import Counters, FileRecord, ReprocessingJob, WorkerRecord
 from ..pipeline.jobs.model import live_counters
 from ..pipeline.sinks.url import SinkURLError, parse_sink_url
 
@@ -33,7 +33,7 @@ def reference_counts(c: Counters) -> dict[str, int]:
 
 
 def job_json(
-    job: JobRecord, workers: list[WorkerRecord] | None = None, abandoned: str | None = None
+    job: ReprocessingJob, workers: list[WorkerRecord] | None = None, abandoned: str | None = None
 ) -> dict[str, Any]:
     counters = job.counters
     if not job.status.finished:

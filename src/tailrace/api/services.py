@@ -1,5 +1,5 @@
 """What the routes use: the settings, the authenticator, the executor of the workers,
-and a pool of database handles (an engine `App` and a `JobStore` each), so that requests
+and a pool of database handles (an engine `App` and a `ReprocessingStore` each), so that requests
 served on several threads never share a connection.
 
 Handles wait for the database the `PROMPT` way: with the database down, frozen or
@@ -23,7 +23,7 @@ from ..db.connection import PROMPT
 from ..engine.app import App
 from ..executors.base import Executor
 from ..executors.supervisor import JobSupervisor
-from ..pipeline.jobs import JobStore
+from ..pipeline.jobs import ReprocessingStore
 from .auth import Authenticator
 from .config import ApiConfig
 from .errors import ApiError
@@ -39,7 +39,7 @@ UNAVAILABLE = "the database is unreachable; retry shortly"
 @dataclass
 class Handle:
     app: App
-    store: JobStore
+    store: ReprocessingStore
 
     def close(self) -> None:
         self.app.close()
@@ -105,7 +105,9 @@ class Services:
             url = self.config.database_url
             app = App(url, auto_migrate=False, connection_policy=PROMPT)
             try:
-                store = JobStore(url, PROMPT)  # connects now: the slot is freed if it fails
+                store = ReprocessingStore(
+                    url, PROMPT
+                )  # connects now: the slot is freed if it fails
             except BaseException:
                 app.close()
                 with self._lock:

@@ -28,7 +28,7 @@ from ..pipeline.ingest import (
     scope_of,
 )
 from ..pipeline.ingest_env import apply_aws_region, choose_sink, state_database
-from ..pipeline.jobs import JobConfig, JobStore
+from ..pipeline.jobs import ReprocessingConfig, ReprocessingStore
 from ..pipeline.jobs.model import IngestStatus, ProcessedFile
 from ..pipeline.sinks.url import SinkKind, parse_sink_url
 from ..pipeline.worker import ReprocessWorker
@@ -117,7 +117,7 @@ def ingest(
     url, why = state_database(ctx.find_root().obj.get("database_url"), sink_url, os.environ)
     if not as_json:
         console.print(f"record of files: {redact_url(url)} ({why})", highlight=False)
-    config = JobConfig(
+    config = ReprocessingConfig(
         source=source,
         sink=sink_url,
         max_workers=1,
@@ -128,7 +128,7 @@ def ingest(
     siblings = _start_siblings(workers - 1, url)
     started = time.monotonic()
     try:
-        with App(url) as app, JobStore(url) as store:
+        with App(url) as app, ReprocessingStore(url) as store:
 
             def run_files(job_id: str) -> None:
                 ReprocessWorker(url, job_id, 0).run()
@@ -162,7 +162,7 @@ def ingest(
 
 
 def _report(
-    store: JobStore, result: IngestResult, left: list[ProcessedFile], elapsed: float
+    store: ReprocessingStore, result: IngestResult, left: list[ProcessedFile], elapsed: float
 ) -> dict[str, Any]:
     if result.job is None:
         return {"status": "nothing to do", "files": {"total": 0}}
@@ -284,11 +284,11 @@ def ingest_files_group() -> None:
     """The record of files `tailrace ingest` keeps: list them, reset FAILED ones."""
 
 
-def _record_store(ctx: click.Context, sink: str | None) -> JobStore:
+def _record_store(ctx: click.Context, sink: str | None) -> ReprocessingStore:
     chosen = choose_sink(sink, os.environ) if sink or current().ingest_db_host else None
     sink_url = chosen.sink if chosen is not None and chosen.sink else "null://"
     url, _ = state_database(ctx.find_root().obj.get("database_url"), sink_url, os.environ)
-    return JobStore(url)
+    return ReprocessingStore(url)
 
 
 @ingest_files_group.command("list")

@@ -33,7 +33,13 @@ from rich.text import Text
 from ..engine.app import App
 from ..executors import LocalExecutor
 from ..observability.logs import configure as configure_logs
-from ..pipeline.jobs import FileRecord, FileStatus, JobConfig, JobRecord, JobStatus, JobStore
+from ..pipeline.jobs import (
+    FileRecord,
+    ReprocessingConfig,
+    ReprocessingJob,
+    ReprocessingStatus,
+    ReprocessingStore,
+)
 from ..pipeline.jobs.model import live_counters
 from ..pipeline.plan import cancel_job, plan_job, resume_job, settle_job
 from ..pipeline.sources.select import SkippedFiles
@@ -133,7 +139,7 @@ def reprocess(
     """Replay the event-log files at SOURCE (a file, directory, glob or s3://bucket/prefix)
     into a sink, filtered and routed, resumable; exit 0 only if every file completed."""
     url = database_url(ctx.find_root().obj.get("database_url"))
-    config = JobConfig(
+    config = ReprocessingConfig(
         source=source,
         sink=sink,
         stream_ids=stream_ids,
@@ -151,7 +157,7 @@ def reprocess(
         exclude=exclude,
     )
     planned: list[str] = []
-    with store_errors(url, planned), App(url) as app, JobStore(url) as store:
+    with store_errors(url, planned), App(url) as app, ReprocessingStore(url) as store:
         app.store.migrate()
         job = plan_job(app, store, config)
         planned.append(job.id)
@@ -196,11 +202,11 @@ def _store_failed(url: str, job_id: str | None, exc: Exception) -> NoReturn:
 
 def run_job(
     app: App,
-    store: JobStore,
-    job: JobRecord,
+    store: ReprocessingStore,
+    job: ReprocessingJob,
     as_json: bool,
     on_poll: Callable[[], None] | None = None,
-) -> JobRecord:
+) -> ReprocessingJob:
     """Start the job's workers here, show progress until they are done, print the summary;
     returns the job as it ended. Ctrl-C or SIGTERM cancels the job (resumable), a second one
     kills the workers."""
@@ -267,13 +273,13 @@ def run_job(
     return final
 
 
-def _live(store: JobStore, job: JobRecord) -> tuple[int, int]:
+def _live(store: ReprocessingStore, job: ReprocessingJob) -> tuple[int, int]:
     """Bytes and lines done, as the admin service shows them (`live_counters`)."""
     counters = live_counters(job.counters, [w.counters for w in store.workers(job.id)])
     return counters.processed_bytes, counters.lines
 
 
-def filters_matched_nothing(job: JobRecord) -> bool:
+def filters_matched_nothing(job: ReprocessingJob) -> bool:
     """Events were read, the job had filters, and every event was filtered out: most often a
     stream id or a time range that is not in the data."""
     c, config = job.counters, job.config
@@ -282,7 +288,7 @@ def filters_matched_nothing(job: JobRecord) -> bool:
     return has_filters and events > 0 and c.filtered == events
 
 
-def _filters_text(config: JobConfig) -> str:
+def _filters_text(config: ReprocessingConfig) -> str:
     parts = [f"--stream-id {s}" for s in config.stream_ids]
     if config.date_from:
         parts.append(f"--from {config.date_from}")
@@ -307,10 +313,10 @@ def deadletter_location(sink: str) -> str | None:
     return target.display
 
 
-def exit_code(job: JobRecord) -> int:
+def exit_code(job: ReprocessingJob) -> int:
     """0 only for a job that completed: every file read to its end, every line accounted
     for; 1 for anything else (failed, cancelled, or not finished)."""
-    return 0 if job.status is JobStatus.COMPLETED else 1
+    return 0 if job.status is ReprocessingStatus.COMPLETED else 1
 
 
 def failed_files_json(files: list[FileRecord]) -> list[dict[str, Any]]:
@@ -324,12 +330,12 @@ def failed_files_json(files: list[FileRecord]) -> list[dict[str, Any]]:
             **f.counters.to_json(),
         }
         for f in files
-        if f.status is FileStatus.FAILED
+        if f.status is ReprocessingStatus.FAILED
     ]
 
 
 def summary_json(
-    job: JobRecord, elapsed: float | None = None, files: list[FileRecord] | None = None
+    job: ReprocessingJob, elapsed: float | None = None, files: list[FileRecord] | None = None
 ) -> dict[str, Any]:
     counters = job.counters
     data: dict[str, Any] = {
@@ -363,7 +369,7 @@ def summary_json(
 
 
 def _summary(
-    console: Console, job: JobRecord, files: list[FileRecord], elapsed: float, as_json: bool
+    console: Console, job: ReprocessingJob, files: list[FileRecord], elapsed: float, as_json: bool
 ) -> None:
     if as_json:
         echo_json(summary_json(job, elapsed, files))
@@ -409,15 +415,15 @@ def _summary(
             highlight=False,
             soft_wrap=True,
         )
-    failed = [f for f in files if f.status is FileStatus.FAILED]
+    failed = [f for f in files if f.status is ReprocessingStatus.FAILED]
     if failed:
         console.print(f"[red]failed files ({len(failed)}):[/red]")
         for f in failed:
             console.print(f"  {f.url}: {f.error or 'failed'}", highlight=False, soft_wrap=True)
     elif job.error:
         console.print(f"[red]error:[/red] {job.error}", highlight=False, soft_wrap=True)
-    if job.status in (JobStatus.CANCELLED, JobStatus.FAILED):
-        if any(not f.unreadable for f in files if f.status is not FileStatus.COMPLETED):
+    if job.status in (ReprocessingStatus.CANCELLED, ReprocessingStatus.FAILED):
+        if any(not f.unreadable for f in files if f.status is not ReprocessingStatus.COMPLETED):
             console.print(f"resume with: [cyan]tailrace reprocessing resume {job.id}[/cyan]")
         if any(f.unreadable for f in failed):
             console.print(
@@ -449,11 +455,11 @@ def reprocessing() -> None:
 def list_jobs(ctx: click.Context, limit: int) -> None:
     """The latest jobs."""
     url = database_url(ctx.find_root().obj.get("database_url"))
-    with JobStore(url) as store:
+    with ReprocessingStore(url) as store:
         table = Table("id", "status", "files", "created", "source", "sink", "error")
         for job in store.jobs(limit):
             error = job.error or ""
-            if job.status is JobStatus.RUNNING:
+            if job.status is ReprocessingStatus.RUNNING:
                 gone = store.job_abandoned(job.id)
                 error = f"{gone}: resume it" if gone else ""
             table.add_row(
@@ -475,7 +481,7 @@ def show_job(ctx: click.Context, job_id: str) -> None:
     """A job's status and counters, with its failed files and its workers, as JSON; exit 1
     if it ended other than completed (failed, cancelled)."""
     url = database_url(ctx.find_root().obj.get("database_url"))
-    with JobStore(url) as store:
+    with ReprocessingStore(url) as store:
         job = store.job(job_id)
         data = summary_json(job, files=store.files(job_id))
         data["workers_detail"] = [
@@ -501,7 +507,7 @@ def show_job(ctx: click.Context, job_id: str) -> None:
 def cancel(ctx: click.Context, job_id: str) -> None:
     """Stop a job; its workers checkpoint and exit. Counters stay."""
     url = database_url(ctx.find_root().obj.get("database_url"))
-    with App(url) as app, JobStore(url) as store:
+    with App(url) as app, ReprocessingStore(url) as store:
         job = cancel_job(app, store, job_id)
         click.echo(f"job {job.id}: {job.status}")
 
@@ -515,7 +521,7 @@ def resume(ctx: click.Context, job_id: str, as_json: bool) -> None:
     running by a process that was killed with its workers (no worker reports, no live
     lease)."""
     url = database_url(ctx.find_root().obj.get("database_url"))
-    with store_errors(url, [job_id]), App(url) as app, JobStore(url) as store:
+    with store_errors(url, [job_id]), App(url) as app, ReprocessingStore(url) as store:
         # a job left running by a process that died with its workers: failed, then resumed
         store.job_fail_abandoned(job_id)
         job = resume_job(app, store, job_id)

@@ -160,7 +160,7 @@ def worker(
     job_id = job_id or settings.job_id
     priorities = priorities or settings.worker_priority_filter
     if job_id:
-        from ..pipeline.jobs.model import JobStatus
+        from ..pipeline.jobs.model import ReprocessingStatus
         from ..pipeline.mounted import ensure_job
         from ..pipeline.worker import ReprocessWorker
 
@@ -180,7 +180,7 @@ def worker(
                 # port taken by another worker on the host must not cost the job a worker
                 log.warning("no metrics server for this worker: %s", exc)
         status = reprocess.run()
-        sys.exit(1 if status is JobStatus.FAILED else 0)
+        sys.exit(1 if status is ReprocessingStatus.FAILED else 0)
     try:
         prios = Priority.parse_list(priorities) if priorities else list(Priority)
     except ValueError as exc:

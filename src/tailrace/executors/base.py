@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Protocol
 
-from ..pipeline.jobs import JobRecord
+from ..pipeline.jobs import ReprocessingJob
 from .logs import WorkerLog
 
 
@@ -13,10 +13,10 @@ class Executor(Protocol):
     def start(self) -> None:
         """Begin looking after jobs."""
 
-    def launch(self, job: JobRecord) -> None:
+    def launch(self, job: ReprocessingJob) -> None:
         """Run a planned or resumed job's workers."""
 
-    def resume(self, job_id: str, reopen: Callable[[], JobRecord]) -> JobRecord:
+    def resume(self, job_id: str, reopen: Callable[[], ReprocessingJob]) -> ReprocessingJob:
         """Reopen the job (`reopen`, which resets it in the store) and launch it, with no
         look at the job in between: its old workers' end must not settle the new run."""
 

@@ -36,7 +36,7 @@ import orjson
 
 from ..errors import ConfigurationError
 from ..extras import require
-from ..pipeline.jobs import JobRecord, JobStatus, JobStore, WorkerStatus
+from ..pipeline.jobs import ReprocessingJob, ReprocessingStatus, ReprocessingStore
 from ..pipeline.jobs.store import ReprocessingJobNotFoundError
 from ..pipeline.plan import settle_job
 from ..settings import current
@@ -193,7 +193,7 @@ def worker_environment(database_url: str, environ: dict[str, str]) -> dict[str, 
 
 
 def build_objects(
-    job: JobRecord,
+    job: ReprocessingJob,
     files: list[tuple[str, int]],
     settings: KubernetesSettings,
     environment: dict[str, str],
@@ -319,7 +319,7 @@ class KubernetesExecutor:
         self._following = threading.Lock()
         self._stopping = threading.Event()
         self._thread: threading.Thread | None = None
-        self._store: JobStore | None = None
+        self._store: ReprocessingStore | None = None
 
     # -- the executor protocol -------------------------------------------------------------
 
@@ -328,11 +328,11 @@ class KubernetesExecutor:
             raise ConfigurationError(self.unavailable)
 
     def start(self) -> None:
-        self._store = JobStore(self.database_url)
+        self._store = ReprocessingStore(self.database_url)
         if self.unavailable is not None:
             return  # nothing can be followed
         # jobs whose Kubernetes Jobs run on: followed again after a restart of the service
-        for status in (JobStatus.PENDING, JobStatus.RUNNING):
+        for status in (ReprocessingStatus.PENDING, ReprocessingStatus.RUNNING):
             offset = 0
             while True:
                 jobs, total = self._store.jobs_page(status, limit=100, offset=offset)
@@ -343,7 +343,7 @@ class KubernetesExecutor:
         self._thread = threading.Thread(target=self._run, name="tailrace-k8s", daemon=True)
         self._thread.start()
 
-    def launch(self, job: JobRecord) -> None:
+    def launch(self, job: ReprocessingJob) -> None:
         assert self._store is not None, "start() first"
         self._usable()
         files = [(f.url, f.size) for f in self._store.files(job.id)]
@@ -361,7 +361,7 @@ class KubernetesExecutor:
             self._active.add(job.id)
         log.info("kubernetes job created", extra={"job_id": job.id, "k8s_job": n["job"]})
 
-    def resume(self, job_id: str, reopen: Callable[[], JobRecord]) -> JobRecord:
+    def resume(self, job_id: str, reopen: Callable[[], ReprocessingJob]) -> ReprocessingJob:
         self._usable()
         with self._following:
             with self._lock:
@@ -461,7 +461,7 @@ class KubernetesExecutor:
                 self._store.worker_finish(
                     job_id,
                     index,
-                    WorkerStatus.FAILED,
+                    ReprocessingStatus.FAILED,
                     reasons.get(index, "its pod failed past the backoff limit"),
                 )
                 self._marked.add((job_id, index))

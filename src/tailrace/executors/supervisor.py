@@ -10,7 +10,7 @@ import signal
 import threading
 from collections.abc import Callable
 
-from ..pipeline.jobs import JobRecord, JobStore
+from ..pipeline.jobs import ReprocessingJob, ReprocessingStore
 from ..pipeline.plan import settle_job
 from ..settings import current, worker_log_dir
 from .local import LocalExecutor
@@ -38,19 +38,19 @@ class JobSupervisor:
         self._lock = threading.Lock()
         self._stopping = threading.Event()
         self._thread: threading.Thread | None = None
-        self._store: JobStore | None = None
+        self._store: ReprocessingStore | None = None
 
     def start(self) -> None:
-        self._store = JobStore(self.database_url)
+        self._store = ReprocessingStore(self.database_url)
         self._thread = threading.Thread(target=self._run, name="tailrace-supervisor", daemon=True)
         self._thread.start()
 
-    def launch(self, job: JobRecord) -> None:
+    def launch(self, job: ReprocessingJob) -> None:
         """Start a planned job's workers."""
         with self._lock:
             self._launch(job)
 
-    def resume(self, job_id: str, reopen: Callable[[], JobRecord]) -> JobRecord:
+    def resume(self, job_id: str, reopen: Callable[[], ReprocessingJob]) -> ReprocessingJob:
         # Under the lock the poll loop waits: it cannot see the job reset but not launched
         # and settle it as failed because its last workers have exited.
         with self._lock:
@@ -58,7 +58,7 @@ class JobSupervisor:
             self._launch(job)
         return job
 
-    def _launch(self, job: JobRecord) -> None:
+    def _launch(self, job: ReprocessingJob) -> None:
         previous = self._executors.pop(job.id, None)
         if previous is not None:  # resumed while the last workers still wind down
             previous.close()

@@ -39,8 +39,8 @@ import orjson
 from tailrace.engine.app import App, JobSpec
 from tailrace.pipeline.decoders import LineReader
 from tailrace.pipeline.events import EventFields, lookup, parse_event_time
-from tailrace.pipeline.jobs import JobConfig, JobRecord, JobStore
-from tailrace.pipeline.jobs.model import FileStatus, IngestStatus, ProcessedFile
+from tailrace.pipeline.jobs import ReprocessingConfig, ReprocessingJob, ReprocessingStore
+from tailrace.pipeline.jobs.model import IngestStatus, ProcessedFile, ReprocessingStatus
 from tailrace.pipeline.jobs.store import Scope
 from tailrace.pipeline.plan import (
     REPROCESS_TASK,
@@ -145,7 +145,9 @@ def first_log_time(source: Source, file: SourceFile, fields: EventFields) -> flo
     return None
 
 
-def record_source(store: JobStore, config: JobConfig) -> tuple[JobConfig, dict[Scope, SourceFile]]:
+def record_source(
+    store: ReprocessingStore, config: ReprocessingConfig
+) -> tuple[ReprocessingConfig, dict[Scope, SourceFile]]:
     """List the source, record the versions not seen before (with their order time); returns
     the config (with what the listing left out) and the listed files by (bucket, key)."""
     config, files = list_source(config)
@@ -164,13 +166,13 @@ def record_source(store: JobStore, config: JobConfig) -> tuple[JobConfig, dict[S
 class IngestResult:
     """What one run did: its job (None when nothing was claimable) and each file's outcome."""
 
-    job: JobRecord | None = None
+    job: ReprocessingJob | None = None
     outcomes: dict[str, int] = field(default_factory=dict)
     files: list[ProcessedFile] = field(default_factory=list)
     stopped: bool = False  # by a signal, in the middle of a file
     listed: set[tuple[str, str, str]] = field(default_factory=set)  # versions in the source
 
-    def failed_in_source(self, store: JobStore, source: str) -> list[ProcessedFile]:
+    def failed_in_source(self, store: ReprocessingStore, source: str) -> list[ProcessedFile]:
         """The FAILED files of the source still in it as they were (a file deleted or
         replaced by a newer version since is not the source's failure)."""
         return [
@@ -201,7 +203,7 @@ class Heartbeat:
         self._thread.join()
 
     def _run(self) -> None:
-        with JobStore(self._url) as store:
+        with ReprocessingStore(self._url) as store:
             while not self._stop.wait(self._every):
                 try:
                     store.processed_touch(self._job_id)
@@ -213,8 +215,8 @@ class Heartbeat:
 
 def ingest_files(
     app: App,
-    store: JobStore,
-    config: JobConfig,
+    store: ReprocessingStore,
+    config: ReprocessingConfig,
     run_files: RunFiles,
     *,
     max_attempts: int = DEFAULT_MAX_ATTEMPTS,
@@ -240,7 +242,7 @@ def ingest_files(
         result.files.append(claimed)
         file = listed.get((claimed.bucket, claimed.key))
         if file is None or identity(file) != (claimed.bucket, claimed.key, claimed.version):
-            status = _settle(store, claimed, FileStatus.FAILED, "no longer in the source")
+            status = _settle(store, claimed, ReprocessingStatus.FAILED, "no longer in the source")
         else:
             try:
                 status = _read_one(app, store, config, job_id, claimed, file, run_files, result)
@@ -260,8 +262,8 @@ def ingest_files(
 
 def _read_one(
     app: App,
-    store: JobStore,
-    config: JobConfig,
+    store: ReprocessingStore,
+    config: ReprocessingConfig,
     job_id: str,
     claimed: ProcessedFile,
     file: SourceFile,
@@ -294,26 +296,28 @@ def _read_one(
         except Exception as exc:  # the worker itself broke (its database...): stop here
             crash = f"{type(exc).__name__}: {exc}"
         record = store.file(job_id, index)
-    if record.status is FileStatus.COMPLETED:
-        return _settle(store, claimed, FileStatus.COMPLETED, None)
-    if record.status is FileStatus.FAILED and crash is None:
-        return _settle(store, claimed, FileStatus.FAILED, record.error or "failed")
+    if record.status is ReprocessingStatus.COMPLETED:
+        return _settle(store, claimed, ReprocessingStatus.COMPLETED, None)
+    if record.status is ReprocessingStatus.FAILED and crash is None:
+        return _settle(store, claimed, ReprocessingStatus.FAILED, record.error or "failed")
     # Not finished: the run was stopped (SIGTERM, Ctrl-C) or its worker broke while reading
     # it. The next run resumes it from its checkpoint; this one takes no other file.
     reason = crash or STOPPED
-    _settle(store, claimed, FileStatus.FAILED, reason)
+    _settle(store, claimed, ReprocessingStatus.FAILED, reason)
     raise IngestStoppedError(f"stopped while reading {file.url}: {reason}")
 
 
 def _settle(
-    store: JobStore, claimed: ProcessedFile, status: FileStatus, error: str | None
+    store: ReprocessingStore, claimed: ProcessedFile, status: ReprocessingStatus, error: str | None
 ) -> IngestStatus:
-    outcome = IngestStatus.COMPLETED if status is FileStatus.COMPLETED else IngestStatus.FAILED
+    outcome = (
+        IngestStatus.COMPLETED if status is ReprocessingStatus.COMPLETED else IngestStatus.FAILED
+    )
     store.processed_finish(claimed, outcome, error)
     return outcome
 
 
-def failed_files(store: JobStore, source: str | None) -> list[ProcessedFile]:
+def failed_files(store: ReprocessingStore, source: str | None) -> list[ProcessedFile]:
     """The FAILED files of a source's part of the record (None: of every source)."""
     return store.processed_by_status(
         IngestStatus.FAILED, scope_of(source) if source is not None else None

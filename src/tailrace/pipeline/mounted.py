@@ -25,7 +25,7 @@ from tailrace.db import DEFAULT, migrate
 from tailrace.db.connection import connect
 from tailrace.engine.app import App
 from tailrace.errors import ConfigurationError
-from tailrace.pipeline.jobs import JobConfig, JobStore
+from tailrace.pipeline.jobs import ReprocessingConfig, ReprocessingStore
 from tailrace.pipeline.jobs.store import ReprocessingJobNotFoundError
 from tailrace.pipeline.plan import create_job, listed_files, start_from
 from tailrace.pipeline.sources import SourceFile
@@ -90,7 +90,7 @@ def _json(path: Path) -> Any:
         raise ConfigurationError(f"{path}: not valid JSON: {exc}") from None
 
 
-def job_config(mounted: Mounted, environ: Mapping[str, str] | None = None) -> JobConfig:
+def job_config(mounted: Mounted, environ: Mapping[str, str] | None = None) -> ReprocessingConfig:
     """The job the mounted settings describe (Jitsu's field names), sending to the
     destinations topic of KAFKA_BOOTSTRAP_SERVERS unless config.json names a sink."""
     settings = current(environ)
@@ -106,7 +106,7 @@ def job_config(mounted: Mounted, environ: Mapping[str, str] | None = None) -> Jo
                 'KAFKA_DESTINATIONS_TOPIC), or give "sink" in config.json'
             )
         sink = f"kafka://{servers}/{settings.kafka_destinations_topic}"
-    return JobConfig(
+    return ReprocessingConfig(
         source=mounted.source,
         sink=str(sink),
         stream_ids=tuple(s.get("stream_ids") or ()),
@@ -131,7 +131,7 @@ def ensure_job(database_url: str, job_id: str, environ: Mapping[str, str] | None
     if not (directory / "files" / "files.json").is_file():
         return False
     migrate(database_url)  # a fresh database: the job tables first
-    with JobStore(database_url) as store:
+    with ReprocessingStore(database_url) as store:
         if _exists(store, job_id):  # planned by an admin: the database is the truth
             return False
         mounted = read_mounted(directory, environ)
@@ -153,7 +153,7 @@ def ensure_job(database_url: str, job_id: str, environ: Mapping[str, str] | None
                 conn.execute("SELECT pg_advisory_unlock(%s, hashtext(%s))", (_CREATE_LOCK, job_id))
 
 
-def _exists(store: JobStore, job_id: str) -> bool:
+def _exists(store: ReprocessingStore, job_id: str) -> bool:
     try:
         store.job_status(job_id)
     except ReprocessingJobNotFoundError:
@@ -163,9 +163,9 @@ def _exists(store: JobStore, job_id: str) -> bool:
 
 def _create(
     database_url: str,
-    store: JobStore,
+    store: ReprocessingStore,
     job_id: str,
-    config: JobConfig,
+    config: ReprocessingConfig,
     files: list[SourceFile],
     workers: int,
 ) -> bool:

@@ -22,7 +22,12 @@ from tailrace.engine.states import JobState
 from tailrace.errors import ConfigurationError, ConflictError
 from tailrace.pipeline.events import EventFields
 from tailrace.pipeline.filters import EventFilter, parse_time_bound
-from tailrace.pipeline.jobs import JobConfig, JobRecord, JobStatus, JobStore
+from tailrace.pipeline.jobs import (
+    ReprocessingConfig,
+    ReprocessingJob,
+    ReprocessingStatus,
+    ReprocessingStore,
+)
 from tailrace.pipeline.sinks import parse_sink_url
 from tailrace.pipeline.sinks.reach import check_reachable
 from tailrace.pipeline.sources import Source, SourceFile, open_source
@@ -56,7 +61,7 @@ def worker_count(files: Sequence[SourceFile], limit: int | None = None) -> int:
     return max(1, min(wanted, limit)) if limit else wanted
 
 
-def check_config(config: JobConfig) -> EventFilter:
+def check_config(config: ReprocessingConfig) -> EventFilter:
     """Fail before anything is stored if the sink, the fields or the filters cannot be
     understood."""
     parse_sink_url(config.sink)
@@ -64,7 +69,7 @@ def check_config(config: JobConfig) -> EventFilter:
     return event_filter(config)
 
 
-def event_fields(config: JobConfig) -> EventFields:
+def event_fields(config: ReprocessingConfig) -> EventFields:
     return EventFields.from_strings(
         stream_id=config.stream_id_fields or None,
         time=config.time_fields or None,
@@ -72,7 +77,7 @@ def event_fields(config: JobConfig) -> EventFields:
     )
 
 
-def event_filter(config: JobConfig) -> EventFilter:
+def event_filter(config: ReprocessingConfig) -> EventFilter:
     return EventFilter(
         stream_ids=config.stream_ids or None,
         date_from=parse_time_bound(config.date_from) if config.date_from else None,
@@ -81,7 +86,7 @@ def event_filter(config: JobConfig) -> EventFilter:
     )
 
 
-def source_for(config: JobConfig) -> Source:
+def source_for(config: ReprocessingConfig) -> Source:
     """The job's source, with its file selection and (local files) its roots."""
     options: dict[str, Any] = {"include": config.include, "exclude": config.exclude}
     if config.source[:5].lower() == "s3://":
@@ -92,7 +97,7 @@ def source_for(config: JobConfig) -> Source:
     return open_source(config.source, **options)
 
 
-def list_source(config: JobConfig) -> tuple[JobConfig, list[SourceFile]]:
+def list_source(config: ReprocessingConfig) -> tuple[ReprocessingConfig, list[SourceFile]]:
     """The files to read, and the config with what the listing left out recorded in it
     (counts by reason and a few names, shown in the job's summary)."""
     source = source_for(config)
@@ -152,8 +157,8 @@ def new_job_id() -> str:
 
 
 def plan_job(
-    app: App, store: JobStore, config: JobConfig, *, job_id: str | None = None
-) -> JobRecord:
+    app: App, store: ReprocessingStore, config: ReprocessingConfig, *, job_id: str | None = None
+) -> ReprocessingJob:
     """Store a new job for every file of `config`'s source; returns the job. A sink whose
     server cannot be reached fails it here, before anything is stored."""
     check_config(config)
@@ -168,15 +173,15 @@ def plan_job(
 
 def create_job(
     app: App,
-    store: JobStore,
-    config: JobConfig,
+    store: ReprocessingStore,
+    config: ReprocessingConfig,
     files: Sequence[SourceFile],
     *,
     job_id: str | None = None,
     checkpoint_keys: Sequence[str | None] | None = None,
     largest_first: bool = True,
     workers: int | None = None,
-) -> JobRecord:
+) -> ReprocessingJob:
     """Store a job for `files` and enqueue one task per file: largest first, or in the
     order given (ingestion goes in chronological order). `workers`: how many were started
     already (reference 001's pods), instead of the count planning picks."""
@@ -218,13 +223,13 @@ def _enqueue(
     )
 
 
-def cancel_job(app: App, store: JobStore, job_id: str) -> JobRecord:
+def cancel_job(app: App, store: ReprocessingStore, job_id: str) -> ReprocessingJob:
     """Stop a job: pending files are cancelled at once, running ones at their workers' next
     heartbeat, which checkpoint first. Counters stay as they are."""
     job = store.job(job_id)
     if job.status.finished:
         return job
-    store.job_set_status(job_id, JobStatus.CANCELLED)
+    store.job_set_status(job_id, ReprocessingStatus.CANCELLED)
     store.files_cancel_pending(job_id)
     _cancel_tasks(app, job_id)
     return store.job(job_id)
@@ -239,12 +244,15 @@ def _cancel_tasks(app: App, job_id: str) -> None:
             app.cancel(engine_job.id)
 
 
-def resume_job(app: App, store: JobStore, job_id: str) -> JobRecord:
+def resume_job(app: App, store: ReprocessingStore, job_id: str) -> ReprocessingJob:
     """Run a cancelled or failed job again: every unfinished file from its checkpoint."""
     job = store.job(job_id)
-    if job.status is JobStatus.COMPLETED:
+    if job.status is ReprocessingStatus.COMPLETED:
         raise ConflictError(f"job {job_id} is completed: nothing to resume")
-    if job.status in (JobStatus.PENDING, JobStatus.RUNNING) or not store.job_reset(job_id):
+    if job.status in (
+        ReprocessingStatus.PENDING,
+        ReprocessingStatus.RUNNING,
+    ) or not store.job_reset(job_id):
         status = store.job_status(job_id)
         raise ConflictError(f"job {job_id} is {status}: only a cancelled or failed job resumes")
     # tasks a failed job left behind (released by workers that stopped) would run a file
@@ -256,16 +264,16 @@ def resume_job(app: App, store: JobStore, job_id: str) -> JobRecord:
 
 
 def settle_job(
-    store: JobStore, job_id: str, reason: str = "every worker process exited"
-) -> JobRecord:
+    store: ReprocessingStore, job_id: str, reason: str = "every worker process exited"
+) -> ReprocessingJob:
     """Give a job whose workers have all exited its final status, from its files: if files
     are left (the workers crashed more often than the executor restarts them, or were
     stopped), it failed for `reason`, and can be resumed. Workers whose rows still say
     running exited without saying so (killed): their rows say that now."""
     store.workers_fail_running(job_id, f"exited without reporting its end ({reason})")
     status = store.job_finalize(job_id)
-    if status in (JobStatus.RUNNING, JobStatus.PENDING):
-        store.job_set_status(job_id, JobStatus.FAILED, reason)
-    elif status is JobStatus.COMPLETED:
+    if status in (ReprocessingStatus.RUNNING, ReprocessingStatus.PENDING):
+        store.job_set_status(job_id, ReprocessingStatus.FAILED, reason)
+    elif status is ReprocessingStatus.COMPLETED:
         store.workers_close_pending(job_id)
     return store.job(job_id)

@@ -7,13 +7,13 @@ from __future__ import annotations
 import posixpath
 
 from tailrace.pipeline.decoders.framing import Checkpoint, Line, LineReader
-from tailrace.pipeline.jobs import Counters, JobConfig
+from tailrace.pipeline.jobs import Counters, ReprocessingConfig
 from tailrace.pipeline.sources import Source, SourceFile
 
 BEFORE_START_LINE = "before start_line"
 
 
-def starts_inside(config: JobConfig, url: str) -> bool:
+def starts_inside(config: ReprocessingConfig, url: str) -> bool:
     """Is `url` the file a job's start_line applies to?"""
     start = config.start_file
     return bool(config.start_line and start and start in (url, posixpath.basename(url)))

@@ -25,8 +25,13 @@ from tailrace.engine.worker import Worker, WorkerOptions
 from tailrace.errors import JobCancelledError
 from tailrace.pipeline.decoders.framing import Checkpoint
 from tailrace.pipeline.filters import EventFilter
-from tailrace.pipeline.jobs import Counters, FileRecord, FileStatus, JobConfig, JobStore
-from tailrace.pipeline.jobs.model import JobStatus
+from tailrace.pipeline.jobs import (
+    Counters,
+    FileRecord,
+    ReprocessingConfig,
+    ReprocessingStatus,
+    ReprocessingStore,
+)
 from tailrace.pipeline.plan import (
     REPROCESS_TASK,
     event_fields,
@@ -80,8 +85,8 @@ class ReprocessWorker:
         self._settings = settings
         self.lease_s = lease_s
         self.process_id = f"{socket.gethostname()}:{os.getpid()}"
-        self._store: JobStore | None = None
-        self._config: JobConfig | None = None
+        self._store: ReprocessingStore | None = None
+        self._config: ReprocessingConfig | None = None
         self._source: Source | None = None
         self._sink: Sink | None = None
         self._deadletters: DeadLetterWriter | None = None
@@ -99,12 +104,12 @@ class ReprocessWorker:
         return totals.assigned_files, totals.processed_files, totals.total_bytes, self._live
 
     @property
-    def store(self) -> JobStore:
+    def store(self) -> ReprocessingStore:
         if self._store is None:
-            self._store = JobStore(self.database_url)
+            self._store = ReprocessingStore(self.database_url)
         return self._store
 
-    def run(self) -> JobStatus:
+    def run(self) -> ReprocessingStatus:
         """Work the job's files until none is left; returns the job's status then."""
         app = App(self.database_url)
         app.task(name=REPROCESS_TASK, pass_context=True)(self.process_file)
@@ -120,7 +125,7 @@ class ReprocessWorker:
             files, size, done = self.store.worker_base(self.job_id, self.index)
             self._totals = _Totals(files, files, size, done)
             self._live = done.copy()
-            if job.status is JobStatus.PENDING:
+            if job.status is ReprocessingStatus.PENDING:
                 self.store.job_start(self.job_id)
             options = WorkerOptions(
                 queues=[job_queue(self.job_id)],
@@ -154,10 +159,10 @@ class ReprocessWorker:
     def process_file(self, ctx: JobContext, job_id: str, file_index: int) -> None:
         store = self.store
         record = store.file(job_id, file_index)
-        if record.status in (FileStatus.COMPLETED, FileStatus.FAILED):
+        if record.status in (ReprocessingStatus.COMPLETED, ReprocessingStatus.FAILED):
             return  # a task that ran twice: the file is done, or failed for good
         job_status = store.job_status(job_id)
-        if job_status in (JobStatus.CANCELLED, JobStatus.FAILED):
+        if job_status in (ReprocessingStatus.CANCELLED, ReprocessingStatus.FAILED):
             # claimed in the instant the job was stopped: leave the file as it stands
             self._file_stopped(job_id, file_index, job_status)
             raise JobCancelledError(f"job {job_id} is {job_status}")
@@ -188,7 +193,7 @@ class ReprocessWorker:
             if isinstance(exc, SinkError):
                 self._drop_sink()  # a sink that failed may be unusable: the retry opens anew
             last = ctx.attempt >= ctx.max_attempts
-            status = FileStatus.FAILED if last else FileStatus.PENDING
+            status = ReprocessingStatus.FAILED if last else ReprocessingStatus.PENDING
             store.file_set_status(job_id, file_index, status, f"{type(exc).__name__}: {exc}")
             log.warning(
                 "file failed" if last else "file will be retried",
@@ -203,14 +208,14 @@ class ReprocessWorker:
         if result.error is not None:
             # The same bytes would fail the same way: failed for good, no retry. What was
             # read before the damage was delivered and is counted; the rest is unread.
-            store.file_set_status(job_id, file_index, FileStatus.FAILED, result.error)
+            store.file_set_status(job_id, file_index, ReprocessingStatus.FAILED, result.error)
             totals.done.add(done.counters)
             log.error(
                 "file failed",
                 extra={"job_id": job_id, "file": record.url, "error": result.error},
             )
         else:
-            store.file_set_status(job_id, file_index, FileStatus.COMPLETED)
+            store.file_set_status(job_id, file_index, ReprocessingStatus.COMPLETED)
             totals.processed_files += 1
             totals.done.add(done.counters)
         self._live = totals.done.copy()
@@ -232,10 +237,14 @@ class ReprocessWorker:
                 extra={"job_id": job_id, "file": record.url, **done.counters.to_json()},
             )
 
-    def _file_stopped(self, job_id: str, file_index: int, job_status: JobStatus) -> None:
+    def _file_stopped(self, job_id: str, file_index: int, job_status: ReprocessingStatus) -> None:
         """A file stopped because its job was: cancelled with a cancelled job, left to run
         again (pending) in a failed one, which a resume continues."""
-        status = FileStatus.CANCELLED if job_status is JobStatus.CANCELLED else FileStatus.PENDING
+        status = (
+            ReprocessingStatus.CANCELLED
+            if job_status is ReprocessingStatus.CANCELLED
+            else ReprocessingStatus.PENDING
+        )
         self.store.file_set_status(job_id, file_index, status)
 
     def _routing_failed(self, job_id: str, file_index: int, url: str, exc: RoutingError) -> None:
@@ -244,10 +253,10 @@ class ReprocessWorker:
         next checkpoint; `tailrace reprocessing resume` continues once the repository
         answers."""
         reason = f"routing: {exc}"
-        self.store.file_set_status(job_id, file_index, FileStatus.FAILED, reason)
+        self.store.file_set_status(job_id, file_index, ReprocessingStatus.FAILED, reason)
         self.store.job_set_status(
             job_id,
-            JobStatus.FAILED,
+            ReprocessingStatus.FAILED,
             f"{reason}; nothing was sent unrouted. Resume the job once the repository answers",
         )
         log.error("file failed", extra={"job_id": job_id, "file": url, "error": reason})
@@ -279,7 +288,7 @@ class ReprocessWorker:
     # -- what a file needs, built once per process ------------------------------------------
 
     @property
-    def config(self) -> JobConfig:
+    def config(self) -> ReprocessingConfig:
         assert self._config is not None, "run() loads the job's config first"
         return self._config
 
@@ -345,12 +354,16 @@ class ReprocessWorker:
                     log.exception("closing an output failed", extra={"job_id": self.job_id})
 
 
-def _worker_status(job: JobStatus, error: str | None) -> JobStatus:
+def _worker_status(job: ReprocessingStatus, error: str | None) -> ReprocessingStatus:
     """A worker's own ending: failed if it crashed, else cancelled or completed with its job
     (files it left unfinished are the job's to report)."""
     if error:
-        return JobStatus.FAILED
-    return JobStatus.CANCELLED if job is JobStatus.CANCELLED else JobStatus.COMPLETED
+        return ReprocessingStatus.FAILED
+    return (
+        ReprocessingStatus.CANCELLED
+        if job is ReprocessingStatus.CANCELLED
+        else ReprocessingStatus.COMPLETED
+    )
 
 
 class _Hooks:
@@ -400,7 +413,10 @@ class _Hooks:
         if now >= self._next_job_check:
             self._next_job_check = now + 1.0
             status = self.worker.store.job_status(self.record.job_id)
-            if status in (JobStatus.CANCELLED, JobStatus.FAILED):  # failed: by another worker
+            if status in (
+                ReprocessingStatus.CANCELLED,
+                ReprocessingStatus.FAILED,
+            ):  # failed: by another worker
                 self.ctx.cancelled.set()
                 return True
         return False

@@ -7,14 +7,14 @@ from pathlib import Path
 from fastapi.testclient import TestClient
 
 from tailrace import App
-from tailrace.pipeline.jobs import JobStore
+from tailrace.pipeline.jobs import ReprocessingStore
 from tailrace.pipeline.jobs.model import IngestStatus
 
 
 def _record(url: str, bucket: str, *keys: str) -> None:
     with App(url) as app:
         app.store.migrate()
-    with JobStore(url) as store:
+    with ReprocessingStore(url) as store:
         store.processed_record([(bucket, k, "etag", 10, float(i)) for i, k in enumerate(keys)])
         for key in keys:
             claimed = store.processed_claim_next(

@@ -133,13 +133,13 @@ def test_workers_lists_a_live_engine_worker(client: TestClient) -> None:
 
 
 def test_workers_lists_a_running_reprocessing_jobs_workers(client: TestClient) -> None:
-    from tailrace.pipeline.jobs import JobConfig, JobStatus, JobStore
+    from tailrace.pipeline.jobs import ReprocessingConfig, ReprocessingStatus, ReprocessingStore
     from tailrace.pipeline.sources import SourceFile
 
     files = [SourceFile(f"/logs/f{i}.ndjson", 100) for i in range(2)]
-    with JobStore(_url(client)) as store:
-        store.job_create("rw1", JobConfig(source="/logs", sink="null:"), files, 2)
-        store.job_set_status("rw1", JobStatus.RUNNING)
+    with ReprocessingStore(_url(client)) as store:
+        store.job_create("rw1", ReprocessingConfig(source="/logs", sink="null:"), files, 2)
+        store.job_set_status("rw1", ReprocessingStatus.RUNNING)
         store.worker_start("rw1", 1, "proc-1")
     rows = client.get("/api/admin/workers").json()["reprocessing"]
     # every worker row exists from the start: index 0 has not started yet

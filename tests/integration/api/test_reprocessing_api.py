@@ -248,13 +248,13 @@ def test_a_password_stored_by_the_cli_is_never_shown(
     client: TestClient, samples: list[SampleFile], pg_url: str
 ) -> None:
     from tailrace.engine.app import App
-    from tailrace.pipeline.jobs import JobConfig, JobStore
+    from tailrace.pipeline.jobs import ReprocessingConfig, ReprocessingStore
     from tailrace.pipeline.plan import plan_job
 
-    config = JobConfig(
+    config = ReprocessingConfig(
         source=str(samples[0].path), sink="postgresql://me:hunter2@127.0.0.1:1/db?table=t"
     )
-    with App(pg_url) as app, JobStore(pg_url) as store:
+    with App(pg_url) as app, ReprocessingStore(pg_url) as store:
         job = plan_job(app, store, config)
     shown = client.get(f"{JOBS}/{job.id}")
     listed = client.get(JOBS)

@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 
-from tailrace.pipeline.jobs import JobStatus, JobStore
+from tailrace.pipeline.jobs import ReprocessingStatus, ReprocessingStore
 from tailrace.pipeline.samples import write_samples
 from tests.e2e.reprocess_support import (
     expected_events,
@@ -112,10 +112,12 @@ def test_broker_stopped_mid_job_then_started_loses_nothing(
     args = ["reprocess", str(tmp_path / "logs"), "--sink", sink, "--json"]
     cli = start_cli([*args, "--checkpoint-every", "0.2"], url, tmp_path)
     try:
-        with JobStore(url) as store:
+        with ReprocessingStore(url) as store:
             job_id = wait_for_checkpoint(store)
             broker.freeze()  # from here nothing is acknowledged: the job cannot finish
-            assert store.job_status(job_id) is JobStatus.RUNNING, "the job outran the broker"
+            assert store.job_status(job_id) is ReprocessingStatus.RUNNING, (
+                "the job outran the broker"
+            )
             stalled_at = sum(f.counters.sent for f in store.files(job_id))
             broker.kill()  # down, mid-job, with batches in flight
             broker.start()

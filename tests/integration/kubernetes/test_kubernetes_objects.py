@@ -15,16 +15,16 @@ from tailrace.executors.kubernetes import (
     build_objects,
     worker_environment,
 )
-from tailrace.pipeline.jobs import JobConfig, JobRecord, JobStatus
+from tailrace.pipeline.jobs import ReprocessingConfig, ReprocessingJob, ReprocessingStatus
 
 KUBERNETES_VERSION = "1.30"
 
 
-def _job(workers: int) -> JobRecord:
-    return JobRecord(
+def _job(workers: int) -> ReprocessingJob:
+    return ReprocessingJob(
         id="a1b2c3d4e5f6",
-        config=JobConfig(source="s3://bucket/failover/", sink="@kafka"),
-        status=JobStatus.PENDING,
+        config=ReprocessingConfig(source="s3://bucket/failover/", sink="@kafka"),
+        status=ReprocessingStatus.PENDING,
         created_at=datetime.now(UTC),
         started_at=None,
         completed_at=None,

@@ -12,7 +12,7 @@ from pathlib import Path
 import pytest
 
 import tailrace
-from tailrace.pipeline.jobs import JobStatus, JobStore
+from tailrace.pipeline.jobs import ReprocessingStatus, ReprocessingStore
 from tailrace.pipeline.samples import write_samples
 from tests.e2e.reprocess_support import (
     expected_events,
@@ -49,7 +49,7 @@ def test_reprocess_rides_out_a_database_fault_mid_run(
     args += ["--workers", "2", "--checkpoint-every", "0.1"]
     cli = start_cli(args, cluster_url, tmp_path)
     try:
-        with JobStore(cluster_url) as store:
+        with ReprocessingStore(cluster_url) as store:
             # a file is being read: the fault comes mid-run
             job_id = wait_for_checkpoint(store, running=True)
         if fault == "restart":
@@ -61,12 +61,12 @@ def test_reprocess_rides_out_a_database_fault_mid_run(
         stdout, stderr = cli.communicate(timeout=240)
     finally:
         stop_cli(cli)
-    with JobStore(cluster_url) as store:
+    with ReprocessingStore(cluster_url) as store:
         final = store.job(job_id)
     assert cli.returncode == 0, stderr[-3000:]
     report = summary(stdout)
     assert report["status"] == "completed", report
-    assert final.status is JobStatus.COMPLETED
+    assert final.status is ReprocessingStatus.COMPLETED
     assert final.files_by_status == {"completed": 4}, final.files_by_status
     want = expected_events(paths)
     got = output_lines(out)

@@ -12,7 +12,7 @@ from fastapi.testclient import TestClient
 
 from tailrace.api import ApiConfig, create_app
 from tailrace.engine.app import App
-from tailrace.pipeline.jobs import Counters, JobStore
+from tailrace.pipeline.jobs import Counters, ReprocessingStore
 
 pytestmark = pytest.mark.postgres
 
@@ -125,12 +125,14 @@ def test_jitsus_sql_reads_current_ts_that_tailrace_workers_write(pg_url: str) ->
     """On tailrace's own tables (and adopted ones alike), Jitsu's column is current_ts."""
     with App(pg_url) as app:
         app.store.migrate()
-    store = JobStore(pg_url)
+    store = ReprocessingStore(pg_url)
     try:
-        from tailrace.pipeline.jobs import JobConfig
+        from tailrace.pipeline.jobs import ReprocessingConfig
         from tailrace.pipeline.sources import SourceFile
 
-        store.job_create("j1", JobConfig("/x", "null:"), [SourceFile("/x/a.ndjson", 10)], 1)
+        store.job_create(
+            "j1", ReprocessingConfig("/x", "null:"), [SourceFile("/x/a.ndjson", 10)], 1
+        )
         store.worker_start("j1", 0, "host:1")
         store.worker_progress(
             "j1",

@@ -9,7 +9,12 @@ from collections.abc import Iterator
 import pytest
 
 from tailrace.engine.app import App
-from tailrace.pipeline.jobs import Counters, FileStatus, JobConfig, JobStatus, JobStore
+from tailrace.pipeline.jobs import (
+    Counters,
+    ReprocessingConfig,
+    ReprocessingStatus,
+    ReprocessingStore,
+)
 from tailrace.pipeline.plan import settle_job
 from tailrace.pipeline.sources import SourceFile
 
@@ -17,19 +22,19 @@ pytestmark = pytest.mark.postgres
 
 
 @pytest.fixture
-def store(pg_url: str) -> Iterator[JobStore]:
+def store(pg_url: str) -> Iterator[ReprocessingStore]:
     with App(pg_url) as app:
         app.store.migrate()
-    with JobStore(pg_url) as opened:
+    with ReprocessingStore(pg_url) as opened:
         yield opened
 
 
-def _job(store: JobStore, files: int = 5, workers: int = 2) -> None:
+def _job(store: ReprocessingStore, files: int = 5, workers: int = 2) -> None:
     listed = [SourceFile(f"/logs/f{i}.ndjson", 100 * (i + 1)) for i in range(files)]
-    store.job_create("j", JobConfig("/logs", "null:"), listed, workers)
+    store.job_create("j", ReprocessingConfig("/logs", "null:"), listed, workers)
 
 
-def _progress(store: JobStore, index: int, lines: int, sent: int, files: int = 0) -> None:
+def _progress(store: ReprocessingStore, index: int, lines: int, sent: int, files: int = 0) -> None:
     store.worker_progress(
         "j",
         index,
@@ -43,49 +48,49 @@ def _progress(store: JobStore, index: int, lines: int, sent: int, files: int = 0
     )
 
 
-def test_worker_rows_are_there_from_the_start_with_their_share(store: JobStore) -> None:
+def test_worker_rows_are_there_from_the_start_with_their_share(store: ReprocessingStore) -> None:
     _job(store, files=5, workers=2)
     workers = store.workers("j")
     assert [(w.worker_index, w.status) for w in workers] == [
-        (0, JobStatus.PENDING),
-        (1, JobStatus.PENDING),
+        (0, ReprocessingStatus.PENDING),
+        (1, ReprocessingStatus.PENDING),
     ]
     # reference 000's modulo split: worker 0 gets files 0, 2, 4; worker 1 gets 1, 3
     assert [w.assigned_files for w in workers] == [3, 2]
     assert [w.total_bytes for w in workers] == [100 + 300 + 500, 200 + 400]
     store.worker_start("j", 0, "host:1")
     started = store.workers("j")[0]
-    assert started.status is JobStatus.RUNNING and started.started_at is not None
+    assert started.status is ReprocessingStatus.RUNNING and started.started_at is not None
     assert started.assigned_files == 3 and started.restarts == 0
 
 
-def test_a_job_is_not_completed_while_a_worker_row_says_running(store: JobStore) -> None:
+def test_a_job_is_not_completed_while_a_worker_row_says_running(store: ReprocessingStore) -> None:
     _job(store, files=2, workers=2)
     store.job_start("j")
     store.worker_start("j", 0, "host:1")
     store.worker_start("j", 1, "host:2")
     for index in range(2):
-        store.file_set_status("j", index, FileStatus.COMPLETED)
-    store.worker_finish("j", 0, JobStatus.COMPLETED)
-    assert store.job_finalize("j") is JobStatus.RUNNING  # worker 1 still says running
-    store.worker_finish("j", 1, JobStatus.COMPLETED)
-    assert store.job_finalize("j") is JobStatus.COMPLETED
+        store.file_set_status("j", index, ReprocessingStatus.COMPLETED)
+    store.worker_finish("j", 0, ReprocessingStatus.COMPLETED)
+    assert store.job_finalize("j") is ReprocessingStatus.RUNNING  # worker 1 still says running
+    store.worker_finish("j", 1, ReprocessingStatus.COMPLETED)
+    assert store.job_finalize("j") is ReprocessingStatus.COMPLETED
 
 
-def test_a_worker_that_vanished_does_not_hold_its_job_forever(store: JobStore) -> None:
+def test_a_worker_that_vanished_does_not_hold_its_job_forever(store: ReprocessingStore) -> None:
     _job(store, files=1, workers=1)
     store.job_start("j")
     store.worker_start("j", 0, "host:1")
-    store.file_set_status("j", 0, FileStatus.COMPLETED)
+    store.file_set_status("j", 0, ReprocessingStatus.COMPLETED)
     # its process was killed after the file's last write: every process has exited now
     job = settle_job(store, "j")
-    assert job.status is JobStatus.COMPLETED
+    assert job.status is ReprocessingStatus.COMPLETED
     (worker,) = store.workers("j")
-    assert worker.status is JobStatus.FAILED
+    assert worker.status is ReprocessingStatus.FAILED
     assert worker.error is not None and "exited without reporting" in worker.error
 
 
-def test_counters_never_go_backwards_when_a_worker_restarts(store: JobStore) -> None:
+def test_counters_never_go_backwards_when_a_worker_restarts(store: ReprocessingStore) -> None:
     _job(store, files=3, workers=1)
     store.worker_start("j", 0, "host:1")
     _progress(store, 0, lines=1000, sent=990, files=1)

@@ -17,7 +17,7 @@ import orjson
 import psycopg
 import pytest
 
-from tailrace.pipeline.jobs import JobStore
+from tailrace.pipeline.jobs import ReprocessingStore
 from tailrace.pipeline.jobs.model import IngestStatus
 from tests.e2e.support import CLI, REPO_ROOT
 from tests.services import PG_BASE_URL
@@ -195,7 +195,7 @@ def test_files_go_in_the_order_of_their_logs_not_of_their_upload(
 
     assert result.returncode == 0, result.stdout + result.stderr
     [job_id] = orjson.loads(result.stdout)["jobs"]
-    with JobStore(pg_url) as store:
+    with ReprocessingStore(pg_url) as store:
         order = [Path(f.url).name for f in store.files(job_id)]
     assert order == ["0-oldest.ndjson", "a.json.gz", "b.json.gz", "c.json.gz"]
 
@@ -225,6 +225,6 @@ def test_a_sink_that_names_postgresql_keeps_the_record_there(
 
     assert result.returncode == 0, result.stderr
     assert "record of files:" in result.stderr and "the sink's database" in result.stderr
-    with JobStore(pg_url) as store:
+    with ReprocessingStore(pg_url) as store:
         assert [r.status for r in store.processed_files()] == [IngestStatus.COMPLETED]
     assert not (tmp_path / ".tailrace" / "tailrace.db").exists()

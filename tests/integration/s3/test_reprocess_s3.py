@@ -6,7 +6,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-from tailrace.pipeline.jobs import JobStore
+from tailrace.pipeline.jobs import ReprocessingStore
 from tailrace.pipeline.samples import write_samples
 from tests.e2e.reprocess_support import expected_events, output_lines, run_cli, summary
 
@@ -49,7 +49,7 @@ def test_ingest_from_a_bucket_takes_each_object_version_once(
     assert first.returncode == 0, first.stderr
     assert summary(first.stdout)["files"]["completed"] == 3
     assert summary(again.stdout)["status"] == "nothing to do"
-    with JobStore(url) as store:
+    with ReprocessingStore(url) as store:
         records = store.processed_files()
     assert {r.bucket for r in records} == {bucket}
     assert all(r.version and not r.version.startswith("size:") for r in records)  # ETags

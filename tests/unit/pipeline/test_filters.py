@@ -19,7 +19,7 @@ from tailrace.pipeline.filters import (
     is_zero_time,
     parse_time_bound,
 )
-from tailrace.pipeline.jobs import JobConfig
+from tailrace.pipeline.jobs import ReprocessingConfig
 from tailrace.pipeline.plan import check_config, event_filter
 
 
@@ -238,9 +238,9 @@ def test_time_is_parsed_only_when_a_range_is_set(monkeypatch: pytest.MonkeyPatch
 )
 def test_go_zero_time_is_an_unset_bound(zero: str) -> None:
     assert is_zero_time(zero)
-    config = JobConfig(source="x", sink="null:", date_from=zero, date_to=zero)
+    config = ReprocessingConfig(source="x", sink="null:", date_from=zero, date_to=zero)
     assert (config.date_from, config.date_to) == (None, None)
-    stored = JobConfig.from_json({"source": "x", "sink": "null:", "date_to": zero})
+    stored = ReprocessingConfig.from_json({"source": "x", "sink": "null:", "date_to": zero})
     assert stored.date_to is None
     assert event_filter(config).selects_all
 
@@ -250,11 +250,11 @@ def test_go_zero_time_is_an_unset_bound(zero: str) -> None:
 )
 def test_other_times_are_kept_as_bounds(moment: str) -> None:
     assert not is_zero_time(moment)
-    assert JobConfig(source="x", sink="null:", date_to=moment).date_to == moment
+    assert ReprocessingConfig(source="x", sink="null:", date_to=moment).date_to == moment
 
 
 def test_an_inverted_range_is_refused_before_the_job_is_stored() -> None:
-    config = JobConfig(
+    config = ReprocessingConfig(
         source="x", sink="null:", date_from="2026-02-01T00:00:00Z", date_to="2026-01-01"
     )
     with pytest.raises(FilterSpecError) as caught:

@@ -11,7 +11,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from tailrace.engine.app import App
-from tailrace.pipeline.jobs import JobConfig, JobStore
+from tailrace.pipeline.jobs import ReprocessingConfig, ReprocessingStore
 from tailrace.pipeline.plan import MAX_WORKERS, MIN_BYTES_PER_WORKER, plan_job, worker_count
 from tailrace.pipeline.sources import LocalSource, SourceFile
 from tailrace.pipeline.sources.select import (
@@ -153,8 +153,8 @@ def test_a_plan_of_many_tiny_files_starts_one_worker_and_records_what_it_skipped
     (logs / "_SUCCESS").write_bytes(b"")
     (logs / "x.ndjson.tmp").write_bytes(b"{}\n")
     url = f"sqlite:///{tmp_path}/tailrace.db"
-    with App(url) as app, JobStore(url) as store:
-        job = plan_job(app, store, JobConfig(source=str(logs), sink="null:"))
+    with App(url) as app, ReprocessingStore(url) as store:
+        job = plan_job(app, store, ReprocessingConfig(source=str(logs), sink="null:"))
         stored = store.job(job.id)
     assert (stored.total_files, stored.total_workers) == (3_000, 1)
     assert stored.config.listing_skipped["counts"] == {MARKER_FILE: 1, TEMPORARY_FILE: 1}

@@ -11,7 +11,7 @@ from fastapi import APIRouter, Depends, Query
 from ...engine.inspection import QueueLine, internal_queue
 from ...engine.jobs import JobFilter
 from ...engine.states import JobState, Priority
-from ...pipeline.jobs import JobStatus
+from ...pipeline.jobs import ReprocessingStatus
 from ..errors import ApiError
 from ..operator_schemas import (
     BulkOut,
@@ -114,7 +114,7 @@ def workers(svc: Svc) -> dict[str, Any]:
     reprocessing jobs."""
     with svc.db() as db:
         engine = [w.to_dict() for w in db.app.store.workers_list()]
-        active, _ = db.store.jobs_page(JobStatus.RUNNING, limit=REPROCESSING_JOBS_SHOWN)
+        active, _ = db.store.jobs_page(ReprocessingStatus.RUNNING, limit=REPROCESSING_JOBS_SHOWN)
         reprocessing = [
             {
                 "job_id": job.id,

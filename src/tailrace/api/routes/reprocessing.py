@@ -12,7 +12,12 @@ from fastapi import APIRouter, Depends, Query, Response
 from ...errors import ConfigurationError, ConflictError
 from ...executors.logs import merge_by_time
 from ...pipeline.filters import is_zero_time
-from ...pipeline.jobs import JobConfig, JobRecord, JobStatus, JobStore
+from ...pipeline.jobs import (
+    ReprocessingConfig,
+    ReprocessingJob,
+    ReprocessingStatus,
+    ReprocessingStore,
+)
 from ...pipeline.jobs.store import ReprocessingJobNotFoundError
 from ...pipeline.plan import (
     cancel_job,
@@ -117,7 +122,7 @@ def start_job(body: StartJob, svc: Svc) -> dict[str, Any]:
             "service's environment as TAILRACE_SINK_<NAME> and send sink '@<name>'",
         )
     admission.check_sink(cfg, sink)
-    config = JobConfig(
+    config = ReprocessingConfig(
         source=source,
         sink=sink,
         stream_ids=tuple(body.stream_ids),
@@ -162,7 +167,7 @@ def start_job(body: StartJob, svc: Svc) -> dict[str, Any]:
         return job_json(db.store.job(job_id))
 
 
-def _launch(svc: Services, store: JobStore, job_id: str, launch: Callable[[], Any]) -> Any:
+def _launch(svc: Services, store: ReprocessingStore, job_id: str, launch: Callable[[], Any]) -> Any:
     """Start the workers; if that fails, the job is failed with the reason (resumable)."""
     try:
         return launch()
@@ -170,7 +175,7 @@ def _launch(svc: Services, store: JobStore, job_id: str, launch: Callable[[], An
         raise  # the request's own fault: nothing was launched
     except Exception as exc:
         reason = f"its workers could not be started: {type(exc).__name__}: {exc}"
-        store.job_set_status(job_id, JobStatus.FAILED, reason)
+        store.job_set_status(job_id, ReprocessingStatus.FAILED, reason)
         svc.recent.forget(f"job:{job_id}", f"workers:{job_id}")
         raise ApiError(502, "executor_failed", f"job {job_id} failed: {reason}") from exc
 
@@ -201,7 +206,9 @@ def list_jobs(
 ) -> dict[str, Any]:
     """The newest jobs first, optionally only those in one status."""
     with svc.db() as db:
-        jobs, total = db.store.jobs_page(JobStatus(status) if status else None, limit, offset)
+        jobs, total = db.store.jobs_page(
+            ReprocessingStatus(status) if status else None, limit, offset
+        )
         shown = [_job_json(db.store, job) for job in jobs]
     return {"jobs": shown, "total": total, "limit": limit, "offset": offset}
 
@@ -251,11 +258,11 @@ def get_files(
     return {"job_id": job_id, "files": shown, "total": len(files), "limit": limit, "offset": offset}
 
 
-def _job_json(store: JobStore, job: JobRecord) -> dict[str, Any]:
+def _job_json(store: ReprocessingStore, job: ReprocessingJob) -> dict[str, Any]:
     """A job as shown: live counters while it runs, and whether its workers are gone."""
     if job.status.finished:
         return job_json(job)
-    abandoned = store.job_abandoned(job.id) if job.status is JobStatus.RUNNING else None
+    abandoned = store.job_abandoned(job.id) if job.status is ReprocessingStatus.RUNNING else None
     return job_json(job, store.workers(job.id), abandoned)
 
 

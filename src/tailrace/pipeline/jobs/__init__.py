@@ -3,24 +3,20 @@
 from tailrace.pipeline.jobs.model import (
     Counters,
     FileRecord,
-    FileStatus,
-    JobConfig,
-    JobRecord,
-    JobStatus,
+    ReprocessingConfig,
+    ReprocessingJob,
+    ReprocessingStatus,
     WorkerRecord,
-    WorkerStatus,
 )
-from tailrace.pipeline.jobs.store import JobStore, ReprocessingJobNotFoundError
+from tailrace.pipeline.jobs.store import ReprocessingJobNotFoundError, ReprocessingStore
 
 __all__ = [
     "Counters",
     "FileRecord",
-    "FileStatus",
-    "JobConfig",
-    "JobRecord",
-    "JobStatus",
-    "JobStore",
+    "ReprocessingConfig",
+    "ReprocessingJob",
     "ReprocessingJobNotFoundError",
+    "ReprocessingStatus",
+    "ReprocessingStore",
     "WorkerRecord",
-    "WorkerStatus",
 ]

@@ -15,7 +15,7 @@ from typing import Any
 from tailrace.pipeline.filters import date_bound
 
 
-class JobStatus(enum.StrEnum):
+class ReprocessingStatus(enum.StrEnum):
     PENDING = "pending"
     RUNNING = "running"
     COMPLETED = "completed"
@@ -24,20 +24,21 @@ class JobStatus(enum.StrEnum):
 
     @property
     def finished(self) -> bool:
-        return self in (JobStatus.COMPLETED, JobStatus.FAILED, JobStatus.CANCELLED)
+        return self in (
+            ReprocessingStatus.COMPLETED,
+            ReprocessingStatus.FAILED,
+            ReprocessingStatus.CANCELLED,
+        )
 
-
-FileStatus = JobStatus
 
 #: How a file's error starts when the reader could not read it to its end (a truncated or
 #: corrupt stream): it would fail the same way every time, so it is not retried, and a
 #: resume does not read it again.
 UNREADABLE = "unreadable:"
-WorkerStatus = JobStatus
 
 
 @dataclass(frozen=True, slots=True)
-class JobConfig:
+class ReprocessingConfig:
     """What a reprocessing job does: stored as the job's `config` JSON."""
 
     source: str
@@ -106,7 +107,7 @@ class JobConfig:
         }
 
     @classmethod
-    def from_json(cls, data: dict[str, Any]) -> JobConfig:
+    def from_json(cls, data: dict[str, Any]) -> ReprocessingConfig:
         # a job Jitsu's admin stored (an adopted table) names its source s3_path or
         # local_path, and has no sink: its workers sent to the admin's Kafka topic
         source = data.get("source") or data.get("s3_path") or data.get("local_path") or ""
@@ -204,7 +205,7 @@ class FileRecord:
     index: int
     url: str
     size: int
-    status: FileStatus
+    status: ReprocessingStatus
     worker_index: int | None
     attempts: int
     line: int
@@ -219,7 +220,9 @@ class FileRecord:
     @property
     def unreadable(self) -> bool:
         """Failed because its bytes could not be read to their end: for good."""
-        return self.status is FileStatus.FAILED and (self.error or "").startswith(UNREADABLE)
+        return self.status is ReprocessingStatus.FAILED and (self.error or "").startswith(
+            UNREADABLE
+        )
 
     @property
     def key(self) -> str:
@@ -234,7 +237,7 @@ class WorkerRecord:
 
     job_id: str
     worker_index: int
-    status: WorkerStatus
+    status: ReprocessingStatus
     started_at: datetime | None
     updated_at: datetime | None
     completed_at: datetime | None
@@ -250,10 +253,10 @@ class WorkerRecord:
 
 
 @dataclass(slots=True)
-class JobRecord:
+class ReprocessingJob:
     id: str
-    config: JobConfig
-    status: JobStatus
+    config: ReprocessingConfig
+    status: ReprocessingStatus
     created_at: datetime
     started_at: datetime | None
     completed_at: datetime | None
@@ -268,7 +271,7 @@ class JobRecord:
 
     @property
     def processed_files(self) -> int:
-        return self.files_by_status.get(FileStatus.COMPLETED, 0)
+        return self.files_by_status.get(ReprocessingStatus.COMPLETED, 0)
 
 
 @dataclass(frozen=True, slots=True)
@@ -277,7 +280,7 @@ class LiveJob:
     the sum of what its workers report now."""
 
     id: str
-    status: JobStatus
+    status: ReprocessingStatus
     total_bytes: int
     files: Counters
     workers: int

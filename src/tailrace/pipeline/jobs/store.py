@@ -1,6 +1,6 @@
 """Where reprocessing jobs live: the same database as the engine's jobs (SQLite or PostgreSQL),
 in the tables of the ``reprocessing`` migration line (``migrations/`` beside this module).
-Each process opens its own `JobStore`.
+Each process opens its own `ReprocessingStore`.
 """
 
 from __future__ import annotations
@@ -18,15 +18,13 @@ from tailrace.pipeline.jobs.model import (
     UNREADABLE,
     Counters,
     FileRecord,
-    FileStatus,
     IngestStatus,
-    JobConfig,
-    JobRecord,
-    JobStatus,
     LiveJob,
     ProcessedFile,
+    ReprocessingConfig,
+    ReprocessingJob,
+    ReprocessingStatus,
     WorkerRecord,
-    WorkerStatus,
 )
 from tailrace.pipeline.sources import SourceFile
 
@@ -46,7 +44,7 @@ class ReprocessingJobNotFoundError(TailraceError):
     """No reprocessing job has that id."""
 
 
-class JobStore:
+class ReprocessingStore:
     """Reads and writes reprocessing jobs; every method is one short transaction.
 
     On PostgreSQL, a store that has connected once waits out later outages for as long as
@@ -69,7 +67,7 @@ class JobStore:
     def close(self) -> None:
         self._db.close()
 
-    def __enter__(self) -> JobStore:
+    def __enter__(self) -> ReprocessingStore:
         return self
 
     def __exit__(self, *exc: object) -> None:
@@ -106,7 +104,7 @@ class JobStore:
     def job_create(
         self,
         job_id: str,
-        config: JobConfig,
+        config: ReprocessingConfig,
         files: Sequence[SourceFile],
         total_workers: int,
         checkpoint_keys: Sequence[str | None] | None = None,
@@ -153,7 +151,7 @@ class JobStore:
                 else:
                     conn.executemany(self._q[name], batch)
 
-    def job(self, job_id: str) -> JobRecord:
+    def job(self, job_id: str) -> ReprocessingJob:
         row = self._one("job_get", id=job_id)
         if row is None:
             raise ReprocessingJobNotFoundError(f"no reprocessing job {job_id!r}")
@@ -166,24 +164,24 @@ class JobStore:
                 job.skip_reasons[reason] = job.skip_reasons.get(reason, 0) + int(count)
         return job
 
-    def job_status(self, job_id: str) -> JobStatus:
+    def job_status(self, job_id: str) -> ReprocessingStatus:
         row = self._one("job_status", id=job_id)
         if row is None:
             raise ReprocessingJobNotFoundError(f"no reprocessing job {job_id!r}")
-        return JobStatus(row[0])
+        return ReprocessingStatus(row[0])
 
-    def jobs(self, limit: int = 100) -> list[JobRecord]:
+    def jobs(self, limit: int = 100) -> list[ReprocessingJob]:
         return [self._job_from_row(row) for row in self._all("jobs_list", limit=limit)]
 
     def jobs_page(
-        self, status: JobStatus | None = None, limit: int = 20, offset: int = 0
-    ) -> tuple[list[JobRecord], int]:
+        self, status: ReprocessingStatus | None = None, limit: int = 20, offset: int = 0
+    ) -> tuple[list[ReprocessingJob], int]:
         """Newest first, with their file totals; and how many jobs match in all."""
         want = str(status) if status is not None else None
         rows = self._all("jobs_page", status=want, limit=limit, offset=offset)
         return [self.job(row[0]) for row in rows], self.jobs_count(status)
 
-    def jobs_count(self, status: JobStatus | None = None) -> int:
+    def jobs_count(self, status: ReprocessingStatus | None = None) -> int:
         want = str(status) if status is not None else None
         (total,) = self._one("jobs_count", status=want) or (0,)
         return int(total)
@@ -201,7 +199,7 @@ class JobStore:
             live.append(
                 LiveJob(
                     job_id,
-                    JobStatus(status),
+                    ReprocessingStatus(status),
                     int(total_bytes or 0),
                     Counters(*values[:6]),
                     values[6],
@@ -218,7 +216,9 @@ class JobStore:
         that of two resumes at once, one does it."""
         return self._exec("job_reset", id=job_id) > 0
 
-    def job_set_status(self, job_id: str, status: JobStatus, error: str | None = None) -> bool:
+    def job_set_status(
+        self, job_id: str, status: ReprocessingStatus, error: str | None = None
+    ) -> bool:
         changed = self._exec(
             "job_set_status",
             id=job_id,
@@ -239,28 +239,28 @@ class JobStore:
     def job_delete(self, job_id: str) -> None:
         self._exec("job_delete", id=job_id)
 
-    def job_finalize(self, job_id: str) -> JobStatus:
+    def job_finalize(self, job_id: str) -> ReprocessingStatus:
         """Settle the job's status from its files once none is left to run; returns it.
         Completed only if every file completed; a file that failed fails the job, with an
         error that says how many and why."""
         job = self.job(job_id)
-        if job.status in (JobStatus.COMPLETED, JobStatus.CANCELLED):
+        if job.status in (ReprocessingStatus.COMPLETED, ReprocessingStatus.CANCELLED):
             return job.status
         by_status = job.files_by_status
-        if by_status.get(FileStatus.PENDING) or by_status.get(FileStatus.RUNNING):
+        if by_status.get(ReprocessingStatus.PENDING) or by_status.get(ReprocessingStatus.RUNNING):
             return job.status
         # a worker still says running: the last one to finish settles the job, so a job
         # is never completed beside a worker row that says otherwise
         (running,) = self._one("workers_running", job_id=job_id) or (0,)
         if int(running):
             return job.status
-        if by_status.get(FileStatus.FAILED):
-            status = JobStatus.FAILED
+        if by_status.get(ReprocessingStatus.FAILED):
+            status = ReprocessingStatus.FAILED
             error = failed_files_error(self.files(job_id), job.total_files)
-        elif by_status.get(FileStatus.CANCELLED):
-            status, error = JobStatus.CANCELLED, None
+        elif by_status.get(ReprocessingStatus.CANCELLED):
+            status, error = ReprocessingStatus.CANCELLED, None
         else:
-            status, error = JobStatus.COMPLETED, None
+            status, error = ReprocessingStatus.COMPLETED, None
         self.job_set_status(job_id, status, error)
         return status
 
@@ -269,7 +269,7 @@ class JobStore:
         not be: none has written its row for `stale_s` and no file task holds a live lease
         (a worker renews its lease every few seconds while it reads a file)."""
         job = self.job(job_id)
-        if job.status is not JobStatus.RUNNING:
+        if job.status is not ReprocessingStatus.RUNNING:
             return None
         now = datetime.now(UTC)
         row = self._one("job_heartbeat", id=job_id, queue=f"reprocess:{job_id}", now=self._now())
@@ -347,7 +347,7 @@ class JobStore:
         )
 
     def file_set_status(
-        self, job_id: str, index: int, status: FileStatus, error: str | None = None
+        self, job_id: str, index: int, status: ReprocessingStatus, error: str | None = None
     ) -> None:
         self._exec(
             "file_set_status",
@@ -405,14 +405,14 @@ class JobStore:
         )
 
     def worker_finish(
-        self, job_id: str, worker_index: int, status: WorkerStatus, error: str | None = None
+        self, job_id: str, worker_index: int, status: ReprocessingStatus, error: str | None = None
     ) -> None:
         self._exec(
             "worker_finish",
             job_id=job_id,
             worker_index=worker_index,
             status=str(status),
-            clean=status is WorkerStatus.COMPLETED,
+            clean=status is ReprocessingStatus.COMPLETED,
             error=error,
             now=self._now(),
         )
@@ -549,14 +549,14 @@ class JobStore:
 
     # -- rows -------------------------------------------------------------------------------
 
-    def _job_from_row(self, row: tuple[Any, ...]) -> JobRecord:
+    def _job_from_row(self, row: tuple[Any, ...]) -> ReprocessingJob:
         (job_id, config, status, created, started, completed, k8s, files, workers, size, error) = (
             row
         )
-        return JobRecord(
+        return ReprocessingJob(
             id=job_id,
-            config=JobConfig.from_json(_json_value(config)),
-            status=JobStatus(status),
+            config=ReprocessingConfig.from_json(_json_value(config)),
+            status=ReprocessingStatus(status),
             created_at=_time(created) or datetime.now(UTC),
             started_at=_time(started),
             completed_at=_time(completed),
@@ -575,7 +575,7 @@ class JobStore:
             index=int(index),
             url=url,
             size=int(size),
-            status=FileStatus(status),
+            status=ReprocessingStatus(status),
             worker_index=None if worker is None else int(worker),
             attempts=int(attempts),
             line=int(line),
@@ -595,7 +595,7 @@ class JobStore:
         return WorkerRecord(
             job_id=job_id,
             worker_index=int(index),
-            status=WorkerStatus(status),
+            status=ReprocessingStatus(status),
             started_at=_time(started),
             updated_at=_time(updated),
             completed_at=_time(completed),
@@ -636,7 +636,7 @@ FAILED_FILES_SHOWN = 3
 
 def failed_files_error(files: Sequence[FileRecord], total_files: int) -> str:
     """``2 of 5 files failed: a.ndjson.gz: unreadable: …; b.ndjson: …``."""
-    failed = [f for f in files if f.status is FileStatus.FAILED]
+    failed = [f for f in files if f.status is ReprocessingStatus.FAILED]
     reasons = "; ".join(f"{f.url}: {f.error or 'failed'}" for f in failed[:FAILED_FILES_SHOWN])
     more = len(failed) - FAILED_FILES_SHOWN
     if more > 0:
@@ -654,4 +654,4 @@ def _json_value(value: Any) -> Any:
     return orjson.loads(value) if isinstance(value, str | bytes) else value
 
 
-__all__ = ["JobStore", "ReprocessingJobNotFoundError", "Scope"]
+__all__ = ["ReprocessingJobNotFoundError", "ReprocessingStore", "Scope"]

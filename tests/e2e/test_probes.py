@@ -205,7 +205,7 @@ def test_consume_is_unready_while_no_broker_answers(tmp_path: Path) -> None:
         assert down is not None and down.json()["status"] == "DOWN"
         assert status(port, "/healthz") == 200
         with broker:
-            broker.create_topic(topic, partitions=1)
+            broker.create_topic(topic, partitions=1, exist_ok=True)  # the consumer may ask first
             wait_until(lambda: status(port, "/readyz") == 200, 60, lambda: log.read_text()[-3000:])
             stop_process(process, 20)
     finally:

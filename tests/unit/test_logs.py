@@ -64,8 +64,10 @@ def test_json_lines_carry_the_fields_from_every_logger(configured: None) -> None
 
 
 def test_job_message_and_trace_ids_are_on_the_line_with_tracing_off_and_on(
-    configured: None,
+    configured: None, monkeypatch: pytest.MonkeyPatch
 ) -> None:
+    # tracing off, whatever provider another test of this process installed (set only once)
+    monkeypatch.setattr(tracing, "_enabled", lambda: False)
     out = io.StringIO()
     logs.configure("INFO", out, fmt="json")
     log = logging.getLogger("myapp.task")

@@ -108,3 +108,20 @@ def test_counters_never_go_backwards_when_a_worker_restarts(store: ReprocessingS
     (worker,) = store.workers("j")
     assert (worker.counters.lines, worker.counters.sent) == (1200, 1190)
     assert worker.processed_files == 2
+
+
+def test_at_the_same_line_count_a_restarted_worker_does_not_lower_its_sends(
+    store: ReprocessingStore,
+) -> None:
+    """Sends are acknowledged after lines are read: back at the row's line count, a restarted
+    worker can report fewer sent than its row says (the kill test saw sent go backwards)."""
+    _job(store, files=1, workers=1)
+    store.worker_start("j", 0, "host:1")
+    _progress(store, 0, lines=1000, sent=900)
+    store.worker_start("j", 0, "host:1-restarted")
+    _progress(store, 0, lines=1000, sent=850)  # the same lines, fewer acknowledged yet
+    (worker,) = store.workers("j")
+    assert (worker.counters.lines, worker.counters.sent) == (1000, 900)
+    _progress(store, 0, lines=1100, sent=1000)
+    (worker,) = store.workers("j")
+    assert (worker.counters.lines, worker.counters.sent) == (1100, 1000)

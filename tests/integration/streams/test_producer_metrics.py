@@ -47,7 +47,7 @@ def test_circuit_state_and_spool_depth_through_an_outage(tmp_path: Path) -> None
             assert sorted(states.values()) == [0, 0, 0, 1] and states["closed"] == 0
             assert spool.count() == 300  # the oracle: the spool itself
             broker.start()
-            broker.create_topic(topic)
+            broker.create_topic(topic, exist_ok=True)  # the producer may ask first
             assert producer.flush(timeout=60), f"still {producer.state}"
             assert scrape("tailrace_spool_depth") == 0
             assert scrape("tailrace_producer_circuit_state", state="closed") == 1

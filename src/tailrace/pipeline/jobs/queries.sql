@@ -127,8 +127,10 @@ SET status = 'running', updated_at = %(now)s, completed_at = NULL, error = NULL,
 
 -- name: worker_progress
 -- Never backwards: a restarted worker (or one whose file another took over) reports less
--- than its row says until it is past it again; the row keeps the figures it had, as one
--- consistent set (lines decide), and the planned share stays the floor of its file counts.
+-- than its row says until it is past it again, and at the same line count its sends may
+-- trail (acknowledged later than read), so every figure keeps the larger of the two. A line's
+-- outcome is the same on every read, so the parts never sum past the lines. The planned share
+-- stays the floor of its file counts.
 UPDATE reprocessing_workers
 SET updated_at = %(now)s, current_file = %(current_file)s, current_line = %(current_line)s,
     current_ts = coalesce(%(current_timestamp)s, current_ts),
@@ -138,13 +140,16 @@ SET updated_at = %(now)s, current_file = %(current_file)s, current_line = %(curr
                            THEN %(processed_files)s ELSE processed_files END,
     total_bytes = CASE WHEN %(total_bytes)s > total_bytes
                        THEN %(total_bytes)s ELSE total_bytes END,
-    success_count = CASE WHEN %(lines)s >= total_lines THEN %(sent)s ELSE success_count END,
-    error_count = CASE WHEN %(lines)s >= total_lines THEN %(deadlettered)s ELSE error_count END,
-    skipped_count = CASE WHEN %(lines)s >= total_lines THEN %(skipped)s ELSE skipped_count END,
-    filtered_count = CASE WHEN %(lines)s >= total_lines THEN %(filtered)s ELSE filtered_count END,
-    processed_bytes = CASE WHEN %(lines)s >= total_lines
+    success_count = CASE WHEN %(sent)s > success_count THEN %(sent)s ELSE success_count END,
+    error_count = CASE WHEN %(deadlettered)s > error_count
+                       THEN %(deadlettered)s ELSE error_count END,
+    skipped_count = CASE WHEN %(skipped)s > skipped_count
+                         THEN %(skipped)s ELSE skipped_count END,
+    filtered_count = CASE WHEN %(filtered)s > filtered_count
+                          THEN %(filtered)s ELSE filtered_count END,
+    processed_bytes = CASE WHEN %(processed_bytes)s > processed_bytes
                            THEN %(processed_bytes)s ELSE processed_bytes END,
-    total_lines = CASE WHEN %(lines)s >= total_lines THEN %(lines)s ELSE total_lines END
+    total_lines = CASE WHEN %(lines)s > total_lines THEN %(lines)s ELSE total_lines END
 WHERE job_id = %(job_id)s AND worker_index = %(worker_index)s
 
 -- name: worker_finish

@@ -31,7 +31,7 @@ from rich.table import Table
 from rich.text import Text
 
 from ..engine.app import App
-from ..executors import LocalExecutor
+from ..executors import WorkerProcesses
 from ..observability.logs import configure as configure_logs
 from ..pipeline.jobs import (
     FileRecord,
@@ -218,13 +218,13 @@ def run_job(
             f"into {job.config.sink} (database {redact_url(store.url)})"
         )
     configure_logs("WARNING")
-    executor = LocalExecutor(store.url, job.id, job.total_workers, log_dir=worker_log_dir(job.id))
+    workers = WorkerProcesses(store.url, job.id, job.total_workers, log_dir=worker_log_dir(job.id))
     interrupted = False
 
     def on_interrupt(signum: int, frame: FrameType | None) -> None:
         nonlocal interrupted
         if interrupted:  # a second Ctrl-C: stop now
-            executor.signal(signal.SIGKILL)
+            workers.signal(signal.SIGKILL)
             return
         interrupted = True
         cancel_job(app, store, job.id)
@@ -234,7 +234,7 @@ def run_job(
     previous = {sig: signal.signal(sig, on_interrupt) for sig in (signal.SIGINT, signal.SIGTERM)}
     started = time.monotonic()
     try:
-        executor.start()
+        workers.start()
         with Progress(
             TextColumn("[bold]{task.description}"),
             BarColumn(),
@@ -250,7 +250,7 @@ def run_job(
             rate = 0.0
             while True:
                 current = store.job(job.id)
-                running = executor.poll(job_finished=current.status.finished)
+                running = workers.poll(job_finished=current.status.finished)
                 now = time.monotonic()
                 done_bytes, lines = _live(store, current)
                 if now - last_at >= 1.0:
@@ -262,12 +262,12 @@ def run_job(
                 if not running:
                     break
                 time.sleep(POLL_S)
-        executor.close()
+        workers.close()
         final = settle_job(store, job.id)
     finally:
         for sig, handler in previous.items():
             signal.signal(sig, handler)
-        executor.close()
+        workers.close()
     elapsed = time.monotonic() - started
     _summary(console, final, store.files(job.id), elapsed, as_json)
     return final

@@ -40,7 +40,7 @@ from ..pipeline.jobs import (
     ReprocessingStatus,
     ReprocessingStore,
 )
-from ..pipeline.jobs.model import live_counters
+from ..pipeline.jobs.model import MAX_WORKERS, live_counters
 from ..pipeline.plan import cancel_job, plan_job, resume_job, settle_job
 from ..pipeline.sources.select import SkippedFiles
 from ..settings import database_url, redact_url, worker_log_dir
@@ -147,7 +147,7 @@ def reprocess(
         date_from=date_from,
         date_to=date_to,
         where=where,
-        max_workers=workers or 50,
+        max_workers=workers or MAX_WORKERS,
         s3_endpoint_url=s3_endpoint_url,
         checkpoint_s=checkpoint_s,
         stream_id_fields=stream_id_fields,

@@ -28,6 +28,7 @@ from tailrace.pipeline.jobs import (
     ReprocessingStatus,
     ReprocessingStore,
 )
+from tailrace.pipeline.jobs.model import MAX_WORKERS
 from tailrace.pipeline.sinks import parse_sink_url
 from tailrace.pipeline.sinks.reach import check_reachable
 from tailrace.pipeline.sources import Source, SourceFile, open_source
@@ -39,7 +40,6 @@ BYTES_PER_WORKER = 1 << 30
 # a worker reads a few MiB in well under a second, about what starting one costs: below
 # that per worker, another process costs more than it saves
 MIN_BYTES_PER_WORKER = 4 << 20
-MAX_WORKERS = 50
 FILE_ATTEMPTS = 5
 
 

@@ -301,7 +301,7 @@ def _filters_text(config: ReprocessingConfig) -> str:
 def deadletter_location(sink: str) -> str | None:
     """Where a sink's bad lines go, as a user finds them: a file's path, else the topic or
     table as a URL (passwords hidden)."""
-    from ..pipeline.sinks.deadletter import deadletter_spec
+    from ..pipeline.sinks.kinds import deadletter_spec
     from ..pipeline.sinks.url import SinkKind, parse_sink_url
 
     try:

@@ -1,4 +1,4 @@
-"""Sink URLs: what ``--sink`` accepts, parsed into a `SinkSpec`, and opened.
+"""Sink URLs: what ``--sink`` accepts, parsed into a `SinkSpec` (opened by its kind: `kinds.py`).
 
 - ``file:///abs/path/out.ndjson`` (also ``file://localhost/abs/...``): an absolute path,
   percent-decoded. ``file:out.ndjson`` and ``file:dir/out.ndjson`` (no ``//``) name a path

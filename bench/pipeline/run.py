@@ -204,7 +204,7 @@ def bare_produce_per_s(bootstrap: str, topic: str, lines: list[bytes]) -> float:
     """confluent-kafka at its simplest: produce every line, count acknowledgements."""
     from confluent_kafka import Producer
 
-    from tailrace.pipeline.sinks.kafka import DEFAULT_CONFIG
+    from tailrace.kafka_client import DEFAULT_CONFIG
 
     producer = Producer({**DEFAULT_CONFIG, "bootstrap.servers": bootstrap})
     acked = 0

@@ -19,7 +19,8 @@ import pytest
 from tailrace import App
 from tailrace.pipeline.jobs import ReprocessingConfig, ReprocessingStore
 from tailrace.pipeline.jobs.model import IngestStatus
-from tailrace.pipeline.plan import create_job, source_for
+from tailrace.pipeline.plan import create_job
+from tailrace.pipeline.runtime import source_for
 
 from .reprocess_support import run_cli, start_cli, stop_cli, summary, worker_pids
 from .support import wait_until

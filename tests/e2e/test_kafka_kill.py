@@ -16,9 +16,9 @@ from pathlib import Path
 
 import pytest
 
+from tailrace.kafka_client import QUEUE_WINDOW
 from tailrace.pipeline.jobs import ReprocessingStatus, ReprocessingStore
 from tailrace.pipeline.samples import write_samples
-from tailrace.pipeline.sinks.kafka import QUEUE_WINDOW
 from tests.kafka_broker import TansuBroker
 
 from .reprocess_support import (

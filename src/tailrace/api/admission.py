@@ -25,8 +25,8 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from ..pipeline.confine import OUTPUT_DIR, own_files_reason
-from ..pipeline.sinks.deadletter import deadletter_path
-from ..pipeline.sinks.url import SinkKind, SinkURLError, parse_sink_url
+from ..pipeline.sinks.kinds import sink_kind
+from ..pipeline.sinks.url import SinkURLError, parse_sink_url
 from ..pipeline.sources import SourceFile
 from .config import ApiConfig
 from .errors import ApiError
@@ -104,10 +104,11 @@ def check_sink(config: ApiConfig, sink: str) -> None:
         spec = parse_sink_url(sink)
     except SinkURLError:
         return  # planning refuses it with the parser's own message
-    if spec.kind is SinkKind.NULL:
+    kind = sink_kind(spec)
+    if kind.always_admitted:
         return
-    if spec.kind is SinkKind.FILE and spec.path is not None:
-        for target in (spec.path, deadletter_path(spec.path)):
+    if files := kind.local_files(spec):
+        for target in files:
             where = os.path.realpath(target)
             own = own_files_reason(where, writing=True)
             if own is not None:

@@ -1,68 +1,14 @@
-"""Reading a job's dead letters back from where its sink put them (`deadletter_spec`):
-the file next to a file sink, or the ``<table>_deadletter`` table of a PostgreSQL sink.
-A Kafka topic is named, not read: consuming it is the consumers' business."""
+"""A job's dead letters read back from where its sink put them (each sink kind's
+`read_back`, `tailrace.pipeline.sinks.kinds`)."""
 
 from __future__ import annotations
 
-from typing import Any
-
-import orjson
-
-from ..pipeline.sinks.deadletter import deadletter_spec
-from ..pipeline.sinks.url import SinkKind, parse_sink_url
-
-_COLUMNS = ("file", "line", "offset", "reason", "data", "encoding", "size", "truncated")
+from ..pipeline.sinks.kinds import deadletter_spec, sink_kind
+from ..pipeline.sinks.readback import ReadBack
+from ..pipeline.sinks.url import parse_sink_url
 
 
-def read_deadletters(
-    sink_url: str, files: set[str], limit: int, offset: int = 0
-) -> tuple[str, list[dict[str, Any]] | None]:
+def read_deadletters(sink_url: str, files: set[str], limit: int, offset: int = 0) -> ReadBack:
     """Where the job's bad lines are, and up to `limit` of them (after `offset`)."""
     spec = deadletter_spec(parse_sink_url(sink_url))
-    if spec.kind is SinkKind.FILE and spec.path is not None:
-        location = str(spec.path)
-        records: list[dict[str, Any]] = []
-        if not spec.path.exists():
-            return location, records
-        skipped = 0
-        with spec.path.open("rb") as f:
-            for line in f:
-                try:
-                    record = orjson.loads(line)
-                except orjson.JSONDecodeError:
-                    continue  # a partial last line being written now
-                if not isinstance(record, dict) or record.get("file") not in files:
-                    continue
-                if skipped < offset:
-                    skipped += 1
-                    continue
-                records.append(record)
-                if len(records) >= limit:
-                    break
-        return location, records
-    if spec.kind is SinkKind.POSTGRESQL and spec.dsn is not None:
-        return f"table {spec.table}", _from_table(spec.dsn, spec.table or "", files, limit, offset)
-    if spec.kind is SinkKind.KAFKA:
-        return f"kafka topic {spec.topic}", None
-    return "nowhere (the null sink discards them)", None
-
-
-def _from_table(
-    dsn: str, table: str, files: set[str], limit: int, offset: int
-) -> list[dict[str, Any]]:
-    import psycopg
-    from psycopg import sql
-
-    name = sql.Identifier(*table.split("."))
-    with psycopg.connect(dsn, autocommit=True) as conn:
-        exists = conn.execute("SELECT to_regclass(%s)", (table,)).fetchone()
-        if not exists or exists[0] is None:
-            return []
-        rows = conn.execute(
-            sql.SQL(
-                'SELECT file, line, "offset", reason, data, encoding, size, truncated FROM {} '
-                "WHERE file = ANY(%s) ORDER BY recorded_at, file, line LIMIT %s OFFSET %s"
-            ).format(name),
-            (sorted(files), limit, offset),
-        ).fetchall()
-    return [dict(zip(_COLUMNS, row, strict=True)) for row in rows]
+    return sink_kind(spec).read_back(spec, files, limit, offset)

@@ -8,6 +8,8 @@ from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, StringConstraints
 
+from ..pipeline.jobs.model import MAX_WORKERS
+
 JobStatusName = Literal["pending", "running", "completed", "failed", "cancelled"]
 EngineStateName = Literal["pending", "running", "succeeded", "failed", "dead", "cancelled"]
 PriorityName = Literal["CRITICAL", "HIGH", "DEFAULT", "LOW", "BULK"]
@@ -62,7 +64,7 @@ class StartJob(_Strict):
     date_to: datetime | None = None
     where: list[Item] = Field(default_factory=list, description="FIELD=VALUE", max_length=100)
     batch_size: int = Field(2_000, ge=1, le=100_000, strict=True)
-    max_workers: int = Field(50, ge=1, le=50, strict=True)
+    max_workers: int = Field(MAX_WORKERS, ge=1, le=MAX_WORKERS, strict=True)
     s3_endpoint_url: Text | None = None
     include: list[Item] = Field(
         default_factory=list,
@@ -94,7 +96,7 @@ class StartJob(_Strict):
         None, ge=1, le=1000, strict=True, description="Attempts per file (default 5)"
     )
     max_concurrency: int | None = Field(
-        None, ge=1, le=50, strict=True, description="Jitsu's name for max_workers"
+        None, ge=1, le=MAX_WORKERS, strict=True, description="Jitsu's name for max_workers"
     )
 
 

@@ -22,7 +22,7 @@ from fastapi import Depends, Request
 from ..db.connection import PROMPT
 from ..engine.app import App
 from ..executors.base import Executor
-from ..executors.supervisor import JobSupervisor
+from ..executors.local import LocalExecutor
 from ..pipeline.jobs import ReprocessingStore
 from .auth import Authenticator
 from .config import ApiConfig
@@ -130,7 +130,7 @@ def _executor(config: ApiConfig) -> Executor:
         from ..executors.kubernetes import KubernetesExecutor, KubernetesSettings
 
         return KubernetesExecutor(config.database_url, KubernetesSettings.from_environment())
-    return JobSupervisor(config.database_url)
+    return LocalExecutor(config.database_url)
 
 
 # async: FastAPI runs a plain function dependency on a worker thread, two thread hand-offs

@@ -31,7 +31,7 @@ from rich.table import Table
 from rich.text import Text
 
 from ..engine.app import App
-from ..executors import LocalExecutor
+from ..executors import WorkerProcesses
 from ..observability.logs import configure as configure_logs
 from ..pipeline.jobs import (
     FileRecord,
@@ -40,7 +40,7 @@ from ..pipeline.jobs import (
     ReprocessingStatus,
     ReprocessingStore,
 )
-from ..pipeline.jobs.model import live_counters
+from ..pipeline.jobs.model import MAX_WORKERS, live_counters
 from ..pipeline.plan import cancel_job, plan_job, resume_job, settle_job
 from ..pipeline.sources.select import SkippedFiles
 from ..settings import database_url, redact_url, worker_log_dir
@@ -147,7 +147,7 @@ def reprocess(
         date_from=date_from,
         date_to=date_to,
         where=where,
-        max_workers=workers or 50,
+        max_workers=workers or MAX_WORKERS,
         s3_endpoint_url=s3_endpoint_url,
         checkpoint_s=checkpoint_s,
         stream_id_fields=stream_id_fields,
@@ -218,13 +218,13 @@ def run_job(
             f"into {job.config.sink} (database {redact_url(store.url)})"
         )
     configure_logs("WARNING")
-    executor = LocalExecutor(store.url, job.id, job.total_workers, log_dir=worker_log_dir(job.id))
+    workers = WorkerProcesses(store.url, job.id, job.total_workers, log_dir=worker_log_dir(job.id))
     interrupted = False
 
     def on_interrupt(signum: int, frame: FrameType | None) -> None:
         nonlocal interrupted
         if interrupted:  # a second Ctrl-C: stop now
-            executor.signal(signal.SIGKILL)
+            workers.signal(signal.SIGKILL)
             return
         interrupted = True
         cancel_job(app, store, job.id)
@@ -234,7 +234,7 @@ def run_job(
     previous = {sig: signal.signal(sig, on_interrupt) for sig in (signal.SIGINT, signal.SIGTERM)}
     started = time.monotonic()
     try:
-        executor.start()
+        workers.start()
         with Progress(
             TextColumn("[bold]{task.description}"),
             BarColumn(),
@@ -250,7 +250,7 @@ def run_job(
             rate = 0.0
             while True:
                 current = store.job(job.id)
-                running = executor.poll(job_finished=current.status.finished)
+                running = workers.poll(job_finished=current.status.finished)
                 now = time.monotonic()
                 done_bytes, lines = _live(store, current)
                 if now - last_at >= 1.0:
@@ -262,12 +262,12 @@ def run_job(
                 if not running:
                     break
                 time.sleep(POLL_S)
-        executor.close()
+        workers.close()
         final = settle_job(store, job.id)
     finally:
         for sig, handler in previous.items():
             signal.signal(sig, handler)
-        executor.close()
+        workers.close()
     elapsed = time.monotonic() - started
     _summary(console, final, store.files(job.id), elapsed, as_json)
     return final
@@ -301,7 +301,7 @@ def _filters_text(config: ReprocessingConfig) -> str:
 def deadletter_location(sink: str) -> str | None:
     """Where a sink's bad lines go, as a user finds them: a file's path, else the topic or
     table as a URL (passwords hidden)."""
-    from ..pipeline.sinks.deadletter import deadletter_spec
+    from ..pipeline.sinks.kinds import deadletter_spec
     from ..pipeline.sinks.url import SinkKind, parse_sink_url
 
     try:

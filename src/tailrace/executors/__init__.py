@@ -3,5 +3,6 @@ Kubernetes Indexed Job (`kubernetes`, imported on demand: it needs the kubernete
 
 from tailrace.executors.base import Executor
 from tailrace.executors.local import LocalExecutor
+from tailrace.executors.processes import WorkerProcesses
 
-__all__ = ["Executor", "LocalExecutor"]
+__all__ = ["Executor", "LocalExecutor", "WorkerProcesses"]

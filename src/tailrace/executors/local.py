@@ -1,131 +1,132 @@
-"""The local executor: N worker processes on this machine, one per worker index.
-
-A worker that dies before its job is finished (killed by a signal, or crashed) is started
-again with the same index, up to `max_restarts` times per index: its file resumes from the
-last checkpoint once the lease the dead process held expires. Each worker's JSON logs go to
-a file of their own, so that a progress bar on the terminal stays readable.
-"""
+"""The local executor: the worker processes of the jobs a long-lived process starts (the
+admin service) run on this machine; one background thread restarts workers that die and
+settles each job once its workers have all exited. ``tailrace reprocess`` does the same in
+its own loop, with a progress bar."""
 
 from __future__ import annotations
 
 import logging
-import os
 import signal
-import subprocess
-import sys
-from dataclasses import dataclass, field
-from pathlib import Path
-from typing import IO
+import threading
+from collections.abc import Callable
+
+from ..pipeline.jobs import ReprocessingJob, ReprocessingStore
+from ..pipeline.plan import settle_job
+from ..settings import current, worker_log_dir
+from .logs import WorkerLog, read_job_logs
+from .processes import WorkerProcesses
 
 log = logging.getLogger("tailrace.executor")
 
-_SERVICE_ONLY = frozenset({"TAILRACE_API_TOKENS", "TAILRACE_SESSION_SECRET"})
+_STOPPED = "stopped with the admin service that ran its workers; resume it to continue"
+# The workers run this much nicer than the service (TAILRACE_WORKER_NICE): on a machine they
+# keep busy, the service's answers (a dashboard polling a job) do not queue behind them
+# (bench/api/run.py: the mixed run's status latency fell several-fold with it).
+WORKER_NICE = 10
 
 
-@dataclass
-class _Child:
-    index: int
-    process: subprocess.Popen[bytes]
-    log_file: IO[bytes]
-    restarts: int = 0
-
-
-@dataclass
 class LocalExecutor:
-    database_url: str
-    job_id: str
-    workers: int
-    log_dir: Path
-    max_restarts: int = 5
-    env: dict[str, str] = field(default_factory=dict)
-    nice: int = 0  # how much lower than this process's the workers' CPU priority is
-    _children: dict[int, _Child] = field(default_factory=dict)
+    def __init__(
+        self, database_url: str, poll_s: float = 0.25, worker_nice: int | None = None
+    ) -> None:
+        self.database_url = database_url
+        self.poll_s = poll_s
+        if worker_nice is None:
+            worker_nice = current().worker_nice
+        self.worker_nice = worker_nice
+        self._workers: dict[str, WorkerProcesses] = {}
+        self._lock = threading.Lock()
+        self._stopping = threading.Event()
+        self._thread: threading.Thread | None = None
+        self._store: ReprocessingStore | None = None
 
     def start(self) -> None:
-        self.log_dir.mkdir(parents=True, exist_ok=True)
-        for index in range(self.workers):
-            self._spawn(index, restarts=0)
+        self._store = ReprocessingStore(self.database_url)
+        self._thread = threading.Thread(target=self._run, name="tailrace-supervisor", daemon=True)
+        self._thread.start()
 
-    def _spawn(self, index: int, restarts: int) -> None:
-        env = {
-            # the service's own secrets stay with it: a worker has no use for them
-            **{k: v for k, v in os.environ.items() if k not in _SERVICE_ONLY},
-            **self.env,
-            "TAILRACE_DATABASE_URL": self.database_url,
-            "JOB_ID": self.job_id,
-            "WORKER_INDEX": str(index),
-        }
-        log_file = (self.log_dir / f"worker-{index}.log").open("ab")
-        process = subprocess.Popen(
-            [
-                sys.executable,
-                "-m",
-                "tailrace",
-                "worker",
-                "--job",
-                self.job_id,
-                "--index",
-                str(index),
-            ],
-            env=env,
-            stdout=log_file,
-            stderr=subprocess.STDOUT,
-            stdin=subprocess.DEVNULL,
+    def launch(self, job: ReprocessingJob) -> None:
+        """Start a planned job's workers."""
+        with self._lock:
+            self._launch(job)
+
+    def resume(self, job_id: str, reopen: Callable[[], ReprocessingJob]) -> ReprocessingJob:
+        # Under the lock the poll loop waits: it cannot see the job reset but not launched
+        # and settle it as failed because its last workers have exited.
+        with self._lock:
+            job = reopen()
+            self._launch(job)
+        return job
+
+    def _launch(self, job: ReprocessingJob) -> None:
+        previous = self._workers.pop(job.id, None)
+        if previous is not None:  # resumed while the last workers still wind down
+            previous.close()
+        workers = WorkerProcesses(
+            self.database_url,
+            job.id,
+            job.total_workers,
+            log_dir=worker_log_dir(job.id),
+            nice=self.worker_nice,
         )
-        if self.nice:
+        workers.start()
+        self._workers[job.id] = workers
+
+    def cancelled(self, job_id: str) -> None:
+        """Nothing to do: the workers see the cancel at their next status write."""
+
+    def logs(self, job_id: str, tail: int | None, since_s: float | None) -> list[WorkerLog]:
+        return read_job_logs(worker_log_dir(job_id), job_id, tail=tail, since_s=since_s)
+
+    def running(self) -> list[str]:
+        with self._lock:
+            return sorted(self._workers)
+
+    def _run(self) -> None:
+        while not self._stopping.wait(self.poll_s):
+            self.poll()
+
+    def poll(self) -> None:
+        assert self._store is not None, "start() first"
+        with self._lock:
+            watched = list(self._workers.items())
+        for job_id, workers in watched:
             try:
-                os.setpriority(os.PRIO_PROCESS, process.pid, os.nice(0) + self.nice)
-            except OSError:  # it exited already, or the platform refuses: it runs as it is
-                pass
-        self._children[index] = _Child(index, process, log_file, restarts)
+                # read without the lock: launch() (an API request starting a job) waits
+                # for it, and with many jobs running these reads took most of each round
+                finished = self._store.job_status(job_id).finished
+                with self._lock:
+                    if self._workers.get(job_id) is not workers:
+                        continue  # resumed meanwhile: its new workers are seen next round
+                    if workers.poll(job_finished=finished):
+                        continue
+                    workers.close()
+                    del self._workers[job_id]
+                    job = settle_job(self._store, job_id)
+                log.info("job settled", extra={"job_id": job_id, "status": str(job.status)})
+            except Exception:
+                # one job's trouble (a database hiccup) must not stop the others' care
+                log.exception("supervising a job failed", extra={"job_id": job_id})
 
-    @property
-    def pids(self) -> dict[int, int]:
-        return {index: child.process.pid for index, child in self._children.items()}
-
-    def poll(self, job_finished: bool) -> bool:
-        """Reap exited workers, restarting those that died while work remains.
-        Returns True while any worker runs."""
-        for index, child in list(self._children.items()):
-            code = child.process.poll()
-            if code is None:
-                continue
-            child.log_file.close()
-            del self._children[index]
-            if code == 0 or job_finished:
-                continue
-            if child.restarts >= self.max_restarts:
-                log.error(
-                    "worker keeps dying; not restarting it",
-                    extra={"job_id": self.job_id, "worker_index": index, "exit": code},
-                )
-                continue
-            log.warning(
-                "worker died; restarting it",
-                extra={"job_id": self.job_id, "worker_index": index, "exit": code},
-            )
-            self._spawn(index, child.restarts + 1)
-        return bool(self._children)
-
-    def signal(self, signum: int = signal.SIGTERM) -> None:
-        for child in self._children.values():
-            if child.process.poll() is None:
-                child.process.send_signal(signum)
-
-    def wait(self, timeout: float) -> bool:
-        """Wait up to `timeout` s for every worker to exit; True if they all did."""
-        for child in self._children.values():
-            try:
-                child.process.wait(timeout)
-            except subprocess.TimeoutExpired:
-                return False
-        return True
-
-    def close(self) -> None:
-        """Kill what still runs and release everything."""
-        for child in self._children.values():
-            if child.process.poll() is None:
-                child.process.kill()
-            child.process.wait()
-            child.log_file.close()
-        self._children.clear()
+    def stop(self, timeout: float = 10.0) -> None:
+        """Stop supervising: workers get SIGTERM (they checkpoint and release their
+        files), and are killed if still running after `timeout` seconds."""
+        self._stopping.set()
+        if self._thread is not None:
+            self._thread.join()
+        with self._lock:
+            for workers in self._workers.values():
+                workers.signal(signal.SIGTERM)
+            for job_id, workers in self._workers.items():
+                workers.wait(timeout)
+                workers.close()
+                if self._store is None:
+                    continue
+                try:
+                    # no process looks after the job now: say so, and let it be resumed
+                    settle_job(self._store, job_id, _STOPPED)
+                except Exception:  # the others still get their workers stopped
+                    log.exception("settling a job at shutdown failed", extra={"job_id": job_id})
+            self._workers.clear()
+        if self._store is not None:
+            self._store.close()

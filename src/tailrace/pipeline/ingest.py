@@ -42,15 +42,8 @@ from tailrace.pipeline.events import EventFields, lookup, parse_event_time
 from tailrace.pipeline.jobs import ReprocessingConfig, ReprocessingJob, ReprocessingStore
 from tailrace.pipeline.jobs.model import IngestStatus, ProcessedFile, ReprocessingStatus
 from tailrace.pipeline.jobs.store import Scope
-from tailrace.pipeline.plan import (
-    REPROCESS_TASK,
-    check_config,
-    event_fields,
-    job_queue,
-    list_source,
-    new_job_id,
-    source_for,
-)
+from tailrace.pipeline.plan import REPROCESS_TASK, job_queue, list_source, new_job_id
+from tailrace.pipeline.runtime import check_config, event_fields, source_for
 from tailrace.pipeline.sources import Source, SourceFile
 
 log = logging.getLogger("tailrace.ingest")

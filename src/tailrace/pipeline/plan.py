@@ -14,23 +14,22 @@ import uuid
 from collections.abc import Sequence
 from dataclasses import replace
 from datetime import UTC, datetime, timedelta
-from typing import Any
 
 from tailrace.engine.app import App, JobSpec
 from tailrace.engine.jobs import JobFilter
 from tailrace.engine.states import JobState
 from tailrace.errors import ConfigurationError, ConflictError
-from tailrace.pipeline.events import EventFields
-from tailrace.pipeline.filters import EventFilter, parse_time_bound
 from tailrace.pipeline.jobs import (
     ReprocessingConfig,
     ReprocessingJob,
     ReprocessingStatus,
     ReprocessingStore,
 )
+from tailrace.pipeline.jobs.model import MAX_WORKERS
+from tailrace.pipeline.runtime import check_config, source_for
 from tailrace.pipeline.sinks import parse_sink_url
 from tailrace.pipeline.sinks.reach import check_reachable
-from tailrace.pipeline.sources import Source, SourceFile, open_source
+from tailrace.pipeline.sources import SourceFile, open_source
 from tailrace.pipeline.sources.select import SkippedFiles
 
 REPROCESS_TASK = "tailrace.reprocess_file"
@@ -39,7 +38,6 @@ BYTES_PER_WORKER = 1 << 30
 # a worker reads a few MiB in well under a second, about what starting one costs: below
 # that per worker, another process costs more than it saves
 MIN_BYTES_PER_WORKER = 4 << 20
-MAX_WORKERS = 50
 FILE_ATTEMPTS = 5
 
 
@@ -59,42 +57,6 @@ def worker_count(files: Sequence[SourceFile], limit: int | None = None) -> int:
     worth = max(1, total // MIN_BYTES_PER_WORKER)  # workers the data is worth
     wanted = min(max(by_files, by_bytes, 1), worth, MAX_WORKERS, len(files) or 1)
     return max(1, min(wanted, limit)) if limit else wanted
-
-
-def check_config(config: ReprocessingConfig) -> EventFilter:
-    """Fail before anything is stored if the sink, the fields or the filters cannot be
-    understood."""
-    parse_sink_url(config.sink)
-    event_fields(config)
-    return event_filter(config)
-
-
-def event_fields(config: ReprocessingConfig) -> EventFields:
-    return EventFields.from_strings(
-        stream_id=config.stream_id_fields or None,
-        time=config.time_fields or None,
-        message_id=config.message_id_fields or None,
-    )
-
-
-def event_filter(config: ReprocessingConfig) -> EventFilter:
-    return EventFilter(
-        stream_ids=config.stream_ids or None,
-        date_from=parse_time_bound(config.date_from) if config.date_from else None,
-        date_to=parse_time_bound(config.date_to) if config.date_to else None,
-        where=config.where,
-    )
-
-
-def source_for(config: ReprocessingConfig) -> Source:
-    """The job's source, with its file selection and (local files) its roots."""
-    options: dict[str, Any] = {"include": config.include, "exclude": config.exclude}
-    if config.source[:5].lower() == "s3://":
-        if config.s3_endpoint_url:
-            options["endpoint_url"] = config.s3_endpoint_url
-    else:
-        options["roots"] = config.roots
-    return open_source(config.source, **options)
 
 
 def list_source(config: ReprocessingConfig) -> tuple[ReprocessingConfig, list[SourceFile]]:

@@ -32,15 +32,10 @@ from tailrace.pipeline.jobs import (
     ReprocessingStatus,
     ReprocessingStore,
 )
-from tailrace.pipeline.plan import (
-    REPROCESS_TASK,
-    event_fields,
-    event_filter,
-    job_queue,
-    source_for,
-)
+from tailrace.pipeline.plan import REPROCESS_TASK, job_queue
 from tailrace.pipeline.routing import Router, RoutingError, router_from_environment
 from tailrace.pipeline.run import FileRun, FileState, RunSettings, state_from_mark
+from tailrace.pipeline.runtime import event_fields, event_filter, source_for
 from tailrace.pipeline.sinks import (
     DeadLetterWriter,
     Sink,

@@ -9,7 +9,7 @@ from typing import Any
 
 from ..engine.retry import RetryPolicy
 from ..errors import ConfigurationError
-from ..pipeline.sinks.kafka import config_from_env
+from ..kafka_client import config_from_env
 from .consumer_message import IdSource
 
 DEFAULT_BOOTSTRAP = "localhost:9092"

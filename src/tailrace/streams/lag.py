@@ -10,7 +10,7 @@ from dataclasses import dataclass
 from confluent_kafka import Consumer, KafkaException, TopicPartition
 
 from ..errors import TailraceError
-from ..pipeline.sinks.kafka import config_from_env
+from ..kafka_client import config_from_env
 
 TIMEOUT_S = 5.0
 

@@ -14,7 +14,7 @@ from typing import Any
 
 from confluent_kafka import OFFSET_BEGINNING, Consumer, KafkaError, TopicPartition
 
-from ..pipeline.sinks.kafka import config_from_env
+from ..kafka_client import config_from_env
 from .outbox import ID_HEADER
 
 log = logging.getLogger("tailrace.outbox.reconcile")

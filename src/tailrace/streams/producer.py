@@ -37,7 +37,7 @@ from ..errors import TailraceError
 
 # librdkafka logs a failed connection as an error on every retry: the sink's adapter
 # makes it a warning.
-from ..pipeline.sinks.kafka import (
+from ..kafka_client import (
     DEFAULT_CONFIG,
     LibrdkafkaLog,
     config_from_env,

@@ -324,10 +324,10 @@ def test_the_workers_the_service_starts_run_nicer_than_it(
         json={"path": str(api_env / "logs"), "sink": "null:", "max_workers": 2},
     )
     assert started.status_code == 201, started.text
-    supervisor = client.app.state.services.executor  # type: ignore[attr-defined]
-    executor = supervisor._executors[started.json()["id"]]
+    executor = client.app.state.services.executor  # type: ignore[attr-defined]
+    workers = executor._workers[started.json()["id"]]
     mine = os.getpriority(os.PRIO_PROCESS, 0)
-    for pid in executor.pids.values():
+    for pid in workers.pids.values():
         # a worker takes far longer to import than this takes to ask (a zombie answers too)
         assert os.getpriority(os.PRIO_PROCESS, pid) == min(19, mine + 10)
 

@@ -7,12 +7,9 @@ from collections import defaultdict
 
 import pytest
 
+from tailrace.kafka_client import config_from_env
 from tailrace.pipeline.sinks.base import SinkError
-from tailrace.pipeline.sinks.kafka import (
-    ROUTE_HEADER,
-    KafkaSink,
-    config_from_env,
-)
+from tailrace.pipeline.sinks.kafka import ROUTE_HEADER, KafkaSink
 from tailrace.pipeline.sinks.url import parse_sink_url
 from tests.kafka_broker import TansuBroker
 from tests.services import free_port

@@ -20,7 +20,7 @@ from tailrace.pipeline.filters import (
     parse_time_bound,
 )
 from tailrace.pipeline.jobs import ReprocessingConfig
-from tailrace.pipeline.plan import check_config, event_filter
+from tailrace.pipeline.runtime import check_config, event_filter
 
 
 def make(payload: dict[str, object]) -> Event:

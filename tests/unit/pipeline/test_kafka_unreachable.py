@@ -10,9 +10,10 @@ import time
 
 import pytest
 
+from tailrace.kafka_client import LibrdkafkaLog
 from tailrace.pipeline.sinks import parse_sink_url
 from tailrace.pipeline.sinks.base import SinkError
-from tailrace.pipeline.sinks.kafka import KafkaSink, LibrdkafkaLog
+from tailrace.pipeline.sinks.kafka import KafkaSink
 from tailrace.pipeline.sinks.reach import SinkUnreachableError, check_reachable
 
 

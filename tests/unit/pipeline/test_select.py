@@ -12,7 +12,8 @@ from hypothesis import strategies as st
 
 from tailrace.engine.app import App
 from tailrace.pipeline.jobs import ReprocessingConfig, ReprocessingStore
-from tailrace.pipeline.plan import MAX_WORKERS, MIN_BYTES_PER_WORKER, plan_job, worker_count
+from tailrace.pipeline.jobs.model import MAX_WORKERS
+from tailrace.pipeline.plan import MIN_BYTES_PER_WORKER, plan_job, worker_count
 from tailrace.pipeline.sources import LocalSource, SourceFile
 from tailrace.pipeline.sources.select import (
     EXCLUDED,

@@ -21,7 +21,6 @@ from ...pipeline.jobs import (
 from ...pipeline.jobs.store import ReprocessingJobNotFoundError
 from ...pipeline.plan import (
     cancel_job,
-    check_config,
     create_job,
     list_source,
     listed_files,
@@ -29,6 +28,7 @@ from ...pipeline.plan import (
     resume_job,
     start_from,
 )
+from ...pipeline.runtime import check_config
 from ...pipeline.sinks.url import sink_has_credentials
 from ...pipeline.sources import SourceFile
 from .. import admission

@@ -31,6 +31,10 @@ class ReprocessingStatus(enum.StrEnum):
         )
 
 
+#: The most worker processes one job runs, and the default of its `max_workers`: the
+#: planner, the CLI and the API all take it from here.
+MAX_WORKERS = 50
+
 #: How a file's error starts when the reader could not read it to its end (a truncated or
 #: corrupt stream): it would fail the same way every time, so it is not retried, and a
 #: resume does not read it again.
@@ -48,7 +52,7 @@ class ReprocessingConfig:
     date_from: str | None = None
     date_to: str | None = None
     where: tuple[str, ...] = ()
-    max_workers: int = 50
+    max_workers: int = MAX_WORKERS
     s3_endpoint_url: str | None = None
     checkpoint_s: float = 1.0  # flush and checkpoint this often: bounds duplicates after a crash
     batch_size: int = 2_000  # events handed to the sink at once
@@ -119,7 +123,7 @@ class ReprocessingConfig:
             date_from=data.get("date_from"),
             date_to=data.get("date_to"),
             where=tuple(data.get("where") or ()),
-            max_workers=int(data.get("max_workers") or 50),
+            max_workers=int(data.get("max_workers") or MAX_WORKERS),
             s3_endpoint_url=data.get("s3_endpoint_url"),
             checkpoint_s=float(data.get("checkpoint_s") or 1.0),
             batch_size=int(data.get("batch_size") or 2_000),

@@ -16,11 +16,16 @@ from tailrace.pipeline.sinks.deadletter import (
     DEFAULT_MAX_DATA_BYTES,
     DeadLetterWriter,
     deadletter_path,
-    deadletter_spec,
     encode_record,
-    open_deadletter,
 )
 from tailrace.pipeline.sinks.file import FileSink
+from tailrace.pipeline.sinks.kinds import (
+    SinkKindOps,
+    deadletter_spec,
+    open_deadletter,
+    open_sink,
+    sink_kind,
+)
 from tailrace.pipeline.sinks.null import NullSink
 from tailrace.pipeline.sinks.stdout import StdoutSink
 from tailrace.pipeline.sinks.url import (
@@ -29,7 +34,6 @@ from tailrace.pipeline.sinks.url import (
     SinkNotBuiltError,
     SinkSpec,
     SinkURLError,
-    open_sink,
     parse_sink_url,
     resolve_sink_url,
     sink_has_credentials,
@@ -47,6 +51,7 @@ __all__ = [
     "SinkCounters",
     "SinkError",
     "SinkKind",
+    "SinkKindOps",
     "SinkNotBuiltError",
     "SinkSpec",
     "SinkURLError",
@@ -60,4 +65,5 @@ __all__ = [
     "parse_sink_url",
     "resolve_sink_url",
     "sink_has_credentials",
+    "sink_kind",
 ]

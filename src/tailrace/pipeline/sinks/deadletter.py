@@ -1,6 +1,6 @@
 """The dead-letter output: bad lines, with file, line, offset and reason, next to the sink.
 
-Where it goes, by sink (`deadletter_spec`):
+Where it goes, by sink (`tailrace.pipeline.sinks.kinds.deadletter_spec`):
 
 - ``file:///dir/out.ndjson`` -> ``/dir/out.deadletter.ndjson``: ``.deadletter`` goes before
   a ``.ndjson``, ``.jsonl`` or ``.json`` suffix; any other name gets ``.deadletter.ndjson``
@@ -27,18 +27,13 @@ from __future__ import annotations
 
 import base64
 from collections.abc import Callable, Iterable
-from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
 import orjson
 
-from tailrace.pipeline.confine import Roots
 from tailrace.pipeline.decoders.framing import BadLine
 from tailrace.pipeline.sinks.base import Sink, SinkError
-from tailrace.pipeline.sinks.file import FileSink
-from tailrace.pipeline.sinks.null import NullSink
-from tailrace.pipeline.sinks.url import SinkKind, SinkNotBuiltError, SinkSpec
 
 DEFAULT_MAX_DATA_BYTES = 64 * 1024
 STDOUT_DEADLETTER_FILE = "tailrace-deadletter.ndjson"
@@ -50,19 +45,6 @@ def deadletter_path(path: Path) -> Path:
     if path.suffix.lower() in _JSON_SUFFIXES:
         return path.with_name(f"{path.stem}.deadletter{path.suffix}")
     return path.with_name(f"{path.name}.deadletter.ndjson")
-
-
-def deadletter_spec(spec: SinkSpec) -> SinkSpec:
-    """Where the dead letters of a sink go, as a sink spec of its own."""
-    if spec.kind is SinkKind.FILE and spec.path is not None:
-        return replace(spec, path=deadletter_path(spec.path))
-    if spec.kind is SinkKind.STDOUT:
-        return SinkSpec(SinkKind.FILE, path=Path.cwd() / STDOUT_DEADLETTER_FILE)
-    if spec.kind is SinkKind.KAFKA:
-        return replace(spec, topic=f"{spec.topic}.deadletter")
-    if spec.kind is SinkKind.POSTGRESQL:
-        return replace(spec, table=f"{spec.table}_deadletter")
-    return spec
 
 
 def _utf8_prefix(data: bytes) -> bytes:
@@ -162,39 +144,3 @@ class DeadLetterWriter:
 
     def __exit__(self, *exc_info: object) -> None:
         self.close()
-
-
-def open_deadletter(
-    spec: SinkSpec, *, max_data_bytes: int = DEFAULT_MAX_DATA_BYTES, roots: Roots = ()
-) -> DeadLetterWriter:
-    """The dead-letter writer for a sink, following the naming rules above; a file is
-    opened as the file sink opens its own (checked against `roots` and tailrace's files)."""
-    target = deadletter_spec(spec)
-    if target.kind is SinkKind.FILE and target.path is not None:
-        path = target.path
-        return DeadLetterWriter(
-            # written early without keeping the lock: the sink's own flush comes after
-            # the dead letters' at each checkpoint, and holding both could deadlock
-            lambda: FileSink(path, roots=roots, hold_lock=False),
-            location=target.display,
-            max_data_bytes=max_data_bytes,
-        )
-    if target.kind is SinkKind.NULL:
-        return DeadLetterWriter(NullSink, location="null:", max_data_bytes=max_data_bytes)
-    if target.kind is SinkKind.KAFKA:
-        from tailrace.pipeline.sinks.kafka import KafkaSink
-
-        return DeadLetterWriter(
-            lambda: KafkaSink.from_spec(target),
-            location=target.display,
-            max_data_bytes=max_data_bytes,
-        )
-    if target.kind is SinkKind.POSTGRESQL:
-        from tailrace.pipeline.sinks.postgres import PostgresDeadLetterSink
-
-        return DeadLetterWriter(
-            lambda: PostgresDeadLetterSink.from_spec(target),
-            location=target.display,
-            max_data_bytes=max_data_bytes,
-        )
-    raise SinkNotBuiltError(f"the {target.kind} dead-letter output is not built yet")

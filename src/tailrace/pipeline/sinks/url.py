@@ -1,4 +1,4 @@
-"""Sink URLs: what ``--sink`` accepts, parsed into a `SinkSpec`, and opened.
+"""Sink URLs: what ``--sink`` accepts, parsed into a `SinkSpec` (opened by its kind: `kinds.py`).
 
 - ``file:///abs/path/out.ndjson`` (also ``file://localhost/abs/...``): an absolute path,
   percent-decoded. ``file:out.ndjson`` and ``file:dir/out.ndjson`` (no ``//``) name a path
@@ -26,11 +26,6 @@ from pathlib import Path
 from urllib.parse import parse_qsl, unquote, urlencode, urlsplit
 
 from tailrace.errors import ConfigurationError, TailraceError
-from tailrace.pipeline.confine import Roots
-from tailrace.pipeline.sinks.base import Sink
-from tailrace.pipeline.sinks.file import FileSink
-from tailrace.pipeline.sinks.null import NullSink
-from tailrace.pipeline.sinks.stdout import StdoutSink
 from tailrace.settings import redact_url
 
 DEFAULT_KAFKA_PORT = 9092
@@ -228,25 +223,3 @@ def _parse_postgresql(url: str) -> SinkSpec:
     netloc = parts.netloc.rpartition("@")[2]
     hosts = _parse_hosts(url, netloc, DEFAULT_POSTGRES_PORT) if netloc else ()
     return SinkSpec(SinkKind.POSTGRESQL, hosts=hosts, table=table, dsn=dsn)
-
-
-def open_sink(url: str | SinkSpec, *, roots: Roots = ()) -> Sink:
-    """The sink a URL (or parsed spec) names, ready to write; a file must be in `roots`
-    when given, and never among tailrace's own files (see `tailrace.pipeline.confine`)."""
-    spec = parse_sink_url(url) if isinstance(url, str) else url
-    if spec.kind is SinkKind.FILE and spec.path is not None:
-        return FileSink(spec.path, roots=roots)
-    if spec.kind is SinkKind.STDOUT:
-        return StdoutSink()
-    if spec.kind is SinkKind.NULL:
-        return NullSink()
-    # Imported here: a run into a file never pays for loading librdkafka or psycopg.
-    if spec.kind is SinkKind.KAFKA:
-        from tailrace.pipeline.sinks.kafka import KafkaSink
-
-        return KafkaSink.from_spec(spec)
-    if spec.kind is SinkKind.POSTGRESQL:
-        from tailrace.pipeline.sinks.postgres import PostgresSink
-
-        return PostgresSink.from_spec(spec)
-    raise SinkNotBuiltError(f"the {spec.kind} sink is not built yet ({spec.display})")

@@ -242,3 +242,72 @@ def test_a_table_relay_killed_midway_loses_nothing_and_keeps_key_order(
     assert dict(firsts) == {
         f"conversation:{c}".encode(): list(range(c, total, 5)) for c in range(5)
     }
+
+
+def test_a_table_relay_serves_its_metrics_and_probes(
+    broker: TansuBroker, pg_url: str, tmp_path: Path
+) -> None:
+    """`--metrics-port` with `--table`: the probes answer, and the pending events are those
+    of their table (what their `outbox_pending_events` counted)."""
+    import urllib.request
+
+    from tests.services import free_port
+
+    suffix = uuid.uuid4().hex[:6]
+    broker.create_topic(f"message_events_{suffix}")
+    with psycopg.connect(pg_url, autocommit=True) as conn:
+        for n in range(5):
+            write(conn, n % 2, n)
+    env = {
+        **{k: v for k, v in os.environ.items() if k in ("PATH", "HOME", "LANG")},
+        "PYTHONPATH": os.pathsep.join([str(SRC), os.environ.get("PYTHONPATH", "")]),
+        "DATABASE_URL": pg_url,
+    }
+    base = [sys.executable, "-m", "tailrace", "outbox", "relay", "--table", "outbox_events"]
+    base += columns(suffix)
+
+    def get(port: int, path: str) -> tuple[int, str]:
+        try:
+            with urllib.request.urlopen(f"http://127.0.0.1:{port}{path}", timeout=2) as answer:
+                return answer.status, answer.read().decode()
+        except OSError as exc:
+            return getattr(exc, "code", 0), str(exc)
+
+    def gauge(text: str, line: str) -> float | None:
+        for row in text.splitlines():
+            if row.startswith(line + " "):
+                return float(row.split()[-1])
+        return None
+
+    log_path = tmp_path / "relay.log"
+    pending_line = 'tailrace_outbox_events{status="pending"}'
+    # no broker there: every event stays pending, and the relay is still ready (its database)
+    port = free_port()
+    command = [*base, "--bootstrap-servers", f"127.0.0.1:{free_port()}"]
+    with log_path.open("wb") as log:
+        down = subprocess.Popen(
+            [*command, "--metrics-port", str(port)], env=env, stdout=log, stderr=log
+        )
+    try:
+        wait_until(lambda: get(port, "/readyz")[0] == 200, 30, "the relay's readiness")
+        assert get(port, "/q/health")[0] == 200
+        assert gauge(get(port, "/metrics")[1], pending_line) == 5
+    finally:
+        down.kill()
+        down.wait(10)
+
+    port = free_port()
+    command = [*base, "--bootstrap-servers", broker.bootstrap, "--metrics-port", str(port)]
+    with log_path.open("ab") as log:
+        up = subprocess.Popen(command, env=env, stdout=log, stderr=log)
+    try:
+        wait_until(
+            lambda: gauge(get(port, "/metrics")[1], "tailrace_outbox_published_events_total") == 5,
+            60,
+            "5 events published",
+        )
+        # the pending count is cached for a few seconds between scrapes
+        wait_until(lambda: gauge(get(port, "/metrics")[1], pending_line) == 0, 30, "none pending")
+    finally:
+        up.terminate()
+        up.wait(20)

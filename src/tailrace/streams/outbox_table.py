@@ -203,6 +203,11 @@ class TableRelay:
             self._failures += 1
             first = next(iter(result.failed.values()))
             log.warning("%d outbox events failed, first: %s", len(result.failed), first)
+            if result.transient:
+                # an outage: a producer that lived through one can stay stuck on the
+                # restarted broker (timing out what a new one sends at once)
+                self._publisher.close()
+                self._publisher = BatchPublisher(self._config)
         else:
             self._failures = 0
         return len(rows)

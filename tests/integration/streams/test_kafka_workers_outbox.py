@@ -311,3 +311,62 @@ def test_a_table_relay_serves_its_metrics_and_probes(
     finally:
         up.terminate()
         up.wait(20)
+
+
+def test_a_table_relay_outlives_a_broker_outage_and_spends_no_retries_on_it(
+    tmp_path: Path, pg_url: str
+) -> None:
+    """Their poller's table, the broker stopped for longer than a message's timeout: no
+    event's `version` moves (an outage is nobody's fault), and all go once it is back."""
+    suffix = uuid.uuid4().hex[:6]
+    topic = f"message_events_{suffix}"
+    with TansuBroker(tmp_path) as broker:
+        broker.create_topic(topic, partitions=2)
+        env = {
+            **{k: v for k, v in os.environ.items() if k in ("PATH", "HOME", "LANG")},
+            "PYTHONPATH": os.pathsep.join([str(SRC), os.environ.get("PYTHONPATH", "")]),
+            "DATABASE_URL": pg_url,
+            "KAFKA_BOOTSTRAP_SERVERS": broker.bootstrap,
+            "OUTBOX_POLL_INTERVAL_MS": "500",
+            "OUTBOX_MAX_RETRIES": "3",
+            "OUTBOX_BATCH_SIZE": "100",
+        }
+        command = [sys.executable, "-m", "tailrace", "outbox", "relay", "--table", "outbox_events"]
+        command += [*columns(suffix), "--producer-config", "message.timeout.ms=2000"]
+        log_path = tmp_path / "relay.log"
+
+        def published() -> int:
+            with psycopg.connect(pg_url, autocommit=True) as conn:
+                row = conn.execute("SELECT count(*) FROM outbox_events WHERE published").fetchone()
+            return int(row[0]) if row else 0
+
+        with psycopg.connect(pg_url, autocommit=True) as conn:
+            for n in range(10):
+                write(conn, n % 2, n)
+        with log_path.open("wb") as log:
+            running = subprocess.Popen(command, env=env, stdout=log, stderr=log)
+        try:
+            wait_until(lambda: published() == 10, 60, "the first events")
+            broker.stop()
+            with psycopg.connect(pg_url, autocommit=True) as conn:
+                for n in range(10, 20):
+                    write(conn, n % 2, n)
+            # rounds failed for the outage, more than OUTBOX_MAX_RETRIES of them
+            wait_until(
+                lambda: log_path.read_text().count("outbox events failed") > 3,
+                90,
+                "rounds failed by the outage",
+            )
+            broker.start()  # in memory: an empty broker, the topic made again
+            broker.create_topic(topic, partitions=2)
+            wait_until(lambda: published() == 20, 90, "every event published after the outage")
+            with psycopg.connect(pg_url, autocommit=True) as conn:
+                row = conn.execute("SELECT max(version) FROM outbox_events").fetchone()
+            assert row is not None and row[0] == 1
+        finally:
+            running.terminate()
+            running.wait(20)
+        records = broker.consume_all(topic, expected=10, quiet=2.0)
+    assert by_key(records) == {
+        f"conversation:{c}".encode(): list(range(10 + c, 20, 2)) for c in range(2)
+    }

@@ -64,3 +64,29 @@ def test_capacity_per_priority_from_the_cli(sqlite_harness: Harness) -> None:
     assert full.returncode == 2 and "full for BULK jobs" in full.stderr, full.stderr
     ok = h.cli("jobs", "enqueue", "record", "--queue", "work", "--priority", "CRITICAL")
     assert ok.returncode == 0, ok.stderr
+
+
+def test_the_scheduler_check_says_when_the_pool_is_paused(sqlite_harness: Harness) -> None:
+    """Their runbook's "Jobs Not Processing" reads the `scheduler` check of /q/health: a
+    paused pool shows there, and a resume too."""
+    import json
+    import urllib.request
+
+    from tests.services import free_port
+
+    h = sqlite_harness
+    port = free_port()
+    w = h.start_worker("--pool", "etl", "--poll", "0.1", "--metrics-port", str(port))
+    h.wait_started(w)
+
+    def scheduler() -> dict[str, object]:
+        url = f"http://127.0.0.1:{port}/q/health"
+        with urllib.request.urlopen(url, timeout=2) as answer:
+            checks = json.loads(answer.read())["checks"]
+        return dict(next(c for c in checks if "scheduler" in c["name"])["data"])
+
+    assert scheduler()["paused"] is False
+    assert h.cli("queues", "pause-pool", "etl").returncode == 0
+    assert scheduler()["paused"] is True
+    assert h.cli("queues", "resume-pool", "etl").returncode == 0
+    assert scheduler()["paused"] is False and w.alive()

@@ -80,3 +80,20 @@ def test_body_field_reads_the_reference_message_shape() -> None:
     assert body_field(b"not json", "message_id") is None
     assert body_field(b'["a list"]', "message_id") is None
     assert body_field(None, "message_id") is None
+
+
+def test_their_java_client_names_are_refused_with_librdkafkas_equivalent() -> None:
+    """kafka-python's `max_poll_records` and `fetch_max_wait_ms`, as KAFKA_CONSUMER_*:
+    librdkafka ignores the first without a word and does not know the second."""
+    with pytest.raises(ConfigurationError, match="--batch-size"):
+        settings({"KAFKA_CONSUMER_MAX_POLL_RECORDS": "500"})
+    with pytest.raises(ConfigurationError, match=r"fetch\.wait\.max\.ms"):
+        settings({}, **{"fetch.max.wait.ms": "500"})
+
+
+def test_a_value_librdkafka_refuses_is_one_line_naming_it() -> None:
+    from tailrace.streams.consumer_config import kafka_consumer
+
+    found = settings({"KAFKA_AUTO_OFFSET_RESET": "sideways"})
+    with pytest.raises(ConfigurationError, match=r"sideways.*KAFKA_AUTO_OFFSET_RESET"):
+        kafka_consumer({**found, "bootstrap.servers": "127.0.0.1:1"})

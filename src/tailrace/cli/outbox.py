@@ -187,6 +187,7 @@ def relay(
             _config(producer_config),
             until_idle,
             as_json,
+            (metrics_port, metrics_host),
         )
         return
     if columns:
@@ -249,9 +250,16 @@ def _relay_table(
     producer: dict[str, str],
     until_idle: bool,
     as_json: bool,
+    metrics_at: tuple[int | None, str],
 ) -> None:
+    from ..streams import relay_metrics
     from ..streams.consumer_config import parse_properties
-    from ..streams.outbox_table import TableMapping, TableRelay, TableRelaySettings
+    from ..streams.outbox_table import (
+        TableMapping,
+        TableRelay,
+        TableRelaySettings,
+        status_counts,
+    )
 
     pairs = parse_properties(columns, "--column")
     mapping = TableMapping(table=table, attempts_base=attempts_base).with_columns(pairs)
@@ -263,6 +271,9 @@ def _relay_table(
         producer=producer,
     )
     stop = _stop_on_signals()
+    port, host = metrics_at
+    if port is not None:
+        relay_metrics.serve(url, port, host, count=status_counts(mapping))
     with TableRelay(url, bootstrap, mapping, settings) as running:
         stats = running.run(stop, until_idle=until_idle)
         pending = running.pending()

@@ -218,7 +218,11 @@ def worker(
             "processes": processes,
         }
         metrics.serve(
-            metrics_port, lambda: open_store(app.database_url, PROMPT), metrics_host, pool=shown
+            metrics_port,
+            lambda: open_store(app.database_url, PROMPT),
+            metrics_host,
+            pool=shown,
+            pool_name=options.pool,
         )
     if processes <= 1:
         Worker(app, options).run()

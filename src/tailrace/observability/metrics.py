@@ -158,18 +158,31 @@ def serve(
     addr: str = "127.0.0.1",
     *,
     pool: Mapping[str, Any] | None = None,
+    pool_name: str | None = None,
 ) -> ProbeServer:
     """Expose the worker's metrics (its own, and the object jobs' it runs) on
     ``http://addr:port/metrics`` and its probes beside them (ready while the database
     answers), from background threads. `open_store` opens a store with a prompt policy.
     `pool` (queues, priorities, concurrency…) is shown by the liveness check ``scheduler``,
     where the priority-job framework's runbooks look (``.checks[] | select(.name |
-    contains("scheduler"))``)."""
+    contains("scheduler"))``); with `pool_name`, whether that pool is paused now (read at
+    each probe, left out while the database is away: liveness does not hang on it)."""
     from ..objects import metrics as objects_metrics
 
     store = PromptStore(open_store)
     REGISTRY.register(_OutageTolerantQueueCollector(store))
-    live = [Check("scheduler", lambda: dict(pool or {}), cache_s=0.0)]
+
+    def scheduler() -> dict[str, Any]:
+        data = dict(pool or {})
+        if pool_name is not None:
+            try:
+                listed = store.run(lambda s: s.pools_list())
+            except Exception:  # the readiness check says why
+                return data
+            data["paused"] = any(p.name == pool_name and p.paused for p in listed)
+        return data
+
+    live = [Check("scheduler", scheduler, cache_s=0.0)]
     health = Health(live=live, ready=[database_check(store)])
     return server.serve([REGISTRY, objects_metrics.REGISTRY], health, host=addr, port=port)
 

@@ -28,7 +28,7 @@ from confluent_kafka import Message as KafkaMessage
 from ..errors import StoreClosedError
 from ..observability import tracing
 from . import consumer_metrics as metrics
-from .consumer_config import ConsumerConfig
+from .consumer_config import ConsumerConfig, kafka_consumer
 from .consumer_lookup import Lookups, Slice
 from .consumer_marking import Marker
 from .consumer_message import UNSET, Message, Output, message_ids
@@ -163,7 +163,7 @@ class Consumer:
         """Consume until `stop()` (or until `until()` is true, checked after each step)."""
         config = self.config
         self._router = Router(config.producer_settings(), config.routes)
-        self._kafka = kafka = KafkaConsumer(
+        self._kafka = kafka = kafka_consumer(
             {
                 **config.consumer_settings(),
                 "logger": log,

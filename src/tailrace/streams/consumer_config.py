@@ -7,6 +7,9 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
+from confluent_kafka import Consumer as KafkaConsumer
+from confluent_kafka import KafkaException
+
 from ..engine.retry import RetryPolicy
 from ..errors import ConfigurationError
 from ..kafka_client import config_from_env
@@ -24,6 +27,12 @@ DEFAULT_OFFSET_RESET = "earliest"
 # as the Kafka workers' deployments set their consumer; these names are taken already.
 CONSUMER_ENV_PREFIX = "KAFKA_CONSUMER_"
 _NOT_PROPERTIES = frozenset({"KAFKA_CONSUMER_GROUP"})  # the group: ``--group``
+# The Java clients' names the Kafka workers' consumer used (kafka-python's), and what they
+# are here: librdkafka ignores the first without a word and does not know the second.
+_JAVA_NAMES = {
+    "max.poll.records": "--batch-size N (the most messages handled per batch)",
+    "fetch.max.wait.ms": "fetch.wait.max.ms, librdkafka's name for it",
+}
 
 
 def bootstrap_servers(explicit: str | None = None) -> str:
@@ -124,6 +133,9 @@ class ConsumerConfig:
             # the overrides win over everything (a group.id of its own, say)
             **{k: v for k, v in self.kafka.items() if not k.startswith("producer.")},
         }
+        for name, fix in _JAVA_NAMES.items():
+            if name in settings:
+                raise ConfigurationError(f"{name} is not a librdkafka property: use {fix}")
         for name in _OWN:
             if str(settings.get(name, "false")).lower() not in ("false", "0"):
                 raise ConfigurationError(
@@ -151,3 +163,16 @@ class ConsumerConfig:
             "bootstrap.servers": self.bootstrap_servers,
             **overrides,
         }
+
+
+def kafka_consumer(settings: Mapping[str, Any]) -> KafkaConsumer:
+    """A librdkafka consumer on `settings`; a name or value it refuses is a configuration
+    error naming where such settings come from (not a traceback)."""
+    try:
+        return KafkaConsumer(dict(settings))
+    except KafkaException as exc:
+        reason = exc.args[0].str() if exc.args and hasattr(exc.args[0], "str") else str(exc)
+        raise ConfigurationError(
+            f"Kafka consumer settings: {reason} (set by KAFKA_CONSUMER_*, "
+            "KAFKA_AUTO_OFFSET_RESET or --consumer-config)"
+        ) from None

@@ -209,12 +209,21 @@ class BatchPublisher:
 
     def _flush(self) -> str | None:
         started = time.monotonic()
-        while (left := self._producer.flush(0.5)) > 0:
+        while (left := self._flush_once()) > 0:
             if self.fatal is not None:
                 return f"fatal producer error: {self.fatal}"
             if time.monotonic() - started > self._patience:
                 return f"{left} events unacknowledged after {self._patience:.0f} s"
         return None if self.fatal is None else f"fatal producer error: {self.fatal}"
+
+    def _flush_once(self) -> int:
+        try:
+            return int(self._producer.flush(0.5))
+        except (KafkaException, SystemError) as exc:
+            # A fatal error (a restarted broker's UNKNOWN_PRODUCER_ID) can surface from
+            # flush itself, through a report callback: this producer is done.
+            self.fatal = self.fatal or str(exc)
+            return 1
 
     def close(self) -> None:
         """Drop whatever is still queued (its events stay claimed, for reconciling)."""

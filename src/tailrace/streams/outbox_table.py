@@ -22,8 +22,10 @@ from __future__ import annotations
 
 import logging
 import threading
+import time
 from collections.abc import Mapping
 from dataclasses import dataclass, field
+from typing import Any
 
 import psycopg
 from psycopg import sql
@@ -31,8 +33,9 @@ from psycopg import sql
 from ..db.queries import load_queries
 from ..engine.retry import RetryPolicy
 from ..errors import ConfigurationError
+from . import relay_metrics as metrics
 from .consumer_message import MESSAGE_ID_HEADER
-from .outbox import ID_HEADER
+from .outbox import ID_HEADER, OutboxStatus
 from .outbox_publish import BatchPublisher, Claimed, producer_config
 from .relay import _cut_behind_retries
 
@@ -122,8 +125,7 @@ class TableRelay:
         self._failures = 0  # rounds in a row that failed: the backoff
 
     def pending(self) -> int:
-        row = self._conn.execute(self.mapping.statement("pending")).fetchone()
-        return int(row[0]) if row else 0
+        return pending(self._conn, self.mapping)
 
     def run(
         self, stop: threading.Event | None = None, *, until_idle: bool = False
@@ -174,7 +176,9 @@ class TableRelay:
         ]
         # A key's event that failed before goes without its key's later events.
         batch = _cut_behind_retries(batch)
+        sent_at = time.monotonic()
         result = self._publisher.wait(self._publisher.send(batch))
+        metrics.BATCH_SECONDS.observe(time.monotonic() - sent_at)
         self.stats.batches += 1
         if result.broken is not None:
             # Which events the broker took is unknown: none is marked, all go again
@@ -193,10 +197,17 @@ class TableRelay:
                     self._conn.execute(self._failed, {"id": native[index], "error": error})
         self.stats.published += len(acked)
         self.stats.failed += len(result.failed)
+        metrics.PUBLISHED.inc(len(acked))
+        metrics.FAILED.inc(len(result.failed))
         if result.failed:
             self._failures += 1
             first = next(iter(result.failed.values()))
             log.warning("%d outbox events failed, first: %s", len(result.failed), first)
+            if result.transient:
+                # an outage: a producer that lived through one can stay stuck on the
+                # restarted broker (timing out what a new one sends at once)
+                self._publisher.close()
+                self._publisher = BatchPublisher(self._config)
         else:
             self._failures = 0
         return len(rows)
@@ -210,6 +221,18 @@ class TableRelay:
 
     def __exit__(self, *exc: object) -> None:
         self.close()
+
+
+def pending(conn: psycopg.Connection[Any], mapping: TableMapping) -> int:
+    """The table's unpublished events (their ``SELECT COUNT(*) … WHERE published = FALSE``)."""
+    row = conn.execute(mapping.statement("pending")).fetchone()
+    return int(row[0]) if row else 0
+
+
+def status_counts(mapping: TableMapping) -> metrics.Counts:
+    """The relay's ``tailrace_outbox_events`` for an application's table: its pending events
+    (the table has no other status to count)."""
+    return lambda conn: {OutboxStatus.PENDING: pending(conn, mapping)}
 
 
 def _headers(ident: str) -> list[list[str]]:

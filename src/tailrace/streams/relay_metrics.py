@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator, Mapping
 from typing import Any
 
 import psycopg
@@ -73,17 +73,21 @@ class _Database:
             self._conn = None
 
 
+Counts = Callable[[psycopg.Connection[Any]], Mapping[OutboxStatus, int]]
+
+
 class OutboxCollector(Collector):
     """``tailrace_outbox_events{status}``: pending, publishing and dead events now."""
 
-    def __init__(self, db: _Database) -> None:
+    def __init__(self, db: _Database, count: Counts = counts) -> None:
         self.db = db
-        self._value: dict[OutboxStatus, int] | None = None
+        self.count = count
+        self._value: Mapping[OutboxStatus, int] | None = None
         self._read_at = 0.0
 
     def collect(self) -> Iterator[GaugeMetricFamily]:
         if self._value is None or time.monotonic() - self._read_at > COUNTS_MAX_AGE_S:
-            self._value, self._read_at = self.db.run(counts), time.monotonic()
+            self._value, self._read_at = self.db.run(self.count), time.monotonic()
         family = GaugeMetricFamily(
             "tailrace_outbox_events",
             "Outbox events by status (pending: waiting for a relay; publishing: in a batch "
@@ -96,12 +100,15 @@ class OutboxCollector(Collector):
         yield family
 
 
-def serve(url: str, port: int, addr: str = "127.0.0.1") -> server.ProbeServer:
+def serve(
+    url: str, port: int, addr: str = "127.0.0.1", *, count: Counts = counts
+) -> server.ProbeServer:
     """Expose the relay's metrics and probes on ``http://addr:port/``: ready while the
-    database answers."""
+    database answers. `count` reads the events by status (an application's own table,
+    relayed with ``--table``, has only pending ones to count)."""
     db = _Database(url)
     registry = CollectorRegistry(auto_describe=False)
-    registry.register(OutboxCollector(db))
+    registry.register(OutboxCollector(db, count))
 
     def database() -> dict[str, Any]:
         db.run(lambda conn: conn.execute("SELECT 1").fetchone())

@@ -242,3 +242,131 @@ def test_a_table_relay_killed_midway_loses_nothing_and_keeps_key_order(
     assert dict(firsts) == {
         f"conversation:{c}".encode(): list(range(c, total, 5)) for c in range(5)
     }
+
+
+def test_a_table_relay_serves_its_metrics_and_probes(
+    broker: TansuBroker, pg_url: str, tmp_path: Path
+) -> None:
+    """`--metrics-port` with `--table`: the probes answer, and the pending events are those
+    of their table (what their `outbox_pending_events` counted)."""
+    import urllib.request
+
+    from tests.services import free_port
+
+    suffix = uuid.uuid4().hex[:6]
+    broker.create_topic(f"message_events_{suffix}")
+    with psycopg.connect(pg_url, autocommit=True) as conn:
+        for n in range(5):
+            write(conn, n % 2, n)
+    env = {
+        **{k: v for k, v in os.environ.items() if k in ("PATH", "HOME", "LANG")},
+        "PYTHONPATH": os.pathsep.join([str(SRC), os.environ.get("PYTHONPATH", "")]),
+        "DATABASE_URL": pg_url,
+    }
+    base = [sys.executable, "-m", "tailrace", "outbox", "relay", "--table", "outbox_events"]
+    base += columns(suffix)
+
+    def get(port: int, path: str) -> tuple[int, str]:
+        try:
+            with urllib.request.urlopen(f"http://127.0.0.1:{port}{path}", timeout=2) as answer:
+                return answer.status, answer.read().decode()
+        except OSError as exc:
+            return getattr(exc, "code", 0), str(exc)
+
+    def gauge(text: str, line: str) -> float | None:
+        for row in text.splitlines():
+            if row.startswith(line + " "):
+                return float(row.split()[-1])
+        return None
+
+    log_path = tmp_path / "relay.log"
+    pending_line = 'tailrace_outbox_events{status="pending"}'
+    # no broker there: every event stays pending, and the relay is still ready (its database)
+    port = free_port()
+    command = [*base, "--bootstrap-servers", f"127.0.0.1:{free_port()}"]
+    with log_path.open("wb") as log:
+        down = subprocess.Popen(
+            [*command, "--metrics-port", str(port)], env=env, stdout=log, stderr=log
+        )
+    try:
+        wait_until(lambda: get(port, "/readyz")[0] == 200, 30, "the relay's readiness")
+        assert get(port, "/q/health")[0] == 200
+        assert gauge(get(port, "/metrics")[1], pending_line) == 5
+    finally:
+        down.kill()
+        down.wait(10)
+
+    port = free_port()
+    command = [*base, "--bootstrap-servers", broker.bootstrap, "--metrics-port", str(port)]
+    with log_path.open("ab") as log:
+        up = subprocess.Popen(command, env=env, stdout=log, stderr=log)
+    try:
+        wait_until(
+            lambda: gauge(get(port, "/metrics")[1], "tailrace_outbox_published_events_total") == 5,
+            60,
+            "5 events published",
+        )
+        # the pending count is cached for a few seconds between scrapes
+        wait_until(lambda: gauge(get(port, "/metrics")[1], pending_line) == 0, 30, "none pending")
+    finally:
+        up.terminate()
+        up.wait(20)
+
+
+def test_a_table_relay_outlives_a_broker_outage_and_spends_no_retries_on_it(
+    tmp_path: Path, pg_url: str
+) -> None:
+    """Their poller's table, the broker stopped for longer than a message's timeout: no
+    event's `version` moves (an outage is nobody's fault), and all go once it is back."""
+    suffix = uuid.uuid4().hex[:6]
+    topic = f"message_events_{suffix}"
+    with TansuBroker(tmp_path) as broker:
+        broker.create_topic(topic, partitions=2)
+        env = {
+            **{k: v for k, v in os.environ.items() if k in ("PATH", "HOME", "LANG")},
+            "PYTHONPATH": os.pathsep.join([str(SRC), os.environ.get("PYTHONPATH", "")]),
+            "DATABASE_URL": pg_url,
+            "KAFKA_BOOTSTRAP_SERVERS": broker.bootstrap,
+            "OUTBOX_POLL_INTERVAL_MS": "500",
+            "OUTBOX_MAX_RETRIES": "3",
+            "OUTBOX_BATCH_SIZE": "100",
+        }
+        command = [sys.executable, "-m", "tailrace", "outbox", "relay", "--table", "outbox_events"]
+        command += [*columns(suffix), "--producer-config", "message.timeout.ms=2000"]
+        log_path = tmp_path / "relay.log"
+
+        def published() -> int:
+            with psycopg.connect(pg_url, autocommit=True) as conn:
+                row = conn.execute("SELECT count(*) FROM outbox_events WHERE published").fetchone()
+            return int(row[0]) if row else 0
+
+        with psycopg.connect(pg_url, autocommit=True) as conn:
+            for n in range(10):
+                write(conn, n % 2, n)
+        with log_path.open("wb") as log:
+            running = subprocess.Popen(command, env=env, stdout=log, stderr=log)
+        try:
+            wait_until(lambda: published() == 10, 60, "the first events")
+            broker.stop()
+            with psycopg.connect(pg_url, autocommit=True) as conn:
+                for n in range(10, 20):
+                    write(conn, n % 2, n)
+            # rounds failed for the outage, more than OUTBOX_MAX_RETRIES of them
+            wait_until(
+                lambda: log_path.read_text().count("outbox events failed") > 3,
+                90,
+                "rounds failed by the outage",
+            )
+            broker.start()  # in memory: an empty broker, the topic made again
+            broker.create_topic(topic, partitions=2)
+            wait_until(lambda: published() == 20, 90, "every event published after the outage")
+            with psycopg.connect(pg_url, autocommit=True) as conn:
+                row = conn.execute("SELECT max(version) FROM outbox_events").fetchone()
+            assert row is not None and row[0] == 1
+        finally:
+            running.terminate()
+            running.wait(20)
+        records = broker.consume_all(topic, expected=10, quiet=2.0)
+    assert by_key(records) == {
+        f"conversation:{c}".encode(): list(range(10 + c, 20, 2)) for c in range(2)
+    }

@@ -58,6 +58,12 @@ def test_capacity_per_priority_from_the_cli(sqlite_harness: Harness) -> None:
         env={"JOBS_QUEUE_CAPACITY_CRITICAL": "1000"},
     )  # fmt: skip
     assert env.stdout.strip() == "queue 'work' capacity for CRITICAL jobs: 1000 jobs"
+    every = h.cli("queues", "capacity", "work", env={"JOBS_QUEUE_CAPACITY_CRITICAL": "1000"})
+    assert every.stdout.splitlines() == [
+        "queue 'work' capacity: unlimited",
+        "  CRITICAL jobs: 1000 jobs (JOBS_QUEUE_CAPACITY_CRITICAL)",
+        "  BULK jobs: 2 jobs",
+    ], every.stdout
     for _ in range(2):
         h.app.enqueue("record", queue="work", priority=Priority.BULK)
     full = h.cli("jobs", "enqueue", "record", "--queue", "work", "--priority", "BULK")

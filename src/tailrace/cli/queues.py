@@ -111,6 +111,16 @@ def capacity(
         cap = info.capacity if info is not None else None
     shown = f"{cap} jobs" if cap is not None else "unlimited"
     click.echo(f"{what}: {shown}")
+    if not priority:  # the caps per priority refuse enqueues too: never "unlimited" alone
+        stored = info.capacities if info is not None else {}
+        for prio in Priority:
+            if prio in stored:
+                click.echo(f"  {prio.name} jobs: {stored[prio]} jobs")
+            elif prio in app.queue_capacity_defaults:
+                limit_env = app.queue_capacity_defaults[prio]
+                click.echo(
+                    f"  {prio.name} jobs: {limit_env} jobs (JOBS_QUEUE_CAPACITY_{prio.name})"
+                )
 
 
 @queues.command("pause-pool")

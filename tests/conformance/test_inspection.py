@@ -104,6 +104,16 @@ def test_a_running_worker_is_listed_and_leaves_when_it_stops(
     [me] = [w for w in app.store.workers_list() if w.id == worker.id]
     assert me.queues == ["seen"] and me.concurrency == 3 and me.in_flight == 0
     assert me.to_dict()["alive"] is True
+    assert me.pool is None
+
+
+def test_a_worker_is_listed_with_its_pool(
+    app: App, background_worker: Callable[..., Worker]
+) -> None:
+    worker = background_worker(app, queues=["seen"], pool="etl", heartbeat_s=0.2)
+    wait_until(lambda: any(w.id == worker.id for w in app.store.workers_list()), 10)
+    [me] = [w for w in app.store.workers_list() if w.id == worker.id]
+    assert (me.pool, me.to_dict()["pool"]) == ("etl", "etl")
     worker.stop()
     wait_until(lambda: all(w.id != worker.id for w in app.store.workers_list()), 20)
 

@@ -74,6 +74,7 @@ class WorkerPresence:
     started_at: datetime
     heartbeat_at: datetime
     age_s: float = 0.0  # since the heartbeat, by the database's clock
+    pool: str | None = None  # `tailrace worker --pool NAME`
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -89,6 +90,7 @@ class WorkerPresence:
             "heartbeat_at": self.heartbeat_at.isoformat(),
             "heartbeat_age_s": round(self.age_s, 3),
             "alive": self.age_s < WORKER_STALE_S,
+            "pool": self.pool,
         }
 
 

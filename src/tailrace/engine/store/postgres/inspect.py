@@ -109,6 +109,7 @@ class PostgresInspection:
         concurrency: int,
         in_flight: int,
         processed: int,
+        pool: str | None = None,
     ) -> None:
         params = {
             "id": worker_id,
@@ -119,6 +120,7 @@ class PostgresInspection:
             "concurrency": concurrency,
             "in_flight": in_flight,
             "processed": processed,
+            "pool": pool,
         }
         self._run(lambda conn: conn.execute(IQ["worker_beat"], params))
 
@@ -140,6 +142,7 @@ class PostgresInspection:
                 started_at=r[8],
                 heartbeat_at=r[9],
                 age_s=r[10],
+                pool=r[11],
             )
             for r in rows
         ]

@@ -109,9 +109,10 @@ WHERE queue NOT LIKE 'reprocess:%%'
 ON CONFLICT (name) DO NOTHING;
 
 -- name: worker_beat
-INSERT INTO tailrace_workers (id, host, pid, queues, priorities, concurrency, in_flight, processed)
+INSERT INTO tailrace_workers
+    (id, host, pid, queues, priorities, concurrency, in_flight, processed, pool)
 VALUES (%(id)s, %(host)s, %(pid)s, %(queues)s, %(priorities)s, %(concurrency)s,
-        %(in_flight)s, %(processed)s)
+        %(in_flight)s, %(processed)s, %(pool)s)
 ON CONFLICT (id) DO UPDATE
 SET in_flight = excluded.in_flight, processed = excluded.processed, heartbeat_at = now();
 
@@ -120,7 +121,7 @@ DELETE FROM tailrace_workers WHERE id = %(id)s;
 
 -- name: workers_list
 SELECT id, host, pid, queues, priorities, concurrency, in_flight, processed, started_at,
-       heartbeat_at, extract(epoch FROM now() - heartbeat_at)::float8
+       heartbeat_at, extract(epoch FROM now() - heartbeat_at)::float8, pool
 FROM tailrace_workers ORDER BY host, pid, id;
 
 -- name: workers_forget

@@ -119,6 +119,7 @@ class SqliteInspection:
         concurrency: int,
         in_flight: int,
         processed: int,
+        pool: str | None = None,
     ) -> None:
         params = {
             "id": worker_id,
@@ -129,6 +130,7 @@ class SqliteInspection:
             "concurrency": concurrency,
             "in_flight": in_flight,
             "processed": processed,
+            "pool": pool,
             "now": time.time(),
         }
         with self._write() as conn:
@@ -155,6 +157,7 @@ class SqliteInspection:
                 started_at=_epoch(r[8]),
                 heartbeat_at=_epoch(r[9]),
                 age_s=max(0.0, now - r[9]),
+                pool=r[10],
             )
             for r in rows
         ]

@@ -55,8 +55,10 @@ WHERE state IN ('pending', 'failed', 'running', 'dead') AND queue NOT LIKE 'repr
 
 -- name: worker_beat
 INSERT INTO tailrace_workers
-    (id, host, pid, queues, priorities, concurrency, in_flight, processed, started_at, heartbeat_at)
-VALUES (:id, :host, :pid, :queues, :priorities, :concurrency, :in_flight, :processed, :now, :now)
+    (id, host, pid, queues, priorities, concurrency, in_flight, processed, started_at, heartbeat_at,
+     pool)
+VALUES (:id, :host, :pid, :queues, :priorities, :concurrency, :in_flight, :processed, :now, :now,
+        :pool)
 ON CONFLICT (id) DO UPDATE
 SET in_flight = excluded.in_flight, processed = excluded.processed, heartbeat_at = :now;
 
@@ -65,7 +67,7 @@ DELETE FROM tailrace_workers WHERE id = :id;
 
 -- name: workers_list
 SELECT id, host, pid, queues, priorities, concurrency, in_flight, processed, started_at,
-       heartbeat_at
+       heartbeat_at, pool
 FROM tailrace_workers ORDER BY host, pid, id;
 
 -- name: workers_forget

@@ -86,7 +86,7 @@ class PostgresInspection:
         return result
 
     def queue_lines(self, window_s: float) -> list[QueueLine]:
-        return assemble_lines(self._read("queue_lines", {"window_s": window_s}))
+        return assemble_lines(self._read("queue_lines", {"window_s": window_s, "until": None}))
 
     def queue_depths(self) -> list[tuple[str, Priority, str, int]]:
         rows = self._read("queue_depths")
@@ -167,7 +167,9 @@ class PostgresInspection:
                     return False
                 if not _scalar(conn, "history_lock"):
                     return False
-                rows = conn.execute(IQ["queue_lines"], {"window_s": 60.0}).fetchall()
+                # the minute before this one, whole: each finished job in one row only
+                params = {"window_s": 60.0, "until": minute}
+                rows = conn.execute(IQ["queue_lines"], params).fetchall()
                 totals = [x for x in assemble_lines(rows) if x.priority is None]
                 conn.execute(IQ["history_insert"], history_params(minute, totals))
                 conn.execute(IQ["history_prune"], {"older_than_s": keep_s})

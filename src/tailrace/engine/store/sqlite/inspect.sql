@@ -46,7 +46,8 @@ SELECT queue, priority, state, run_at, finished_at FROM tailrace_jobs WHERE stat
 
 -- name: recent_jobs
 SELECT queue, priority, state, started_at - run_at FROM tailrace_jobs
-WHERE state IN ('succeeded', 'cancelled') AND finished_at > :since AND started_at IS NOT NULL;
+WHERE state IN ('succeeded', 'cancelled') AND finished_at >= :since AND finished_at < :until
+  AND started_at IS NOT NULL;
 
 -- name: queues_remember
 INSERT OR IGNORE INTO tailrace_queues (name, updated_at)

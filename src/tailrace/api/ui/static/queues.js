@@ -9,6 +9,7 @@
   const DEAD_LIMIT = 100;
   const last = { queues: "", dead: "", pools: "" }; // what was drawn, so an unchanged poll redraws nothing
   let queueFilter = "";
+  let windowS = 300; // the server's window for waits and throughput, as it answers
 
   TR.nav("queues");
 
@@ -127,7 +128,7 @@
       el("div", { class: "muted small queue-cap" },
         "Oldest due job waited " + wait(t.oldest_wait_s) +
         " · wait p50 " + wait(t.wait_p50_s) + ", p95 " + wait(t.wait_p95_s) +
-        " · " + t.throughput_per_min.toFixed(1) + " succeeded/min" +
+        " · " + t.throughput_per_min.toFixed(1) + " succeeded/min over the last " + Math.round(windowS / 60) + " min" +
         " · capacity " + (queue.capacity === null || queue.capacity === undefined ? "unlimited" : TR.fmtNum(queue.capacity))),
       depthTable(queue),
       el("div", { class: "form-actions queue-actions" }, replayAll, discardAll),
@@ -300,6 +301,7 @@
     const queuesText = JSON.stringify([queues.queues, queues.internal]);
     if (queuesText !== last.queues) {
       last.queues = queuesText;
+      windowS = queues.window_s || windowS;
       renderQueues(queues.queues || []);
       renderInternal(queues.internal || []);
     }

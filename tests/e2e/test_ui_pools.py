@@ -92,6 +92,12 @@ def test_pause_and_resume_a_worker_pool_from_the_queues_page(
         h.wait_state([ran], JobState.SUCCEEDED, 30)
         assert h.job(held).state is JobState.PENDING, h.tails()
         expect(reports_row.locator(".badge")).to_have_text("active")
+        # each queue's table by priority shows every column without a sideways scroll
+        expect(page.locator(".queue table.depth")).to_have_count(2)
+        hidden = page.eval_on_selector_all(
+            ".queue .table-wrap", "els => els.map((e) => e.scrollWidth - e.clientWidth)"
+        )
+        assert hidden == [0, 0], hidden
         page.screenshot(path=str(shots / "queues-pools.png"), full_page=True)
 
         # resume needs no confirmation; the held job runs

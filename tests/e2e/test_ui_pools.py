@@ -5,6 +5,7 @@ claiming, and the workers page shows each worker's pool. Screenshots go to tests
 
 from __future__ import annotations
 
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import pytest
@@ -112,6 +113,18 @@ def test_pause_and_resume_a_worker_pool_from_the_queues_page(
         expect(pools).to_have_count(3)
         assert sorted(pools.all_inner_texts()) == ["etl", "etl", "reports"]
         page.screenshot(path=str(shots / "workers-pools.png"), full_page=True)
+
+        # a job due later is "scheduled" in the jobs list and on its page, as the queues
+        # page counts it, not "pending"
+        later = h.app.enqueue(
+            "record", queue="later", run_at=datetime.now(UTC) + timedelta(hours=1)
+        )
+        page.goto(pg_server.base + "/ui/engine?queue=later")
+        expect(page.locator(f'#engine-jobs tr[data-job-id="{later}"] .badge').first).to_have_text(
+            "scheduled"
+        )
+        page.goto(f"{pg_server.base}/ui/engine/jobs/{later}")
+        expect(page.locator("#job-state .badge")).to_have_text("scheduled")
 
         # dark and narrow: the pools table stays inside the screen
         dark = browser.new_context(viewport={"width": 390, "height": 844}, color_scheme="dark")

@@ -116,7 +116,17 @@
 
   function shown(e) {
     if (RANK[e.level] < RANK[state.minLevel]) return false;
-    return !state.search || e.raw.toLowerCase().includes(state.search);
+    return !state.search || visibleText(e).includes(state.search);
+  }
+
+  // What the line shows, lower case: searching the raw JSON matched fields the line hides
+  // (`service`), so "worker" kept lines with no "worker" in sight.
+  function visibleText(e) {
+    if (e.text === undefined || e.textChronological !== state.chronological) {
+      e.text = lineNode(e).textContent.toLowerCase();
+      e.textChronological = state.chronological;
+    }
+    return e.text;
   }
 
   function clockOf(ts) {

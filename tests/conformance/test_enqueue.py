@@ -238,10 +238,11 @@ def test_migrate_is_idempotent(database_url: str) -> None:
     store = open_store(database_url)
     try:
         pending = store.migrations_pending()
-        assert pending[:4] == [
+        assert pending[:5] == [
             "engine/0001_init",
             "engine/0002_operator",
             "engine/0003_priority_caps_pools",
+            "engine/0004_worker_pool",
             "reprocessing/0001_reprocessing",
         ]
         assert store.migrate() == pending

@@ -11,6 +11,7 @@ from prometheus_client import generate_latest
 from prometheus_client.core import CollectorRegistry
 
 from tailrace import App, JobFilter, JobSpec, JobState, Worker
+from tailrace.db import Database
 from tailrace.engine.inspection import JobSearch
 from tailrace.observability import metrics
 from tests.conformance.conftest import drain
@@ -104,6 +105,16 @@ def test_a_running_worker_is_listed_and_leaves_when_it_stops(
     [me] = [w for w in app.store.workers_list() if w.id == worker.id]
     assert me.queues == ["seen"] and me.concurrency == 3 and me.in_flight == 0
     assert me.to_dict()["alive"] is True
+    assert me.pool is None
+
+
+def test_a_worker_is_listed_with_its_pool(
+    app: App, background_worker: Callable[..., Worker]
+) -> None:
+    worker = background_worker(app, queues=["seen"], pool="etl", heartbeat_s=0.2)
+    wait_until(lambda: any(w.id == worker.id for w in app.store.workers_list()), 10)
+    [me] = [w for w in app.store.workers_list() if w.id == worker.id]
+    assert (me.pool, me.to_dict()["pool"]) == ("etl", "etl")
     worker.stop()
     wait_until(lambda: all(w.id != worker.id for w in app.store.workers_list()), 20)
 
@@ -114,3 +125,30 @@ def test_history_writes_one_row_per_queue_a_minute(app: App) -> None:
     assert app.store.history_roll(3600) is False  # this minute is written
     [point] = [p for p in app.store.history_read(600) if p.queue == "hist"]
     assert (point.pending, point.scheduled) == (2, 0)
+
+
+def test_history_counts_each_finished_job_in_the_row_of_its_minute_only(
+    app: App, database_url: str
+) -> None:
+    """A row stands at the start of a minute and counts the jobs finished in the minute
+    before it, whole: the jobs finished since that start belong to the next row (counting
+    "the last 60 s" at whatever second the roll ran counted them in two rows)."""
+
+    @app.task(name="quick")
+    def quick() -> None:
+        pass
+
+    ids = app.enqueue_many([JobSpec("quick", queue="hist2")] * 3)
+    drain(app, queues=["hist2"])
+    app.enqueue("quick", queue="hist2", run_at=LATER)  # the queue has a row whatever it counts
+    # the worker's maintenance may have written this minute's row already (before the jobs
+    # finished): the row written after them is the one to check
+    with Database(database_url) as db:
+        db.execute("DELETE FROM tailrace_queue_history")
+    assert app.store.history_roll(3600) is True
+    [point] = [p for p in app.store.history_read(600) if p.queue == "hist2"]
+    finished = [app.job(i).finished_at for i in ids]
+    assert all(f is not None for f in finished)
+    at = point.at.timestamp()
+    oracle = sum(1 for f in finished if f is not None and at - 60 <= f.timestamp() < at)
+    assert point.succeeded == oracle, (point, finished)

@@ -21,6 +21,7 @@ from tests.services import postgres_schema
 # and the tables the numbered layout never recorded because it made them on first use.
 ADOPTED = [
     "engine/0003_priority_caps_pools",
+    "engine/0004_worker_pool",
     "streams/0005_stream_dedup_positions",  # PostgreSQL only, as the whole streams line
     "objects/0001_uploads",
     "api/0001_revoked_sessions",

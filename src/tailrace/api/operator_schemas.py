@@ -72,6 +72,7 @@ class EngineWorkerOut(BaseModel):
     heartbeat_at: datetime
     heartbeat_age_s: float
     alive: bool
+    pool: str | None = None  # `tailrace worker --pool NAME`
 
 
 class ReprocessingWorkerOut(BaseModel):

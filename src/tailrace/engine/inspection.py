@@ -3,6 +3,7 @@ times, the live worker processes, and the per-minute history of each queue."""
 
 from __future__ import annotations
 
+import math
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from datetime import datetime
@@ -74,6 +75,7 @@ class WorkerPresence:
     started_at: datetime
     heartbeat_at: datetime
     age_s: float = 0.0  # since the heartbeat, by the database's clock
+    pool: str | None = None  # `tailrace worker --pool NAME`
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -89,6 +91,7 @@ class WorkerPresence:
             "heartbeat_at": self.heartbeat_at.isoformat(),
             "heartbeat_age_s": round(self.age_s, 3),
             "alive": self.age_s < WORKER_STALE_S,
+            "pool": self.pool,
         }
 
 
@@ -156,11 +159,18 @@ def percentile(values: Sequence[float], fraction: float) -> float | None:
 
 
 def line_rows(
-    live: Iterable[Sequence[Any]], recent: Iterable[Sequence[Any]], now: float, window_s: float
+    live: Iterable[Sequence[Any]],
+    recent: Iterable[Sequence[Any]],
+    now: float,
+    window_s: float,
+    until: float | None = None,
 ) -> list[tuple[Any, ...]]:
     """The rows of ``queue_lines`` computed in Python (for SQLite): ``live`` holds (queue,
     priority, state, run_at, finished_at) of live and dead jobs, ``recent`` (queue, priority,
-    state, waited) of jobs finished in the window. Epoch seconds."""
+    state, waited) of jobs finished in the window, the ``window_s`` before ``until`` (None:
+    now), ``until`` excluded. Epoch seconds."""
+    start = (now if until is None else until) - window_s
+    end = math.inf if until is None else until
     sums: dict[tuple[str, str, int | None], list[Any]] = {}
 
     def add(kind: str, queue: str, priority: int, values: list[Any]) -> None:
@@ -182,7 +192,7 @@ def line_rows(
                 "dead",
                 queue,
                 priority,
-                [1, int(finished_at is not None and finished_at > now - window_s)],
+                [1, int(finished_at is not None and start <= finished_at < end)],
             )
         elif run_at > now:
             add("live", queue, priority, [0, 1, None])

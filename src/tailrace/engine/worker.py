@@ -498,6 +498,7 @@ class Worker:
                     opts.concurrency,
                     len(self._running),
                     self.processed,
+                    opts.pool,
                 )
             except Exception:
                 log.exception("announcing the worker failed")

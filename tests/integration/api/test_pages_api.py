@@ -66,3 +66,11 @@ def test_docs_render_from_files_served_here(anonymous: TestClient) -> None:
     assert client.get("/static/docs/swagger-ui.css").status_code == 200
     spec = client.get("/openapi.json")  # with the session, as the page reads it
     assert spec.status_code == 200 and spec.json()["info"]["title"] == "tailrace admin"
+
+
+def test_the_ui_address_an_operator_types_leads_to_the_jobs_page(anonymous: TestClient) -> None:
+    client = _logged_in(anonymous)
+    for path in ("/ui", "/ui/"):
+        answer = client.get(path, headers=HTML, follow_redirects=False)
+        assert (answer.status_code, answer.headers.get("location")) == (307, "/"), path
+        assert client.get(path, headers=HTML).status_code == 200, path

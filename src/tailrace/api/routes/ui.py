@@ -117,6 +117,13 @@ def jobs_page(request: Request, svc: Svc) -> Response:
     return _page("index.html", request, svc)
 
 
+@router.get("/ui", include_in_schema=False)
+@router.get("/ui/", include_in_schema=False)
+def ui_root() -> Response:
+    """The address an operator types: the jobs page (it answered 401 or 404)."""
+    return RedirectResponse("/", status_code=307)
+
+
 @router.get("/ui/jobs/{job_id}")
 def job_page(job_id: str, request: Request, svc: Svc) -> Response:
     return _page("job.html", request, svc, _reprocessing_job_exists(svc, job_id))

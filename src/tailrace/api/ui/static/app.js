@@ -227,6 +227,13 @@
 
   // -- widgets --------------------------------------------------------------------------------
 
+  /** An engine job's state as the queues page counts it: a waiting job due later is
+   *  scheduled, not pending (coloured as pending). */
+  function jobStateBadge(job) {
+    const later = job.state === "pending" && job.run_at && parseTime(job.run_at) > Date.now();
+    return later ? badge("scheduled", "pending") : badge(job.state);
+  }
+
   function badge(status, extraClass) {
     return el("span", { class: "badge " + (extraClass || status || "") }, status || "–");
   }
@@ -349,6 +356,6 @@
   window.TR = {
     el, $, fill, cookie, api, get, post, ApiError, toast, nav, toLogin,
     fmtNum, fmtBytes, fmtRate, fmtDuration, fmtAge, fmtTime, fmtClock, parseTime, pct,
-    badge, progress, setProgress, every, jobIdFromPath, jobApi,
+    badge, jobStateBadge, progress, setProgress, every, jobIdFromPath, jobApi,
   };
 })();

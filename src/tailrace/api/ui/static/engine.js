@@ -45,7 +45,7 @@
       "tr",
       { dataset: { jobId: String(job.id), state: job.state } },
       el("td", { class: "num mono" }, el("a", { href: "/ui/engine/jobs/" + job.id }, job.id)),
-      el("td", {}, TR.badge(job.state)),
+      el("td", {}, TR.jobStateBadge(job)),
       el("td", { class: "mono" }, job.task),
       el("td", {}, job.queue),
       el("td", {}, el("span", { class: "badge prio" }, job.priority)),

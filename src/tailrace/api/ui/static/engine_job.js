@@ -26,7 +26,7 @@
   }
 
   function render(j) {
-    fill($("#job-state"), TR.badge(j.state));
+    fill($("#job-state"), TR.jobStateBadge(j));
     fill($("#details tbody"), kv([
       ["Task", el("span", { class: "mono" }, j.task)],
       ["Queue", j.queue],

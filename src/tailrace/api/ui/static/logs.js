@@ -16,7 +16,6 @@
   const OVERLAP_S = 2;
   const MAX_LINES = 10000; // oldest lines go first past this, to keep the page light
   const NEAR_BOTTOM_PX = 40;
-  const HIDDEN = ["service"]; // the same on every line of a worker: not shown, not searched
 
   const id = TR.jobIdFromPath();
   const state = {
@@ -84,16 +83,7 @@
       raw,
       json,
       level: levelOf(json ? json.level : level, json ? "" : raw),
-      hay: haystack(raw, json),
     };
-  }
-
-  /** What the search looks in: the line as shown, so a match is always visible (the
-   *  fields the viewer hides, such as `service`, would match every line of a worker). */
-  function haystack(raw, json) {
-    if (!json) return raw.toLowerCase();
-    const shownFields = Object.entries(json).filter(([k]) => !HIDDEN.includes(k));
-    return shownFields.map(([k, v]) => k + "=" + fieldText(v)).join(" ").toLowerCase();
   }
 
   /** "<RFC3339 timestamp> <line>", as the per-worker format gives it. */
@@ -126,7 +116,17 @@
 
   function shown(e) {
     if (RANK[e.level] < RANK[state.minLevel]) return false;
-    return !state.search || e.hay.includes(state.search);
+    return !state.search || visibleText(e).includes(state.search);
+  }
+
+  // What the line shows, lower case: searching the raw JSON matched fields the line hides
+  // (`service`), so "worker" kept lines with no "worker" in sight.
+  function visibleText(e) {
+    if (e.text === undefined || e.textChronological !== state.chronological) {
+      e.text = lineNode(e).textContent.toLowerCase();
+      e.textChronological = state.chronological;
+    }
+    return e.text;
   }
 
   function clockOf(ts) {
@@ -151,7 +151,7 @@
       parts.push(el("span", { class: "msg" }, msg !== undefined ? String(msg) : ""));
       const fields = [];
       for (const [k, v] of Object.entries(j)) {
-        if (["ts", "timestamp", "level", "msg", "message", "exc"].includes(k) || HIDDEN.includes(k)) continue;
+        if (["ts", "timestamp", "level", "msg", "message", "exc", "service"].includes(k)) continue;
         fields.push(" ", el("span", { class: "k" }, k), "=", fieldText(v));
       }
       if (fields.length) parts.push(el("span", { class: "fields" }, fields));

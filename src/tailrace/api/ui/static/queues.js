@@ -1,5 +1,5 @@
-/* The engine's queues: depth by priority, pause and resume, and the dead jobs to replay or
-   discard. */
+/* The engine's queues: depth by priority, pause and resume (of a queue or a worker pool), and
+   the dead jobs to replay or discard. */
 "use strict";
 
 (function () {
@@ -7,8 +7,9 @@
   const REFRESH_MS = 2000;
   const PRIORITIES = ["CRITICAL", "HIGH", "DEFAULT", "LOW", "BULK"];
   const DEAD_LIMIT = 100;
-  const last = { queues: "", dead: "" }; // what was drawn, so an unchanged poll redraws nothing
+  const last = { queues: "", dead: "", pools: "" }; // what was drawn, so an unchanged poll redraws nothing
   let queueFilter = "";
+  let windowS = 300; // the server's window for waits and throughput, as it answers
 
   TR.nav("queues");
 
@@ -127,7 +128,7 @@
       el("div", { class: "muted small queue-cap" },
         "Oldest due job waited " + wait(t.oldest_wait_s) +
         " · wait p50 " + wait(t.wait_p50_s) + ", p95 " + wait(t.wait_p95_s) +
-        " · " + t.throughput_per_min.toFixed(1) + " succeeded/min" +
+        " · " + t.throughput_per_min.toFixed(1) + " succeeded/min over the last " + Math.round(windowS / 60) + " min" +
         " · capacity " + (queue.capacity === null || queue.capacity === undefined ? "unlimited" : TR.fmtNum(queue.capacity))),
       depthTable(queue),
       el("div", { class: "form-actions queue-actions" }, replayAll, discardAll),
@@ -157,6 +158,44 @@
       el("td", { class: "num" }, TR.fmtNum(x.total.running)),
       el("td", { class: "num" }, TR.fmtNum(x.total.dead)),
     )));
+  }
+
+  // -- worker pools ---------------------------------------------------------------------------
+
+  function poolPath(name) {
+    return "/api/admin/pools/" + encodeURIComponent(name);
+  }
+
+  function poolRow(pool, live) {
+    const toggle = pool.paused
+      ? el("button", { class: "ok small", type: "button", dataset: { action: "resume-pool" },
+          onclick: (e) => act(e.currentTarget, () => TR.post(poolPath(pool.name) + "/resume"), () => "pool " + pool.name + " resumed") }, "Resume")
+      : el("button", { class: "warn small", type: "button", dataset: { action: "pause-pool" },
+          onclick: (e) => {
+            // a pool spans queues and schedules: one click must not stop them by mistake
+            if (!confirm("Pause worker pool " + pool.name + "? Its " + plural(live, "live worker") +
+              " stop claiming jobs and firing schedules; running jobs finish.")) return;
+            act(e.currentTarget, () => TR.post(poolPath(pool.name) + "/pause"), () => "pool " + pool.name + " paused");
+          } }, "Pause");
+    return el(
+      "tr",
+      { dataset: { pool: pool.name, paused: String(!!pool.paused) } },
+      el("td", { class: "mono" }, pool.name),
+      el("td", {}, TR.badge(pool.paused ? "paused" : "active")),
+      el("td", { class: "num", dataset: { field: "live" } }, TR.fmtNum(live)),
+      el("td", { class: "right" }, toggle),
+    );
+  }
+
+  function renderPools(pools, workers) {
+    const body = $("#pools tbody");
+    if (!pools.length) {
+      fill(body, el("tr", {}, el("td", { class: "empty", colspan: "4" }, "No pool: start workers with --pool NAME to pause them together.")));
+      return;
+    }
+    const live = new Map();
+    for (const w of workers) if (w.alive && w.pool) live.set(w.pool, (live.get(w.pool) || 0) + 1);
+    fill(body, pools.map((p) => poolRow(p, live.get(p.name) || 0)));
   }
 
   // -- history (server-side, one point a minute) ------------------------------------------
@@ -253,15 +292,24 @@
   async function refresh() {
     const query = new URLSearchParams({ state: "dead", limit: String(DEAD_LIMIT) });
     if (queueFilter) query.set("queue", queueFilter);
-    const [queues, dead] = await Promise.all([
+    const [queues, dead, pools, workers] = await Promise.all([
       TR.get("/api/admin/queues/lines", { quiet: true }),
       TR.get("/api/admin/jobs?" + query, { quiet: true }),
+      TR.get("/api/admin/pools", { quiet: true }),
+      TR.get("/api/admin/workers", { quiet: true }),
     ]);
     const queuesText = JSON.stringify([queues.queues, queues.internal]);
     if (queuesText !== last.queues) {
       last.queues = queuesText;
+      windowS = queues.window_s || windowS;
       renderQueues(queues.queues || []);
       renderInternal(queues.internal || []);
+    }
+    const engineWorkers = (workers.engine || []).map((w) => ({ pool: w.pool, alive: w.alive }));
+    const poolsText = JSON.stringify([pools.pools, engineWorkers]);
+    if (poolsText !== last.pools) {
+      last.pools = poolsText;
+      renderPools(pools.pools || [], engineWorkers);
     }
     const deadText = JSON.stringify(dead.jobs);
     if (deadText !== last.dead) {

@@ -14,6 +14,7 @@
       { dataset: { workerId: w.id, alive: String(w.alive) } },
       el("td", { class: "mono", title: w.id }, w.host),
       el("td", { class: "num mono" }, w.pid),
+      el("td", { class: "mono", dataset: { field: "pool" } }, w.pool || el("span", { class: "muted" }, "–")),
       el("td", {}, w.queues ? w.queues.join(", ") : el("span", { class: "muted" }, "every queue")),
       el("td", { class: "small" }, w.priorities.join(", ")),
       el("td", { class: "num" }, w.concurrency),
@@ -44,7 +45,7 @@
     const engine = found.engine || [];
     const reprocessing = found.reprocessing || [];
     const body = $("#engine-workers tbody");
-    if (!engine.length) fill(body, el("tr", {}, el("td", { class: "empty", colspan: "10" }, "No engine worker is running.")));
+    if (!engine.length) fill(body, el("tr", {}, el("td", { class: "empty", colspan: "11" }, "No engine worker is running.")));
     else fill(body, engine.map(engineRow));
     $("#engine-count").textContent = "(" + engine.filter((w) => w.alive).length + " live)";
     const rbody = $("#reprocessing-workers tbody");

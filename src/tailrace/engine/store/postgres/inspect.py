@@ -86,7 +86,7 @@ class PostgresInspection:
         return result
 
     def queue_lines(self, window_s: float) -> list[QueueLine]:
-        return assemble_lines(self._read("queue_lines", {"window_s": window_s}))
+        return assemble_lines(self._read("queue_lines", {"window_s": window_s, "until": None}))
 
     def queue_depths(self) -> list[tuple[str, Priority, str, int]]:
         rows = self._read("queue_depths")
@@ -109,6 +109,7 @@ class PostgresInspection:
         concurrency: int,
         in_flight: int,
         processed: int,
+        pool: str | None = None,
     ) -> None:
         params = {
             "id": worker_id,
@@ -119,6 +120,7 @@ class PostgresInspection:
             "concurrency": concurrency,
             "in_flight": in_flight,
             "processed": processed,
+            "pool": pool,
         }
         self._run(lambda conn: conn.execute(IQ["worker_beat"], params))
 
@@ -140,6 +142,7 @@ class PostgresInspection:
                 started_at=r[8],
                 heartbeat_at=r[9],
                 age_s=r[10],
+                pool=r[11],
             )
             for r in rows
         ]
@@ -164,7 +167,9 @@ class PostgresInspection:
                     return False
                 if not _scalar(conn, "history_lock"):
                     return False
-                rows = conn.execute(IQ["queue_lines"], {"window_s": 60.0}).fetchall()
+                # the minute before this one, whole: each finished job in one row only
+                params = {"window_s": 60.0, "until": minute}
+                rows = conn.execute(IQ["queue_lines"], params).fetchall()
                 totals = [x for x in assemble_lines(rows) if x.priority is None]
                 conn.execute(IQ["history_insert"], history_params(minute, totals))
                 conn.execute(IQ["history_prune"], {"older_than_s": keep_s})

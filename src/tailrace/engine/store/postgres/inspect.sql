@@ -57,6 +57,8 @@ WHERE state IN ('pending', 'failed', 'running')
 -- name: queue_lines
 -- kind, queue, priority (NULL: the queue's total), then per kind: live (due, scheduled, oldest due age),
 -- running (count), dead (count, died in the window), recent (succeeded, wait p50, p95).
+-- The window is the `window_s` before `until` (NULL: now), `until` excluded: the history's
+-- rows, each over the minute before its own, then count every finished job once.
 SELECT 'live', queue, priority,
        count(*) FILTER (WHERE run_at <= now())::float8,
        count(*) FILTER (WHERE run_at > now())::float8,
@@ -67,7 +69,11 @@ SELECT 'running', queue, priority, count(*)::float8, NULL, NULL
 FROM tailrace_jobs WHERE state = 'running' GROUP BY GROUPING SETS ((queue, priority), (queue))
 UNION ALL
 SELECT 'dead', queue, priority, count(*)::float8,
-       count(*) FILTER (WHERE finished_at > now() - make_interval(secs => %(window_s)s::float8))::float8,
+       count(*) FILTER (
+           WHERE finished_at >= coalesce(%(until)s::timestamptz, now())
+                                - make_interval(secs => %(window_s)s::float8)
+             AND (%(until)s::timestamptz IS NULL OR finished_at < %(until)s::timestamptz)
+       )::float8,
        NULL
 FROM tailrace_jobs WHERE state = 'dead' GROUP BY GROUPING SETS ((queue, priority), (queue))
 UNION ALL
@@ -77,7 +83,9 @@ SELECT 'recent', queue, priority,
        percentile_cont(0.95) WITHIN GROUP (ORDER BY extract(epoch FROM started_at - run_at))
 FROM tailrace_jobs
 WHERE state IN ('succeeded', 'cancelled')
-  AND finished_at > now() - make_interval(secs => %(window_s)s::float8)
+  AND finished_at >= coalesce(%(until)s::timestamptz, now())
+                     - make_interval(secs => %(window_s)s::float8)
+  AND (%(until)s::timestamptz IS NULL OR finished_at < %(until)s::timestamptz)
   AND started_at IS NOT NULL
 GROUP BY GROUPING SETS ((queue, priority), (queue));
 
@@ -109,9 +117,10 @@ WHERE queue NOT LIKE 'reprocess:%%'
 ON CONFLICT (name) DO NOTHING;
 
 -- name: worker_beat
-INSERT INTO tailrace_workers (id, host, pid, queues, priorities, concurrency, in_flight, processed)
+INSERT INTO tailrace_workers
+    (id, host, pid, queues, priorities, concurrency, in_flight, processed, pool)
 VALUES (%(id)s, %(host)s, %(pid)s, %(queues)s, %(priorities)s, %(concurrency)s,
-        %(in_flight)s, %(processed)s)
+        %(in_flight)s, %(processed)s, %(pool)s)
 ON CONFLICT (id) DO UPDATE
 SET in_flight = excluded.in_flight, processed = excluded.processed, heartbeat_at = now();
 
@@ -120,7 +129,7 @@ DELETE FROM tailrace_workers WHERE id = %(id)s;
 
 -- name: workers_list
 SELECT id, host, pid, queues, priorities, concurrency, in_flight, processed, started_at,
-       heartbeat_at, extract(epoch FROM now() - heartbeat_at)::float8
+       heartbeat_at, extract(epoch FROM now() - heartbeat_at)::float8, pool
 FROM tailrace_workers ORDER BY host, pid, id;
 
 -- name: workers_forget

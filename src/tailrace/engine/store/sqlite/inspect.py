@@ -3,6 +3,7 @@ processes. A mixin of `SqliteStore`; percentiles are computed here (SQLite has n
 
 from __future__ import annotations
 
+import math
 import os
 import socket
 import sqlite3
@@ -81,11 +82,16 @@ class SqliteInspection:
                 IQ["jobs_cancel_where"], {**_filter(where), "now": time.time()}
             ).rowcount
 
-    def _line_rows(self, conn: sqlite3.Connection, window_s: float) -> list[tuple[Any, ...]]:
+    def _line_rows(
+        self, conn: sqlite3.Connection, window_s: float, until: float | None = None
+    ) -> list[tuple[Any, ...]]:
+        """``until``: the window's end, excluded (None: now, included)."""
         now = time.time()
+        end = now if until is None else until
         live = conn.execute(IQ["live_jobs"]).fetchall()
-        recent = conn.execute(IQ["recent_jobs"], {"since": now - window_s}).fetchall()
-        return line_rows(live, recent, now, window_s)
+        bounds = {"since": end - window_s, "until": math.inf if until is None else until}
+        recent = conn.execute(IQ["recent_jobs"], bounds).fetchall()
+        return line_rows(live, recent, now, window_s, until)
 
     def queue_lines(self, window_s: float) -> list[QueueLine]:
         with self._read() as conn:
@@ -119,6 +125,7 @@ class SqliteInspection:
         concurrency: int,
         in_flight: int,
         processed: int,
+        pool: str | None = None,
     ) -> None:
         params = {
             "id": worker_id,
@@ -129,6 +136,7 @@ class SqliteInspection:
             "concurrency": concurrency,
             "in_flight": in_flight,
             "processed": processed,
+            "pool": pool,
             "now": time.time(),
         }
         with self._write() as conn:
@@ -155,6 +163,7 @@ class SqliteInspection:
                 started_at=_epoch(r[8]),
                 heartbeat_at=_epoch(r[9]),
                 age_s=max(0.0, now - r[9]),
+                pool=r[10],
             )
             for r in rows
         ]
@@ -177,7 +186,9 @@ class SqliteInspection:
             last = conn.execute(IQ["history_last"]).fetchone()[0]
             if last is not None and last >= minute:
                 return False
-            totals = [x for x in assemble_lines(self._line_rows(conn, 60.0)) if x.priority is None]
+            # the minute before this one, whole: each finished job in one row only
+            rows = self._line_rows(conn, 60.0, until=minute)
+            totals = [x for x in assemble_lines(rows) if x.priority is None]
             for x in totals:
                 conn.execute(
                     IQ["history_insert"],

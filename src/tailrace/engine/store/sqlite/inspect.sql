@@ -46,7 +46,8 @@ SELECT queue, priority, state, run_at, finished_at FROM tailrace_jobs WHERE stat
 
 -- name: recent_jobs
 SELECT queue, priority, state, started_at - run_at FROM tailrace_jobs
-WHERE state IN ('succeeded', 'cancelled') AND finished_at > :since AND started_at IS NOT NULL;
+WHERE state IN ('succeeded', 'cancelled') AND finished_at >= :since AND finished_at < :until
+  AND started_at IS NOT NULL;
 
 -- name: queues_remember
 INSERT OR IGNORE INTO tailrace_queues (name, updated_at)
@@ -55,8 +56,10 @@ WHERE state IN ('pending', 'failed', 'running', 'dead') AND queue NOT LIKE 'repr
 
 -- name: worker_beat
 INSERT INTO tailrace_workers
-    (id, host, pid, queues, priorities, concurrency, in_flight, processed, started_at, heartbeat_at)
-VALUES (:id, :host, :pid, :queues, :priorities, :concurrency, :in_flight, :processed, :now, :now)
+    (id, host, pid, queues, priorities, concurrency, in_flight, processed, started_at, heartbeat_at,
+     pool)
+VALUES (:id, :host, :pid, :queues, :priorities, :concurrency, :in_flight, :processed, :now, :now,
+        :pool)
 ON CONFLICT (id) DO UPDATE
 SET in_flight = excluded.in_flight, processed = excluded.processed, heartbeat_at = :now;
 
@@ -65,7 +68,7 @@ DELETE FROM tailrace_workers WHERE id = :id;
 
 -- name: workers_list
 SELECT id, host, pid, queues, priorities, concurrency, in_flight, processed, started_at,
-       heartbeat_at
+       heartbeat_at, pool
 FROM tailrace_workers ORDER BY host, pid, id;
 
 -- name: workers_forget

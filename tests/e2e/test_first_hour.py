@@ -88,6 +88,12 @@ def test_the_summary_names_the_dead_letter_output(tmp_path: Path) -> None:
     report = json.loads(as_json.stdout)
     assert report["deadletter"] == str(tmp_path / "out2.deadletter.ndjson")
 
+    # the null: sink keeps no bad line: the summary says so instead of naming "null:" as a place
+    discarded = run_cli(["reprocess", "logs", "--sink", "null:"], url, tmp_path)
+    assert discarded.returncode == 0, discarded.stderr
+    assert "dead-letter output" not in discarded.stderr
+    assert "bad lines were counted and discarded" in " ".join(discarded.stderr.split())
+
 
 def _gone(pid: int) -> bool:
     try:

@@ -300,7 +300,7 @@ def _filters_text(config: ReprocessingConfig) -> str:
 
 def deadletter_location(sink: str) -> str | None:
     """Where a sink's bad lines go, as a user finds them: a file's path, else the topic or
-    table as a URL (passwords hidden)."""
+    table as a URL (passwords hidden); None for ``null:``, which keeps none of them."""
     from ..pipeline.sinks.deadletter import deadletter_spec
     from ..pipeline.sinks.url import SinkKind, parse_sink_url
 
@@ -310,7 +310,7 @@ def deadletter_location(sink: str) -> str | None:
         return None
     if target.kind is SinkKind.FILE and target.path is not None:
         return str(target.path)
-    return target.display
+    return None if target.kind is SinkKind.NULL else target.display
 
 
 def exit_code(job: ReprocessingJob) -> int:
@@ -411,7 +411,10 @@ def _summary(
         where = deadletter_location(job.config.sink)
         console.print(
             f"[yellow]{c.deadlettered:,} bad lines[/yellow] went to the dead-letter output"
-            + (f" {where}" if where else ""),
+            + (f" {where}" if where else "")
+            if where or not job.config.sink.startswith("null:")
+            else f"[yellow]{c.deadlettered:,} bad lines[/yellow] were counted and discarded "
+            "(the null: sink keeps nothing; give a file: sink to keep them)",
             highlight=False,
             soft_wrap=True,
         )

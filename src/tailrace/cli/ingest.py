@@ -315,6 +315,15 @@ def list_files(
     for f in files:
         where = f"s3://{f.bucket}/{f.key}" if f.bucket else f.key
         click.echo(f"{f.status}\t{f.attempts}\t{where}\t{f.error or ''}")
+    if not files:  # on stderr: the listing itself stays empty for scripts that read it
+        wanted = status.upper()
+        other = "--status completed lists the loaded ones" if wanted == "FAILED" else ""
+        click.echo(
+            f"no {wanted} files"
+            + (f" under {source}" if source else "")
+            + (f" ({other})" if other else ""),
+            err=True,
+        )
 
 
 @ingest_files_group.command("reset")

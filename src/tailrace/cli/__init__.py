@@ -207,7 +207,7 @@ def cli(
     configure_logs(
         log_level.strip(),
         fmt=log_format.lower() if log_format else None,
-        service=service_name(ctx.invoked_subcommand),
+        service=settings.service_name or service_name(ctx.invoked_subcommand),
     )
     configure_tracing()  # off unless OTEL_TRACES_EXPORTER names an exporter
     for warning in settings.warnings:

@@ -43,6 +43,7 @@ from ..pipeline.jobs import (
 from ..pipeline.jobs.model import live_counters
 from ..pipeline.plan import cancel_job, plan_job, resume_job, settle_job
 from ..pipeline.sources.select import SkippedFiles
+from ..settings import current as settings_now
 from ..settings import database_url, redact_url, worker_log_dir
 from .context import echo_json
 
@@ -216,6 +217,15 @@ def run_job(
             f"[bold]job {job.id}[/bold]: {job.total_files} files, "
             f"{_size(job.total_bytes)}, {job.total_workers} workers, "
             f"into {job.config.sink} (database {redact_url(store.url)})"
+        )
+    if (settings_now().executor or "").strip().lower() == "kubernetes":
+        # the setting picks the executor of `tailrace serve`; silence here would let a user
+        # believe the workers below are pods
+        console.print(
+            "note: TAILRACE_EXECUTOR=kubernetes applies to jobs started through `tailrace "
+            "serve`; this command starts its workers on this machine",
+            highlight=False,
+            soft_wrap=True,
         )
     configure_logs("WARNING")
     executor = LocalExecutor(store.url, job.id, job.total_workers, log_dir=worker_log_dir(job.id))

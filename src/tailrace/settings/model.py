@@ -90,9 +90,9 @@ class Settings(BaseSettings):
     )
     executor: str | None = setting(
         None,
-        "How the workers of a reprocessing job start: `local` (child processes) or "
-        "`kubernetes` (an Indexed Job). Unset: `kubernetes` where a worker image is set, "
-        "else `local`.",
+        "How `tailrace serve` starts the workers of a reprocessing job: `local` (child "
+        "processes) or `kubernetes` (an Indexed Job). Unset: `kubernetes` where a worker "
+        "image is set, else `local`. `tailrace reprocess` always starts local workers.",
         group=CORE,
     )
 

@@ -99,6 +99,9 @@ def test_the_summary_names_the_dead_letter_output(tmp_path: Path) -> None:
     assert "dead-letter output" not in said
     assert "bad lines were counted and discarded" in said
     assert "this command starts its workers on this machine" in said
+    # the header is one line even in a pipe (rich cut it at 80 columns)
+    header = discarded.stderr.splitlines()[0]
+    assert header.startswith("job ") and header.endswith(f"(database {url})"), header
 
 
 def _gone(pid: int) -> bool:

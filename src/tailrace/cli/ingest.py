@@ -116,7 +116,9 @@ def ingest(
         console.print(f"[yellow]warning:[/yellow] {region_warning}", highlight=False)
     url, why = state_database(ctx.find_root().obj.get("database_url"), sink_url, os.environ)
     if not as_json:
-        console.print(f"record of files: {redact_url(url)} ({why})", highlight=False)
+        console.print(
+            f"record of files: {redact_url(url)} ({why})", highlight=False, soft_wrap=True
+        )
     config = ReprocessingConfig(
         source=source,
         sink=sink_url,

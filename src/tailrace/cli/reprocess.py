@@ -216,7 +216,8 @@ def run_job(
         console.print(
             f"[bold]job {job.id}[/bold]: {job.total_files} files, "
             f"{_size(job.total_bytes)}, {job.total_workers} workers, "
-            f"into {job.config.sink} (database {redact_url(store.url)})"
+            f"into {job.config.sink} (database {redact_url(store.url)})",
+            soft_wrap=True,  # one line in a pipe or a CI log, where rich would cut it at 80
         )
     if (settings_now().executor or "").strip().lower() == "kubernetes":
         # the setting picks the executor of `tailrace serve`; silence here would let a user

@@ -3,12 +3,15 @@
 # a consumer that handles each message once. Needs PostgreSQL and a Kafka broker:
 #
 #   DATABASE_URL=postgresql://postgres@127.0.0.1:5432/app
-#   KAFKA_BOOTSTRAP_SERVERS=127.0.0.1:9092  TOPIC=orders (created beforehand, one partition)
+#   KAFKA_BOOTSTRAP_SERVERS=127.0.0.1:9092  TOPIC=orders (created with one partition if missing)
 set -euo pipefail
 here="$(cd "$(dirname "$0")" && pwd)"
 export PYTHONPATH="$here${PYTHONPATH:+:$PYTHONPATH}"
 export TAILRACE_DATABASE_URL="$DATABASE_URL"
 topic="${TOPIC:-orders}"
+
+# 0. the topic, with one partition where it does not exist yet (its partitions, for step 3)
+partitions="$(python "$here/create_topic.py")"
 
 # 1. orders with their events in one transaction each; the relay publishes what committed
 tailrace db migrate
@@ -23,7 +26,7 @@ tailrace spool drain shipping-1 --url "file://$PWD/spool" \
 # 3. the consumer: each message handled once (ids recorded in PostgreSQL), offsets committed
 #    after handling. It runs until SIGTERM; here, until it has billed the 13 events.
 tailrace consume "$topic" --group billing --handler handlers:bill \
-  --bootstrap-servers "$KAFKA_BOOTSTRAP_SERVERS" --partitions 0 &
+  --bootstrap-servers "$KAFKA_BOOTSTRAP_SERVERS" --partitions "$partitions" &
 consumer=$!
 trap 'kill $consumer 2>/dev/null || true' EXIT
 python - <<'PY'

@@ -88,6 +88,21 @@ def test_the_summary_names_the_dead_letter_output(tmp_path: Path) -> None:
     report = json.loads(as_json.stdout)
     assert report["deadletter"] == str(tmp_path / "out2.deadletter.ndjson")
 
+    # the null: sink keeps no bad line: the summary says so instead of naming "null:" as a place
+    # with the Kubernetes executor set (for `tailrace serve`), the command says its workers
+    # are local rather than letting them pass for pods
+    discarded = run_cli(
+        ["reprocess", "logs", "--sink", "null:"], url, tmp_path, TAILRACE_EXECUTOR="kubernetes"
+    )
+    assert discarded.returncode == 0, discarded.stderr
+    said = " ".join(discarded.stderr.split())
+    assert "dead-letter output" not in said
+    assert "bad lines were counted and discarded" in said
+    assert "this command starts its workers on this machine" in said
+    # the header is one line even in a pipe (rich cut it at 80 columns)
+    header = discarded.stderr.splitlines()[0]
+    assert header.startswith("job ") and header.endswith(f"(database {url})"), header
+
 
 def _gone(pid: int) -> bool:
     try:

@@ -55,6 +55,12 @@ def test_an_unreadable_file_is_recorded_failed_with_its_reason_and_not_retried(
     listed = run_cli(["ingest-files", "list", str(logs), "--json"], database_url, tmp_path)
     assert listed.returncode == 0, listed.stderr
     assert [f["key"] for f in orjson.loads(listed.stdout)["files"]] == [str(logs / "cut.ndjson.gz")]
+    # an empty listing says so on stderr, and prints no row
+    none = run_cli(
+        ["ingest-files", "list", str(logs), "--status", "processing"], database_url, tmp_path
+    )
+    assert (none.returncode, none.stdout) == (0, ""), none.stderr
+    assert none.stderr.strip() == f"no PROCESSING files under {logs}"
 
     # Replaced by a whole file under the same name and size class: reset retries the version
     # on record (the operator's call), which now fails again for the same reason.

@@ -17,8 +17,7 @@ pytestmark = [pytest.mark.slow, pytest.mark.postgres, pytest.mark.kafka]
 
 
 def test_outbox_spool_and_consumer(tmp_path: Path, pg_url: str, broker: TansuBroker) -> None:
-    topic = f"orders-{uuid.uuid4().hex[:8]}"
-    broker.create_topic(topic)
+    topic = f"orders-{uuid.uuid4().hex[:8]}"  # not created beforehand: the example does it
     example = Example("stream-workers", tmp_path)
     example.run(DATABASE_URL=pg_url, KAFKA_BOOTSTRAP_SERVERS=broker.bootstrap, TOPIC=topic)
 

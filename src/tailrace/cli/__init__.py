@@ -114,18 +114,34 @@ class _Group(click.Group):
         except Exception as exc:
             if not _store_error(exc):
                 raise
-            url = redact_url(database_url((ctx.obj or {}).get("database_url")))
+            explicit = (ctx.obj or {}).get("database_url")
+            url = redact_url(database_url(explicit))
             text = str(exc).strip()
             problem = text.splitlines()[0].strip() if text else type(exc).__name__
             click.echo(
                 f"error: cannot use the database {url}: {problem} (is the server up, and is "
-                "--database-url or TAILRACE_DATABASE_URL right?)",
+                f"{_database_url_origin(explicit)} right?)",
                 err=True,
             )
             sys.exit(2)
 
 
 _HELP = "tailrace.help"
+
+
+def _database_url_origin(explicit: str | None) -> str:
+    """Where the database URL came from, as the user set it: the option, a variable, or the
+    settings file (a URL from tailrace.toml is not fixed by looking at the environment)."""
+    if explicit:
+        return "--database-url"
+    from ..settings import current
+
+    origin = current().origin("database_url")  # "env NAME", "toml PATH" or "default"
+    if origin.startswith("env "):
+        return origin.removeprefix("env ")
+    if origin.startswith("toml "):
+        return f"database_url in {origin.removeprefix('toml ')}"
+    return "--database-url or TAILRACE_DATABASE_URL"
 
 
 def _end(args: list[str]) -> int:
@@ -207,7 +223,7 @@ def cli(
     configure_logs(
         log_level.strip(),
         fmt=log_format.lower() if log_format else None,
-        service=service_name(ctx.invoked_subcommand),
+        service=settings.service_name or service_name(ctx.invoked_subcommand),
     )
     configure_tracing()  # off unless OTEL_TRACES_EXPORTER names an exporter
     for warning in settings.warnings:

@@ -116,7 +116,9 @@ def ingest(
         console.print(f"[yellow]warning:[/yellow] {region_warning}", highlight=False)
     url, why = state_database(ctx.find_root().obj.get("database_url"), sink_url, os.environ)
     if not as_json:
-        console.print(f"record of files: {redact_url(url)} ({why})", highlight=False)
+        console.print(
+            f"record of files: {redact_url(url)} ({why})", highlight=False, soft_wrap=True
+        )
     config = ReprocessingConfig(
         source=source,
         sink=sink_url,
@@ -315,6 +317,15 @@ def list_files(
     for f in files:
         where = f"s3://{f.bucket}/{f.key}" if f.bucket else f.key
         click.echo(f"{f.status}\t{f.attempts}\t{where}\t{f.error or ''}")
+    if not files:  # on stderr: the listing itself stays empty for scripts that read it
+        wanted = status.upper()
+        other = "--status completed lists the loaded ones" if wanted == "FAILED" else ""
+        click.echo(
+            f"no {wanted} files"
+            + (f" under {source}" if source else "")
+            + (f" ({other})" if other else ""),
+            err=True,
+        )
 
 
 @ingest_files_group.command("reset")

@@ -43,6 +43,7 @@ from ..pipeline.jobs import (
 from ..pipeline.jobs.model import MAX_WORKERS, live_counters
 from ..pipeline.plan import cancel_job, plan_job, resume_job, settle_job
 from ..pipeline.sources.select import SkippedFiles
+from ..settings import current as settings_now
 from ..settings import database_url, redact_url, worker_log_dir
 from .context import echo_json
 
@@ -215,7 +216,17 @@ def run_job(
         console.print(
             f"[bold]job {job.id}[/bold]: {job.total_files} files, "
             f"{_size(job.total_bytes)}, {job.total_workers} workers, "
-            f"into {job.config.sink} (database {redact_url(store.url)})"
+            f"into {job.config.sink} (database {redact_url(store.url)})",
+            soft_wrap=True,  # one line in a pipe or a CI log, where rich would cut it at 80
+        )
+    if (settings_now().executor or "").strip().lower() == "kubernetes":
+        # the setting picks the executor of `tailrace serve`; silence here would let a user
+        # believe the workers below are pods
+        console.print(
+            "note: TAILRACE_EXECUTOR=kubernetes applies to jobs started through `tailrace "
+            "serve`; this command starts its workers on this machine",
+            highlight=False,
+            soft_wrap=True,
         )
     configure_logs("WARNING")
     workers = WorkerProcesses(store.url, job.id, job.total_workers, log_dir=worker_log_dir(job.id))
@@ -300,7 +311,7 @@ def _filters_text(config: ReprocessingConfig) -> str:
 
 def deadletter_location(sink: str) -> str | None:
     """Where a sink's bad lines go, as a user finds them: a file's path, else the topic or
-    table as a URL (passwords hidden)."""
+    table as a URL (passwords hidden); None for ``null:``, which keeps none of them."""
     from ..pipeline.sinks.kinds import deadletter_spec
     from ..pipeline.sinks.url import SinkKind, parse_sink_url
 
@@ -310,7 +321,7 @@ def deadletter_location(sink: str) -> str | None:
         return None
     if target.kind is SinkKind.FILE and target.path is not None:
         return str(target.path)
-    return target.display
+    return None if target.kind is SinkKind.NULL else target.display
 
 
 def exit_code(job: ReprocessingJob) -> int:
@@ -411,7 +422,10 @@ def _summary(
         where = deadletter_location(job.config.sink)
         console.print(
             f"[yellow]{c.deadlettered:,} bad lines[/yellow] went to the dead-letter output"
-            + (f" {where}" if where else ""),
+            + (f" {where}" if where else "")
+            if where or not job.config.sink.startswith("null:")
+            else f"[yellow]{c.deadlettered:,} bad lines[/yellow] were counted and discarded "
+            "(the null: sink keeps nothing; give a file: sink to keep them)",
             highlight=False,
             soft_wrap=True,
         )

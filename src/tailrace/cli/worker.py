@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import logging
-import os
 import sys
 
 import click
@@ -23,17 +22,9 @@ log = logging.getLogger("tailrace.worker")
 
 def processing_enabled() -> bool:
     """``TAILRACE_WORKER_ENABLED``, else the priority-job framework's
-    ``QUARKUS_SCHEDULER_ENABLED``: false starts the worker with processing off."""
-    for name in ("TAILRACE_WORKER_ENABLED", "QUARKUS_SCHEDULER_ENABLED"):
-        raw = (os.environ.get(name) or "").strip().lower()
-        if not raw:
-            continue
-        if raw in ("true", "1", "yes", "on"):
-            return True
-        if raw in ("false", "0", "no", "off"):
-            return False
-        raise ConfigurationError(f"{name}={raw!r}: expected true or false")
-    return True
+    ``QUARKUS_SCHEDULER_ENABLED`` (or ``worker_enabled`` in tailrace.toml): false starts the
+    worker with processing off."""
+    return current().worker_enabled is not False
 
 
 def _split(text: str | None) -> list[str] | None:

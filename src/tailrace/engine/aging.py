@@ -9,23 +9,24 @@ lets less urgent work wait longer; 0 makes the queue first-in first-out whatever
 
 from __future__ import annotations
 
-import os
 from collections.abc import Mapping
 
 from ..errors import ConfigurationError
-from ..settings import env_float
+from ..settings import current
 
 DEFAULT_AGING_S = 60.0
 
 
 def default_aging_from_env(default: float = DEFAULT_AGING_S) -> float:
-    """``TAILRACE_PRIORITY_AGING_S``: seconds per priority level for every queue."""
-    return env_float("TAILRACE_PRIORITY_AGING_S", default, minimum=0.0)
+    """``TAILRACE_PRIORITY_AGING_S`` (or ``priority_aging_s`` in tailrace.toml): seconds per
+    priority level for every queue; ``default`` where neither sets it."""
+    settings = current()
+    return settings.priority_aging_s if "priority_aging_s" in settings.model_fields_set else default
 
 
 def queue_aging_from_env() -> dict[str, float]:
     """``TAILRACE_QUEUE_AGING_S="reports=600,payments=10"``: seconds per level by queue."""
-    raw = (os.environ.get("TAILRACE_QUEUE_AGING_S") or "").strip()
+    raw = (current().queue_aging_s or "").strip()
     return parse_queue_aging(raw, "TAILRACE_QUEUE_AGING_S") if raw else {}
 
 

@@ -6,32 +6,31 @@ therefore refuses more BULK jobs but still takes CRITICAL ones: less urgent work
 the room of more urgent work. The price is that the queue may then hold more than its cap
 (up to one cap's worth per priority level).
 
-A cap per priority (``--priority CRITICAL``, or ``JOBS_QUEUE_CAPACITY_<PRIORITY>`` in the
-environment of the process that enqueues, for every queue without its own) counts only the
-jobs of that priority, as the priority-job framework's per-priority queues do.
+A cap per priority (``--priority CRITICAL``, or the setting
+``TAILRACE_JOBS_QUEUE_CAPACITY_<PRIORITY>``, also read as ``JOBS_QUEUE_CAPACITY_<PRIORITY>`` or
+from tailrace.toml, in the process that enqueues, for every queue without its own) counts only
+the jobs of that priority, as the priority-job framework's per-priority queues do.
 """
 
 from __future__ import annotations
 
-import os
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 
-from ..errors import ConfigurationError, QueueFullError
+from ..errors import QueueFullError
+from ..settings import current
 from .states import Priority
 
 
 def capacities_from_env() -> dict[Priority, int]:
-    """``JOBS_QUEUE_CAPACITY_<PRIORITY>``: the most jobs of that priority one queue holds."""
+    """``TAILRACE_JOBS_QUEUE_CAPACITY_<PRIORITY>`` (or the bare ``JOBS_QUEUE_CAPACITY_…``, or
+    tailrace.toml): the most jobs of that priority one queue holds."""
+    settings = current()
     found: dict[Priority, int] = {}
     for priority in Priority:
-        name = f"JOBS_QUEUE_CAPACITY_{priority.name}"
-        raw = (os.environ.get(name) or "").strip()
-        if not raw:
-            continue
-        if not raw.isdigit() or int(raw) < 1:
-            raise ConfigurationError(f"{name}={raw!r}: expected a whole number of at least 1")
-        found[priority] = int(raw)
+        value = getattr(settings, f"jobs_queue_capacity_{priority.name.lower()}")
+        if value is not None:
+            found[priority] = int(value)
     return found
 
 

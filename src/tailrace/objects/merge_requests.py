@@ -26,7 +26,6 @@ ones (``AWS_ENDPOINT_URL``…); the bucket from ``MINIO_BUCKET`` or ``TAILRACE_M
 
 from __future__ import annotations
 
-import os
 import threading
 from collections.abc import Mapping
 from dataclasses import dataclass
@@ -37,6 +36,7 @@ import orjson
 from botocore.exceptions import ClientError  # type: ignore[import-untyped]
 
 from ..errors import ConfigurationError
+from ..settings import current
 from ..streams.consumer_message import Message, Output
 from .client import is_not_found, s3_client
 from .compose import compose
@@ -56,26 +56,26 @@ class MergeSettings:
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str] | None = None) -> MergeSettings:
-        env = os.environ if environ is None else environ
+        """``TAILRACE_MERGE_*`` (``MINIO_BUCKET`` for the bucket), or tailrace.toml."""
+        settings = current(environ)
         return cls(
-            bucket=env.get("MINIO_BUCKET") or env.get("TAILRACE_MERGE_BUCKET"),
-            chunk_prefix=env.get("TAILRACE_MERGE_CHUNK_PREFIX") or DEFAULT_CHUNK_PREFIX,
-            topic=env.get("TAILRACE_MERGE_TOPIC") or DEFAULT_TOPIC,
-            presign_s=int(env.get("TAILRACE_MERGE_PRESIGN_S") or DEFAULT_PRESIGN_S),
+            bucket=settings.merge_bucket,
+            chunk_prefix=settings.merge_chunk_prefix,
+            topic=settings.merge_topic,
+            presign_s=settings.merge_presign_s,
         )
 
 
 def client_from_env(environ: Mapping[str, str] | None = None) -> Any:
     """An S3 client on MinIO's settings when they are set, else on boto3's."""
-    env = os.environ if environ is None else environ
-    endpoint = env.get("MINIO_ENDPOINT")
+    settings = current(environ)
+    endpoint = settings.minio_endpoint
     if endpoint and "://" not in endpoint:
-        secure = env.get("MINIO_SECURE", "").lower() in ("1", "true", "yes")
-        endpoint = f"{'https' if secure else 'http'}://{endpoint}"
+        endpoint = f"{'https' if settings.minio_secure else 'http'}://{endpoint}"
     return s3_client(
         endpoint or None,
-        access_key=env.get("MINIO_ACCESS_KEY"),
-        secret_key=env.get("MINIO_SECRET_KEY"),
+        access_key=settings.minio_access_key,
+        secret_key=settings.minio_secret_key,
     )
 
 

@@ -90,9 +90,9 @@ class Settings(BaseSettings):
     )
     executor: str | None = setting(
         None,
-        "How the workers of a reprocessing job start: `local` (child processes) or "
-        "`kubernetes` (an Indexed Job). Unset: `kubernetes` where a worker image is set, "
-        "else `local`.",
+        "How `tailrace serve` starts the workers of a reprocessing job: `local` (child "
+        "processes) or `kubernetes` (an Indexed Job). Unset: `kubernetes` where a worker "
+        "image is set, else `local`. `tailrace reprocess` always starts local workers.",
         group=CORE,
     )
 
@@ -159,35 +159,35 @@ class Settings(BaseSettings):
         "The most CRITICAL jobs waiting at once.",
         "JOBS_QUEUE_CAPACITY_CRITICAL",
         group=ENGINE,
-        ge=0,
+        ge=1,
     )
     jobs_queue_capacity_high: int | None = setting(
         None,
         "The most HIGH jobs waiting at once.",
         "JOBS_QUEUE_CAPACITY_HIGH",
         group=ENGINE,
-        ge=0,
+        ge=1,
     )
     jobs_queue_capacity_default: int | None = setting(
         None,
         "The most DEFAULT jobs waiting at once.",
         "JOBS_QUEUE_CAPACITY_DEFAULT",
         group=ENGINE,
-        ge=0,
+        ge=1,
     )
     jobs_queue_capacity_low: int | None = setting(
         None,
         "The most LOW jobs waiting at once.",
         "JOBS_QUEUE_CAPACITY_LOW",
         group=ENGINE,
-        ge=0,
+        ge=1,
     )
     jobs_queue_capacity_bulk: int | None = setting(
         None,
         "The most BULK jobs waiting at once.",
         "JOBS_QUEUE_CAPACITY_BULK",
         group=ENGINE,
-        ge=0,
+        ge=1,
     )
 
     priority_aging_s: float = setting(

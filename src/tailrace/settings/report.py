@@ -31,6 +31,7 @@ LIBRARY: dict[str, tuple[bool, str]] = {
     "OTEL_EXPORTER_OTLP_ENDPOINT": (False, "Where the OTLP exporter sends spans."),
     "OTEL_EXPORTER_OTLP_HEADERS": (True, "Headers of the OTLP exporter (often a token)."),
     "OTEL_EXPORTER_OTLP_PROTOCOL": (False, "`http/protobuf` (default) or `grpc`."),
+    "OTEL_EXPORTER_OTLP_TRACES_PROTOCOL": (False, "The same, for traces only (wins)."),
 }
 SINK_PREFIX = "TAILRACE_SINK_"
 CONSUMER_PREFIX = "KAFKA_CONSUMER_"

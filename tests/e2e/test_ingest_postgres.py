@@ -17,6 +17,7 @@ import psycopg
 import pytest
 
 from tailrace import App
+from tailrace.db import migrate
 from tailrace.pipeline.jobs import ReprocessingConfig, ReprocessingStore
 from tailrace.pipeline.jobs.model import IngestStatus
 from tailrace.pipeline.plan import create_job
@@ -106,6 +107,27 @@ def test_a_file_the_reader_could_not_finish_is_recorded_failed(pg_url: str, tmp_
     assert records["good.json.gz"].status is IngestStatus.COMPLETED
     assert records["cut.json.gz"].status is IngestStatus.FAILED
     assert records["cut.json.gz"].error
+
+
+def test_a_table_the_sink_refuses_stops_the_run_before_any_file(
+    pg_url: str, tmp_path: Path
+) -> None:
+    """An operator's own table with a NOT NULL column no log field fills: one line at the
+    start, exit 2, and no file claimed, failed or counted as an attempt (before, every file
+    failed after its attempts and each had to be reset)."""
+    with psycopg.connect(pg_url, autocommit=True) as conn:
+        conn.execute('CREATE TABLE logs (id text PRIMARY KEY, "tenantId" text NOT NULL)')
+    logs = tmp_path / "logs"
+    write_file(logs / "a.json.gz", range(0, 100))
+    write_file(logs / "b.json.gz", range(100, 200), file=1)
+    result = ingest(pg_url, logs, tmp_path)
+    assert result.returncode == 2, result.stderr
+    assert '"tenantId"' in result.stderr and "NOT NULL" in result.stderr, result.stderr
+    migrate(pg_url)  # the run stopped before it touched tailrace's own tables
+    with ReprocessingStore(pg_url) as store:
+        assert store.processed_files() == []
+    with psycopg.connect(pg_url) as conn:
+        assert conn.execute("SELECT count(*) FROM logs").fetchone() == (0,)
 
 
 def _kill_workers_at_random(cli: subprocess.Popen[str], cwd: Path, kills: int, seed: int) -> int:

@@ -44,6 +44,9 @@ from tailrace.pipeline.jobs.model import IngestStatus, ProcessedFile, Reprocessi
 from tailrace.pipeline.jobs.store import Scope
 from tailrace.pipeline.plan import REPROCESS_TASK, job_queue, list_source, new_job_id
 from tailrace.pipeline.runtime import check_config, event_fields, source_for
+from tailrace.pipeline.sinks import open_sink, parse_sink_url
+from tailrace.pipeline.sinks.reach import check_reachable
+from tailrace.pipeline.sinks.url import SinkKind
 from tailrace.pipeline.sources import Source, SourceFile
 
 log = logging.getLogger("tailrace.ingest")
@@ -221,6 +224,7 @@ def ingest_files(
     none is left to claim (or `max_files` were taken)."""
     check_stale_after(stale_after_s)
     check_config(config)
+    check_sink(config.sink)
     app.store.migrate()
     config, listed = record_source(store, config)
     scope = scope_of(config.source)
@@ -251,6 +255,16 @@ def ingest_files(
     if result.job is not None:
         result.job = store.job(job_id)
     return result
+
+
+def check_sink(sink: str) -> None:
+    """The sink, once, before any file is claimed: a broker that is not there, or a table
+    the PostgreSQL sink refuses (an operator's own ``log`` table with a column nothing fills),
+    would otherwise fail every file, each after its attempts, and leave them all to reset."""
+    spec = parse_sink_url(sink)
+    check_reachable(spec)
+    if spec.kind is SinkKind.POSTGRESQL:
+        open_sink(spec).close()  # opening prepares the table, or refuses it saying why
 
 
 def _read_one(

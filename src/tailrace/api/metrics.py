@@ -102,13 +102,7 @@ class ReprocessingCollector(Collector):
             jobs.add_metric([str(status)], counts.get(str(status), 0))
         for job in active:
             live = job.counters
-            for outcome, value in (
-                ("read", live.lines),
-                ("sent", live.sent),
-                ("filtered", live.filtered),
-                ("skipped", live.skipped),
-                ("deadlettered", live.deadlettered),
-            ):
+            for outcome, value in live.by_outcome():
                 events.add_metric([job.id, outcome], value)
             if job.total_bytes:
                 done.add_metric([job.id], min(1.0, live.processed_bytes / job.total_bytes))

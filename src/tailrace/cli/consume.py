@@ -22,6 +22,7 @@ from ..streams.consumer_config import ConsumerConfig
 from ..streams.consumer_message import parse_id_source
 from ..streams.consumer_metrics import serve as serve_metrics
 from ..streams.dedup import Dedup, open_dedup
+from .options import metrics_options
 
 _DURATION = re.compile(r"(\d+(?:\.\d+)?)\s*([smhd]?)")
 _UNIT_S = {"": 1, "s": 1, "m": 60, "h": 3600, "d": 86400}
@@ -126,20 +127,7 @@ def _partitions(text: str | None) -> list[int] | None:
     "producer of routes and dead letters). Also from KAFKA_AUTO_OFFSET_RESET and "
     "KAFKA_CONSUMER_<NAME> (KAFKA_CONSUMER_FETCH_MIN_BYTES: fetch.min.bytes).",
 )
-@click.option(
-    "--metrics-port",
-    type=int,
-    default=None,
-    envvar="TAILRACE_METRICS_PORT",
-    help="Serve /metrics and the probes (/healthz, /readyz, /q/health) on this port.",
-)
-@click.option(
-    "--metrics-host",
-    default="127.0.0.1",
-    show_default=True,
-    envvar="TAILRACE_METRICS_HOST",
-    help="Address of the metrics server (0.0.0.0 in a pod, for Prometheus to reach it).",
-)
+@metrics_options
 @click.option("--replay", is_flag=True, help="Put the dead letters back onto TOPIC, then exit.")
 @click.pass_context
 def consume(

@@ -12,6 +12,7 @@ from ..engine.retry import RetryPolicy
 from ..errors import ConfigurationError
 from ..settings import current, database_url
 from .context import echo_json
+from .options import metrics_options
 
 
 def _postgres_url(ctx: click.Context, explicit: str | None) -> str:
@@ -128,20 +129,7 @@ def outbox() -> None:
 )
 @click.option("--until-idle", is_flag=True, help="Exit once no event is pending.")
 @click.option("--json", "as_json", is_flag=True, help="Print the totals as JSON at exit.")
-@click.option(
-    "--metrics-port",
-    type=int,
-    default=None,
-    envvar="TAILRACE_METRICS_PORT",
-    help="Serve /metrics and the probes (/healthz, /readyz, /q/health) on this port.",
-)
-@click.option(
-    "--metrics-host",
-    default="127.0.0.1",
-    show_default=True,
-    envvar="TAILRACE_METRICS_HOST",
-    help="Address of the metrics server (0.0.0.0 in a pod, for Prometheus to reach it).",
-)
+@metrics_options
 @click.pass_context
 def relay(
     ctx: click.Context,

@@ -16,6 +16,7 @@ from ..loading import load_app
 from ..observability import metrics
 from ..settings import current, database_url
 from .context import app_from
+from .options import metrics_options
 
 log = logging.getLogger("tailrace.worker")
 
@@ -92,20 +93,7 @@ def _split(text: str | None) -> list[str] | None:
     help="This worker's pool, which `tailrace queues pause-pool NAME` pauses without a "
     "restart (env TAILRACE_WORKER_POOL).",
 )
-@click.option(
-    "--metrics-port",
-    type=int,
-    envvar="TAILRACE_METRICS_PORT",
-    help="Serve Prometheus metrics (/metrics) and the probes (/healthz, /readyz, /q/health) "
-    "on this port.",
-)
-@click.option(
-    "--metrics-host",
-    default="127.0.0.1",
-    show_default=True,
-    envvar="TAILRACE_METRICS_HOST",
-    help="Address of the metrics server (0.0.0.0 in a pod, for Prometheus to reach it).",
-)
+@metrics_options
 @click.option(
     "--job",
     "job_id",

@@ -34,13 +34,7 @@ class WorkerCollector(Collector):
             "Lines this worker read, by outcome (read = sent + filtered + skipped + deadlettered)",
             labels=[*labels, "outcome"],
         )
-        for outcome, value in (
-            ("read", counters.lines),
-            ("sent", counters.sent),
-            ("filtered", counters.filtered),
-            ("skipped", counters.skipped),
-            ("deadlettered", counters.deadlettered),
-        ):
+        for outcome, value in counters.by_outcome():
             events.add_metric([*mine, outcome], value)
         done = CounterMetricFamily(
             "tailrace_reprocessing_worker_processed_bytes",

@@ -159,6 +159,16 @@ class Counters:
         """The invariant: every line read is accounted for exactly once."""
         return self.lines == self.sent + self.filtered + self.skipped + self.deadlettered
 
+    def by_outcome(self) -> tuple[tuple[str, int], ...]:
+        """The figures as metrics label them: ``read`` (the lines), then each outcome."""
+        return (
+            ("read", self.lines),
+            ("sent", self.sent),
+            ("filtered", self.filtered),
+            ("skipped", self.skipped),
+            ("deadlettered", self.deadlettered),
+        )
+
     def add(self, other: Counters) -> None:
         self.lines += other.lines
         self.sent += other.sent

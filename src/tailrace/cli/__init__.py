@@ -9,7 +9,6 @@ import sys
 from typing import Any
 
 import click
-from click.utils import make_default_short_help
 
 from ..errors import ConfigurationError, TailraceError
 from ..settings import database_url, redact_url
@@ -91,9 +90,11 @@ class _Group(click.Group):
         return command
 
     def format_commands(self, ctx: click.Context, formatter: click.HelpFormatter) -> None:
+        # our own shortening: click 8.5 deprecates its helper, and the suite turns warnings
+        # into errors
         width = formatter.width - 6 - max(len(name) for name in COMMANDS)
         rows = [
-            (name, make_default_short_help(help_line, width))
+            (name, _shortened(help_line, width))
             for name, (_, _, help_line) in sorted(COMMANDS.items())
         ]
         with formatter.section("Commands"):
@@ -232,3 +233,10 @@ def cli(
 
 def main() -> None:
     cli(prog_name="tailrace")
+
+
+def _shortened(text: str, width: int) -> str:
+    """`text` on one line of at most `width` characters, cut at a word with "..."."""
+    if len(text) <= width:
+        return text
+    return text[: max(width - 3, 1)].rsplit(" ", 1)[0].rstrip(" ,;:") + "..."

@@ -78,8 +78,8 @@ def test_concurrent_runs_share_the_files_one_claim_at_a_time(pg_url: str, tmp_pa
         stop_cli(first)
         if second is not None:
             stop_cli(second)
-    assert second.returncode == 0, b_err
-    assert first.returncode == 0, a_err
+    assert second.returncode == 0, (b_out, b_err)
+    assert first.returncode == 0, (a_out, a_err)
     assert summary(b_out)["files"] == {"total": 5, "completed": 5}
     assert summary(a_out)["files"] == {"total": 1, "completed": 1}
     assert output_lines(out) == expected_events(paths)  # each event exactly once

@@ -13,7 +13,7 @@ from click.testing import CliRunner
 
 from tailrace.cli.db import db as db_command
 from tailrace.db import Database, Dialect, MigrationError, migrate
-from tailrace.db.migrations import NUMBERED, all_migrations
+from tailrace.db.migrations import NUMBERED, all_migrations, migrate_postgres
 from tests.migration.previous_layout import build, contents, schema, tables
 from tests.services import postgres_schema
 
@@ -127,3 +127,23 @@ def test_an_applied_migration_this_version_does_not_know_stops_the_upgrade(pg_ur
         migrate(pg_url)
     assert contents(pg_url) == before
     assert "tailrace_schema_migrations" not in tables(pg_url)
+
+
+def test_an_up_to_date_database_opens_while_another_process_holds_the_migration_lock(
+    pg_url: str,
+) -> None:
+    """Every store migrates as it opens; one process paused (SIGSTOP) inside that step must
+    not hold back the others once there is nothing left to apply. While something is left,
+    the lock still serialises: the second migrator waits."""
+    from tailrace.db.connection import SCHEMA_LOCK
+    from tailrace.db.migrations import _LOCK
+
+    migrate(pg_url)
+    with psycopg.connect(pg_url) as holder:  # a transaction open on the lock, as if paused
+        holder.execute(SCHEMA_LOCK, (_LOCK,))
+        with psycopg.connect(pg_url, autocommit=True) as other:
+            other.execute("SET lock_timeout = '2s'")
+            assert migrate_postgres(other) == []
+            other.execute("DELETE FROM tailrace_schema_migrations WHERE line = 'api'")
+            with pytest.raises(psycopg.errors.LockNotAvailable):
+                migrate_postgres(other)

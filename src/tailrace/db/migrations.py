@@ -146,6 +146,10 @@ def migrate_postgres(conn: psycopg.Connection[Any]) -> list[str]:
     """Apply what is missing, in one transaction on ``conn`` (autocommit); the labels applied."""
     from .connection import SCHEMA_LOCK  # here: SQLite users need no psycopg
 
+    if _pg_exists(conn, TABLE) and not pending_postgres(conn):
+        # Up to date: no lock. Every store takes this path when it opens, and a process
+        # paused while holding the lock (SIGSTOP, a debugger) would hold back every other.
+        return []
     done: list[str] = []
     with conn.transaction():
         # serialises processes that all start at once and all try to migrate

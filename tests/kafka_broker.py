@@ -63,6 +63,12 @@ class Record:
     partition: int
     offset: int
 
+    @property
+    def payload(self) -> bytes:
+        """The value of a record that must have one (an event, not a tombstone)."""
+        assert self.value is not None, f"a tombstone at {self.partition}/{self.offset}"
+        return self.value
+
     def header(self, name: str) -> bytes | None:
         """The value of the last header called `name`, or None."""
         found = None

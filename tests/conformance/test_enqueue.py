@@ -70,7 +70,7 @@ def test_arguments_that_are_not_json_are_refused_with_a_clear_error(app: App) ->
     assert app.jobs() == []
 
 
-def _caller_connection(url: str) -> psycopg.Connection | sqlite3.Connection:  # type: ignore[type-arg]
+def _caller_connection(url: str) -> psycopg.Connection | sqlite3.Connection:
     if url.startswith("postgresql"):
         return psycopg.connect(url)
     return sqlite3.connect(path_from_url(url))

@@ -5,11 +5,12 @@ aging of priorities per queue. On SQLite and PostgreSQL."""
 from __future__ import annotations
 
 import logging
+from collections.abc import Callable
 from datetime import timedelta
 
 import pytest
 
-from tailrace import App, JobSpec, JobState, Priority, QueueFullError, RetryPolicy
+from tailrace import App, JobSpec, JobState, Priority, QueueFullError, RetryPolicy, Worker
 from tailrace.engine.jobs import JobFilter
 from tailrace.engine.maintenance import Maintenance
 from tests.conformance.conftest import drain
@@ -126,7 +127,7 @@ def test_a_paused_pool_claims_nothing_and_other_pools_go_on(app: App) -> None:
 
 def test_a_worker_in_a_paused_pool_waits_and_resumes_without_restart(
     app: App,
-    background_worker,  # type: ignore[no-untyped-def]
+    background_worker: Callable[..., Worker],
     caplog: pytest.LogCaptureFixture,
 ) -> None:
     ran: list[int] = []
@@ -158,7 +159,7 @@ def test_a_worker_in_a_paused_pool_waits_and_resumes_without_restart(
 
 def test_processing_disabled_at_start_claims_nothing(
     app: App,
-    background_worker,  # type: ignore[no-untyped-def]
+    background_worker: Callable[..., Worker],
     caplog: pytest.LogCaptureFixture,
 ) -> None:
     caplog.set_level(logging.WARNING, logger="tailrace")

@@ -245,7 +245,7 @@ def test_the_grafana_dashboard(metrics: dict[str, set[str]]) -> None:
     }
     assert read["HPA scaling events"] == {"kube_horizontalpodautoscaler_status_desired_replicas"}
     # panels do not overlap
-    cells = set()
+    cells: set[tuple[int, int]] = set()
     for panel in panels:
         g = panel["gridPos"]
         mine = {

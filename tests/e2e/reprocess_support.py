@@ -9,6 +9,7 @@ import os
 import signal
 import subprocess
 from collections import Counter
+from collections.abc import Mapping
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -80,12 +81,17 @@ def output_lines(path: Path) -> Counter[bytes]:
 
 
 def run_cli(
-    args: list[str], database_url: str, cwd: Path, timeout: float = 120, **env: str
+    args: list[str],
+    database_url: str,
+    cwd: Path,
+    timeout: float = 120,
+    environ: Mapping[str, str] | None = None,
+    **env: str,
 ) -> subprocess.CompletedProcess[str]:
     return subprocess.run(
         [*CLI, *args],
         cwd=cwd,
-        env={**os.environ, "TAILRACE_DATABASE_URL": database_url, **env},
+        env={**os.environ, "TAILRACE_DATABASE_URL": database_url, **(environ or {}), **env},
         capture_output=True,
         text=True,
         timeout=timeout,

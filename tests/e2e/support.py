@@ -7,40 +7,23 @@ import os
 import signal
 import subprocess
 import sys
-import time
 import uuid
 from collections import Counter
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from pathlib import Path
 from typing import IO, Any
 
 from tailrace import App, Job, JobFilter, JobState
+from tests.waiting import wait_until
 
 from .tasks_app import CRON_ENV
+
+__all__ = ["wait_until"]  # the e2e tests take it from here
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
 APP_SPEC = "tests.e2e.tasks_app:app"
 # the CLI through the interpreter running the tests (there is no ``python -m tailrace`` yet)
 CLI = [sys.executable, "-c", "from tailrace.cli import main; main()"]
-
-
-def wait_until(
-    predicate: Callable[[], Any],
-    timeout: float,
-    message: str | Callable[[], str],
-    interval: float = 0.05,
-) -> Any:
-    """Poll ``predicate`` until it returns something truthy (which is returned) or fail
-    after ``timeout`` seconds with ``message`` (a callable is evaluated only on failure)."""
-    deadline = time.monotonic() + timeout
-    while True:
-        value = predicate()
-        if value:
-            return value
-        if time.monotonic() >= deadline:
-            text = message() if callable(message) else message
-            raise AssertionError(f"timed out after {timeout} s: {text}")
-        time.sleep(interval)
 
 
 def read_ids(path: Path) -> list[int]:

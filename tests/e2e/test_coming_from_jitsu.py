@@ -106,7 +106,7 @@ def test_the_migration_recipe_with_jitsus_environment_and_database(
         )
         assert done["status"] == "completed" and done["total_lines"] == 600
     finally:
-        stop_process(server, 10)  # type: ignore[arg-type]
+        stop_process(server, 10)
     # step 4: what is not honoured was said at start
     assert b"ADMIN_LOG_FORMAT is set but not honoured" in log.read_bytes()
 

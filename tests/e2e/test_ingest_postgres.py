@@ -56,7 +56,7 @@ def distinct_ids(directory: Path) -> set[str]:
 
 def table_counts(url: str, table: str = "logs") -> tuple[int, int]:
     with psycopg.connect(url) as conn:
-        row = conn.execute(f"SELECT count(*), count(DISTINCT id) FROM {table}").fetchone()  # type: ignore[arg-type]
+        row = conn.execute(f"SELECT count(*), count(DISTINCT id) FROM {table}").fetchone()
     assert row is not None
     return int(row[0]), int(row[1])
 

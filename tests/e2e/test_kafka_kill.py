@@ -47,7 +47,7 @@ def _consume_covering(broker: TansuBroker, topic: str, want: Counter[bytes]) -> 
 
     def covers() -> bool:
         nonlocal got
-        got = Counter(r.value for r in broker.consume_all(topic, timeout=60, quiet=1.0))
+        got = Counter(r.payload for r in broker.consume_all(topic, timeout=60, quiet=1.0))
         return set(got) >= set(want)
 
     try:

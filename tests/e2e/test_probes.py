@@ -174,7 +174,9 @@ def test_consume_is_ready_once_it_has_partitions_and_counts_what_it_handled(
 
         def handled() -> float | None:
             page = get(port, "/metrics")
-            return page and sample(page.text, "tailrace_stream_messages_handled_total", topic=topic)
+            if page is None:
+                return None
+            return sample(page.text, "tailrace_stream_messages_handled_total", topic=topic)
 
         wait_until(lambda: handled() == 40, 60, lambda: log.read_text()[-3000:])
         assert_probe_paths(port)
@@ -186,7 +188,7 @@ def test_consume_is_ready_once_it_has_partitions_and_counts_what_it_handled(
             return dict(found)
 
         # counted by the consumer's loop every few seconds
-        wait_until(lambda: check()["data"]["assigned_partitions"] == 2, 30, check)
+        wait_until(lambda: check()["data"]["assigned_partitions"] == 2, 30, lambda: str(check()))
         assert check()["name"] == "kafka"
     finally:
         stop_process(process, 20)
@@ -235,7 +237,9 @@ def test_the_relay_serves_outbox_metrics_and_is_unready_without_its_database(
 
         def published() -> float | None:
             page = get(port, "/metrics")
-            return page and sample(page.text, "tailrace_outbox_published_events_total")
+            if page is None:
+                return None
+            return sample(page.text, "tailrace_outbox_published_events_total")
 
         wait_until(lambda: published() == 30, 60, lambda: log.read_text()[-3000:])
         assert_probe_paths(port)
@@ -250,7 +254,7 @@ def test_the_relay_serves_outbox_metrics_and_is_unready_without_its_database(
 
         # the counts are read at most every 5 s: an earlier scrape may have seen them pending
         everything_sent = {"pending": 0, "publishing": 0, "dead": 0}
-        wait_until(lambda: outbox_events() == everything_sent, 15, outbox_events)
+        wait_until(lambda: outbox_events() == everything_sent, 15, lambda: str(outbox_events()))
         page = get(port, "/metrics")
         assert page is not None
         assert (sample(page.text, "tailrace_outbox_batch_seconds_count") or 0) >= 1

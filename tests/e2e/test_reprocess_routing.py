@@ -161,7 +161,7 @@ def test_a_repository_that_cannot_be_read_sends_nothing_and_fails_the_job_resuma
     args = ["reprocess", str(tmp_path / "logs"), "--sink", f"file://{out}", "--json"]
     with contextlib.ExitStack() as stack:
         server = None if fault == "closed port" else stack.enter_context(_serve(port, fault))
-        result = run_cli([*args, "--workers", "1"], url, tmp_path, **env)
+        result = run_cli([*args, "--workers", "1"], url, tmp_path, environ=env)
 
     assert result.returncode == 1, result.stdout + result.stderr
     report = summary(result.stdout)
@@ -187,7 +187,7 @@ def test_a_repository_that_cannot_be_read_sends_nothing_and_fails_the_job_resuma
     # the repository answers again: the job resumes and routes every event
     with _serve(port, "ok"):
         resumed = run_cli(
-            ["reprocessing", "resume", report["job_id"], "--json"], url, tmp_path, **env
+            ["reprocessing", "resume", report["job_id"], "--json"], url, tmp_path, environ=env
         )
     assert resumed.returncode == 0, resumed.stdout + resumed.stderr
     final = summary(resumed.stdout)

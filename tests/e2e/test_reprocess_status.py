@@ -84,7 +84,7 @@ def _oracle(data: bytes, truncated: bool) -> Expected:
 def inputs(tmp_path: Path) -> dict[str, tuple[Path, Expected]]:
     logs = tmp_path / "logs"
     logs.mkdir()
-    bad = bytearray(_lines("bad", 1_000))
+    bad = _lines("bad", 1_000)
     bad_rows = bad.split(b"\n")
     for number in (3, 250, 251, 999):  # 1-based
         bad_rows[number - 1] = b'{"messageId": "broken", "origin": '

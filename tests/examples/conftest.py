@@ -9,7 +9,7 @@ import shutil
 import signal
 import subprocess
 import sys
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from pathlib import Path
 
 import boto3
@@ -51,14 +51,19 @@ class Example:
         self.env["PYTHONPATH"] = os.pathsep.join([str(ROOT / "src"), str(self.dir)])
 
     def run(
-        self, script: str = "run.sh", *args: str, timeout: float = 120, **env: str
+        self,
+        script: str = "run.sh",
+        *args: str,
+        timeout: float = 120,
+        environ: Mapping[str, str] | None = None,
+        **env: str,
     ) -> subprocess.CompletedProcess[str]:
         """Runs the script in a session of its own: what it left running in the background
         (a web app, a consumer) is stopped with it, whatever happened."""
         process = subprocess.Popen(
             ["bash", str(self.dir / script), *args],
             cwd=self.work,
-            env={**self.env, **env},
+            env={**self.env, **(environ or {}), **env},
             stdout=subprocess.PIPE,
             stderr=subprocess.PIPE,
             text=True,

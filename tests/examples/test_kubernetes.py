@@ -22,7 +22,7 @@ pytestmark = [pytest.mark.slow, pytest.mark.postgres]
 
 
 def test_the_kustomization_renders_valid_objects_with_their_secrets() -> None:
-    import kubernetes_validate  # type: ignore[import-untyped]
+    import kubernetes_validate
 
     rendered = subprocess.run(
         [kubectl(), "kustomize", str(EXAMPLES / "kubernetes")],

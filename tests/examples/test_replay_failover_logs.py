@@ -24,7 +24,7 @@ def test_replays_from_a_directory_s3_and_into_kafka(
     topic = f"failover-{uuid.uuid4().hex[:8]}"
     broker.create_topic(topic)
     example = Example("replay-failover-logs", tmp_path)
-    example.run(KAFKA_BOOTSTRAP_SERVERS=broker.bootstrap, KAFKA_TOPIC=topic, **s3_env)
+    example.run(KAFKA_BOOTSTRAP_SERVERS=broker.bootstrap, KAFKA_TOPIC=topic, environ=s3_env)
 
     work = example.work
     logs = [line for f in sorted((work / "logs").iterdir()) for line in _lines(f)]

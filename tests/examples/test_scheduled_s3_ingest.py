@@ -24,7 +24,7 @@ def test_each_run_loads_only_the_files_that_arrived_since_the_last(
     tmp_path: Path, s3_env: dict[str, str], pg_url: str
 ) -> None:
     example = Example("scheduled-s3-ingest", tmp_path)
-    listed = example.run(DATABASE_URL=pg_url, **s3_env).stdout
+    listed = example.run(DATABASE_URL=pg_url, environ=s3_env).stdout
     runs = [json.loads((example.work / f"run{i}.json").read_text()) for i in (1, 2, 3)]
     assert [run["files"]["total"] for run in runs] == [2, 1, 0]
     assert [run.get("sent") for run in runs] == [1000, 500, None]
@@ -36,7 +36,7 @@ def test_each_run_loads_only_the_files_that_arrived_since_the_last(
 
 
 def test_the_crontab_and_the_cronjob_run_a_valid_ingest() -> None:
-    import kubernetes_validate  # type: ignore[import-untyped]
+    import kubernetes_validate
 
     where = EXAMPLES / "scheduled-s3-ingest"
     (line,) = [raw for raw in (where / "crontab").read_text().splitlines() if raw and raw[0] != "#"]

@@ -170,7 +170,7 @@ def _is_bad(line: bytes) -> bool:
 
 def test_bad_lines_are_exactly_the_ones_listed(tmp_path: Path) -> None:
     files = write_samples(tmp_path, 4, 2000, seed=5, bad_rate=0.002)
-    kinds = set()
+    kinds: set[str] = set()
     for f in files:
         lines = _lines(f)
         assert len(lines) == f.lines

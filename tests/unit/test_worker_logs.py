@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
+from typing import Any
 
 import orjson
 
@@ -76,15 +77,16 @@ def test_tail_with_since_reads_no_further_back_than_the_tail(tmp_path: Path) -> 
     reads: list[int] = []
     real_open = Path.open
 
-    def counting_open(self: Path, *args: object, **kwargs: object):  # type: ignore[no-untyped-def]
-        f = real_open(self, *args, **kwargs)  # type: ignore[arg-type]
+    def counting_open(self: Path, *args: Any, **kwargs: Any) -> Any:
+        f = real_open(self, *args, **kwargs)
         real_read = f.read
 
         def read(n: int = -1) -> bytes:
             reads.append(n)
-            return real_read(n)
+            data: bytes = real_read(n)
+            return data
 
-        f.read = read  # type: ignore[method-assign]
+        f.read = read
         return f
 
     import pytest

@@ -149,7 +149,7 @@ def load_client_config(settings: KubernetesSettings) -> None:
     where = settings.config_path
     try:
         if where and where != "local" and "\n" in where:  # the kubeconfig's YAML itself
-            import yaml  # type: ignore[import-untyped]  # no stubs installed
+            import yaml
 
             config.load_kube_config_from_dict(yaml.safe_load(where), context=settings.context)
         elif where and where != "local":

@@ -33,7 +33,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 import orjson
-from botocore.exceptions import ClientError  # type: ignore[import-untyped]
+from botocore.exceptions import ClientError
 
 from ..errors import ConfigurationError
 from ..settings import current

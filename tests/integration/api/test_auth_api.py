@@ -161,11 +161,11 @@ def test_a_forged_or_stale_session_is_refused(anonymous: TestClient) -> None:
     other_key, _ = Authenticator(("some-other-token-0123456789",), 3600).open_session(0)
     anonymous.cookies.clear()
     for forged in (payload + ".00", "x" + genuine, "", ".", stale, other_key):
-        header = f"tailrace_session={forged}".encode()
+        header = f"tailrace_session={forged}"
         response = anonymous.get("/api/admin/queues", headers={"Cookie": header})
         assert response.status_code == 401, forged
     not_ascii = "tailrace_session=é.é".encode()
-    assert anonymous.get("/api/admin/queues", headers={"Cookie": not_ascii}).status_code == 401
+    assert anonymous.get("/api/admin/queues", headers={b"Cookie": not_ascii}).status_code == 401
     assert (
         anonymous.get(
             "/api/admin/queues", headers={"Cookie": f"tailrace_session={genuine}"}

@@ -34,7 +34,7 @@ def test_pages_by_keyset_and_a_job_with_its_timings(client: TestClient) -> None:
     seen: list[int] = []
     after = None
     while True:
-        params = {"queue": "op", "state": "succeeded", "limit": 3}
+        params: dict[str, str | int] = {"queue": "op", "state": "succeeded", "limit": 3}
         if after:
             params["after"] = after
         page = client.get("/api/admin/jobs", params=params).json()

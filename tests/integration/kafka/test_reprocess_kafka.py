@@ -54,7 +54,7 @@ def test_events_arrive_byte_identical_with_key_and_connection_ids(
     records = kafka_broker.consume_all(kafka_topic, expected=report["sent"])
     assert Counter(r.value for r in records) == want
     for record in records:
-        assert record.key == json.loads(record.value)["messageId"].encode()
+        assert record.key == json.loads(record.payload)["messageId"].encode()
         assert record.header("connection_ids") == b"c1,c2"
 
 
@@ -66,7 +66,7 @@ def _consume_covering(broker: TansuBroker, topic: str, want: Counter[bytes]) -> 
     def covers() -> bool:
         nonlocal got
         # Not `expected=`: with duplicates the first N messages may miss some events.
-        got = Counter(r.value for r in broker.consume_all(topic, timeout=30, quiet=1.0))
+        got = Counter(r.payload for r in broker.consume_all(topic, timeout=30, quiet=1.0))
         return set(got) >= set(want)
 
     with contextlib.suppress(AssertionError):

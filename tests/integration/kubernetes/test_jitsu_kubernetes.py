@@ -13,7 +13,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-import yaml  # type: ignore[import-untyped]  # no stubs installed
+import yaml  # no stubs installed
 from fastapi.testclient import TestClient
 from kubernetes import client as kube_client
 from kubernetes import config as kube_config
@@ -99,13 +99,16 @@ def test_local_means_in_cluster_else_the_kubeconfig_and_jitsus_names_are_honoure
     )
     # `kubectl get jobs -l job-id=$JOB_ID` and `kubectl get pods -l job-id=$JOB_ID`
     api = kube_client.ApiClient(
-        kube_config.new_client_from_config(str(tmp_path / "kubeconfig")).configuration
+        kube_config.new_client_from_config(  # type: ignore[no-untyped-call]
+            str(tmp_path / "kubeconfig")
+        ).configuration
     )
     selector = f"job-id={job['id']}"
     jobs = kube_client.BatchV1Api(api).list_namespaced_job(NS, label_selector=selector).items
-    assert [j.metadata.name for j in jobs] == [job["k8s_job_name"]]
+    assert [j.metadata.name for j in jobs] == [job["k8s_job_name"]]  # type: ignore[union-attr]
     pods = kube_client.CoreV1Api(api).list_namespaced_pod(NS, label_selector=selector).items
-    assert pods and all(p.metadata.name.startswith(job["k8s_job_name"]) for p in pods)
+    names = [p.metadata.name for p in pods]  # type: ignore[union-attr]
+    assert names and all(str(n).startswith(job["k8s_job_name"]) for n in names)
     for kind, name in (("configmaps", "files"), ("secrets", "config")):
         found = cluster.get(kind, NS, f"reprocess-{job['id']}-{name}")
         assert found is not None and found["metadata"]["labels"]["job-id"] == job["id"]

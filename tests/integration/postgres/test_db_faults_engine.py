@@ -42,9 +42,10 @@ def _succeeded(h: Harness) -> int:
     return sum(n for state, n in h.counts().items() if state is JobState.SUCCEEDED)
 
 
-def _all_alive(h: Harness) -> None:
+def _all_alive(h: Harness) -> bool:
     dead = [w for w in h.workers if not w.alive()]
     assert not dead, "a worker exited:\n" + "\n".join(w.tail() for w in dead)
+    return True
 
 
 def test_workers_ride_out_a_restart_and_an_outage_and_run_every_job_once(
@@ -61,7 +62,7 @@ def test_workers_ride_out_a_restart_and_an_outage_and_run_every_job_once(
     ran_at_restart = len(h.ids())
 
     wait_until(
-        lambda: (_all_alive(h), len(h.ids()) >= ran_at_restart + JOBS // 5)[1],
+        lambda: _all_alive(h) and len(h.ids()) >= ran_at_restart + JOBS // 5,
         120,
         "jobs to run after the restart",
     )
@@ -72,7 +73,7 @@ def test_workers_ride_out_a_restart_and_an_outage_and_run_every_job_once(
     pg_cluster.start()
 
     wait_until(
-        lambda: (_all_alive(h), _succeeded(h) == JOBS)[1],
+        lambda: _all_alive(h) and _succeeded(h) == JOBS,
         300,
         lambda: f"every job to succeed ({h.counts()})\n{h.tails()}",
     )
@@ -135,7 +136,7 @@ def test_an_outage_longer_than_the_lease_reruns_nothing(
         with pg_cluster.frozen():
             time.sleep(6.0)  # the freeze: three leases long
     wait_until(
-        lambda: (_all_alive(h), _succeeded(h) == total)[1],
+        lambda: _all_alive(h) and _succeeded(h) == total,
         300,
         lambda: f"every job to succeed ({h.counts()})\n{h.tails()}",
     )

@@ -40,7 +40,7 @@ def mark(key: str, line: int, sent: int, **extra: int) -> FileMark:
 
 def one(url: str, query: str) -> Any:
     with psycopg.connect(url) as conn:
-        row = conn.execute(query).fetchone()  # type: ignore[arg-type]
+        row = conn.execute(query).fetchone()
     assert row is not None
     return row[0]
 

@@ -64,7 +64,7 @@ def mark(key: str, line: int, **counters: int) -> FileMark:
 
 def rows(url: str, query: str) -> list[tuple[Any, ...]]:
     with psycopg.connect(url) as conn:
-        return conn.execute(query).fetchall()  # type: ignore[arg-type]
+        return conn.execute(query).fetchall()
 
 
 def one(url: str, query: str) -> Any:

@@ -6,6 +6,7 @@ group join on Tansu takes seconds. One test goes through the group protocol.
 
 from __future__ import annotations
 
+import contextlib
 import threading
 import uuid
 from collections.abc import Callable, Iterator
@@ -87,7 +88,7 @@ def produce(
     ``message_id`` header of its own with `ids` (keys name entities, not messages)."""
     producer = Producer({"bootstrap.servers": broker.bootstrap, "linger.ms": 5})
     for key, value in messages:
-        sent = headers
+        sent: list[tuple[str, str | bytes | None]] | None = list(headers) if headers else None
         if ids:
             sent = [*(headers or []), ("message_id", uuid.uuid4().hex.encode())]
         if partition is None:
@@ -326,7 +327,7 @@ def test_a_redelivery_runs_again_until_its_offset_is_done(
     url = request.getfixturevalue("pg_url" if store == "postgres" else "redis_url")
     group = f"g-{uuid.uuid4().hex[:8]}"
     dedup: Dedup = PostgresDedup(url, group, 60) if store == "postgres" else _redis(url, group)
-    with dedup:
+    with contextlib.closing(dedup):
         assert dedup.take("t", [("a", 0, 10), ("b", 1, 3)]) == set()
         assert dedup.take("t", [("a", 0, 10), ("b", 1, 4)]) == {"b"}
         dedup.done("t", {0: 10, 1: 4})

@@ -168,7 +168,7 @@ def test_redis_mirror_gets_each_published_event(db: str, broker: TansuBroker, to
     url = redis_url()
     client = redis.Redis.from_url(url)
     channel = f"outbox-{uuid.uuid4().hex[:8]}"
-    pubsub = client.pubsub()
+    pubsub = client.pubsub()  # type: ignore[no-untyped-call]
     try:
         pubsub.subscribe(channel)
         wait_until(lambda: pubsub.get_message(timeout=0.1), what="subscribed")

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Iterator
+from typing import Any
 
 import psycopg
 import pytest
@@ -38,7 +39,7 @@ def _kill(conn: psycopg.Connection[tuple[object, ...]], *ids: int) -> None:
     )
 
 
-def _statuses(conn: psycopg.Connection[tuple[object, ...]]) -> dict[int, str]:
+def _statuses(conn: psycopg.Connection[tuple[Any, ...]]) -> dict[int, str]:
     return {int(i): str(s) for i, s in conn.execute("SELECT id, status FROM tailrace_outbox")}
 
 

@@ -151,7 +151,7 @@ NDJSON = b'{"messageId":"1"}\nnot json\n\n{"messageId":"3"}\n'
 def test_read_events_ndjson(compress: object) -> None:
     items = list(read_events(io.BytesIO(compress(NDJSON)), file="x"))  # type: ignore[operator]
     assert [type(i).__name__ for i in items] == ["Event", "BadLine", "Event"]
-    assert [i.line for i in items] == [1, 2, 4]
+    assert [i.line for i in items] == [1, 2, 4]  # type: ignore[union-attr]
     assert items[2].raw == b'{"messageId":"3"}'  # type: ignore[union-attr]
 
 
@@ -197,7 +197,7 @@ def test_json_array_resume_from_element_end() -> None:
     second = items[1]
     assert isinstance(second, Event)
     rest = list(read_events(io.BytesIO(gzip.compress(ARRAY)), start=Checkpoint(2, second.end)))
-    assert [i.line for i in rest] == [3, 4]
+    assert [i.line for i in rest] == [3, 4]  # type: ignore[union-attr]
     assert rest == items[2:]
 
 

@@ -86,8 +86,9 @@ def test_librdkafka_lines_are_rate_limited_per_facility(caplog: pytest.LogCaptur
         now[0] += 10.5
         rdlog.log(logging.ERROR, "%s [thrd:%s]: connect failed", "FAIL", "b1")
     records = [
-        (r.args[0], r.levelno, getattr(r, "similar_lines_held_back", 0)) for r in caplog.records
-    ]  # type: ignore[index]
+        (r.args[0], r.levelno, getattr(r, "similar_lines_held_back", 0))  # type: ignore[index]
+        for r in caplog.records
+    ]
     assert records == [
         ("FAIL", logging.WARNING, 0),
         ("METADATA", logging.INFO, 0),

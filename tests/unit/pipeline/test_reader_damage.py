@@ -241,8 +241,8 @@ def test_gzip_member_too_long_to_replay_loses_at_most_one_piece(
         assert decoded.startswith(got) and len(decoded) - len(got) <= 16
     flipped = bytearray(blob)
     flipped[len(blob) // 2] ^= 0x10
-    decoded = zlib_prefixes(bytes(flipped))
+    prefixes = zlib_prefixes(bytes(flipped))
     lines, [damage] = split(read(bytes(flipped)))
     got = b"".join(line.data + b"\n" for line in lines) + damage.data
-    assert damage.fatal and decoded.whole.startswith(got)
-    assert len(decoded.whole) - len(got) <= 128 * 1024  # the chunk the reader asks for
+    assert damage.fatal and prefixes.whole.startswith(got)
+    assert len(prefixes.whole) - len(got) <= 128 * 1024  # the chunk the reader asks for

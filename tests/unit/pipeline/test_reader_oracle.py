@@ -55,7 +55,7 @@ def oracle_decode(raw: bytes) -> bool:
 def oracle_lines(stream: bytes, whole: bool = True) -> list[tuple[int, int, bytes | None]]:
     """NDJSON framing: (number, offset, bytes, or None when over the limit) per non-empty
     line. With `whole` False the text after the last newline is not a line (it was cut)."""
-    records = []
+    records: list[tuple[int, int, bytes | None]] = []
     at = len(BOM) if stream.startswith(BOM) else 0
     number = 0
     while at < len(stream):

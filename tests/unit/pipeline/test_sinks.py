@@ -1,6 +1,7 @@
 from __future__ import annotations
 
 import base64
+import contextlib
 import io
 import os
 from pathlib import Path
@@ -395,7 +396,8 @@ def test_postgresql_password_never_shown() -> None:
 
 
 def test_kafka_urls_open_a_kafka_sink() -> None:
-    with open_sink("kafka://127.0.0.1:1/events") as sink:  # librdkafka connects lazily
+    # librdkafka connects lazily
+    with contextlib.closing(open_sink("kafka://127.0.0.1:1/events")) as sink:
         assert isinstance(sink, KafkaSink)
         assert sink.topic == "events"
 

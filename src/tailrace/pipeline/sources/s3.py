@@ -18,9 +18,9 @@ import io
 from typing import Any, BinaryIO
 from urllib.parse import urlsplit
 
-import boto3  # type: ignore[import-untyped]  # no stubs in the dependencies
-from botocore.config import Config  # type: ignore[import-untyped]
-from botocore.exceptions import (  # type: ignore[import-untyped]
+import boto3
+from botocore.config import Config
+from botocore.exceptions import (
     BotoCoreError,
     ClientError,
     EndpointConnectionError,

@@ -11,7 +11,7 @@ import pytest
 
 from tailrace.engine.app import App
 from tailrace.pipeline.jobs import ReprocessingStatus, ReprocessingStore
-from tailrace.pipeline.plan import cancel_job
+from tailrace.pipeline.jobs.service import ReprocessingService
 from tailrace.pipeline.samples import default_range, write_samples
 
 from .reprocess_support import (
@@ -71,6 +71,35 @@ def test_bad_source_and_sink_say_what_is_wrong(tmp_path: Path) -> None:
     assert "unsupported sink" in bad_sink.stderr
 
 
+def test_workers_that_cannot_start_fail_the_job_resumably(tmp_path: Path) -> None:
+    """As through the API: the job is failed with the reason, not left pending, and a
+    resume runs it once the workers can start."""
+    paths = _samples(tmp_path, files=2, lines=500)
+    url = f"sqlite:///{tmp_path}/t.db"
+    out = tmp_path / "out.ndjson"
+    blocked = tmp_path / "data"
+    blocked.write_text("")  # a file where the workers' log directory must go
+    args = ["reprocess", str(tmp_path / "logs"), "--sink", f"file://{out}", "--json"]
+
+    started = run_cli(args, url, tmp_path, TAILRACE_DATA_DIR=str(blocked))
+
+    assert started.returncode == 2, started.stdout + started.stderr
+    assert "Traceback" not in started.stderr, started.stderr
+    line = started.stderr.strip().splitlines()[-1]
+    assert "its workers could not be started: NotADirectoryError" in line, line
+    with ReprocessingStore(url) as store:
+        (job,) = store.jobs()
+        assert job.status is ReprocessingStatus.FAILED
+        assert job.error is not None and "could not be started" in job.error
+
+    blocked.unlink()
+    resumed = run_cli(["reprocessing", "resume", job.id, "--json"], url, tmp_path)
+
+    assert resumed.returncode == 0, resumed.stderr
+    assert summary(resumed.stdout)["status"] == "completed"
+    assert output_lines(out) == expected_events(paths)
+
+
 @pytest.mark.slow
 def test_sigkill_mid_file_resumes_from_checkpoint(sqlite_url: str, tmp_path: Path) -> None:
     paths = _samples(tmp_path, files=2, lines=150_000)
@@ -102,7 +131,8 @@ def test_cancel_then_resume(sqlite_url: str, tmp_path: Path) -> None:
             job_id = wait_for_checkpoint(store, running=True)
             # in this process: a CLI's start-up could outlast the rest of the job
             with App(sqlite_url) as app:
-                assert cancel_job(app, store, job_id).status is ReprocessingStatus.CANCELLED
+                cancelled = ReprocessingService(app, store).cancel(job_id)
+                assert cancelled.status is ReprocessingStatus.CANCELLED
             again = run_cli(["reprocessing", "cancel", job_id], sqlite_url, tmp_path)
             assert again.returncode == 0 and "cancelled" in again.stdout, again.stderr
         stdout, stderr = cli.communicate(timeout=60)

@@ -31,7 +31,7 @@ from rich.table import Table
 from rich.text import Text
 
 from ..engine.app import App
-from ..executors import WorkerProcesses
+from ..executors.local import LocalExecutor
 from ..observability.logs import configure as configure_logs
 from ..pipeline.jobs import (
     FileRecord,
@@ -41,10 +41,10 @@ from ..pipeline.jobs import (
     ReprocessingStore,
 )
 from ..pipeline.jobs.model import MAX_WORKERS, live_counters
-from ..pipeline.plan import cancel_job, plan_job, resume_job, settle_job
+from ..pipeline.jobs.service import ReprocessingService
 from ..pipeline.sources.select import SkippedFiles
 from ..settings import current as settings_now
-from ..settings import database_url, redact_url, worker_log_dir
+from ..settings import database_url, redact_url
 from .context import echo_json
 
 POLL_S = 0.25
@@ -160,9 +160,10 @@ def reprocess(
     planned: list[str] = []
     with store_errors(url, planned), App(url) as app, ReprocessingStore(url) as store:
         app.store.migrate()
-        job = plan_job(app, store, config)
+        service, executor = _foreground(app, store)
+        job = service.plan(config)
         planned.append(job.id)
-        final = run_job(app, store, job, as_json)
+        final = run_job(service, executor, job.id, lambda: service.launch(job), as_json)
     code = exit_code(final)
     if strict and code == 0 and filters_matched_nothing(final):
         code = 1
@@ -201,17 +202,80 @@ def _store_failed(url: str, job_id: str | None, exc: Exception) -> NoReturn:
     sys.exit(1)
 
 
+def _foreground(app: App, store: ReprocessingStore) -> tuple[ReprocessingService, LocalExecutor]:
+    """The job operations with an executor whose workers run on this machine, looked after
+    by this process (`LocalExecutor.watch`), at this process's own CPU priority."""
+    executor = LocalExecutor(store.url, poll_s=POLL_S, worker_nice=0, store=store)
+    return ReprocessingService(app, store, executor), executor
+
+
 def run_job(
-    app: App,
-    store: ReprocessingStore,
-    job: ReprocessingJob,
+    service: ReprocessingService,
+    executor: LocalExecutor,
+    job_id: str,
+    launch: Callable[[], ReprocessingJob],
     as_json: bool,
-    on_poll: Callable[[], None] | None = None,
 ) -> ReprocessingJob:
-    """Start the job's workers here, show progress until they are done, print the summary;
-    returns the job as it ended. Ctrl-C or SIGTERM cancels the job (resumable), a second one
-    kills the workers."""
+    """Start the job's workers here (`launch`), show progress until they are done and the
+    job is settled, print the summary; returns the job as it ended. Ctrl-C or SIGTERM
+    cancels the job (resumable), a second one kills the workers."""
+    store = service.store
     console = Console(stderr=True)
+    configure_logs("WARNING")
+    interrupted = False
+
+    def on_interrupt(signum: int, frame: FrameType | None) -> None:
+        nonlocal interrupted
+        if interrupted:  # a second Ctrl-C: stop now
+            executor.kill(job_id)
+            return
+        interrupted = True
+        service.cancel(job_id)
+
+    # SIGTERM (systemd, docker stop, kill, a CI timeout) stops the job as Ctrl-C does: the job
+    # cancelled and resumable, the workers checkpointed and gone, none left orphaned
+    previous = {sig: signal.signal(sig, on_interrupt) for sig in (signal.SIGINT, signal.SIGTERM)}
+    started = time.monotonic()
+    try:
+        job = launch()
+        _header(console, store, job, as_json)
+        with Progress(
+            TextColumn("[bold]{task.description}"),
+            BarColumn(),
+            DownloadColumn(binary_units=True),
+            _RateColumn(),
+            TimeRemainingColumn(),
+            TimeElapsedColumn(),
+            console=console,
+            disable=as_json,
+        ) as bar:
+            task = bar.add_task("reprocessing", total=job.total_bytes)
+            last_lines, last_at = 0, time.monotonic()
+            rate = 0.0
+
+            def show() -> None:
+                nonlocal last_lines, last_at, rate
+                now = time.monotonic()
+                done_bytes, lines = _live(store, store.job(job_id))
+                if now - last_at >= 1.0:
+                    rate = (lines - last_lines) / (now - last_at)
+                    last_lines, last_at = lines, now
+                bar.update(task, completed=done_bytes, rate=rate)
+
+            executor.watch(job_id, show)
+        final = store.job(job_id)
+    finally:
+        for sig, handler in previous.items():
+            signal.signal(sig, handler)
+        executor.close()
+    elapsed = time.monotonic() - started
+    _summary(console, final, store.files(job_id), elapsed, as_json)
+    return final
+
+
+def _header(
+    console: Console, store: ReprocessingStore, job: ReprocessingJob, as_json: bool
+) -> None:
     if not as_json:
         console.print(
             f"[bold]job {job.id}[/bold]: {job.total_files} files, "
@@ -228,60 +292,6 @@ def run_job(
             highlight=False,
             soft_wrap=True,
         )
-    configure_logs("WARNING")
-    workers = WorkerProcesses(store.url, job.id, job.total_workers, log_dir=worker_log_dir(job.id))
-    interrupted = False
-
-    def on_interrupt(signum: int, frame: FrameType | None) -> None:
-        nonlocal interrupted
-        if interrupted:  # a second Ctrl-C: stop now
-            workers.signal(signal.SIGKILL)
-            return
-        interrupted = True
-        cancel_job(app, store, job.id)
-
-    # SIGTERM (systemd, docker stop, kill, a CI timeout) stops the job as Ctrl-C does: the job
-    # cancelled and resumable, the workers checkpointed and gone, none left orphaned
-    previous = {sig: signal.signal(sig, on_interrupt) for sig in (signal.SIGINT, signal.SIGTERM)}
-    started = time.monotonic()
-    try:
-        workers.start()
-        with Progress(
-            TextColumn("[bold]{task.description}"),
-            BarColumn(),
-            DownloadColumn(binary_units=True),
-            _RateColumn(),
-            TimeRemainingColumn(),
-            TimeElapsedColumn(),
-            console=console,
-            disable=as_json,
-        ) as bar:
-            task = bar.add_task("reprocessing", total=job.total_bytes)
-            last_lines, last_at = 0, time.monotonic()
-            rate = 0.0
-            while True:
-                current = store.job(job.id)
-                running = workers.poll(job_finished=current.status.finished)
-                now = time.monotonic()
-                done_bytes, lines = _live(store, current)
-                if now - last_at >= 1.0:
-                    rate = (lines - last_lines) / (now - last_at)
-                    last_lines, last_at = lines, now
-                bar.update(task, completed=done_bytes, rate=rate)
-                if on_poll is not None:
-                    on_poll()
-                if not running:
-                    break
-                time.sleep(POLL_S)
-        workers.close()
-        final = settle_job(store, job.id)
-    finally:
-        for sig, handler in previous.items():
-            signal.signal(sig, handler)
-        workers.close()
-    elapsed = time.monotonic() - started
-    _summary(console, final, store.files(job.id), elapsed, as_json)
-    return final
 
 
 def _live(store: ReprocessingStore, job: ReprocessingJob) -> tuple[int, int]:
@@ -522,7 +532,7 @@ def cancel(ctx: click.Context, job_id: str) -> None:
     """Stop a job; its workers checkpoint and exit. Counters stay."""
     url = database_url(ctx.find_root().obj.get("database_url"))
     with App(url) as app, ReprocessingStore(url) as store:
-        job = cancel_job(app, store, job_id)
+        job = ReprocessingService(app, store).cancel(job_id)
         click.echo(f"job {job.id}: {job.status}")
 
 
@@ -536,8 +546,7 @@ def resume(ctx: click.Context, job_id: str, as_json: bool) -> None:
     lease)."""
     url = database_url(ctx.find_root().obj.get("database_url"))
     with store_errors(url, [job_id]), App(url) as app, ReprocessingStore(url) as store:
-        # a job left running by a process that died with its workers: failed, then resumed
-        store.job_fail_abandoned(job_id)
-        job = resume_job(app, store, job_id)
-        final = run_job(app, store, job, as_json)
+        service, executor = _foreground(app, store)
+        # a job left running by a process that died with its workers is failed, then resumed
+        final = run_job(service, executor, job_id, lambda: service.resume(job_id), as_json)
     sys.exit(exit_code(final))

@@ -37,8 +37,8 @@ import orjson
 from ..errors import ConfigurationError
 from ..extras import require
 from ..pipeline.jobs import ReprocessingJob, ReprocessingStatus, ReprocessingStore
+from ..pipeline.jobs.service import settle
 from ..pipeline.jobs.store import ReprocessingJobNotFoundError
-from ..pipeline.plan import settle_job
 from ..settings import current
 from .logs import LogLine, WorkerLog
 
@@ -443,7 +443,7 @@ class KubernetesExecutor:
                 raise
             with self._lock:
                 self._active.discard(job_id)
-            settle_job(self._store, job_id, "its Kubernetes Job is gone")
+            settle(self._store, job_id, "its Kubernetes Job is gone")
             return
         status = kube_job.status
         # indexes newly past their backoff (each is marked once, not at every look)
@@ -471,7 +471,7 @@ class KubernetesExecutor:
             if "Failed" in conditions:
                 condition = conditions["Failed"]
                 reason = f"the Kubernetes Job failed: {condition.reason}: {condition.message}"
-            job = settle_job(self._store, job_id, reason)
+            job = settle(self._store, job_id, reason)
             with self._lock:
                 self._active.discard(job_id)
             log.info("job settled", extra={"job_id": job_id, "status": str(job.status)})

@@ -1,17 +1,19 @@
 """The local executor: the worker processes of the jobs a long-lived process starts (the
 admin service) run on this machine; one background thread restarts workers that die and
-settles each job once its workers have all exited. ``tailrace reprocess`` does the same in
-its own loop, with a progress bar."""
+settles each job once its workers have all exited (`pipeline/jobs/service.py` decides how).
+``tailrace reprocess`` runs the same rounds for its one job in the foreground (`watch`),
+with a progress bar."""
 
 from __future__ import annotations
 
 import logging
 import signal
 import threading
+import time
 from collections.abc import Callable
 
 from ..pipeline.jobs import ReprocessingJob, ReprocessingStore
-from ..pipeline.plan import settle_job
+from ..pipeline.jobs.service import settle
 from ..settings import current, worker_log_dir
 from .logs import WorkerLog, read_job_logs
 from .processes import WorkerProcesses
@@ -26,8 +28,15 @@ WORKER_NICE = 10
 
 
 class LocalExecutor:
+    """`store`: a store to use rather than one of its own (a command that runs one job in the
+    foreground, `watch`, shares its own)."""
+
     def __init__(
-        self, database_url: str, poll_s: float = 0.25, worker_nice: int | None = None
+        self,
+        database_url: str,
+        poll_s: float = 0.25,
+        worker_nice: int | None = None,
+        store: ReprocessingStore | None = None,
     ) -> None:
         self.database_url = database_url
         self.poll_s = poll_s
@@ -38,10 +47,13 @@ class LocalExecutor:
         self._lock = threading.Lock()
         self._stopping = threading.Event()
         self._thread: threading.Thread | None = None
-        self._store: ReprocessingStore | None = None
+        self._store = store
+        self._owns_store = store is None
 
     def start(self) -> None:
-        self._store = ReprocessingStore(self.database_url)
+        """Look after the jobs launched here on a thread of its own."""
+        if self._store is None:
+            self._store = ReprocessingStore(self.database_url)
         self._thread = threading.Thread(target=self._run, name="tailrace-supervisor", daemon=True)
         self._thread.start()
 
@@ -87,26 +99,66 @@ class LocalExecutor:
             self.poll()
 
     def poll(self) -> None:
-        assert self._store is not None, "start() first"
+        """One round over every job: reap and restart its workers, settle it once they
+        have all exited."""
         with self._lock:
-            watched = list(self._workers.items())
-        for job_id, workers in watched:
+            watched = list(self._workers)
+        for job_id in watched:
             try:
-                # read without the lock: launch() (an API request starting a job) waits
-                # for it, and with many jobs running these reads took most of each round
-                finished = self._store.job_status(job_id).finished
-                with self._lock:
-                    if self._workers.get(job_id) is not workers:
-                        continue  # resumed meanwhile: its new workers are seen next round
-                    if workers.poll(job_finished=finished):
-                        continue
-                    workers.close()
-                    del self._workers[job_id]
-                    job = settle_job(self._store, job_id)
-                log.info("job settled", extra={"job_id": job_id, "status": str(job.status)})
+                self._poll_job(job_id)
             except Exception:
                 # one job's trouble (a database hiccup) must not stop the others' care
                 log.exception("supervising a job failed", extra={"job_id": job_id})
+
+    def watch(self, job_id: str, each_round: Callable[[], None] | None = None) -> None:
+        """Look after one job here, in the foreground, until its workers have all exited
+        and it is settled: what a command that runs one job does (`tailrace reprocess`),
+        showing its progress in `each_round`. A store that fails is raised, not logged: the
+        command says so and stops."""
+        while True:
+            settled = self._poll_job(job_id)
+            if each_round is not None:
+                each_round()
+            if settled:
+                return
+            time.sleep(self.poll_s)
+
+    def _poll_job(self, job_id: str) -> bool:
+        """Reap the job's exited workers, restarting those that died while work remains;
+        settle the job once none runs. True once it is settled (or not looked after here)."""
+        assert self._store is not None, "start() first, or give a store"
+        with self._lock:
+            workers = self._workers.get(job_id)
+        if workers is None:
+            return True
+        # read without the lock: launch() (an API request starting a job) waits for it,
+        # and with many jobs running these reads took most of each round
+        finished = self._store.job_status(job_id).finished
+        with self._lock:
+            if self._workers.get(job_id) is not workers:
+                return False  # resumed meanwhile: its new workers are seen next round
+            if workers.poll(job_finished=finished):
+                return False
+            workers.close()
+            del self._workers[job_id]
+            job = settle(self._store, job_id)
+        log.info("job settled", extra={"job_id": job_id, "status": str(job.status)})
+        return True
+
+    def kill(self, job_id: str) -> None:
+        """SIGKILL the job's workers now (a second Ctrl-C). Safe in a signal handler: it
+        takes no lock, which the interrupted code may hold."""
+        workers = self._workers.get(job_id)
+        if workers is not None:
+            workers.signal(signal.SIGKILL)
+
+    def close(self) -> None:
+        """Kill whatever workers still run and forget their jobs, settling none: a command
+        that stops on an error leaves its job as it was, to be resumed."""
+        with self._lock:
+            for workers in self._workers.values():
+                workers.close()
+            self._workers.clear()
 
     def stop(self, timeout: float = 10.0) -> None:
         """Stop supervising: workers get SIGTERM (they checkpoint and release their
@@ -124,9 +176,9 @@ class LocalExecutor:
                     continue
                 try:
                     # no process looks after the job now: say so, and let it be resumed
-                    settle_job(self._store, job_id, _STOPPED)
+                    settle(self._store, job_id, _STOPPED)
                 except Exception:  # the others still get their workers stopped
                     log.exception("settling a job at shutdown failed", extra={"job_id": job_id})
             self._workers.clear()
-        if self._store is not None:
+        if self._store is not None and self._owns_store:
             self._store.close()

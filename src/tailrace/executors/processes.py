@@ -1,5 +1,5 @@
 """A job's worker processes on this machine, one per worker index (run by the local
-executor and by ``tailrace reprocess``).
+executor, for the admin service and for ``tailrace reprocess``).
 
 A worker that dies before its job is finished (killed by a signal, or crashed) is started
 again with the same index, up to `max_restarts` times per index: its file resumes from the

@@ -1,8 +1,8 @@
 """Planning a reprocessing job: list the files, pick a worker count, store the job and
 enqueue one engine task per file, largest first, so that uneven files still balance.
 
-Also the operations on a planned job that touch both the job's rows and its engine tasks:
-cancel and resume.
+Starting, cancelling, resuming and settling a planned job is `pipeline/jobs/service.py`,
+which uses the task helpers here (`enqueue_files`, `cancel_tasks`).
 """
 
 from __future__ import annotations
@@ -18,13 +18,8 @@ from datetime import UTC, datetime, timedelta
 from tailrace.engine.app import App, JobSpec
 from tailrace.engine.jobs import JobFilter
 from tailrace.engine.states import JobState
-from tailrace.errors import ConfigurationError, ConflictError
-from tailrace.pipeline.jobs import (
-    ReprocessingConfig,
-    ReprocessingJob,
-    ReprocessingStatus,
-    ReprocessingStore,
-)
+from tailrace.errors import ConfigurationError
+from tailrace.pipeline.jobs import ReprocessingConfig, ReprocessingJob, ReprocessingStore
 from tailrace.pipeline.jobs.model import MAX_WORKERS
 from tailrace.pipeline.runtime import check_config, source_for
 from tailrace.pipeline.sinks import parse_sink_url
@@ -158,17 +153,19 @@ def create_job(
         workers = 1 if config.limit else worker_count(files, config.max_workers)
     store.job_create(job_id, config, files, workers, checkpoint_keys)
     attempts = config.retry_attempts or FILE_ATTEMPTS
-    _enqueue(app, job_id, [(i, f.size) for i, f in enumerate(files)], largest_first, attempts)
+    enqueue_files(app, job_id, [(i, f.size) for i, f in enumerate(files)], largest_first, attempts)
     return store.job(job_id)
 
 
-def _enqueue(
+def enqueue_files(
     app: App,
     job_id: str,
     files: Sequence[tuple[int, int]],
     largest_first: bool = True,
     attempts: int = FILE_ATTEMPTS,
 ) -> None:
+    """Enqueue one engine task per (file index, size) on the job's queue: largest first,
+    or in the order given."""
     # Claims go by run time, then id: stepping run times back a millisecond per rank makes
     # the first-ranked file the first claimed whatever order the ids come in.
     ranked = sorted(files, key=lambda item: -item[1]) if largest_first else list(files)
@@ -185,57 +182,10 @@ def _enqueue(
     )
 
 
-def cancel_job(app: App, store: ReprocessingStore, job_id: str) -> ReprocessingJob:
-    """Stop a job: pending files are cancelled at once, running ones at their workers' next
-    heartbeat, which checkpoint first. Counters stay as they are."""
-    job = store.job(job_id)
-    if job.status.finished:
-        return job
-    store.job_set_status(job_id, ReprocessingStatus.CANCELLED)
-    store.files_cancel_pending(job_id)
-    _cancel_tasks(app, job_id)
-    return store.job(job_id)
-
-
-def _cancel_tasks(app: App, job_id: str) -> None:
+def cancel_tasks(app: App, job_id: str) -> None:
     """Cancel the job's unfinished engine tasks (a running one at its worker's heartbeat,
     or when its lease expires if that worker is gone)."""
     queue = job_queue(job_id)
     for state in (JobState.PENDING, JobState.FAILED, JobState.RUNNING):
         for engine_job in app.jobs(JobFilter(state=state, queue=queue), limit=100_000):
             app.cancel(engine_job.id)
-
-
-def resume_job(app: App, store: ReprocessingStore, job_id: str) -> ReprocessingJob:
-    """Run a cancelled or failed job again: every unfinished file from its checkpoint."""
-    job = store.job(job_id)
-    if job.status is ReprocessingStatus.COMPLETED:
-        raise ConflictError(f"job {job_id} is completed: nothing to resume")
-    if job.status in (
-        ReprocessingStatus.PENDING,
-        ReprocessingStatus.RUNNING,
-    ) or not store.job_reset(job_id):
-        status = store.job_status(job_id)
-        raise ConflictError(f"job {job_id} is {status}: only a cancelled or failed job resumes")
-    # tasks a failed job left behind (released by workers that stopped) would run a file
-    # beside its new task
-    _cancel_tasks(app, job_id)
-    reopened = store.job_reopen(job_id)
-    _enqueue(app, job_id, reopened, attempts=job.config.retry_attempts or FILE_ATTEMPTS)
-    return store.job(job_id)
-
-
-def settle_job(
-    store: ReprocessingStore, job_id: str, reason: str = "every worker process exited"
-) -> ReprocessingJob:
-    """Give a job whose workers have all exited its final status, from its files: if files
-    are left (the workers crashed more often than the executor restarts them, or were
-    stopped), it failed for `reason`, and can be resumed. Workers whose rows still say
-    running exited without saying so (killed): their rows say that now."""
-    store.workers_fail_running(job_id, f"exited without reporting its end ({reason})")
-    status = store.job_finalize(job_id)
-    if status in (ReprocessingStatus.RUNNING, ReprocessingStatus.PENDING):
-        store.job_set_status(job_id, ReprocessingStatus.FAILED, reason)
-    elif status is ReprocessingStatus.COMPLETED:
-        store.workers_close_pending(job_id)
-    return store.job(job_id)

@@ -15,7 +15,7 @@ from tailrace.pipeline.jobs import (
     ReprocessingStatus,
     ReprocessingStore,
 )
-from tailrace.pipeline.plan import settle_job
+from tailrace.pipeline.jobs.service import settle
 from tailrace.pipeline.sources import SourceFile
 
 pytestmark = pytest.mark.postgres
@@ -83,7 +83,7 @@ def test_a_worker_that_vanished_does_not_hold_its_job_forever(store: Reprocessin
     store.worker_start("j", 0, "host:1")
     store.file_set_status("j", 0, ReprocessingStatus.COMPLETED)
     # its process was killed after the file's last write: every process has exited now
-    job = settle_job(store, "j")
+    job = settle(store, "j")
     assert job.status is ReprocessingStatus.COMPLETED
     (worker,) = store.workers("j")
     assert worker.status is ReprocessingStatus.FAILED

@@ -2,14 +2,16 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Iterator
+from contextlib import contextmanager
 from datetime import UTC, datetime
 from typing import Any, Literal
 
 import orjson
 from fastapi import APIRouter, Depends, Query, Response
 
-from ...errors import ConfigurationError, ConflictError
+from ...engine.app import App
+from ...errors import ConfigurationError
 from ...executors.logs import merge_by_time
 from ...pipeline.filters import is_zero_time
 from ...pipeline.jobs import (
@@ -18,16 +20,8 @@ from ...pipeline.jobs import (
     ReprocessingStatus,
     ReprocessingStore,
 )
-from ...pipeline.jobs.store import ReprocessingJobNotFoundError
-from ...pipeline.plan import (
-    cancel_job,
-    create_job,
-    list_source,
-    listed_files,
-    new_job_id,
-    resume_job,
-    start_from,
-)
+from ...pipeline.jobs.service import LaunchFailed, ReprocessingService
+from ...pipeline.plan import list_source, listed_files, new_job_id, start_from
 from ...pipeline.runtime import check_config
 from ...pipeline.sinks.url import sink_has_credentials
 from ...pipeline.sources import SourceFile
@@ -160,24 +154,25 @@ def start_job(body: StartJob, svc: Svc) -> dict[str, Any]:
         raise ApiError(422, "invalid_request", f"no files found at {source}{detail}")
     if local:
         admission.check_local_files(cfg, files)
-    with svc.db() as db:
-        job = create_job(db.app, db.store, config, files, job_id=job_id)
-        _launch(svc, db.store, job_id, lambda: svc.executor.launch(job))
+    with svc.db() as db, _launch_failed(svc):
+        job = _service(svc, db.app, db.store).start(config, files, job_id=job_id)
         # as launched: total_workers, and on Kubernetes k8s_job_name, in the reply itself
-        return job_json(db.store.job(job_id))
+        return job_json(job)
 
 
-def _launch(svc: Services, store: ReprocessingStore, job_id: str, launch: Callable[[], Any]) -> Any:
-    """Start the workers; if that fails, the job is failed with the reason (resumable)."""
+def _service(svc: Services, app: App, store: ReprocessingStore) -> ReprocessingService:
+    """The job operations on this request's database handle, with the service's executor."""
+    return ReprocessingService(app, store, svc.executor)
+
+
+@contextmanager
+def _launch_failed(svc: Services) -> Iterator[None]:
+    """Workers that could not be started: the job is failed already (resumable); 502."""
     try:
-        return launch()
-    except (ConflictError, ReprocessingJobNotFoundError):
-        raise  # the request's own fault: nothing was launched
-    except Exception as exc:
-        reason = f"its workers could not be started: {type(exc).__name__}: {exc}"
-        store.job_set_status(job_id, ReprocessingStatus.FAILED, reason)
-        svc.recent.forget(f"job:{job_id}", f"workers:{job_id}")
-        raise ApiError(502, "executor_failed", f"job {job_id} failed: {reason}") from exc
+        yield
+    except LaunchFailed as exc:
+        svc.recent.forget(f"job:{exc.job_id}", f"workers:{exc.job_id}")
+        raise ApiError(502, "executor_failed", str(exc)) from exc
 
 
 def _utc(moment: datetime | None) -> datetime | None:
@@ -279,8 +274,7 @@ def _raw(body: bytes) -> Response:
 def cancel(job_id: str, svc: Svc) -> dict[str, Any]:
     """Stop a job: its workers checkpoint and exit; the counters stay."""
     with svc.db() as db:
-        job = cancel_job(db.app, db.store, job_id)
-    svc.executor.cancelled(job_id)
+        job = _service(svc, db.app, db.store).cancel(job_id)
     svc.recent.forget(f"job:{job_id}", f"workers:{job_id}")
     return job_json(job)
 
@@ -289,15 +283,8 @@ def cancel(job_id: str, svc: Svc) -> dict[str, Any]:
 def resume(job_id: str, svc: Svc) -> dict[str, Any]:
     """Run a cancelled or failed job again, each file from its checkpoint; also a running
     job whose workers are gone (none reports, no live lease: their process was killed)."""
-    with svc.db() as db:
-        app, store = db.app, db.store
-        store.job_fail_abandoned(job_id)
-        job = _launch(
-            svc,
-            store,
-            job_id,
-            lambda: svc.executor.resume(job_id, lambda: resume_job(app, store, job_id)),
-        )
+    with svc.db() as db, _launch_failed(svc):
+        job = _service(svc, db.app, db.store).resume(job_id)
     svc.recent.forget(f"job:{job_id}", f"workers:{job_id}")
     return job_json(job)
 

@@ -241,7 +241,7 @@ def _relay_table(
     metrics_at: tuple[int | None, str],
 ) -> None:
     from ..streams import relay_metrics
-    from ..streams.consumer_config import parse_properties
+    from ..streams.consumer.config import parse_properties
     from ..streams.outbox_table import (
         TableMapping,
         TableRelay,

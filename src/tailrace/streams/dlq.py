@@ -12,8 +12,8 @@ from confluent_kafka import Consumer as KafkaConsumer
 from confluent_kafka import KafkaException, TopicPartition
 from confluent_kafka import Message as KafkaMessage
 
-from .consumer_config import ConsumerConfig
-from .consumer_message import Headers, Message, header_pairs
+from .consumer.config import ConsumerConfig
+from .consumer.message import Headers, Message, header_pairs
 from .dedup import Dedup
 from .router import Router
 

@@ -18,7 +18,7 @@ from confluent_kafka import KafkaError, KafkaException, Message, Producer
 # librdkafka logs a failed connection as an error on every retry: the sink's adapter
 # makes it a warning.
 from ..kafka_client import DEFAULT_CONFIG, LibrdkafkaLog, config_from_env, unique_client_id
-from .consumer_message import MESSAGE_ID_HEADER
+from .consumer.message import MESSAGE_ID_HEADER
 from .outbox import ID_HEADER
 
 log = logging.getLogger("tailrace.outbox.publish")

@@ -34,7 +34,7 @@ from ..db.queries import load_queries
 from ..engine.retry import RetryPolicy
 from ..errors import ConfigurationError
 from . import relay_metrics as metrics
-from .consumer_message import MESSAGE_ID_HEADER
+from .consumer.message import MESSAGE_ID_HEADER
 from .outbox import ID_HEADER, OutboxStatus
 from .outbox_publish import BatchPublisher, Claimed, producer_config
 from .relay import _cut_behind_retries

@@ -44,7 +44,7 @@ from ..kafka_client import (
     unique_client_id,
 )
 from . import producer_metrics
-from .consumer_message import MESSAGE_ID_HEADER
+from .consumer.message import MESSAGE_ID_HEADER
 from .spool import Headers, Spool, Spooled, SpoolError
 from .spool_circuit import Circuit, CircuitState
 

@@ -13,7 +13,7 @@ from confluent_kafka import Message as KafkaMessage
 
 from ..errors import ConfigurationError, TailraceError
 from ..observability import tracing
-from .consumer_message import Headers, Output
+from .consumer.message import Headers, Output
 
 log = logging.getLogger("tailrace.streams.router")
 

@@ -25,18 +25,18 @@ from confluent_kafka import Consumer as KafkaConsumer
 from confluent_kafka import KafkaError, KafkaException, TopicPartition
 from confluent_kafka import Message as KafkaMessage
 
-from ..errors import StoreClosedError
-from ..observability import tracing
-from . import consumer_metrics as metrics
-from .consumer_config import ConsumerConfig, kafka_consumer
-from .consumer_lookup import Lookups, Slice
-from .consumer_marking import Marker
-from .consumer_message import UNSET, Message, Output, message_ids
-from .consumer_offsets import Offsets
-from .consumer_waiting import Lane, Waiting, lane_of
-from .dedup import Dedup, NoDedup, PostgresDedup
-from .dlq import dead_letter, describe
-from .router import Router
+from ...errors import StoreClosedError
+from ...observability import tracing
+from ..dedup import Dedup, NoDedup, PostgresDedup
+from ..dlq import dead_letter, describe
+from ..router import Router
+from . import metrics
+from .config import ConsumerConfig, kafka_consumer
+from .lookup import Lookups, Slice
+from .marking import Marker
+from .message import UNSET, Message, Output, message_ids
+from .offsets import Offsets
+from .waiting import Lane, Waiting, lane_of
 
 log = logging.getLogger("tailrace.streams.consumer")
 

@@ -127,7 +127,7 @@ def test_an_outbox_event_carries_the_writers_trace_to_the_topic(
     import psycopg
 
     from tailrace.streams import outbox
-    from tailrace.streams.relay import Relay
+    from tailrace.streams.outbox.relay import Relay
     from tests.integration.streams.outbox_support import migrated_schema
 
     topic = f"outboxed-{uuid.uuid4().hex[:8]}"

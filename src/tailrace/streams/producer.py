@@ -46,7 +46,7 @@ from ..kafka_client import (
 from . import producer_metrics
 from .consumer.message import MESSAGE_ID_HEADER
 from .spool import Headers, Spool, Spooled, SpoolError
-from .spool_circuit import Circuit, CircuitState
+from .spool.circuit import Circuit, CircuitState
 
 log = logging.getLogger("tailrace.producer")
 

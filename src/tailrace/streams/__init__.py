@@ -5,7 +5,7 @@ from .consumer.loop import BatchHandler, Consumer, ConsumerStats, Handler
 from .consumer.message import IdSource, Message, Output
 from .dedup import Dedup, NoDedup, PostgresDedup, RedisDedup, claim, open_dedup
 from .dlq import replay
-from .router import DeliveryError, Router
+from .router import DeliveryError, TopicRouter
 
 __all__ = [
     "BatchHandler",
@@ -21,7 +21,7 @@ __all__ = [
     "Output",
     "PostgresDedup",
     "RedisDedup",
-    "Router",
+    "TopicRouter",
     "claim",
     "open_dedup",
     "replay",

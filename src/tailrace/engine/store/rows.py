@@ -11,11 +11,6 @@ import orjson
 from ..jobs import ClaimedJob, Job, JobFilter, QueueInfo
 from ..states import JobState, Priority
 
-JOB_COLUMNS = (
-    "id, task, args, queue, priority, state, attempts, max_attempts, run_at, created_at, "
-    "started_at, finished_at, worker_id, dedup_key, timeout_s, cancel_requested, errors"
-)
-
 
 def _json(value: Any) -> Any:
     """JSON stored as text (SQLite) to its value."""

@@ -11,18 +11,14 @@ from pydantic import BaseModel, StringConstraints
 from ...pipeline.ingest import scope_of
 from ...pipeline.jobs.model import IngestStatus
 from ..errors import ApiError
-from ..schemas import NO_NUL, ErrorBody
+from ..schemas import NO_NUL, error_responses
 from ..services import Svc, authenticated
 
 router = APIRouter(
     prefix="/api/admin/ingest",
     tags=["ingest"],
     dependencies=[Depends(authenticated)],
-    responses={
-        401: {"model": ErrorBody, "description": "No valid token or session"},
-        422: {"model": ErrorBody, "description": "The request is invalid"},
-        503: {"model": ErrorBody, "description": "The database is unreachable"},
-    },
+    responses=error_responses(401, 422, 503),
 )
 
 SourceText = Annotated[str, StringConstraints(min_length=1, max_length=4096, pattern=NO_NUL)]

@@ -315,7 +315,7 @@ def raw_copy_per_s(dsn: str, table: str, raws: list[bytes]) -> float:
     """COPY of the same rows, built beforehand: what the server takes at most."""
     import psycopg
 
-    from tailrace.pipeline.sinks import postgres as pg
+    from tailrace.pipeline.sinks.postgres import sink as pg
 
     rows = pg._copy_text([pg._log_row(raw, None) for raw in raws])
     with psycopg.connect(dsn) as conn:
@@ -335,7 +335,7 @@ def postgres_section(workdir: Path) -> dict[str, Any]:
     import orjson
     import psycopg
 
-    from tailrace.pipeline.sinks.postgres import PostgresSink
+    from tailrace.pipeline.sinks.postgres.sink import PostgresSink
 
     dsn = os.environ.get("BENCH_POSTGRES", "postgresql://postgres@127.0.0.1:5432/test")
     directory = workdir / "pino"

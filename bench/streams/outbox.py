@@ -66,7 +66,7 @@ def write_events(url: str, topic: str, start: int, stop: int) -> None:
 
 
 def run_relays(url: str, bootstrap: str, relays: int, stop: threading.Event) -> list[Any]:
-    from tailrace.streams.relay import Relay, RelaySettings
+    from tailrace.streams.outbox.relay import Relay, RelaySettings
 
     settings = RelaySettings(batch_size=5_000, idle_wait_s=0.05)
     running = [Relay(url, bootstrap, settings) for _ in range(relays)]
@@ -109,7 +109,7 @@ def relay_rate(url: str, bootstrap: str, topic: str, events: int, relays: int, l
 def bare_rate(bootstrap: str, events: int, headers: bool = False) -> float:
     from confluent_kafka import Producer
 
-    from tailrace.streams.outbox_publish import producer_config
+    from tailrace.streams.outbox.publish import producer_config
 
     producer = Producer(producer_config(bootstrap))
     values = [payload(n) for n in range(events)]

@@ -47,7 +47,8 @@ def main() -> None:
     from tests.kafka_broker import TansuBroker
     from tests.services import postgres_schema
 
-    from tailrace.streams import outbox_publish, relay
+    from tailrace.streams.outbox import publish as outbox_publish
+    from tailrace.streams.outbox import relay
 
     for name in ("_mark", "_claim", "_step", "_round"):
         setattr(relay.Relay, name, timed(name, getattr(relay.Relay, name)))

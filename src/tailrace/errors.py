@@ -59,8 +59,10 @@ class JobCancelledError(TailraceError):
     """A running job was cancelled and stopped cooperatively."""
 
 
-class LeaseLostError(TailraceError):
-    """The worker lost a job's lease (it expired and the job went back to the queue)."""
+class LeaseLostError(JobCancelledError):
+    """A job's lease ran out before its worker renewed it (the worker was frozen or cut off):
+    the job went back to the queue, or is dead after its last attempt. The reaper records it
+    in the job's errors; a task still running is stopped with it (`raise_if_cancelled`)."""
 
 
 class StoreClosedError(TailraceError):

@@ -11,6 +11,7 @@ import pytest
 from tailrace import App, JobContext, JobFilter, JobSpec, JobState, Priority, RetryPolicy
 from tailrace.engine.jobs import Outcome
 from tailrace.engine.maintenance import Maintenance
+from tailrace.errors import JobCancelledError, LeaseLostError
 from tests.conformance.conftest import drain
 from tests.services import postgres_database
 from tests.waiting import wait_until
@@ -277,6 +278,33 @@ def test_cancel_pending_at_once_and_running_cooperatively(app: App, background_w
             lambda j=job_id: app.job(j).state is JobState.CANCELLED, 10, f"job {job_id} to stop"
         )
     assert "JobCancelledError" in app.job(s).errors[-1]["error"]
+
+
+def test_a_task_whose_lease_ran_out_is_told_so(app: App, background_worker) -> None:  # type: ignore[no-untyped-def]
+    stopped: list[JobCancelledError] = []
+    started = threading.Event()
+
+    @app.task(name="loop_sync", pass_context=True)
+    def loop_sync(ctx: JobContext) -> None:
+        started.set()
+        try:
+            while True:
+                ctx.raise_if_cancelled()
+                time.sleep(0.01)
+        except JobCancelledError as exc:
+            stopped.append(exc)
+            raise
+
+    job_id = app.enqueue("loop_sync", max_attempts=1)
+    # renewals further apart than the lease, as for a worker frozen or cut off: the lease runs
+    # out between two of them and the test reaps it (the worker's own reaper waits an hour)
+    background_worker(app, lease_s=0.2, heartbeat_s=1.0, maintenance_s=3600)
+    assert started.wait(10)
+    wait_until(lambda: app.store.leases_reap() == [(job_id, JobState.DEAD)], 10, "the reap")
+    wait_until(lambda: stopped, 10, "the task to be stopped")
+    assert isinstance(stopped[0], LeaseLostError), stopped
+    assert f"job {job_id} lost its lease" in str(stopped[0])
+    assert app.job(job_id).errors[-1]["error"].startswith("LeaseLostError: the lease expired")
 
 
 def test_paused_queue_is_not_worked_until_resumed(app: App) -> None:

@@ -183,7 +183,9 @@ def _stream_registries() -> list[CollectorRegistry]:
     """What `consume` and `outbox relay` serve, and the object jobs' counters the worker
     serves beside its own."""
     from tailrace.objects import metrics as objects_metrics
-    from tailrace.streams import consumer_metrics, producer_metrics, relay_metrics
+    from tailrace.streams import producer_metrics
+    from tailrace.streams.consumer import metrics as consumer_metrics
+    from tailrace.streams.outbox import metrics as relay_metrics
 
     outbox = CollectorRegistry(auto_describe=False)
     outbox.register(relay_metrics.OutboxCollector(_Counts()))  # type: ignore[arg-type]

@@ -269,7 +269,7 @@ def test_the_relay_serves_outbox_metrics_and_is_unready_without_its_database(
 
 
 def test_the_outbox_gauge_counts_what_waits(pg_url: str) -> None:
-    from tailrace.streams.relay_metrics import OutboxCollector, _Database
+    from tailrace.streams.outbox.metrics import OutboxCollector, _Database
 
     store = PostgresStore(pg_url)
     store.migrate()

@@ -77,9 +77,9 @@ def test_tailraces_consumer_continues_the_trace_into_its_outputs(
 ) -> None:
     import threading
 
-    from tailrace.streams.consumer import Consumer as StreamConsumer
-    from tailrace.streams.consumer_config import ConsumerConfig
-    from tailrace.streams.consumer_message import Message, Output
+    from tailrace.streams.consumer.config import ConsumerConfig
+    from tailrace.streams.consumer.loop import Consumer as StreamConsumer
+    from tailrace.streams.consumer.message import Message, Output
 
     exporter.clear()
     topic, out = f"in-{uuid.uuid4().hex[:8]}", f"out-{uuid.uuid4().hex[:8]}"
@@ -127,7 +127,7 @@ def test_an_outbox_event_carries_the_writers_trace_to_the_topic(
     import psycopg
 
     from tailrace.streams import outbox
-    from tailrace.streams.relay import Relay
+    from tailrace.streams.outbox.relay import Relay
     from tests.integration.streams.outbox_support import migrated_schema
 
     topic = f"outboxed-{uuid.uuid4().hex[:8]}"

@@ -7,8 +7,8 @@ import threading
 
 import pytest
 
-from tailrace.streams.consumer_lookup import Lookups
-from tailrace.streams.consumer_marking import Marker
+from tailrace.streams.consumer.lookup import Lookups
+from tailrace.streams.consumer.marking import Marker
 from tailrace.streams.dedup import NoDedup, Taken
 from tests.waiting import wait_until
 

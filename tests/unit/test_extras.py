@@ -123,7 +123,7 @@ def test_tracing_without_the_otel_extra_says_which_extra(tmp_path: Path) -> None
     [
         (
             "redis",
-            "from tailrace.streams.spool_redis import RedisSpool\nRedisSpool('redis://x', 'n')",
+            "from tailrace.streams.spool.redis import RedisSpool\nRedisSpool('redis://x', 'n')",
         ),
         (
             "redis",

@@ -5,8 +5,8 @@ from __future__ import annotations
 import pytest
 
 from tailrace.errors import ConfigurationError
-from tailrace.streams.consumer_config import ConsumerConfig, consumer_env, parse_properties
-from tailrace.streams.consumer_message import IdSource, body_field, parse_id_source
+from tailrace.streams.consumer.config import ConsumerConfig, consumer_env, parse_properties
+from tailrace.streams.consumer.message import IdSource, body_field, parse_id_source
 
 
 def settings(environ: dict[str, str], **kafka: str) -> dict[str, object]:
@@ -92,7 +92,7 @@ def test_their_java_client_names_are_refused_with_librdkafkas_equivalent() -> No
 
 
 def test_a_value_librdkafka_refuses_is_one_line_naming_it() -> None:
-    from tailrace.streams.consumer_config import kafka_consumer
+    from tailrace.streams.consumer.config import kafka_consumer
 
     found = settings({"KAFKA_AUTO_OFFSET_RESET": "sideways"})
     with pytest.raises(ConfigurationError, match=r"sideways.*KAFKA_AUTO_OFFSET_RESET"):

@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
-from tailrace.streams.outbox_publish import Claimed
-from tailrace.streams.relay import _cut_behind_retries
+from tailrace.streams.outbox.publish import Claimed
+from tailrace.streams.outbox.relay import _cut_behind_retries
 
 
 def _event(event_id: int, key: str | None, attempts: int = 0) -> Claimed:

@@ -35,6 +35,22 @@ class ErrorBody(BaseModel):
     error: ErrorDetail
 
 
+_ERROR_DESCRIPTIONS = {
+    400: "The request cannot be carried out",
+    401: "No valid token or session",
+    403: "A path, sink or endpoint the service refuses",
+    404: "No such job",
+    422: "The request is invalid",
+    502: "The executor could not start the workers",
+    503: "The database is unreachable",
+}
+
+
+def error_responses(*codes: int) -> dict[int | str, dict[str, Any]]:
+    """The errors a router's routes may answer, in the OpenAPI document, in this order."""
+    return {code: {"model": ErrorBody, "description": _ERROR_DESCRIPTIONS[code]} for code in codes}
+
+
 # -- reprocessing ---------------------------------------------------------------------------
 
 

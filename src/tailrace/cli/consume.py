@@ -16,11 +16,12 @@ import click
 from ..engine.retry import RetryPolicy
 from ..errors import ConfigurationError
 from ..settings import current, database_url
-from ..streams import consumer_config, dlq
-from ..streams.consumer import Consumer
-from ..streams.consumer_config import ConsumerConfig
-from ..streams.consumer_message import parse_id_source
-from ..streams.consumer_metrics import serve as serve_metrics
+from ..streams import dlq
+from ..streams.consumer import config as consumer_config
+from ..streams.consumer.config import ConsumerConfig
+from ..streams.consumer.loop import Consumer
+from ..streams.consumer.message import parse_id_source
+from ..streams.consumer.metrics import serve as serve_metrics
 from ..streams.dedup import Dedup, open_dedup
 from .options import metrics_options
 

@@ -158,7 +158,7 @@ def ingest(
         sibling_reports = _wait_siblings(siblings)
     report = _merge([report, *sibling_reports])
     if left or report["status"] != "nothing to do":
-        report["failed_files"] = [_file_json(f) for f in left]
+        report["failed_files"] = [f.to_json() for f in left]
     _print(console, report, left, as_json)
     sys.exit(FAILED_LEFT if left or report["status"] == "failed" else 0)
 
@@ -240,19 +240,6 @@ def _wait_siblings(siblings: list[subprocess.Popen[bytes]]) -> list[dict[str, An
     return reports
 
 
-def _file_json(file: ProcessedFile) -> dict[str, Any]:
-    return {
-        "bucket": file.bucket,
-        "key": file.key,
-        "version": file.version,
-        "size": file.size,
-        "status": str(file.status),
-        "attempts": file.attempts,
-        "job_id": file.job_id,
-        "error": file.error,
-    }
-
-
 def _print(
     console: Console, report: dict[str, Any], left: list[ProcessedFile], as_json: bool
 ) -> None:
@@ -312,7 +299,7 @@ def list_files(
         scope = scope_of(source) if source else None
         files = store.processed_by_status(IngestStatus(status.upper()), scope)
     if as_json:
-        echo_json({"files": [_file_json(f) for f in files], "total": len(files)})
+        echo_json({"files": [f.to_json() for f in files], "total": len(files)})
         return
     for f in files:
         where = f"s3://{f.bucket}/{f.key}" if f.bucket else f.key
@@ -344,6 +331,6 @@ def reset_files(
     with _record_store(ctx, sink) as store:
         files = store.processed_reset(scope_of(source) if source else None)
     if as_json:
-        echo_json({"reset": [_file_json(f) for f in files], "total": len(files)})
+        echo_json({"reset": [f.to_json() for f in files], "total": len(files)})
         return
     click.echo(f"{len(files)} files reset to PENDING")

@@ -154,8 +154,8 @@ def relay(
     metrics_host: str,
 ) -> None:
     """Publish pending outbox events to Kafka, in order per key, until stopped."""
-    from ..streams.outbox_mirror import RedisMirror
-    from ..streams.relay import Relay, RelaySettings, RelayStats
+    from ..streams.outbox.mirror import RedisMirror
+    from ..streams.outbox.relay import Relay, RelaySettings, RelayStats
 
     if table is not None:
         if channel:
@@ -195,7 +195,7 @@ def relay(
     bootstrap = _bootstrap(bootstrap_servers)
     totals = RelayStats()
     if metrics_port is not None:
-        from ..streams import relay_metrics
+        from ..streams.outbox import metrics as relay_metrics
 
         relay_metrics.serve(url, metrics_port, metrics_host)
     failures: list[BaseException] = []
@@ -240,9 +240,9 @@ def _relay_table(
     as_json: bool,
     metrics_at: tuple[int | None, str],
 ) -> None:
-    from ..streams import relay_metrics
-    from ..streams.consumer_config import parse_properties
-    from ..streams.outbox_table import (
+    from ..streams.consumer.config import parse_properties
+    from ..streams.outbox import metrics as relay_metrics
+    from ..streams.outbox.table import (
         TableMapping,
         TableRelay,
         TableRelaySettings,

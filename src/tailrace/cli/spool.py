@@ -12,7 +12,7 @@ from types import FrameType
 import click
 
 from ..settings import current
-from ..streams import consumer_config
+from ..streams.consumer import config as consumer_config
 from ..streams.producer import BreakerProducer, BreakerSettings
 from ..streams.spool import SpoolBusy, open_spool
 from .context import echo_json

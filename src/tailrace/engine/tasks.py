@@ -8,7 +8,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
-from ..errors import JobCancelledError
+from ..errors import JobCancelledError, LeaseLostError
 from .retry import RetryPolicy
 from .states import Priority
 
@@ -24,11 +24,18 @@ class JobContext:
     max_attempts: int
     worker_id: str
     cancelled: threading.Event = field(default_factory=threading.Event)
+    lease_lost: bool = False  # why `cancelled` is set: the lease ran out, no one asked
 
     def raise_if_cancelled(self) -> None:
         """Call from long sync tasks at safe points: stops the job if a cancel was requested
-        (seen by the worker at its next heartbeat)."""
+        or its lease ran out (either seen by the worker at its next heartbeat)."""
         if self.cancelled.is_set():
+            if self.lease_lost:
+                raise LeaseLostError(
+                    f"job {self.job_id} lost its lease (not renewed in time): it went back to "
+                    "the queue, or is dead after its last attempt, and this run's outcome is "
+                    "not recorded"
+                )
             raise JobCancelledError(f"job {self.job_id} was cancelled")
 
 

@@ -469,6 +469,7 @@ class Worker:
         if run.stop_reason is not None:
             return
         run.stop_reason = reason
+        run.ctx.lease_lost = reason == "lease"
         run.ctx.cancelled.set()
         task = self.app.find_task(run.job.task)
         if run.task is not None and (task is None or task.is_async):

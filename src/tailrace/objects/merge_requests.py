@@ -37,7 +37,7 @@ from botocore.exceptions import ClientError
 
 from ..errors import ConfigurationError
 from ..settings import current
-from ..streams.consumer_message import Message, Output
+from ..streams.consumer.message import Message, Output
 from .client import is_not_found, s3_client
 from .compose import compose
 from .errors import ObjectJobError

@@ -384,10 +384,3 @@ class TraceLogFilter(logging.Filter):
         if message_id is not None and not hasattr(record, "message_id"):
             record.message_id = message_id
         return True
-
-
-def install_log_filter(logger: str = "") -> None:
-    """Put a `TraceLogFilter` on every handler of ``logger`` (once)."""
-    for handler in logging.getLogger(logger).handlers:
-        if not any(isinstance(f, TraceLogFilter) for f in handler.filters):
-            handler.addFilter(TraceLogFilter())

@@ -61,7 +61,7 @@ class RoutingError(TailraceError):
     something other than streams. The message names the URL, never the token."""
 
 
-class Router(Protocol):
+class ConnectionRouter(Protocol):
     """Gives each event's ``connection_ids`` header value from its stream id.
 
     `route` returns None when the event must be skipped; `skip_reason` then says why. Both
@@ -342,7 +342,7 @@ def clear_repository_cache() -> None:
 
 def router_from_environment(
     connection_ids: Sequence[str] | None, env: Mapping[str, str] = os.environ
-) -> Router | None:
+) -> ConnectionRouter | None:
     """The job's connection ids if it has any; else the repository at ``REPOSITORY_URL``;
     else None, and events go out without a ``connection_ids`` header.
 

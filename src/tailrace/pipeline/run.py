@@ -22,7 +22,7 @@ from tailrace.pipeline.decoders.framing import BadLine, Checkpoint
 from tailrace.pipeline.events import Event, EventFields, read_batches
 from tailrace.pipeline.filters import EventFilter
 from tailrace.pipeline.jobs.model import UNREADABLE, Counters
-from tailrace.pipeline.routing import Router
+from tailrace.pipeline.routing import ConnectionRouter
 from tailrace.pipeline.sinks.base import FileMark, Sink
 from tailrace.pipeline.sinks.deadletter import DeadLetterWriter
 from tailrace.pipeline.sources import Source, SourceFile
@@ -90,7 +90,7 @@ class FileRun:
         sink: Sink,
         deadletters: DeadLetterWriter,
         event_filter: EventFilter,
-        router: Router | None = None,
+        router: ConnectionRouter | None = None,
         fields: EventFields | None = None,
         hooks: FileHooks | None = None,
         settings: RunSettings | None = None,

@@ -22,7 +22,7 @@ from typing import Any, Literal
 import orjson
 from isal import isal_zlib
 
-__all__ = ["BadLine", "SampleFile", "default_range", "write_samples"]
+__all__ = ["BrokenLine", "SampleFile", "default_range", "write_samples"]
 
 Compression = Literal["none", "gzip"]
 BadKind = Literal["invalid_json", "invalid_utf8", "truncated"]
@@ -121,7 +121,7 @@ _SEARCHES = ("rain jacket", "socks", "size guide", "returns", "gift card", "snea
 
 
 @dataclass(frozen=True, slots=True)
-class BadLine:
+class BrokenLine:
     """A line written broken on purpose, for trying the dead-letter path."""
 
     line: int  # 1-based, as a reader counts lines
@@ -136,7 +136,7 @@ class SampleFile:
     size: int  # bytes on disk
     lines: int  # lines in the (decompressed) file, bad ones included
     compression: Compression
-    bad: tuple[BadLine, ...] = ()
+    bad: tuple[BrokenLine, ...] = ()
 
     @property
     def bad_lines(self) -> int:
@@ -374,7 +374,7 @@ def _write_file(
             out.write(compressor.flush())
     if progress is not None and pending:
         progress(pending)
-    bad_lines = tuple(BadLine(i + 1, kind) for i, kind in sorted(bad.items()))
+    bad_lines = tuple(BrokenLine(i + 1, kind) for i, kind in sorted(bad.items()))
     return SampleFile(
         plan.path, plan.path.stat().st_size, plan.lines, "gzip" if plan.gzip else "none", bad_lines
     )

@@ -33,7 +33,7 @@ from tailrace.pipeline.jobs import (
     ReprocessingStore,
 )
 from tailrace.pipeline.plan import REPROCESS_TASK, job_queue
-from tailrace.pipeline.routing import Router, RoutingError, router_from_environment
+from tailrace.pipeline.routing import ConnectionRouter, RoutingError, router_from_environment
 from tailrace.pipeline.run import FileRun, FileState, RunSettings, state_from_mark
 from tailrace.pipeline.runtime import event_fields, event_filter, source_for
 from tailrace.pipeline.sinks import (
@@ -86,7 +86,7 @@ class ReprocessWorker:
         self._sink: Sink | None = None
         self._deadletters: DeadLetterWriter | None = None
         self._filter: EventFilter | None = None
-        self._router: Router | None = None
+        self._router: ConnectionRouter | None = None
         self._routed = False  # the router is set up (None too: no routing asked for)
         self._app: App | None = None
         self._totals = _Totals()
@@ -303,7 +303,7 @@ class ReprocessWorker:
             self._sink = sink
         return self._sink
 
-    def _routing(self) -> Router | None:
+    def _routing(self) -> ConnectionRouter | None:
         """The job's router, set up once per process (the repository fetched with retries and
         backoff, see `router_from_environment`); raises `RoutingError` if it cannot be, and
         the next file tries again."""
@@ -312,7 +312,7 @@ class ReprocessWorker:
             self._routed = True
         return self._router
 
-    def _file_run(self, hooks: _Hooks, router: Router | None) -> FileRun:
+    def _file_run(self, hooks: _Hooks, router: ConnectionRouter | None) -> FileRun:
         if self._deadletters is None:
             self._deadletters = open_deadletter(
                 parse_sink_url(self.config.sink), roots=self.config.write_roots

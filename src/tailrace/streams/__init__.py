@@ -1,11 +1,11 @@
 """Stream workers: Kafka consumers with dedup, retries, dead letters and routing."""
 
-from .consumer import BatchHandler, Consumer, ConsumerStats, Handler
-from .consumer_config import ConsumerConfig
-from .consumer_message import IdSource, Message, Output
+from .consumer.config import ConsumerConfig
+from .consumer.loop import BatchHandler, Consumer, ConsumerStats, Handler
+from .consumer.message import IdSource, Message, Output
 from .dedup import Dedup, NoDedup, PostgresDedup, RedisDedup, claim, open_dedup
 from .dlq import replay
-from .router import DeliveryError, Router
+from .router import DeliveryError, TopicRouter
 
 __all__ = [
     "BatchHandler",
@@ -21,7 +21,7 @@ __all__ = [
     "Output",
     "PostgresDedup",
     "RedisDedup",
-    "Router",
+    "TopicRouter",
     "claim",
     "open_dedup",
     "replay",

@@ -30,7 +30,7 @@ from ..db.connection import PATIENT, Reconnecting
 from ..errors import ConfigurationError
 from ..extras import require
 from ..settings import redact_url
-from .consumer_config import DEFAULT_WINDOW_S
+from .consumer.config import DEFAULT_WINDOW_S
 
 log = logging.getLogger("tailrace.streams.dedup")
 

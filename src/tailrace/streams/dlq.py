@@ -12,10 +12,10 @@ from confluent_kafka import Consumer as KafkaConsumer
 from confluent_kafka import KafkaException, TopicPartition
 from confluent_kafka import Message as KafkaMessage
 
-from .consumer_config import ConsumerConfig
-from .consumer_message import Headers, Message, header_pairs
+from .consumer.config import ConsumerConfig
+from .consumer.message import Headers, Message, header_pairs
 from .dedup import Dedup
-from .router import Router
+from .router import TopicRouter
 
 log = logging.getLogger("tailrace.streams.dlq")
 
@@ -55,7 +55,7 @@ def dead_letter_headers(message: Message, error: str, attempts: int, group: str)
 
 
 def dead_letter(
-    router: Router, topic: str, message: Message, error: str, attempts: int, group: str
+    router: TopicRouter, topic: str, message: Message, error: str, attempts: int, group: str
 ) -> None:
     headers = dead_letter_headers(message, error, attempts, group)
     router.produce(topic, message.value, message.key, headers)
@@ -78,7 +78,7 @@ def replay(config: ConsumerConfig, dedup: Dedup, *, timeout_s: float = 30.0) -> 
             "logger": log,
         }
     )
-    router = Router(config.producer_settings())
+    router = TopicRouter(config.producer_settings())
     replayed = 0
     try:
         ends = _ends(consumer, source)
@@ -107,7 +107,9 @@ def replay(config: ConsumerConfig, dedup: Dedup, *, timeout_s: float = 30.0) -> 
     return replayed
 
 
-def _replay_batch(batch: list[KafkaMessage], target: str, dedup: Dedup, router: Router) -> None:
+def _replay_batch(
+    batch: list[KafkaMessage], target: str, dedup: Dedup, router: TopicRouter
+) -> None:
     ids: list[str] = []
     for message in batch:
         for name, value in header_pairs(message):

@@ -44,9 +44,9 @@ from ..kafka_client import (
     unique_client_id,
 )
 from . import producer_metrics
-from .consumer_message import MESSAGE_ID_HEADER
+from .consumer.message import MESSAGE_ID_HEADER
 from .spool import Headers, Spool, Spooled, SpoolError
-from .spool_circuit import Circuit, CircuitState
+from .spool.circuit import Circuit, CircuitState
 
 log = logging.getLogger("tailrace.producer")
 

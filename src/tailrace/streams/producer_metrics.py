@@ -18,7 +18,7 @@ from prometheus_client import CollectorRegistry
 from prometheus_client.core import GaugeMetricFamily
 from prometheus_client.registry import Collector
 
-from .spool_circuit import CircuitState
+from .spool.circuit import CircuitState
 
 if TYPE_CHECKING:
     from .producer import BreakerProducer

@@ -13,7 +13,7 @@ from confluent_kafka import Message as KafkaMessage
 
 from ..errors import ConfigurationError, TailraceError
 from ..observability import tracing
-from .consumer_message import Headers, Output
+from .consumer.message import Headers, Output
 
 log = logging.getLogger("tailrace.streams.router")
 
@@ -24,7 +24,7 @@ class DeliveryError(TailraceError):
     """The broker did not take a message routed or dead-lettered by a consumer."""
 
 
-class Router:
+class TopicRouter:
     """One producer for a consumer's outputs; `routes` are the topics of an `Output`
     that names none (reference 004's router: ``message_processing`` →
     ``message_status_updates``)."""

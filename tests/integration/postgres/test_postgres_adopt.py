@@ -10,7 +10,7 @@ import psycopg
 import pytest
 
 from tailrace.pipeline.sinks.base import SinkError
-from tailrace.pipeline.sinks.postgres import PostgresSink
+from tailrace.pipeline.sinks.postgres.sink import PostgresSink
 
 pytestmark = pytest.mark.postgres
 

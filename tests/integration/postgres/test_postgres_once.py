@@ -12,7 +12,7 @@ import pytest
 
 from tailrace.pipeline.decoders.framing import Checkpoint
 from tailrace.pipeline.sinks.base import DUPLICATE_RECORD, FileMark, SinkError
-from tailrace.pipeline.sinks.postgres import _LOG, STREAM_ROWS, PostgresSink
+from tailrace.pipeline.sinks.postgres.sink import _LOG, STREAM_ROWS, PostgresSink
 
 pytestmark = pytest.mark.postgres
 
@@ -167,9 +167,9 @@ def test_a_worker_that_lost_its_claim_writes_nothing(url: str, size: int) -> Non
 def test_past_what_it_keeps_a_conflict_fails_the_flush_and_the_file_resumes_checking(
     url: str, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    from tailrace.pipeline.sinks import postgres
+    from tailrace.pipeline.sinks.postgres import sink as postgres_sink
 
-    monkeypatch.setattr(postgres, "RETAIN_BYTES", 1_000)  # keeps almost nothing to replay
+    monkeypatch.setattr(postgres_sink, "RETAIN_BYTES", 1_000)  # keeps almost nothing to replay
     stored = [event(n) for n in range(STREAM_ROWS * 2)]
     load(url, "logs", "old", stored)
     with PostgresSink(url, "logs") as sink:

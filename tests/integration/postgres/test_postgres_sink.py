@@ -13,7 +13,7 @@ import pytest
 from tailrace.pipeline.decoders.framing import BadLine, Checkpoint
 from tailrace.pipeline.sinks import deadletter_spec, encode_record, parse_sink_url
 from tailrace.pipeline.sinks.base import FileMark, SinkError
-from tailrace.pipeline.sinks.postgres import STREAM_ROWS, PostgresDeadLetterSink, PostgresSink
+from tailrace.pipeline.sinks.postgres.sink import STREAM_ROWS, PostgresDeadLetterSink, PostgresSink
 
 pytestmark = pytest.mark.postgres
 

@@ -30,7 +30,7 @@ from tailrace.streams import (
     dlq,
     replay,
 )
-from tailrace.streams import consumer_metrics as metrics
+from tailrace.streams.consumer import metrics
 from tests.kafka_broker import TansuBroker
 from tests.services import missing, postgres_schema
 from tests.waiting import wait_until

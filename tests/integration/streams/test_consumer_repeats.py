@@ -21,7 +21,7 @@ import pytest
 from confluent_kafka import Producer
 
 import tailrace
-from tailrace.streams.consumer_config import DEFAULT_COMMIT_EVERY
+from tailrace.streams.consumer.config import DEFAULT_COMMIT_EVERY
 from tests.integration.streams.outbox_support import redis_url
 from tests.kafka_broker import TansuBroker
 from tests.services import postgres_schema

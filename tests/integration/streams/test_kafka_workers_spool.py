@@ -21,7 +21,7 @@ from click.testing import CliRunner
 from tailrace.cli.spool import spool
 from tailrace.streams.producer import BreakerProducer, BreakerSettings
 from tailrace.streams.spool import open_spool
-from tailrace.streams.spool_circuit import CircuitState
+from tailrace.streams.spool.circuit import CircuitState
 from tests.integration.streams.test_consumer import REDIS_URL, redis_url  # noqa: F401
 from tests.kafka_broker import TansuBroker
 from tests.services import free_port

@@ -12,7 +12,7 @@ import pytest
 from tailrace.engine.retry import RetryPolicy
 from tailrace.streams import outbox
 from tailrace.streams.outbox import OutboxEvent, OutboxStatus
-from tailrace.streams.relay import Relay, RelaySettings
+from tailrace.streams.outbox.relay import Relay, RelaySettings
 from tests.integration.streams.outbox_support import (
     migrated_schema,
     outbox_ids,
@@ -163,7 +163,7 @@ def test_redis_mirror_gets_each_published_event(db: str, broker: TansuBroker, to
     import orjson
     import redis
 
-    from tailrace.streams.outbox_mirror import RedisMirror
+    from tailrace.streams.outbox.mirror import RedisMirror
 
     url = redis_url()
     client = redis.Redis.from_url(url)

@@ -15,7 +15,7 @@ import pytest
 from tailrace.engine.retry import RetryPolicy
 from tailrace.streams import outbox
 from tailrace.streams.outbox import OutboxStatus
-from tailrace.streams.relay import Relay, RelaySettings
+from tailrace.streams.outbox.relay import Relay, RelaySettings
 from tests.integration.streams.outbox_support import migrated_schema, outbox_ids, per_key
 from tests.kafka_broker import TansuBroker
 from tests.waiting import wait_until

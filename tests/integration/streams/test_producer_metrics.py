@@ -10,7 +10,7 @@ from pathlib import Path
 import httpx
 import pytest
 
-from tailrace.streams import consumer_metrics
+from tailrace.streams.consumer import metrics as consumer_metrics
 from tailrace.streams.producer import BreakerProducer, BreakerSettings
 from tailrace.streams.spool import open_spool
 from tests.e2e.test_probes import sample

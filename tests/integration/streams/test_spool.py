@@ -12,7 +12,7 @@ from confluent_kafka import KafkaError, KafkaException
 
 from tailrace.streams.producer import BreakerProducer, BreakerSettings
 from tailrace.streams.spool import Spool, Spooled, open_spool
-from tailrace.streams.spool_circuit import CircuitState
+from tailrace.streams.spool.circuit import CircuitState
 from tests.integration.streams.outbox_support import migrated_schema, per_key, redis_url
 from tests.kafka_broker import Record, TansuBroker
 from tests.s3_server import MotoS3
@@ -129,7 +129,7 @@ def test_an_outage_under_a_connected_producer_loses_and_repeats_nothing(
 def test_a_spooled_message_the_broker_refuses_does_not_stop_the_drain(tmp_path: Path) -> None:
     from tailrace.streams.producer import BreakerProducer
     from tailrace.streams.spool import Spooled
-    from tailrace.streams.spool_disk import DiskSpool
+    from tailrace.streams.spool.disk import DiskSpool
 
     spool = DiskSpool(str(tmp_path / "spool"), "refused")
     # left by an earlier run: one message too large for the producer, then a good one

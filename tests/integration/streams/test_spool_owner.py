@@ -31,7 +31,7 @@ KILLS = 3
 OWNER = textwrap.dedent(
     """
     import os, sys, time
-    from tailrace.streams import spool_redis
+    from tailrace.streams.spool import redis as spool_redis
     spool_redis.REDIS_LEASE_S = 1.0
     from tailrace.streams.spool import Spooled, open_spool
     spool = open_spool(sys.argv[1], sys.argv[2])
@@ -213,11 +213,11 @@ def test_the_spooled_order_survives_reopening(spool_url: str) -> None:
 PRODUCER = textwrap.dedent(
     """
     import os, sys, time
-    from tailrace.streams import spool_redis
+    from tailrace.streams.spool import redis as spool_redis
     spool_redis.REDIS_LEASE_S = 1.0
     from tailrace.streams.producer import BreakerProducer, BreakerSettings
     from tailrace.streams.spool import open_spool
-    from tailrace.streams.spool_circuit import CircuitState
+    from tailrace.streams.spool.circuit import CircuitState
     url, name, bootstrap, topic, start, stop = sys.argv[1:7]
     settings = BreakerSettings(delivery_timeout_s=1.0, cooldown_s=0.1, max_cooldown_s=0.5)
     producer = BreakerProducer(bootstrap, open_spool(url, name), settings)

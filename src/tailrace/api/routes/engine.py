@@ -26,6 +26,7 @@ from ..schemas import (
     PriorityName,
     QueuesOut,
     QueueState,
+    error_responses,
 )
 from ..services import Svc, authenticated
 
@@ -33,13 +34,7 @@ router = APIRouter(
     prefix="/api/admin",
     tags=["queues"],
     dependencies=[Depends(authenticated)],
-    responses={
-        400: {"model": ErrorBody, "description": "The request cannot be carried out"},
-        401: {"model": ErrorBody, "description": "No valid token or session"},
-        404: {"model": ErrorBody, "description": "No such job"},
-        422: {"model": ErrorBody, "description": "The request is invalid"},
-        503: {"model": ErrorBody, "description": "The database is unreachable"},
-    },
+    responses=error_responses(400, 401, 404, 422, 503),
 )
 
 _QUEUE_NAME = Path(min_length=1, max_length=200, pattern=NO_NUL)

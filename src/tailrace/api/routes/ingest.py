@@ -9,20 +9,16 @@ from fastapi import APIRouter, Depends, Query
 from pydantic import BaseModel, StringConstraints
 
 from ...pipeline.ingest import scope_of
-from ...pipeline.jobs.model import IngestStatus, ProcessedFile
+from ...pipeline.jobs.model import IngestStatus
 from ..errors import ApiError
-from ..schemas import NO_NUL, ErrorBody
+from ..schemas import NO_NUL, error_responses
 from ..services import Svc, authenticated
 
 router = APIRouter(
     prefix="/api/admin/ingest",
     tags=["ingest"],
     dependencies=[Depends(authenticated)],
-    responses={
-        401: {"model": ErrorBody, "description": "No valid token or session"},
-        422: {"model": ErrorBody, "description": "The request is invalid"},
-        503: {"model": ErrorBody, "description": "The database is unreachable"},
-    },
+    responses=error_responses(401, 422, 503),
 )
 
 SourceText = Annotated[str, StringConstraints(min_length=1, max_length=4096, pattern=NO_NUL)]
@@ -52,19 +48,6 @@ class ResetFiles(BaseModel):
     all: bool = False
 
 
-def _file_json(file: ProcessedFile) -> dict[str, Any]:
-    return {
-        "bucket": file.bucket,
-        "key": file.key,
-        "version": file.version,
-        "size": file.size,
-        "status": str(file.status),
-        "attempts": file.attempts,
-        "job_id": file.job_id,
-        "error": file.error,
-    }
-
-
 @router.get("/files", response_model=IngestFilesOut)
 def list_files(
     svc: Svc,
@@ -76,7 +59,7 @@ def list_files(
         files = db.store.processed_by_status(
             IngestStatus(status), scope_of(source) if source else None
         )
-    return {"files": [_file_json(f) for f in files], "total": len(files)}
+    return {"files": [f.to_json() for f in files], "total": len(files)}
 
 
 @router.post("/files/reset", response_model=IngestFilesOut)
@@ -86,4 +69,4 @@ def reset_files(body: ResetFiles, svc: Svc) -> dict[str, Any]:
         raise ApiError(422, "invalid_request", "give either source or all: true")
     with svc.db() as db:
         files = db.store.processed_reset(scope_of(body.source) if body.source else None)
-    return {"files": [_file_json(f) for f in files], "total": len(files)}
+    return {"files": [f.to_json() for f in files], "total": len(files)}

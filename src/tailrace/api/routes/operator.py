@@ -21,19 +21,14 @@ from ..operator_schemas import (
     ProcessesOut,
     QueuesLinesOut,
 )
-from ..schemas import NO_NUL, EngineStateName, ErrorBody, PriorityName
+from ..schemas import NO_NUL, EngineStateName, PriorityName, error_responses
 from ..services import Svc, authenticated
 
 router = APIRouter(
     prefix="/api/admin",
     tags=["queues"],
     dependencies=[Depends(authenticated)],
-    responses={
-        400: {"model": ErrorBody, "description": "The request cannot be carried out"},
-        401: {"model": ErrorBody, "description": "No valid token or session"},
-        422: {"model": ErrorBody, "description": "The request is invalid"},
-        503: {"model": ErrorBody, "description": "The database is unreachable"},
-    },
+    responses=error_responses(400, 401, 422, 503),
 )
 
 COUNT_CAP = 100_000

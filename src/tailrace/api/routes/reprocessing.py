@@ -39,24 +39,15 @@ from ..schemas import (
     LogsByWorker,
     StartJob,
     WorkersOut,
+    error_responses,
 )
 from ..services import Services, Svc, authenticated
-
-_ERRORS: dict[int | str, dict[str, Any]] = {
-    400: {"model": ErrorBody, "description": "The request cannot be carried out"},
-    401: {"model": ErrorBody, "description": "No valid token or session"},
-    404: {"model": ErrorBody, "description": "No such job"},
-    403: {"model": ErrorBody, "description": "A path, sink or endpoint the service refuses"},
-    422: {"model": ErrorBody, "description": "The request is invalid"},
-    502: {"model": ErrorBody, "description": "The executor could not start the workers"},
-    503: {"model": ErrorBody, "description": "The database is unreachable"},
-}
 
 router = APIRouter(
     prefix="/api/admin/reprocessing",
     tags=["reprocessing"],
     dependencies=[Depends(authenticated)],
-    responses=_ERRORS,
+    responses=error_responses(400, 401, 404, 403, 422, 502, 503),
 )
 
 

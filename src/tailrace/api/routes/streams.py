@@ -9,18 +9,14 @@ from fastapi import APIRouter, Depends, Query
 
 from ...streams.lag import LagError, group_lag
 from ..errors import ApiError
-from ..schemas import NO_NUL, ConsumerLagOut, ErrorBody, StreamsOut
+from ..schemas import NO_NUL, ConsumerLagOut, ErrorBody, StreamsOut, error_responses
 from ..services import Services, Svc, authenticated
 
 router = APIRouter(
     prefix="/api/admin/streams",
     tags=["streams"],
     dependencies=[Depends(authenticated)],
-    responses={
-        401: {"model": ErrorBody, "description": "No valid token or session"},
-        422: {"model": ErrorBody, "description": "The request is invalid"},
-        503: {"model": ErrorBody, "description": "The database is unreachable"},
-    },
+    responses=error_responses(401, 422, 503),
 )
 
 _NAME = Query(min_length=1, max_length=249, pattern=NO_NUL)

@@ -1,4 +1,5 @@
-"""Turning stored rows into job objects, shared by both stores."""
+"""Turning stored rows into job objects, and filters and searches into query parameters:
+shared by both stores."""
 
 from __future__ import annotations
 
@@ -8,13 +9,9 @@ from typing import Any
 
 import orjson
 
+from ..inspection import JobSearch
 from ..jobs import ClaimedJob, Job, JobFilter, QueueInfo
 from ..states import JobState, Priority
-
-JOB_COLUMNS = (
-    "id, task, args, queue, priority, state, attempts, max_attempts, run_at, created_at, "
-    "started_at, finished_at, worker_id, dedup_key, timeout_s, cancel_requested, errors"
-)
 
 
 def _json(value: Any) -> Any:
@@ -85,6 +82,29 @@ def filter_params(where: JobFilter) -> dict[str, Any]:
         "task": where.task,
         "priority": int(where.priority) if where.priority is not None else None,
         "ids": list(where.ids) if where.ids is not None else None,
+    }
+
+
+#: The keyset cursor of a search's first page: past every job id.
+NO_BOUND = 2**63 - 1
+
+
+def search_params(search: JobSearch) -> dict[str, Any]:
+    """A dashboard search's parameters, as both stores' ``jobs_search`` queries take them."""
+    text = search.text.strip() if search.text else None
+    return {
+        "state": search.state,
+        "queue": search.queue,
+        "task": search.task,
+        "priority": int(search.priority) if search.priority is not None else None,
+        "text": text or None,
+        "text_id": int(text) if text and text.isdigit() and len(text) < 19 else None,
+        "pattern": "%" + text.replace("\\", "\\\\").replace("%", r"\%").replace("_", r"\_") + "%"
+        if text
+        else None,
+        "after": search.after if search.after is not None else NO_BOUND,
+        # one more than asked: whether a next page exists, without counting
+        "limit": search.limit + 1,
     }
 
 

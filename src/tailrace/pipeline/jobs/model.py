@@ -329,3 +329,16 @@ class ProcessedFile:
     attempts: int
     job_id: str | None = None
     error: str | None = None
+
+    def to_json(self) -> dict[str, Any]:
+        """As `tailrace ingest --json` and the ingest API show it."""
+        return {
+            "bucket": self.bucket,
+            "key": self.key,
+            "version": self.version,
+            "size": self.size,
+            "status": str(self.status),
+            "attempts": self.attempts,
+            "job_id": self.job_id,
+            "error": self.error,
+        }

@@ -59,9 +59,6 @@ WHERE id = %(id)s AND status NOT IN ('completed', 'cancelled')
 UPDATE reprocessing_jobs SET total_workers = %(total_workers)s, k8s_job_name = %(k8s_job_name)s
 WHERE id = %(id)s
 
--- name: job_delete
-DELETE FROM reprocessing_jobs WHERE id = %(id)s
-
 -- name: files_list
 SELECT job_id, file_index, url, size, status, worker_index, attempts, line, "offset", lines,
        sent, filtered, skipped, deadlettered, processed_bytes, skip_reasons, error, started_at,

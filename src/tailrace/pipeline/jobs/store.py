@@ -236,9 +236,6 @@ class ReprocessingStore:
             "job_set_workers", id=job_id, total_workers=total_workers, k8s_job_name=k8s_job_name
         )
 
-    def job_delete(self, job_id: str) -> None:
-        self._exec("job_delete", id=job_id)
-
     def job_finalize(self, job_id: str) -> ReprocessingStatus:
         """Settle the job's status from its files once none is left to run; returns it.
         Completed only if every file completed; a file that failed fails the job, with an

@@ -88,13 +88,13 @@ def _kafka_deadletters(spec: SinkSpec, roots: Roots) -> Opener:
 
 
 def _open_postgres(spec: SinkSpec, roots: Roots) -> Sink:
-    from tailrace.pipeline.sinks.postgres import PostgresSink
+    from tailrace.pipeline.sinks.postgres.sink import PostgresSink
 
     return PostgresSink.from_spec(spec)
 
 
 def _postgres_deadletters(spec: SinkSpec, roots: Roots) -> Opener:
-    from tailrace.pipeline.sinks.postgres import PostgresDeadLetterSink
+    from tailrace.pipeline.sinks.postgres.sink import PostgresDeadLetterSink
 
     return lambda: PostgresDeadLetterSink.from_spec(spec)
 

@@ -22,29 +22,10 @@ from ...inspection import (
 )
 from ...jobs import JobFilter
 from ...states import Priority
-from ..rows import as_stored, filter_params, job_from_row
+from ..rows import as_stored, filter_params, job_from_row, search_params
 
 IQ = load_queries(__package__ or "tailrace.engine.store.postgres", "inspect.sql")
 T = TypeVar("T")
-NO_BOUND = 2**63 - 1
-
-
-def search_params(search: JobSearch) -> dict[str, Any]:
-    text = search.text.strip() if search.text else None
-    return {
-        "state": search.state,
-        "queue": search.queue,
-        "task": search.task,
-        "priority": int(search.priority) if search.priority is not None else None,
-        "text": text or None,
-        "text_id": int(text) if text and text.isdigit() and len(text) < 19 else None,
-        "pattern": "%" + text.replace("\\", "\\\\").replace("%", r"\%").replace("_", r"\_") + "%"
-        if text
-        else None,
-        "after": search.after if search.after is not None else NO_BOUND,
-        # one more than asked: whether a next page exists, without counting
-        "limit": search.limit + 1,
-    }
 
 
 class PostgresInspection:

@@ -27,10 +27,9 @@ from ...inspection import (
 )
 from ...jobs import JobFilter
 from ...states import Priority
-from ..rows import filter_params, job_from_row
+from ..rows import filter_params, job_from_row, search_params
 
 IQ = load_queries(__package__ or "tailrace.engine.store.sqlite", "inspect.sql")
-NO_BOUND = 2**63 - 1
 
 
 def _epoch(value: float) -> datetime:
@@ -49,24 +48,8 @@ class SqliteInspection:
     _write: Callable[[], AbstractContextManager[sqlite3.Connection]]
 
     def jobs_search(self, search: JobSearch) -> JobPage:
-        text = search.text.strip() if search.text else None
-        params = {
-            "state": search.state,
-            "queue": search.queue,
-            "task": search.task,
-            "priority": int(search.priority) if search.priority is not None else None,
-            "text": text or None,
-            "text_id": int(text) if text and text.isdigit() and len(text) < 19 else None,
-            "pattern": "%"
-            + text.replace("\\", "\\\\").replace("%", r"\%").replace("_", r"\_")
-            + "%"
-            if text
-            else None,
-            "after": search.after if search.after is not None else NO_BOUND,
-            "limit": search.limit + 1,
-        }
         with self._read() as conn:
-            rows = conn.execute(IQ["jobs_search"], params).fetchall()
+            rows = conn.execute(IQ["jobs_search"], search_params(search)).fetchall()
         jobs = [job_from_row(r) for r in rows[: search.limit]]
         more = len(rows) > search.limit
         return JobPage(jobs, jobs[-1].id if more and jobs else None)

@@ -1,4 +1,4 @@
--- The statements of the relay of an outbox table of the application's own (outbox_table.py).
+-- The statements of the relay of an outbox table of the application's own (table.py).
 -- {placeholders} are the column mapping's SQL, set by the operator; %(params)s are values.
 
 -- The next unpublished events, in order, leaving out the keys held by an event that used

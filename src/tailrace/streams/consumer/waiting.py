@@ -11,7 +11,7 @@ import heapq
 from collections import deque
 from collections.abc import Iterable, Iterator
 
-from .consumer_message import Message
+from .message import Message
 
 Lane = tuple[int, bytes | int]
 

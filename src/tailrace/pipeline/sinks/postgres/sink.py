@@ -518,8 +518,8 @@ class _CopySink(SinkBase):
 
     def _adopt_existing(self) -> None:
         """A ``log`` table someone else created (reference 003's TypeORM one): write its own
-        columns, as their types want (see `postgres_tables`)."""
-        from tailrace.pipeline.sinks.postgres_tables import adopt_log_table
+        columns, as their types want (see `tables`)."""
+        from tailrace.pipeline.sinks.postgres.tables import adopt_log_table
 
         layout = adopt_log_table(self._conn, self._table, _LOG.copied, self.name)
         if layout is None:

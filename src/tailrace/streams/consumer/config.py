@@ -10,10 +10,10 @@ from typing import Any
 from confluent_kafka import Consumer as KafkaConsumer
 from confluent_kafka import KafkaException
 
-from ..engine.retry import RetryPolicy
-from ..errors import ConfigurationError
-from ..kafka_client import config_from_env
-from .consumer_message import IdSource
+from ...engine.retry import RetryPolicy
+from ...errors import ConfigurationError
+from ...kafka_client import config_from_env
+from .message import IdSource
 
 DEFAULT_BOOTSTRAP = "localhost:9092"
 DEFAULT_WINDOW_S = 24 * 3600.0

@@ -30,7 +30,7 @@ import psycopg
 from psycopg import sql
 
 from tailrace.pipeline.sinks.base import SinkError
-from tailrace.pipeline.sinks.postgres import (
+from tailrace.pipeline.sinks.postgres.sink import (
     _FIELD,
     _INT4,
     _INT8,

@@ -13,8 +13,8 @@ import uuid
 from collections.abc import Sequence
 from typing import Any, cast
 
-from ..extras import require
-from .spool import SpoolBusy, Spooled, SpoolError, decode, encode
+from ...extras import require
+from . import SpoolBusy, Spooled, SpoolError, decode, encode
 
 log = logging.getLogger("tailrace.streams.spool")
 

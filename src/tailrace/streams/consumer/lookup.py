@@ -8,8 +8,8 @@ from collections import deque
 from collections.abc import Iterator
 from concurrent.futures import Future, ThreadPoolExecutor
 
-from .consumer_message import Message
-from .dedup import Dedup
+from ..dedup import Dedup
+from .message import Message
 
 # (start, stop, ids of the slice that are duplicates) per slice of a batch
 Slice = tuple[int, int, set[str]]

@@ -11,7 +11,7 @@ from __future__ import annotations
 from collections import deque
 from concurrent.futures import Future, ThreadPoolExecutor
 
-from .dedup import Dedup
+from ..dedup import Dedup
 
 Points = dict[int, int]
 

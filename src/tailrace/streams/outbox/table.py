@@ -30,18 +30,17 @@ from typing import Any
 import psycopg
 from psycopg import sql
 
-from ..db.queries import load_queries
-from ..engine.retry import RetryPolicy
-from ..errors import ConfigurationError
-from . import relay_metrics as metrics
-from .consumer_message import MESSAGE_ID_HEADER
-from .outbox import ID_HEADER, OutboxStatus
-from .outbox_publish import BatchPublisher, Claimed, producer_config
+from ...db.queries import load_queries
+from ...engine.retry import RetryPolicy
+from ...errors import ConfigurationError
+from ..consumer.message import MESSAGE_ID_HEADER
+from . import ID_HEADER, OutboxStatus, metrics
+from .publish import BatchPublisher, Claimed, producer_config
 from .relay import _cut_behind_retries
 
 log = logging.getLogger("tailrace.outbox.table")
 
-_Q = load_queries(__package__ or "tailrace.streams", "outbox_table.sql")
+_Q = load_queries(__package__ or "tailrace.streams.outbox", "table.sql")
 ROLES = ("id", "order", "key", "topic", "value", "published", "published_at", "attempts", "error")
 
 

@@ -7,11 +7,11 @@ from typing import TYPE_CHECKING, Any
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
 
-from ..observability import server
-from ..observability.health import Check, CheckFailed, Health
+from ...observability import server
+from ...observability.health import Check, CheckFailed, Health
 
 if TYPE_CHECKING:
-    from .consumer import Consumer
+    from .loop import Consumer
 
 REGISTRY = CollectorRegistry(auto_describe=True)
 _LABELS = ["topic", "group"]
@@ -98,7 +98,7 @@ def serve(
 ) -> server.ProbeServer:
     """Expose the consumer metrics (and the producers' and spools' of this process) on
     ``http://addr:port/metrics``, and the consumer's probes, from background threads."""
-    from .producer_metrics import REGISTRY as PRODUCERS
+    from ..producer_metrics import REGISTRY as PRODUCERS
 
     health = Health(ready=[readiness(consumer)] if consumer is not None else [])
     return server.serve([REGISTRY, PRODUCERS], health, host=addr, port=port)

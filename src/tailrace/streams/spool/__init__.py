@@ -9,7 +9,7 @@ messages the broker acknowledged.
 Spools by URL (`open_spool`): ``redis://host:port/db`` (a sorted set), ``postgresql://…``
 (the ``tailrace_spool`` table), ``file:///directory`` (an fsynced log), and
 ``redis+list://host:port/db?topic=T`` (a list of JSON bodies shared with the Kafka workers'
-fallback queue: `spool_redis_list`).
+fallback queue: `redis_list`).
 
 A spool has one owner at a time, from open to close: two processes draining one spool would
 send its messages twice and out of order. The owner holds a lock that dies with it: `flock`
@@ -26,7 +26,7 @@ from typing import Protocol
 
 import msgspec
 
-from ..errors import ConfigurationError, TailraceError
+from ...errors import ConfigurationError, TailraceError
 
 Headers = list[tuple[str, bytes | None]]
 
@@ -98,19 +98,19 @@ class Spool(Protocol):
 def open_spool(url: str, name: str = "default") -> Spool:
     """The spool `url` names; `name` separates the spools of several producers in one store."""
     if url.startswith(("redis+list://", "rediss+list://")):
-        from .spool_redis_list import RedisListSpool
+        from .redis_list import RedisListSpool
 
         return RedisListSpool(url, name)
     if url.startswith(("redis://", "rediss://", "unix://")):
-        from .spool_redis import RedisSpool
+        from .redis import RedisSpool
 
         return RedisSpool(url, name)
     if url.startswith(("postgresql://", "postgres://")):
-        from .spool_postgres import PostgresSpool
+        from .postgres import PostgresSpool
 
         return PostgresSpool(url, name)
     if url.startswith("file://"):
-        from .spool_disk import DiskSpool
+        from .disk import DiskSpool
 
         return DiskSpool(url.removeprefix("file://"), name)
     raise ConfigurationError(

@@ -8,10 +8,10 @@ from typing import Any
 
 import psycopg
 
-from ..db import migrate
-from ..db.connection import ConnectionPolicy, Reconnecting
-from ..settings import redact_url
-from .spool import SpoolBusy, Spooled, SpoolError, decode, encode
+from ...db import migrate
+from ...db.connection import ConnectionPolicy, Reconnecting
+from ...settings import redact_url
+from . import SpoolBusy, Spooled, SpoolError, decode, encode
 
 LOCK_CLASS = 0x5B001  # first key of the session advisory lock that owns a spool
 

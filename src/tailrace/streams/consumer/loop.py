@@ -4,7 +4,7 @@ routing and commits that never run ahead of what is done.
 One step of the loop: consume a batch; take its ids in the dedup store, which drops the
 duplicates; call the handler on the rest (a failing message waits for its retry, and only
 the later messages of its key wait behind it); retry what is due; then acknowledge outputs
-and dead letters (`Router.flush`), record per partition the lowest offset not done in the
+and dead letters (`TopicRouter.flush`), record per partition the lowest offset not done in the
 dedup store, and commit it. A consumer killed at any point therefore loses nothing, and
 what it repeats after a restart was handled after the last recorded checkpoint.
 """
@@ -25,18 +25,18 @@ from confluent_kafka import Consumer as KafkaConsumer
 from confluent_kafka import KafkaError, KafkaException, TopicPartition
 from confluent_kafka import Message as KafkaMessage
 
-from ..errors import StoreClosedError
-from ..observability import tracing
-from . import consumer_metrics as metrics
-from .consumer_config import ConsumerConfig, kafka_consumer
-from .consumer_lookup import Lookups, Slice
-from .consumer_marking import Marker
-from .consumer_message import UNSET, Message, Output, message_ids
-from .consumer_offsets import Offsets
-from .consumer_waiting import Lane, Waiting, lane_of
-from .dedup import Dedup, NoDedup, PostgresDedup
-from .dlq import dead_letter, describe
-from .router import Router
+from ...errors import StoreClosedError
+from ...observability import tracing
+from ..dedup import Dedup, NoDedup, PostgresDedup
+from ..dlq import dead_letter, describe
+from ..router import TopicRouter
+from . import metrics
+from .config import ConsumerConfig, kafka_consumer
+from .lookup import Lookups, Slice
+from .marking import Marker
+from .message import UNSET, Message, Output, message_ids
+from .offsets import Offsets
+from .waiting import Lane, Waiting, lane_of
 
 log = logging.getLogger("tailrace.streams.consumer")
 
@@ -112,7 +112,7 @@ class Consumer:
         )
         self._reported = ConsumerStats()
         self._kafka: KafkaConsumer | None = None
-        self._router: Router | None = None
+        self._router: TopicRouter | None = None
         # Checkpoints in flight while the next messages are handled, and the checkpoint
         # spacing that keeps what a kill can repeat (the messages handled but not yet
         # recorded done: those in flight and those being handled) within 2 x commit_every.
@@ -162,7 +162,7 @@ class Consumer:
     def run(self, until: Callable[[], bool] | None = None) -> None:
         """Consume until `stop()` (or until `until()` is true, checked after each step)."""
         config = self.config
-        self._router = Router(config.producer_settings(), config.routes)
+        self._router = TopicRouter(config.producer_settings(), config.routes)
         self._kafka = kafka = kafka_consumer(
             {
                 **config.consumer_settings(),

@@ -18,10 +18,10 @@ from prometheus_client import CollectorRegistry, Counter, Histogram
 from prometheus_client.core import GaugeMetricFamily
 from prometheus_client.registry import Collector
 
-from ..db.connection import PROMPT, connect
-from ..observability import server
-from ..observability.health import Check, Health
-from .outbox import OutboxStatus, counts
+from ...db.connection import PROMPT, connect
+from ...observability import server
+from ...observability.health import Check, Health
+from . import OutboxStatus, counts
 
 COUNTS_MAX_AGE_S = 5.0
 

@@ -1,7 +1,7 @@
 """The outbox relay: publishes pending outbox events to Kafka, in order per key.
 
 Keys hash into buckets; a relay publishes only the buckets its database session holds the
-advisory locks of (`relay_buckets`), so no two relays send a key at once and claiming an
+advisory locks of (`buckets`), so no two relays send a key at once and claiming an
 event writes nothing to its row. A round:
 
 1. Claim (a read): the next pending events of the relay's buckets by id, leaving out events
@@ -17,7 +17,7 @@ event writes nothing to its row. A round:
    ``max_attempts``, unless the broker rather than the event failed: an outage never kills
    an event), the partitions' next offsets advanced.
 5. Reconcile: a batch whose session is gone (its relay died between 2 and 4) is read back
-   from the topic after a grace period (`outbox_reconcile`): events found are published,
+   from the topic after a grace period (`reconcile`): events found are published,
    the rest stay pending with an attempt counted. Its buckets wait until then, so order holds.
 
 Pipelined: the next batch is claimed while the broker acknowledges this one, sent once this
@@ -44,16 +44,15 @@ from typing import Any
 
 import psycopg
 
-from ..db import migrate
-from ..db.connection import PATIENT, Reconnecting
-from ..engine.retry import RetryPolicy
-from ..errors import StoreClosedError
-from . import relay_metrics as metrics
-from .outbox import Q
-from .outbox_mirror import RedisMirror
-from .outbox_publish import BatchPublisher, BatchResult, Claimed, producer_config
-from .outbox_reconcile import events_on_topics
-from .relay_buckets import BUCKETS, Buckets
+from ...db import migrate
+from ...db.connection import PATIENT, Reconnecting
+from ...engine.retry import RetryPolicy
+from ...errors import StoreClosedError
+from . import Q, metrics
+from .buckets import BUCKETS, Buckets
+from .mirror import RedisMirror
+from .publish import BatchPublisher, BatchResult, Claimed, producer_config
+from .reconcile import events_on_topics
 
 log = logging.getLogger("tailrace.outbox.relay")
 

@@ -19,7 +19,7 @@ from typing import Any
 
 import psycopg
 
-from .outbox import Q
+from . import Q
 
 BUCKETS = 64
 BUCKET_CLASS = 0x0B0C_5E8  # first key of the advisory locks on buckets

@@ -15,8 +15,8 @@ from typing import Any
 
 import orjson
 
-from ..extras import require
-from .outbox_publish import Claimed
+from ...extras import require
+from .publish import Claimed
 
 log = logging.getLogger("tailrace.outbox.mirror")
 

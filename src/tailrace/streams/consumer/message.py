@@ -8,7 +8,7 @@ from enum import Enum
 import orjson
 from confluent_kafka import Message as KafkaMessage
 
-from ..errors import ConfigurationError
+from ...errors import ConfigurationError
 
 Headers = list[tuple[str, bytes]]
 

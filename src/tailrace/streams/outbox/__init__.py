@@ -1,7 +1,7 @@
 """The transactional outbox: events written in the caller's own PostgreSQL transaction.
 
 An event added with `add` exists exactly when the caller's transaction commits: a rolled-back
-transaction leaves nothing for the relay (`tailrace.streams.relay.Relay`) to publish. The
+transaction leaves nothing for the relay (`relay.Relay`, in this package) to publish. The
 relay publishes each key's events in the order of their ids (see `relay` for how several
 relays keep that order).
 
@@ -23,10 +23,10 @@ import orjson
 import psycopg
 from psycopg.types.json import Jsonb
 
-from ..db.queries import load_queries
-from ..observability import tracing
+from ...db.queries import load_queries
+from ...observability import tracing
 
-Q = load_queries(__package__ or "tailrace.streams", "outbox_queries.sql")
+Q = load_queries(__package__ or "tailrace.streams.outbox")
 
 # Each published message carries its event id, for reconciling a dead relay's batch against
 # the topic, and a ``message_id`` (unless the caller set one) that consumers dedup by.

@@ -17,9 +17,9 @@ from confluent_kafka import KafkaError, KafkaException, Message, Producer
 
 # librdkafka logs a failed connection as an error on every retry: the sink's adapter
 # makes it a warning.
-from ..kafka_client import DEFAULT_CONFIG, LibrdkafkaLog, config_from_env, unique_client_id
-from .consumer_message import MESSAGE_ID_HEADER
-from .outbox import ID_HEADER
+from ...kafka_client import DEFAULT_CONFIG, LibrdkafkaLog, config_from_env, unique_client_id
+from ..consumer.message import MESSAGE_ID_HEADER
+from . import ID_HEADER
 
 log = logging.getLogger("tailrace.outbox.publish")
 
@@ -85,7 +85,7 @@ def message_headers(event: Claimed) -> list[tuple[str, str | bytes | None]]:
     headers: list[tuple[str, str | bytes | None]] = [(name, value) for name, value in event.headers]
     if not any(name == MESSAGE_ID_HEADER for name, _ in headers):
         headers.append((MESSAGE_ID_HEADER, b"outbox-" + ident))
-    # an application's own outbox table names its rows itself (outbox_table)
+    # an application's own outbox table names its rows itself (table.py)
     if not any(name == ID_HEADER for name, _ in headers):
         headers.append((ID_HEADER, ident))
     return headers

@@ -27,9 +27,9 @@ from urllib.parse import parse_qs, urlsplit, urlunsplit
 
 import orjson
 
-from ..errors import ConfigurationError
-from .spool import Spooled, SpoolError
-from .spool_redis import _RELEASE, _RENEW, REDIS_LEASE_S
+from ...errors import ConfigurationError
+from . import Spooled, SpoolError
+from .redis import _RELEASE, _RENEW, REDIS_LEASE_S
 
 log = logging.getLogger("tailrace.streams.spool")
 

@@ -19,7 +19,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import BinaryIO
 
-from .spool import SpoolBusy, Spooled, SpoolError, decode, encode
+from . import SpoolBusy, Spooled, SpoolError, decode, encode
 
 _HEADER = struct.Struct(">IIQ")  # record length, crc32 of the record, sequence number
 _SEQ = struct.Struct(">Q")

@@ -14,8 +14,8 @@ from typing import Any
 
 from confluent_kafka import OFFSET_BEGINNING, Consumer, KafkaError, TopicPartition
 
-from ..kafka_client import config_from_env
-from .outbox import ID_HEADER
+from ...kafka_client import config_from_env
+from . import ID_HEADER
 
 log = logging.getLogger("tailrace.outbox.reconcile")
 

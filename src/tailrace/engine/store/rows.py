@@ -8,6 +8,7 @@ from typing import Any
 
 import orjson
 
+from ..inspection import hidden_queues
 from ..jobs import ClaimedJob, Job, JobFilter, QueueInfo
 from ..states import JobState, Priority
 
@@ -85,6 +86,7 @@ def filter_params(where: JobFilter) -> dict[str, Any]:
         "task": where.task,
         "priority": int(where.priority) if where.priority is not None else None,
         "ids": list(where.ids) if where.ids is not None else None,
+        "hidden": hidden_queues(where.internal),
     }
 
 

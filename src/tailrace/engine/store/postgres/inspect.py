@@ -19,6 +19,7 @@ from ...inspection import (
     QueueLine,
     WorkerPresence,
     assemble_lines,
+    hidden_queues,
 )
 from ...jobs import JobFilter
 from ...states import Priority
@@ -44,6 +45,7 @@ def search_params(search: JobSearch) -> dict[str, Any]:
         "after": search.after if search.after is not None else NO_BOUND,
         # one more than asked: whether a next page exists, without counting
         "limit": search.limit + 1,
+        "hidden": hidden_queues(search.internal),
     }
 
 

@@ -23,6 +23,7 @@ from ...inspection import (
     QueueLine,
     WorkerPresence,
     assemble_lines,
+    hidden_queues,
     line_rows,
 )
 from ...jobs import JobFilter
@@ -64,6 +65,7 @@ class SqliteInspection:
             else None,
             "after": search.after if search.after is not None else NO_BOUND,
             "limit": search.limit + 1,
+            "hidden": hidden_queues(search.internal),
         }
         with self._read() as conn:
             rows = conn.execute(IQ["jobs_search"], params).fetchall()

@@ -201,14 +201,20 @@ def worker(
             "concurrency": concurrency,
             "processes": processes,
         }
-        metrics.serve(
-            metrics_port,
-            lambda: open_store(app.database_url, PROMPT),
-            metrics_host,
-            pool=shown,
-            pool_name=options.pool,
-            children=children,
-        )
+        try:
+            metrics.serve(
+                metrics_port,
+                lambda: open_store(app.database_url, PROMPT),
+                metrics_host,
+                pool=shown,
+                pool_name=options.pool,
+                children=children,
+            )
+        except OSError as exc:  # before any job is claimed: say where, not a traceback
+            raise ConfigurationError(
+                f"cannot serve metrics on {metrics_host}:{metrics_port} (--metrics-port): "
+                f"{exc.strerror or exc}"
+            ) from None
     if processes <= 1:
         Worker(app, options).run()
         return

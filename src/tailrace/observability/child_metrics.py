@@ -12,7 +12,7 @@ import logging
 import multiprocessing
 import threading
 import time
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from multiprocessing.connection import Connection
 
 from prometheus_client import CollectorRegistry
@@ -42,6 +42,7 @@ class ChildMetrics(Collector):
         self._timeout_s = timeout_s
         self._lock = threading.Lock()
         self._asked = 0
+        self._after_fork: list[Callable[[], object]] = []
 
     def registry(self) -> CollectorRegistry:
         registry = CollectorRegistry(auto_describe=False)
@@ -73,10 +74,16 @@ class ChildMetrics(Collector):
 
     # -- in the parent -------------------------------------------------------------------
 
+    def on_forked(self, call: Callable[[], object]) -> None:
+        """Have `forked` call `call` (the metrics server's start)."""
+        self._after_fork.append(call)
+
     def forked(self) -> None:
-        """Every child is started: close their ends here."""
+        """Every child is started: close their ends here, then start what waited for it."""
         for _, child_end in self._pipes:
             child_end.close()
+        for call in self._after_fork:
+            call()
 
     def collect(self) -> Iterator[Metric]:
         with self._lock:  # one scrape at a time: the answers are read in order

@@ -192,6 +192,14 @@ def serve(
     live = [Check("scheduler", scheduler, cache_s=0.0)]
     health = Health(live=live, ready=[database_check(store)])
     counters = [children.registry()] if children is not None else counter_registries()
+    if children is not None:
+        # bound now (a taken port fails the command before any child starts), served once
+        # the children are forked: a thread of ours busy in a lock at the fork would leave
+        # that lock held for good in the child (`children.forked` starts it)
+        probe = ProbeServer([*counters, gauges], health, host=addr, port=port)
+        children.on_forked(probe.start)
+        log.info("metrics and probes on http://%s:%d/", addr, probe.port)
+        return probe
     return server.serve([*counters, gauges], health, host=addr, port=port)
 
 

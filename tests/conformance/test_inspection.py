@@ -43,6 +43,25 @@ def test_keyset_pages_walk_every_job_once_newest_first(app: App) -> None:
     assert app.store.jobs_search(JobSearch(text="50%_")).jobs == []  # wildcards are literal
 
 
+def test_the_reprocessing_queues_are_left_out_when_asked(app: App) -> None:
+    shown = app.enqueue_many([JobSpec("x", queue="visible")] * 2)
+    internal = app.enqueue_many([JobSpec("x", queue="reprocess:abc")] * 3)
+
+    def searched(**kwargs: object) -> set[int]:
+        return {j.id for j in app.store.jobs_search(JobSearch(limit=100, **kwargs)).jobs}  # type: ignore[arg-type]
+
+    assert searched() == {*shown, *internal}  # the store's own default: everything
+    assert searched(internal=False) == set(shown)
+    assert searched(state="pending", internal=False) == set(shown)
+    outside = JobFilter(internal=False)
+    assert {j.id for j in app.jobs(outside)} == set(shown)
+    assert app.store.jobs_count_capped(outside, 100) == 2
+    assert app.store.jobs_cancel_where(outside) == 2
+    assert {j.state for j in app.jobs(JobFilter(queue="reprocess:abc"))} == {JobState.PENDING}
+    assert app.discard(JobFilter(state=JobState.CANCELLED, internal=False)) == 2
+    assert {j.id for j in app.jobs()} == set(internal)
+
+
 def test_queue_lines_tell_due_from_scheduled(app: App) -> None:
     app.enqueue_many([JobSpec("x", queue="mixed", priority="HIGH")] * 2)
     app.enqueue_many([JobSpec("x", queue="mixed", priority="HIGH", run_at=LATER)] * 3)

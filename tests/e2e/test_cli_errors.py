@@ -41,6 +41,21 @@ def test_unreachable_database_is_one_line_without_the_password(
         assert took < 30, f"{command}: {took:.1f} s to say the database is down"
 
 
+def test_a_metrics_port_in_use_is_one_line(sqlite_harness: Harness) -> None:
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        for processes in ("1", "2"):
+            result = sqlite_harness.cli(
+                "--app", "tests.e2e.tasks_app:app", "worker", "-p", processes,
+                "--metrics-port", str(port), timeout=60,
+            )  # fmt: skip
+            assert result.returncode == 2, result.stdout + result.stderr
+            line = _one_error_line(result.stderr)
+            assert f"127.0.0.1:{port} (--metrics-port)" in line and "in use" in line, line
+
+
 def test_bad_log_level_is_one_line(sqlite_harness: Harness) -> None:
     for args, env in ((("--log-level", "LOUD"), None), ((), {"TAILRACE_LOG_LEVEL": "LOUD"})):
         result = sqlite_harness.cli(*args, "jobs", "list", env=env)

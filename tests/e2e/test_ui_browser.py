@@ -362,8 +362,19 @@ def test_ui_end_to_end(pg_server: Server, browser_type: Any, tmp_path: Path) -> 
         page.screenshot(path=str(shots / "queues.png"), full_page=True)
         # the queue is paused first, so no worker could pick the replayed job up and the
         # pending state stays observable
+        asked: list[str] = []
+
+        def accept(dialog: Any) -> None:
+            asked.append(dialog.message)
+            dialog.accept()
+
+        page.once("dialog", accept)  # pausing a queue is confirmed first
         card.locator('button[data-action="pause"]').click()
         expect(card.locator(".badge").first).to_have_text("paused")
+        assert asked == [
+            f"Pause queue {DEAD_QUEUE}? No worker claims its jobs until it is resumed; "
+            "running jobs finish."
+        ], asked
         dead_row.locator('button[data-action="replay"]').click()
         expect(dead_row).to_have_count(0)
         expect(card.locator('[data-counter="pending"] .value')).to_have_text("1")

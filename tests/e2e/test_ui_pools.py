@@ -44,7 +44,8 @@ def test_pause_and_resume_a_worker_pool_from_the_queues_page(
     page = context.new_page()
     page_errors: list[str] = []
     dialogs: list[str] = []
-    answers = [False, True]  # the first confirmation is declined, the second accepted
+    # the first confirmation of each pause (pool, then queue) is declined, the second accepted
+    answers = [False, True, False, True]
     page.on("pageerror", lambda exc: page_errors.append(str(exc)))
 
     def answer(dialog: Any) -> None:
@@ -93,6 +94,17 @@ def test_pause_and_resume_a_worker_pool_from_the_queues_page(
         h.wait_state([ran], JobState.SUCCEEDED, 30)
         assert h.job(held).state is JobState.PENDING, h.tails()
         expect(reports_row.locator(".badge")).to_have_text("active")
+        # the etl queue's card says its pool holds it, though the queue itself is active
+        etl_card = page.locator('.queue[data-queue="etl"]')
+        reports_card = page.locator('.queue[data-queue="reports"]')
+        expect(etl_card.locator(".badge").first).to_have_text("active")
+        expect(etl_card.locator('.badge[data-pool="etl"]')).to_have_text("pool etl paused")
+        expect(etl_card.locator('[data-field="pool-notice"]')).to_have_text(
+            "No live worker claims these jobs: every worker of this queue is in a paused pool "
+            "(etl). Resume the pool under Worker pools."
+        )
+        expect(reports_card.locator("[data-pool]")).to_have_count(0)
+        expect(reports_card.locator('[data-field="pool-notice"]')).to_have_count(0)
         # each queue's table by priority shows every column without a sideways scroll
         expect(page.locator(".queue table.depth")).to_have_count(2)
         hidden = page.eval_on_selector_all(
@@ -105,7 +117,21 @@ def test_pause_and_resume_a_worker_pool_from_the_queues_page(
         etl_row.locator('button[data-action="resume-pool"]').click()
         expect(etl_row.locator(".badge")).to_have_text("active")
         h.wait_state([held], JobState.SUCCEEDED, 30)
+        expect(etl_card.locator("[data-pool]")).to_have_count(0)
         assert len(dialogs) == 2, dialogs
+
+        # pausing a queue is confirmed first, as pausing a pool is
+        reports_pause = reports_card.locator('button[data-action="pause"]')
+        reports_pause.click()
+        assert dialogs[2] == (
+            "Pause queue reports? No worker claims its jobs until it is resumed; "
+            "running jobs finish."
+        ), dialogs
+        assert not any(q.paused for q in h.app.queues()), h.app.queues()
+        reports_pause.click()
+        expect(reports_card.locator(".badge").first).to_have_text("paused")
+        assert {q.name for q in h.app.queues() if q.paused} == {"reports"}
+        assert len(dialogs) == 4, dialogs
 
         # the workers page: each worker's pool
         page.click("nav >> text=Workers")

@@ -103,6 +103,8 @@ class BulkRequest(_Strict):
     queue: Name | None = None
     task: Name | None = None
     priority: PriorityName | None = None
+    # the reprocessing jobs' own queues (`reprocess:<id>`) too; a `queue` naming one is enough
+    internal: bool = False
     confirm: bool = False  # must be true: the client showed the count and the operator agreed
 
 

@@ -6,6 +6,7 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Annotated, Any, Literal
 
+from fastapi import Query
 from pydantic import BaseModel, ConfigDict, Field, StringConstraints
 
 from ..pipeline.jobs.model import MAX_WORKERS
@@ -17,6 +18,10 @@ PriorityName = Literal["CRITICAL", "HIGH", "DEFAULT", "LOW", "BULK"]
 
 # PostgreSQL text cannot hold NUL: refuse it with a 422 at the door, not a 500 at the store
 NO_NUL = r"^[^\x00]*$"
+# listings and bulk selections of engine jobs
+INTERNAL = Query(
+    False, description="include the reprocessing jobs' own queues (reprocess:<id>) too"
+)
 Text = Annotated[str, StringConstraints(max_length=4096, pattern=NO_NUL)]
 Name = Annotated[str, StringConstraints(min_length=1, max_length=200, pattern=NO_NUL)]
 Item = Annotated[str, StringConstraints(min_length=1, max_length=1000, pattern=NO_NUL)]

@@ -196,8 +196,11 @@ def relay(
     totals = RelayStats()
     if metrics_port is not None:
         from ..streams.outbox import metrics as relay_metrics
+        from ..streams.outbox.publish import producer_config as kafka_settings
 
-        relay_metrics.serve(url, metrics_port, metrics_host)
+        relay_metrics.serve(
+            url, metrics_port, metrics_host, kafka=kafka_settings(bootstrap, settings.producer)
+        )
     failures: list[BaseException] = []
     lock = threading.Lock()
 
@@ -242,6 +245,7 @@ def _relay_table(
 ) -> None:
     from ..streams.consumer.config import parse_properties
     from ..streams.outbox import metrics as relay_metrics
+    from ..streams.outbox.publish import producer_config
     from ..streams.outbox.table import (
         TableMapping,
         TableRelay,
@@ -261,7 +265,13 @@ def _relay_table(
     stop = _stop_on_signals()
     port, host = metrics_at
     if port is not None:
-        relay_metrics.serve(url, port, host, count=status_counts(mapping))
+        relay_metrics.serve(
+            url,
+            port,
+            host,
+            count=status_counts(mapping),
+            kafka=producer_config(bootstrap, producer),
+        )
     with TableRelay(url, bootstrap, mapping, settings) as running:
         stats = running.run(stop, until_idle=until_idle)
         pending = running.pending()

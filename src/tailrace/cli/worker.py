@@ -187,6 +187,11 @@ def worker(
             "this worker has no tasks to run: pass --app module:app (or set TAILRACE_APP) "
             "naming the App whose @app.task functions it should run"
         )
+    children = None
+    if metrics_port and processes > 1:
+        from ..observability.child_metrics import ChildMetrics
+
+        children = ChildMetrics(processes, metrics.counter_registries())
     if metrics_port:
         shown = {
             "pool": options.pool or "default",
@@ -196,19 +201,30 @@ def worker(
             "concurrency": concurrency,
             "processes": processes,
         }
-        metrics.serve(
-            metrics_port,
-            lambda: open_store(app.database_url, PROMPT),
-            metrics_host,
-            pool=shown,
-            pool_name=options.pool,
-        )
+        try:
+            metrics.serve(
+                metrics_port,
+                lambda: open_store(app.database_url, PROMPT),
+                metrics_host,
+                pool=shown,
+                pool_name=options.pool,
+                children=children,
+            )
+        except OSError as exc:  # before any job is claimed: say where, not a traceback
+            raise ConfigurationError(
+                f"cannot serve metrics on {metrics_host}:{metrics_port} (--metrics-port): "
+                f"{exc.strerror or exc}"
+            ) from None
     if processes <= 1:
         Worker(app, options).run()
         return
     root = ctx.find_root().obj
     codes = run_workers(
-        lambda: load_app(root.get("app"), root.get("database_url")), options, processes
+        lambda: load_app(root.get("app"), root.get("database_url")),
+        options,
+        processes,
+        in_child=children.answer if children else None,
+        forked=children.forked if children else None,
     )
     # like a shell: a child killed by signal N (exit code -N) makes ours 128 + N
     failed = [c if c > 0 else 128 - c for c in codes if c != 0]

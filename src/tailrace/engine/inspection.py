@@ -24,6 +24,13 @@ def internal_queue(name: str) -> bool:
     return name.startswith(INTERNAL_QUEUE_PREFIX)
 
 
+def with_internal(asked: bool, *named: str | None) -> bool:
+    """Whether a listing or a bulk selection takes in the reprocessing jobs' own queues:
+    when asked, or when it names one of them (they are shown under their reprocessing job,
+    as on the queues page, not among the engine's jobs)."""
+    return asked or any(name is not None and internal_queue(name.strip()) for name in named)
+
+
 @dataclass(frozen=True, slots=True)
 class JobSearch:
     """One keyset page of jobs, newest first: ``after`` is the last id of the previous page."""
@@ -35,6 +42,12 @@ class JobSearch:
     text: str | None = None  # a job id, a dedup key, or part of a task name
     after: int | None = None
     limit: int = 50
+    internal: bool = True  # False: without the `reprocess:<id>` queues' jobs
+
+
+def hidden_queues(internal: bool) -> str | None:
+    """The LIKE pattern of the queues a search or filter leaves out (None: none)."""
+    return None if internal else INTERNAL_QUEUE_PREFIX + "%"
 
 
 @dataclass(frozen=True, slots=True)

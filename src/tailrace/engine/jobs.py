@@ -169,6 +169,9 @@ class JobFilter:
     task: str | None = None
     priority: Priority | None = None
     ids: tuple[int, ...] | None = None
+    # False: leave out the reprocessing jobs' own queues (``reprocess:<id>``), as the
+    # dashboard does unless it is asked for one of them
+    internal: bool = True
 
 
 @dataclass(frozen=True, slots=True)

@@ -528,15 +528,27 @@ class Worker:
 
 
 def run_workers(
-    app_factory: Callable[[], App], options: WorkerOptions, processes: int
+    app_factory: Callable[[], App],
+    options: WorkerOptions,
+    processes: int,
+    *,
+    in_child: Callable[[int], None] | None = None,
+    forked: Callable[[], None] | None = None,
 ) -> Sequence[int]:
-    """Run ``processes`` worker processes (fork) and wait for them; returns exit codes."""
+    """Run ``processes`` worker processes (fork) and wait for them; returns exit codes.
+    `in_child` is called first in each child with its index, `forked` in this process once
+    every child is started."""
     import multiprocessing
 
     ctx = multiprocessing.get_context("fork")
-    procs = [ctx.Process(target=_child, args=(app_factory, options)) for _ in range(processes)]
+    procs = [
+        ctx.Process(target=_child, args=(app_factory, options, i, in_child))
+        for i in range(processes)
+    ]
     for p in procs:
         p.start()
+    if forked is not None:
+        forked()
 
     def forward(signum: int, _frame: Any) -> None:
         # docker stop, Kubernetes and systemd (KillMode=mixed) signal only the main process
@@ -559,5 +571,12 @@ def run_workers(
     return [p.exitcode or 0 for p in procs]
 
 
-def _child(app_factory: Callable[[], App], options: WorkerOptions) -> None:
+def _child(
+    app_factory: Callable[[], App],
+    options: WorkerOptions,
+    index: int,
+    in_child: Callable[[int], None] | None,
+) -> None:
+    if in_child is not None:
+        in_child(index)
     Worker(app_factory(), options).run()

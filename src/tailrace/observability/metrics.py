@@ -6,7 +6,7 @@ from __future__ import annotations
 import logging
 import threading
 from collections.abc import Callable, Iterator, Mapping
-from typing import Any, TypeVar
+from typing import TYPE_CHECKING, Any, TypeVar
 
 from prometheus_client import CollectorRegistry, Counter, Histogram
 from prometheus_client.core import GaugeMetricFamily
@@ -17,6 +17,9 @@ from ..engine.store import Store
 from . import server
 from .health import Check, CheckFailed, Health
 from .server import ProbeServer
+
+if TYPE_CHECKING:
+    from .child_metrics import ChildMetrics
 
 log = logging.getLogger("tailrace.metrics")
 T = TypeVar("T")
@@ -159,6 +162,7 @@ def serve(
     *,
     pool: Mapping[str, Any] | None = None,
     pool_name: str | None = None,
+    children: ChildMetrics | None = None,
 ) -> ProbeServer:
     """Expose the worker's metrics (its own, and the object jobs' it runs) on
     ``http://addr:port/metrics`` and its probes beside them (ready while the database
@@ -166,11 +170,14 @@ def serve(
     `pool` (queues, priorities, concurrency…) is shown by the liveness check ``scheduler``,
     where the priority-job framework's runbooks look (``.checks[] | select(.name |
     contains("scheduler"))``); with `pool_name`, whether that pool is paused now (read at
-    each probe, left out while the database is away: liveness does not hang on it)."""
-    from ..objects import metrics as objects_metrics
-
+    each probe, left out while the database is away: liveness does not hang on it).
+    With `children` (``worker -p N``), the counters are those of every child process, added
+    up at each scrape (the parent runs no job)."""
     store = PromptStore(open_store)
-    REGISTRY.register(_OutageTolerantQueueCollector(store))
+    # beside the counters, not among them: a child's snapshot of its counters must not
+    # read the queues from the database
+    gauges = CollectorRegistry(auto_describe=True)
+    gauges.register(_OutageTolerantQueueCollector(store))
 
     def scheduler() -> dict[str, Any]:
         data = dict(pool or {})
@@ -184,7 +191,24 @@ def serve(
 
     live = [Check("scheduler", scheduler, cache_s=0.0)]
     health = Health(live=live, ready=[database_check(store)])
-    return server.serve([REGISTRY, objects_metrics.REGISTRY], health, host=addr, port=port)
+    counters = [children.registry()] if children is not None else counter_registries()
+    if children is not None:
+        # bound now (a taken port fails the command before any child starts), served once
+        # the children are forked: a thread of ours busy in a lock at the fork would leave
+        # that lock held for good in the child (`children.forked` starts it)
+        probe = ProbeServer([*counters, gauges], health, host=addr, port=port)
+        children.on_forked(probe.start)
+        log.info("metrics and probes on http://%s:%d/", addr, probe.port)
+        return probe
+    return server.serve([*counters, gauges], health, host=addr, port=port)
+
+
+def counter_registries() -> list[CollectorRegistry]:
+    """The registries a worker process counts its jobs in (the engine's and the object
+    jobs')."""
+    from ..objects import metrics as objects_metrics
+
+    return [REGISTRY, objects_metrics.REGISTRY]
 
 
 def database_check(store: PromptStore) -> Check:

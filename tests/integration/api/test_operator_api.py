@@ -77,6 +77,34 @@ def test_queue_lines_split_scheduled_and_hide_reprocessing_queues(client: TestCl
     assert "tailrace_queue_stats_age_seconds" in client.get("/metrics").text
 
 
+def test_the_jobs_list_leaves_the_reprocessing_queues_out_unless_named(
+    client: TestClient,
+) -> None:
+    with App(_url(client)) as app:
+        shown = app.enqueue_many([JobSpec("x", queue="engine")] * 2)
+        internal = app.enqueue_many([JobSpec("x", queue="reprocess:abc123")] * 3)
+
+    def listed(**params: str | int) -> set[int]:
+        page = client.get("/api/admin/jobs", params={"limit": 100, **params})
+        assert page.status_code == 200, page.text
+        return {j["id"] for j in page.json()["jobs"]}
+
+    assert listed() == set(shown)
+    assert listed(offset=0, state="pending") == set(shown)
+    assert listed(queue="reprocess:abc123") == set(internal)
+    assert listed(q="reprocess:abc123") == set(internal)
+    assert listed(internal="true") == {*shown, *internal}
+
+    def counted(**params: str | int) -> int:
+        return int(client.get("/api/admin/jobs/count", params=params).json()["count"])
+
+    assert (counted(), counted(queue="reprocess:abc123"), counted(internal="true")) == (2, 3, 5)
+    # a bulk action takes what the list shows: cancelling "every job" spares them
+    cancelled = client.post("/api/admin/jobs/bulk", json={"action": "cancel", "confirm": True})
+    assert cancelled.json()["count"] == 2
+    assert {client.get(f"/api/admin/jobs/{i}").json()["state"] for i in internal} == {"pending"}
+
+
 def test_bulk_actions_are_counted_then_need_confirmation(client: TestClient) -> None:
     with App(_url(client)) as app:
         ids = app.enqueue_many([JobSpec("nobody.runs", queue="bulk", max_attempts=1)] * 5)

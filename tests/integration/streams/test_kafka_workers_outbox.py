@@ -249,6 +249,7 @@ def test_a_table_relay_serves_its_metrics_and_probes(
 ) -> None:
     """`--metrics-port` with `--table`: the probes answer, and the pending events are those
     of their table (what their `outbox_pending_events` counted)."""
+    import urllib.error
     import urllib.request
 
     from tests.services import free_port
@@ -270,8 +271,10 @@ def test_a_table_relay_serves_its_metrics_and_probes(
         try:
             with urllib.request.urlopen(f"http://127.0.0.1:{port}{path}", timeout=2) as answer:
                 return answer.status, answer.read().decode()
+        except urllib.error.HTTPError as exc:
+            return exc.code, exc.read().decode()
         except OSError as exc:
-            return getattr(exc, "code", 0), str(exc)
+            return 0, str(exc)
 
     def gauge(text: str, line: str) -> float | None:
         for row in text.splitlines():
@@ -281,7 +284,7 @@ def test_a_table_relay_serves_its_metrics_and_probes(
 
     log_path = tmp_path / "relay.log"
     pending_line = 'tailrace_outbox_events{status="pending"}'
-    # no broker there: every event stays pending, and the relay is still ready (its database)
+    # no broker there: every event stays pending, and the relay says it is not ready
     port = free_port()
     command = [*base, "--bootstrap-servers", f"127.0.0.1:{free_port()}"]
     with log_path.open("wb") as log:
@@ -289,8 +292,9 @@ def test_a_table_relay_serves_its_metrics_and_probes(
             [*command, "--metrics-port", str(port)], env=env, stdout=log, stderr=log
         )
     try:
-        wait_until(lambda: get(port, "/readyz")[0] == 200, 30, "the relay's readiness")
-        assert get(port, "/q/health")[0] == 200
+        wait_until(lambda: get(port, "/readyz")[0] == 503, 30, "the relay's readiness")
+        assert "kafka: no broker answers" in get(port, "/readyz")[1]
+        assert get(port, "/healthz")[0] == 200
         assert gauge(get(port, "/metrics")[1], pending_line) == 5
     finally:
         down.kill()

@@ -8,11 +8,12 @@ from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, Path, Query
 
-from ...engine.inspection import JobSearch
+from ...engine.inspection import JobSearch, with_internal
 from ...engine.jobs import Job, JobFilter
 from ...engine.states import JobState, Priority
 from ..errors import ApiError
 from ..schemas import (
+    INTERNAL,
     NO_NUL,
     Count,
     DeadFilter,
@@ -130,15 +131,19 @@ def list_jobs(
     offset: int = Query(
         0, ge=0, le=10_000_000, description="deprecated: use `after` (OFFSET reads every row)"
     ),
+    internal: bool = INTERNAL,
 ) -> dict[str, Any]:
-    """Jobs newest first, one keyset page at a time: each page costs the same however deep."""
+    """Jobs newest first, one keyset page at a time: each page costs the same however deep.
+    The jobs of the reprocessing jobs' own queues (``reprocess:<id>``) are left out unless
+    `internal`, or `queue` (or `q`) names such a queue."""
     prio = Priority[priority] if priority else None
+    shown = with_internal(internal, queue, q)
     if offset:
-        where = JobFilter(JobState(state) if state else None, queue, task, prio)
+        where = JobFilter(JobState(state) if state else None, queue, task, prio, internal=shown)
         with svc.db() as db:
             jobs = db.app.jobs(where, limit, offset)
         return {"jobs": [j.to_dict() for j in jobs], "limit": limit, "offset": offset}
-    search = JobSearch(state, queue, task, prio, q, after, limit)
+    search = JobSearch(state, queue, task, prio, q, after, limit, internal=shown)
     with svc.db() as db:
         page = db.app.store.jobs_search(search)
     return {

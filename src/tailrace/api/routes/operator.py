@@ -8,7 +8,7 @@ from typing import Any
 
 from fastapi import APIRouter, Depends, Query
 
-from ...engine.inspection import QueueLine, internal_queue
+from ...engine.inspection import QueueLine, internal_queue, with_internal
 from ...engine.jobs import JobFilter
 from ...engine.states import JobState, Priority
 from ...pipeline.jobs import ReprocessingStatus
@@ -21,7 +21,7 @@ from ..operator_schemas import (
     ProcessesOut,
     QueuesLinesOut,
 )
-from ..schemas import NO_NUL, EngineStateName, PriorityName, error_responses
+from ..schemas import INTERNAL, NO_NUL, EngineStateName, PriorityName, error_responses
 from ..services import Svc, authenticated
 
 router = APIRouter(
@@ -129,13 +129,18 @@ def workers(svc: Svc) -> dict[str, Any]:
 
 
 def _where(
-    state: str | None, queue: str | None, task: str | None, priority: str | None
+    state: str | None,
+    queue: str | None,
+    task: str | None,
+    priority: str | None,
+    internal: bool,
 ) -> JobFilter:
     return JobFilter(
         state=JobState(state) if state else None,
         queue=queue,
         task=task,
         priority=Priority[priority] if priority else None,
+        internal=with_internal(internal, queue),
     )
 
 
@@ -146,10 +151,12 @@ def count_jobs(
     queue: str | None = Query(None, max_length=200, pattern=NO_NUL),
     task: str | None = Query(None, max_length=200, pattern=NO_NUL),
     priority: PriorityName | None = None,
+    internal: bool = INTERNAL,
 ) -> dict[str, Any]:
     """How many jobs a filter selects (what a bulk action would touch), up to 100,000."""
+    where = _where(state, queue, task, priority, internal)
     with svc.db() as db:
-        n = db.app.store.jobs_count_capped(_where(state, queue, task, priority), COUNT_CAP)
+        n = db.app.store.jobs_count_capped(where, COUNT_CAP)
     return {"count": n, "capped": n >= COUNT_CAP}
 
 
@@ -169,7 +176,9 @@ def bulk(body: BulkRequest, svc: Svc) -> dict[str, Any]:
             "confirmation_required",
             f"{body.action} by filter changes every matching job: send confirm=true",
         )
-    where = _where(state.value if state else None, body.queue, body.task, body.priority)
+    where = _where(
+        state.value if state else None, body.queue, body.task, body.priority, body.internal
+    )
     with svc.db() as db:
         if body.action == "cancel":
             n = db.app.store.jobs_cancel_where(where)

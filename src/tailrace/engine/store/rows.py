@@ -9,7 +9,7 @@ from typing import Any
 
 import orjson
 
-from ..inspection import JobSearch
+from ..inspection import JobSearch, hidden_queues
 from ..jobs import ClaimedJob, Job, JobFilter, QueueInfo
 from ..states import JobState, Priority
 
@@ -82,6 +82,7 @@ def filter_params(where: JobFilter) -> dict[str, Any]:
         "task": where.task,
         "priority": int(where.priority) if where.priority is not None else None,
         "ids": list(where.ids) if where.ids is not None else None,
+        "hidden": hidden_queues(where.internal),
     }
 
 
@@ -105,6 +106,7 @@ def search_params(search: JobSearch) -> dict[str, Any]:
         "after": search.after if search.after is not None else NO_BOUND,
         # one more than asked: whether a next page exists, without counting
         "limit": search.limit + 1,
+        "hidden": hidden_queues(search.internal),
     }
 
 

@@ -27,6 +27,7 @@ from confluent_kafka import Message as KafkaMessage
 
 from ...errors import StoreClosedError
 from ...observability import tracing
+from ..broker_probe import BrokerProbe
 from ..dedup import Dedup, NoDedup, PostgresDedup
 from ..dlq import dead_letter, describe
 from ..router import TopicRouter
@@ -126,7 +127,7 @@ class Consumer:
             self._dedup.stop_on(self._stop)
         self._abandoned = False  # stopped with marks not durable: commit nothing more
         self._assigned = 0  # partitions held at the last look (for readiness)
-        self._probe: Any = None  # the admin client of `broker_answers`
+        self._probe: BrokerProbe | None = None  # `broker_answers`'s own client
 
     def stop(self) -> None:
         """Finish the current step, commit, and return from `run()`."""
@@ -144,18 +145,8 @@ class Consumer:
         """Whether a broker answers a metadata request for the topic within `timeout_s`
         (through a client of its own, for the reason above)."""
         if self._probe is None:
-            from confluent_kafka.admin import AdminClient
-
-            settings = self.config.consumer_settings()
-            wanted = ("bootstrap.servers", "security.", "sasl.", "ssl.", "client.")
-            self._probe = AdminClient(
-                {k: v for k, v in settings.items() if k.startswith(wanted) and k != "client.id"}
-            )
-        try:
-            self._probe.list_topics(self.config.topic, timeout=timeout_s)
-        except KafkaException:
-            return False
-        return True
+            self._probe = BrokerProbe(self.config.consumer_settings())
+        return self._probe.answers(self.config.topic, timeout_s)
 
     # -- the loop ---------------------------------------------------------------------------
 

@@ -20,7 +20,8 @@ from prometheus_client.registry import Collector
 
 from ...db.connection import PROMPT, connect
 from ...observability import server
-from ...observability.health import Check, Health
+from ...observability.health import Check, CheckFailed, Health
+from ..broker_probe import BrokerProbe
 from . import OutboxStatus, counts
 
 COUNTS_MAX_AGE_S = 5.0
@@ -101,11 +102,17 @@ class OutboxCollector(Collector):
 
 
 def serve(
-    url: str, port: int, addr: str = "127.0.0.1", *, count: Counts = counts
+    url: str,
+    port: int,
+    addr: str = "127.0.0.1",
+    *,
+    count: Counts = counts,
+    kafka: Mapping[str, Any] | None = None,
 ) -> server.ProbeServer:
     """Expose the relay's metrics and probes on ``http://addr:port/``: ready while the
-    database answers. `count` reads the events by status (an application's own table,
-    relayed with ``--table``, has only pending ones to count)."""
+    database answers and, with `kafka` (the relay's producer settings), a broker does too.
+    `count` reads the events by status (an application's own table, relayed with
+    ``--table``, has only pending ones to count)."""
     db = _Database(url)
     registry = CollectorRegistry(auto_describe=False)
     registry.register(OutboxCollector(db, count))
@@ -114,5 +121,21 @@ def serve(
         db.run(lambda conn: conn.execute("SELECT 1").fetchone())
         return {}
 
-    health = Health(ready=[Check("database", database, cache_s=2.0)])
+    ready = [Check("database", database, cache_s=2.0)]
+    if kafka is not None:
+        ready.append(broker_check(kafka))
+    health = Health(ready=ready)
     return server.serve([REGISTRY, registry], health, host=addr, port=port)
+
+
+def broker_check(kafka: Mapping[str, Any]) -> Check:
+    """Ready while a broker answers: a relay that cannot reach one publishes nothing, and
+    its events wait in the outbox."""
+    probe = BrokerProbe(kafka)
+
+    def answered() -> dict[str, Any]:
+        if not probe.answers():
+            raise CheckFailed(f"no broker answers at {kafka.get('bootstrap.servers')}")
+        return {}
+
+    return Check("kafka", answered, cache_s=2.0)

@@ -9,6 +9,8 @@
   const DEAD_LIMIT = 100;
   const last = { queues: "", dead: "", pools: "" }; // what was drawn, so an unchanged poll redraws nothing
   let queueFilter = "";
+  let pausedPools = new Set(); // the pools paused now, and the live engine workers, as last polled
+  let liveWorkers = [];
   let windowS = 300; // the server's window for waits and throughput, as it answers
 
   TR.nav("queues");
@@ -82,14 +84,37 @@
     );
   }
 
+  /** The paused pools of the live workers that claim from `name`, and whether every such
+   *  worker is in one (then nothing claims its jobs though the queue itself is active). */
+  function poolsHolding(name) {
+    const serving = liveWorkers.filter((w) => !w.queues || w.queues.includes(name));
+    const paused = [...new Set(serving.filter((w) => w.pool && pausedPools.has(w.pool)).map((w) => w.pool))].sort();
+    const held = serving.length > 0 && serving.every((w) => w.pool && pausedPools.has(w.pool));
+    return { paused, held };
+  }
+
+  function poolNotice(queue, pools) {
+    if (!pools.paused.length) return null;
+    const named = pools.paused.join(", ");
+    const text = pools.held
+      ? "No live worker claims these jobs: every worker of this queue is in a paused pool (" + named + "). Resume the pool under Worker pools."
+      : "Paused pool " + named + " claims nothing from this queue; its other workers still do.";
+    return el("div", { class: "small pool-notice" + (pools.held ? " held" : ""), dataset: { field: "pool-notice" } }, text);
+  }
+
   function queueCard(queue) {
     const t = queue.total;
     const dead = t.dead || 0;
+    const pools = poolsHolding(queue.name);
     const toggle = queue.paused
       ? el("button", { class: "ok small", type: "button", dataset: { action: "resume" },
           onclick: (e) => act(e.currentTarget, () => TR.post(q(queue.name) + "/resume"), () => queue.name + " resumed") }, "Resume")
       : el("button", { class: "warn small", type: "button", dataset: { action: "pause" },
-          onclick: (e) => act(e.currentTarget, () => TR.post(q(queue.name) + "/pause"), () => queue.name + " paused") }, "Pause");
+          onclick: (e) => {
+            // as the bulk actions: one click must not stop a queue by mistake
+            if (!confirm("Pause queue " + queue.name + "? No worker claims its jobs until it is resumed; running jobs finish.")) return;
+            act(e.currentTarget, () => TR.post(q(queue.name) + "/pause"), () => queue.name + " paused");
+          } }, "Pause");
     const replayAll = el("button", {
       class: "secondary small", type: "button", disabled: !dead, dataset: { action: "replay-all" },
       onclick: (e) => {
@@ -108,15 +133,17 @@
     }, "Discard all dead");
     return el(
       "section",
-      { class: "card queue", dataset: { queue: queue.name, paused: String(!!queue.paused) } },
+      { class: "card queue", dataset: { queue: queue.name, paused: String(!!queue.paused), poolPaused: pools.paused.join(",") } },
       el(
         "h2",
         {},
         el("a", { class: "mono", href: "/ui/engine?queue=" + encodeURIComponent(queue.name) }, queue.name),
         TR.badge(queue.paused ? "paused" : "active"),
+        pools.paused.map((name) => el("span", { class: "badge paused", dataset: { pool: name } }, "pool " + name + " paused")),
         el("span", { class: "spacer" }),
         toggle,
       ),
+      poolNotice(queue, pools),
       el(
         "div",
         { class: "stats" },
@@ -298,9 +325,14 @@
       TR.get("/api/admin/pools", { quiet: true }),
       TR.get("/api/admin/workers", { quiet: true }),
     ]);
-    const queuesText = JSON.stringify([queues.queues, queues.internal]);
+    const live = (workers.engine || []).filter((w) => w.alive).map((w) => ({ pool: w.pool, queues: w.queues }));
+    const paused = (pools.pools || []).filter((p) => p.paused).map((p) => p.name);
+    // a card says when a paused pool holds its queue: redrawn when the pools or workers change
+    const queuesText = JSON.stringify([queues.queues, queues.internal, live, paused]);
     if (queuesText !== last.queues) {
       last.queues = queuesText;
+      liveWorkers = live;
+      pausedPools = new Set(paused);
       windowS = queues.window_s || windowS;
       renderQueues(queues.queues || []);
       renderInternal(queues.internal || []);

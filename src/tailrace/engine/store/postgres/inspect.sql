@@ -10,6 +10,7 @@ SELECT id, task, args, queue, priority, state, attempts, max_attempts, run_at, c
 FROM tailrace_jobs
 WHERE state = %(state)s AND id < %(after)s
   AND (%(queue)s::text IS NULL OR queue = %(queue)s)
+  AND (%(hidden)s::text IS NULL OR queue NOT LIKE %(hidden)s)
   AND (%(task)s::text IS NULL OR task = %(task)s)
   AND (%(priority)s::smallint IS NULL OR priority = %(priority)s)
   AND (%(text)s::text IS NULL OR id = %(text_id)s OR dedup_key = %(text)s
@@ -23,6 +24,7 @@ SELECT id, task, args, queue, priority, state, attempts, max_attempts, run_at, c
 FROM tailrace_jobs
 WHERE id < %(after)s
   AND (%(queue)s::text IS NULL OR queue = %(queue)s)
+  AND (%(hidden)s::text IS NULL OR queue NOT LIKE %(hidden)s)
   AND (%(task)s::text IS NULL OR task = %(task)s)
   AND (%(priority)s::smallint IS NULL OR priority = %(priority)s)
   AND (%(text)s::text IS NULL OR id = %(text_id)s OR dedup_key = %(text)s
@@ -35,6 +37,7 @@ SELECT count(*) FROM (
     SELECT 1 FROM tailrace_jobs
     WHERE (%(state)s::text IS NULL OR state = %(state)s)
       AND (%(queue)s::text IS NULL OR queue = %(queue)s)
+      AND (%(hidden)s::text IS NULL OR queue NOT LIKE %(hidden)s)
       AND (%(task)s::text IS NULL OR task = %(task)s)
       AND (%(priority)s::smallint IS NULL OR priority = %(priority)s)
     LIMIT %(cap)s
@@ -50,6 +53,7 @@ SET state = CASE WHEN state IN ('pending', 'failed') THEN 'cancelled' ELSE state
 WHERE state IN ('pending', 'failed', 'running')
   AND (%(state)s::text IS NULL OR state = %(state)s)
   AND (%(queue)s::text IS NULL OR queue = %(queue)s)
+  AND (%(hidden)s::text IS NULL OR queue NOT LIKE %(hidden)s)
   AND (%(task)s::text IS NULL OR task = %(task)s)
   AND (%(priority)s::smallint IS NULL OR priority = %(priority)s)
   AND (%(ids)s::bigint[] IS NULL OR id = ANY(%(ids)s::bigint[]));

@@ -167,6 +167,7 @@ SELECT id, task, args, queue, priority, state, attempts, max_attempts, run_at, c
 FROM tailrace_jobs
 WHERE (%(state)s::text IS NULL OR state = %(state)s)
   AND (%(queue)s::text IS NULL OR queue = %(queue)s)
+  AND (%(hidden)s::text IS NULL OR queue NOT LIKE %(hidden)s)
   AND (%(task)s::text IS NULL OR task = %(task)s)
   AND (%(priority)s::smallint IS NULL OR priority = %(priority)s)
   AND (%(ids)s::bigint[] IS NULL OR id = ANY(%(ids)s::bigint[]))
@@ -190,6 +191,7 @@ WITH replayed AS (
         finished_at = NULL, started_at = NULL, cancel_requested = false
     WHERE state = %(state)s
       AND (%(queue)s::text IS NULL OR queue = %(queue)s)
+      AND (%(hidden)s::text IS NULL OR queue NOT LIKE %(hidden)s)
       AND (%(task)s::text IS NULL OR task = %(task)s)
       AND (%(priority)s::smallint IS NULL OR priority = %(priority)s)
       AND (%(ids)s::bigint[] IS NULL OR id = ANY(%(ids)s::bigint[]))
@@ -201,6 +203,7 @@ SELECT count(*), pg_notify('tailrace_jobs', '') FROM replayed;
 DELETE FROM tailrace_jobs
 WHERE state = %(state)s
   AND (%(queue)s::text IS NULL OR queue = %(queue)s)
+  AND (%(hidden)s::text IS NULL OR queue NOT LIKE %(hidden)s)
   AND (%(task)s::text IS NULL OR task = %(task)s)
   AND (%(priority)s::smallint IS NULL OR priority = %(priority)s)
   AND (%(ids)s::bigint[] IS NULL OR id = ANY(%(ids)s::bigint[]));

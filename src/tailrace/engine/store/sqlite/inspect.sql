@@ -7,6 +7,7 @@ FROM tailrace_jobs
 WHERE id < :after
   AND (:state IS NULL OR state = :state)
   AND (:queue IS NULL OR queue = :queue)
+  AND (:hidden IS NULL OR queue NOT LIKE :hidden)
   AND (:task IS NULL OR task = :task)
   AND (:priority IS NULL OR priority = :priority)
   AND (:text IS NULL OR id = :text_id OR dedup_key = :text
@@ -19,6 +20,7 @@ SELECT count(*) FROM (
     SELECT 1 FROM tailrace_jobs
     WHERE (:state IS NULL OR state = :state)
       AND (:queue IS NULL OR queue = :queue)
+      AND (:hidden IS NULL OR queue NOT LIKE :hidden)
       AND (:task IS NULL OR task = :task)
       AND (:priority IS NULL OR priority = :priority)
     LIMIT :cap
@@ -32,6 +34,7 @@ SET state = CASE WHEN state IN ('pending', 'failed') THEN 'cancelled' ELSE state
 WHERE state IN ('pending', 'failed', 'running')
   AND (:state IS NULL OR state = :state)
   AND (:queue IS NULL OR queue = :queue)
+  AND (:hidden IS NULL OR queue NOT LIKE :hidden)
   AND (:task IS NULL OR task = :task)
   AND (:priority IS NULL OR priority = :priority)
   AND (:ids IS NULL OR id IN (SELECT value FROM json_each(:ids)));

@@ -103,6 +103,7 @@ SELECT id, task, args, queue, priority, state, attempts, max_attempts, run_at, c
 FROM tailrace_jobs
 WHERE (:state IS NULL OR state = :state)
   AND (:queue IS NULL OR queue = :queue)
+  AND (:hidden IS NULL OR queue NOT LIKE :hidden)
   AND (:task IS NULL OR task = :task)
   AND (:priority IS NULL OR priority = :priority)
   AND (:ids IS NULL OR id IN (SELECT value FROM json_each(:ids)))
@@ -124,6 +125,7 @@ SET state = 'pending', attempts = 0, run_at = :now, sort_at = :now + priority * 
     finished_at = NULL, started_at = NULL, cancel_requested = 0
 WHERE state = :state
   AND (:queue IS NULL OR queue = :queue)
+  AND (:hidden IS NULL OR queue NOT LIKE :hidden)
   AND (:task IS NULL OR task = :task)
   AND (:priority IS NULL OR priority = :priority)
   AND (:ids IS NULL OR id IN (SELECT value FROM json_each(:ids)));
@@ -132,6 +134,7 @@ WHERE state = :state
 DELETE FROM tailrace_jobs
 WHERE state = :state
   AND (:queue IS NULL OR queue = :queue)
+  AND (:hidden IS NULL OR queue NOT LIKE :hidden)
   AND (:task IS NULL OR task = :task)
   AND (:priority IS NULL OR priority = :priority)
   AND (:ids IS NULL OR id IN (SELECT value FROM json_each(:ids)));

@@ -8,13 +8,14 @@ backend, read from /proc), so that a loaded machine still shows which side does 
 - ``table binary``: the same rows, encoded beforehand, COPYed into the job table: the
   server's share alone.
 - ``table text``: as before, in COPY's text format (what enqueue sent before binary).
-- ``table, no claim indexes``: the binary COPY with the two pending-job indexes dropped:
-  what the claim's indexes cost; ``no queue claim index`` drops only the per-queue one,
-  ``no state index`` the dashboard's (state, id) index, ``no trigger`` the statement-level
-  NOTIFY trigger.
+- ``table binary, as before engine/0005``: with the (queue, sort_at, id) index of waiting
+  jobs, which no statement read, put back: what that migration saves.
+- ``table, no claim index``: the binary COPY with the (sort_at, id) claim index dropped:
+  what the claim's index costs; ``no state index`` the dashboard's (state, id) index,
+  ``no trigger`` the statement-level NOTIFY trigger.
 - ``table, primary key only``: every other index and the trigger dropped: the heap, the
-  primary key, parsing and defaults; ``primary key + claim`` (``+ queue claim``, ``+ state``)
-  adds that one index back, so each index's own cost reads against this floor.
+  primary key, parsing and defaults; ``primary key + claim`` (``+ state``) adds that one
+  index back, so each index's own cost reads against this floor.
 - ``--kept N``: the job table holds N succeeded jobs (ids below the new ones) before each
   variant, as a table that keeps finished jobs does: a waiting job's entry in the (state, id)
   index then lands before theirs rather than at the end of the index.
@@ -54,7 +55,6 @@ BARE_TABLE = """CREATE TABLE bare (id bigint, args text, queue text, task text,
 # Every index of the job table but its primary key (the 0001 and 0002 engine migrations).
 SECONDARY = (
     "tailrace_jobs_claim",
-    "tailrace_jobs_claim_queue",
     "tailrace_jobs_state_id",
     "tailrace_jobs_lease",
     "tailrace_jobs_finished",
@@ -62,6 +62,9 @@ SECONDARY = (
     "tailrace_jobs_dedup_live",
     "tailrace_jobs_dedup",
 )
+# dropped by engine/0005: no statement read it
+QUEUE_CLAIM = """CREATE INDEX tailrace_jobs_claim_queue ON tailrace_jobs (queue, sort_at, id)
+    WHERE state IN ('pending', 'failed')"""
 NO_TRIGGER = "DROP TRIGGER tailrace_jobs_inserted ON tailrace_jobs"
 
 
@@ -191,16 +194,15 @@ def main() -> None:
     binary = encoded(args.jobs, args.batch, binary=True)
     text = encoded(args.jobs, args.batch, binary=False)
     keep = kept_jobs(args.kept)
-    no_claim = ("DROP INDEX tailrace_jobs_claim", "DROP INDEX tailrace_jobs_claim_queue")
     variants: dict[str, Callable[[], dict[str, float]]] = {
         "enqueue_many": lambda: via_enqueue_many(args.jobs, args.batch, *keep),
         "table binary": lambda: via_copy(binary, "tailrace_jobs", True, *keep),
         "table text": lambda: via_copy(text, "tailrace_jobs", False, *keep),
-        "table binary, no claim indexes": lambda: via_copy(
-            binary, "tailrace_jobs", True, *keep, *no_claim
+        "table binary, as before engine/0005": lambda: via_copy(
+            binary, "tailrace_jobs", True, *keep, QUEUE_CLAIM
         ),
-        "table binary, no queue claim index": lambda: via_copy(
-            binary, "tailrace_jobs", True, *keep, no_claim[1]
+        "table binary, no claim index": lambda: via_copy(
+            binary, "tailrace_jobs", True, *keep, "DROP INDEX tailrace_jobs_claim"
         ),
         "table binary, no state index": lambda: via_copy(
             binary, "tailrace_jobs", True, *keep, "DROP INDEX tailrace_jobs_state_id"
@@ -213,9 +215,6 @@ def main() -> None:
         ),
         "table binary, primary key + claim": lambda: via_copy(
             binary, "tailrace_jobs", True, *keep, *primary_key_and("tailrace_jobs_claim")
-        ),
-        "table binary, primary key + queue claim": lambda: via_copy(
-            binary, "tailrace_jobs", True, *keep, *primary_key_and("tailrace_jobs_claim_queue")
         ),
         "table binary, primary key + state": lambda: via_copy(
             binary, "tailrace_jobs", True, *keep, *primary_key_and("tailrace_jobs_state_id")

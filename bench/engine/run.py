@@ -155,7 +155,6 @@ KEPT = 200_000  # finished jobs in the table for enqueue_profile.py's second run
 # enqueue_profile.py's variants with the primary key and one index: what each index adds
 INDEX_VARIANTS = {
     "the (sort_at, id) claim index": "table binary, primary key + claim",
-    "the (queue, sort_at, id) claim index": "table binary, primary key + queue claim",
     "the dashboard's (state, id) index": "table binary, primary key + state",
 }
 
@@ -234,20 +233,39 @@ def profile_lines(prof: dict[str, Any], kept: dict[str, Any] | None = None) -> l
             + ". The statement-level NOTIFY trigger costs nothing measurable (the no-trigger "
             "row), and binary COPY already spares the text parsing (the text row).",
         ]
+    before = "table binary, as before engine/0005"
+    if before in prof:
+        runs_before = [r for r in (prof, kept) if r and before in r]
+        lines += [
+            "",
+            "Removed (engine migration 0005): the (queue, sort_at, id) index of waiting jobs. "
+            "No statement read it: the claim walks the (sort_at, id) index even when a worker "
+            "names its queues (an index led by the queue cannot give that order for "
+            "`queue = ANY(...)`, and the store plans without sorts), and the dashboard, "
+            "/metrics and the capacity check read other indexes; yet every enqueued job "
+            "entered it. The same run with it put back: "
+            + "; ".join(
+                f"{r[before]['server_cpu_s']:.2f} s of server CPU against "
+                f"{r['table binary']['server_cpu_s']:.2f} s without it"
+                + (f" ({r['kept']:,} kept)" if r.get("kept") else " (empty table)")
+                for r in runs_before
+            )
+            + ".",
+        ]
     lines += [
         "",
-        "`perf` on the backend during the binary COPY into the job table (2026-12-02, load "
-        "≈ 6): inserting index entries 72% of its samples (key comparisons 17%, buffer "
-        "look-ups 13%, index WAL records 6%), reading the rows 12% (jsonb 6%), the heap 4%, "
-        "writing WAL 4%. With finished jobs kept, a waiting job's (state, id) entry goes "
-        "before theirs, down from the root each time, instead of at the end of the index: "
-        "that index then costs the most. Side runs the same day: the per-queue claim index "
-        "with its queue in the \"C\" collation costs the same (1.51 s against 1.56 s): the "
-        "comparisons of equal leading keys cost, not the collation; the (state, id) index "
-        "split into one for waiting jobs and one for the rest saves 0.22 s of 2.72 s with "
-        "200,000 kept. The client's share (enqueue_many against the prepared COPY) is mostly "
-        "building the callers' `JobSpec` objects (a frozen dataclass) and one `orjson.dumps` "
-        "per job; the binary encoding is about 0.15 s of it.",
+        "`perf` on the backend during the binary COPY into the job table, before 0005 "
+        "(2026-12-02, load ≈ 6): inserting index entries 72% of its samples (key comparisons "
+        "17%, buffer look-ups 13%, index WAL records 6%), reading the rows 12% (jsonb 6%), "
+        "the heap 4%, writing WAL 4%. With finished jobs kept, a waiting job's (state, id) "
+        "entry goes before theirs, down from the root each time, instead of at the end of "
+        "the index: that index then costs the most. Side runs the same day, before 0005: "
+        "the per-queue index with its queue in the \"C\" collation cost the same (1.51 s "
+        "against 1.56 s): the comparisons of equal leading keys cost, not the collation; "
+        "the (state, id) index split into one for waiting jobs and one for the rest saved "
+        "0.22 s of 2.72 s with 200,000 kept. The client's share (enqueue_many against the "
+        "prepared COPY) is mostly building the callers' `JobSpec` objects (a frozen "
+        "dataclass) and one `orjson.dumps` per job; the binary encoding is about 0.15 s of it.",
         "",
         "Measured once by hand for comparison (2026-12-02, load ≈ 10): the enqueue path before "
         "commit 818cf4c (COPY in text, a NewJob per job, the trace context read per job) "
@@ -258,17 +276,14 @@ def profile_lines(prof: dict[str, Any], kept: dict[str, Any] | None = None) -> l
         "",
         "What the claim needs (issue 16: find the server's share, keep what the claim "
         "needs): each index that holds a waiting job costs every insert, 2 to 4 µs of server "
-        "CPU a job whatever its columns. The claim needs both claim indexes (every queue in "
-        "claim order; one queue in claim order without walking the others' backlog), and "
-        "the dashboard's newest-first list of pending and failed jobs needs their entries in "
-        "the (state, id) index (without them the list walks every kept job); so nothing was "
-        "removed. Even without the state index the COPY stays at 0.4 to 0.45 of a bare COPY "
-        "of the same rows (the no-state-index row), so 200,000 jobs/s, which is the bare "
-        "COPY's own rate on a quiet machine, is out of reach here while a waiting job has "
-        "three secondary index entries. What would move it, at a price: one claim index "
-        "instead of two (the all-queue claim merging per-queue walks), the waiting jobs out "
-        "of the state index (the dashboard's waiting list found another way); both together "
-        "would reach about half a bare COPY.",
+        "CPU a job whatever its columns. A waiting job is now in the primary key, the "
+        "claim's (sort_at, id) index and the dashboard's (state, id) index, whose waiting "
+        "entries its newest-first list of pending and failed jobs walks (without them that "
+        "list walks every kept job). With the primary key alone the server spends about 1.4 "
+        "times a bare COPY's CPU on the same rows; with the three, about 3 times, so "
+        "200,000 jobs/s, which is the bare COPY's own rate on a quiet machine, stays out of "
+        "reach on this machine. What would move it further, at a price: the waiting jobs "
+        "out of the state index, with the dashboard's waiting list found another way.",
     ]
     return lines
 

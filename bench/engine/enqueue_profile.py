@@ -8,10 +8,17 @@ backend, read from /proc), so that a loaded machine still shows which side does 
 - ``table binary``: the same rows, encoded beforehand, COPYed into the job table: the
   server's share alone.
 - ``table text``: as before, in COPY's text format (what enqueue sent before binary).
-- ``table, no claim indexes``: the binary COPY with the two pending-job indexes dropped:
-  what the claim's indexes cost; ``no queue claim index`` drops only the per-queue one,
-  ``no state index`` the dashboard's (state, id) index, ``no trigger`` the statement-level
-  NOTIFY trigger.
+- ``table binary, as before engine/0005``: with the (queue, sort_at, id) index of waiting
+  jobs, which no statement read, put back: what that migration saves.
+- ``table, no claim index``: the binary COPY with the (sort_at, id) claim index dropped:
+  what the claim's index costs; ``no state index`` the dashboard's (state, id) index,
+  ``no trigger`` the statement-level NOTIFY trigger.
+- ``table, primary key only``: every other index and the trigger dropped: the heap, the
+  primary key, parsing and defaults; ``primary key + claim`` (``+ state``) adds that one
+  index back, so each index's own cost reads against this floor.
+- ``--kept N``: the job table holds N succeeded jobs (ids below the new ones) before each
+  variant, as a table that keeps finished jobs does: a waiting job's entry in the (state, id)
+  index then lands before theirs rather than at the end of the index.
 - ``bare COPY``: text rows into a table of the same columns without keys, indexes,
   constraints or defaults (args as text): the floor.
 
@@ -45,6 +52,38 @@ BARE_TABLE = """CREATE TABLE bare (id bigint, args text, queue text, task text,
     timeout_s double precision)"""
 
 
+# Every index of the job table but its primary key (the 0001 and 0002 engine migrations).
+SECONDARY = (
+    "tailrace_jobs_claim",
+    "tailrace_jobs_state_id",
+    "tailrace_jobs_lease",
+    "tailrace_jobs_finished",
+    "tailrace_jobs_dead",
+    "tailrace_jobs_dedup_live",
+    "tailrace_jobs_dedup",
+)
+# dropped by engine/0005: no statement read it
+QUEUE_CLAIM = """CREATE INDEX tailrace_jobs_claim_queue ON tailrace_jobs (queue, sort_at, id)
+    WHERE state IN ('pending', 'failed')"""
+NO_TRIGGER = "DROP TRIGGER tailrace_jobs_inserted ON tailrace_jobs"
+
+
+def primary_key_and(*keep: str) -> tuple[str, ...]:
+    """The statements that leave the job table with its primary key and ``keep`` only."""
+    return (NO_TRIGGER, *(f"DROP INDEX {name}" for name in SECONDARY if name not in keep))
+
+
+def kept_jobs(n: int) -> tuple[str, ...]:
+    """The statements that fill the job table with ``n`` succeeded jobs, ids -n to -1."""
+    if not n:
+        return ()
+    return (
+        "INSERT INTO tailrace_jobs (id, task, state, finished_at) "
+        f"SELECT -g, 'noop', 'succeeded', now() FROM generate_series(1, {n}) AS g",
+        "VACUUM ANALYZE tailrace_jobs",
+    )
+
+
 def reset(*statements: str) -> None:
     with psycopg.connect(BASE_URL, autocommit=True) as conn:
         conn.execute(f"DROP SCHEMA IF EXISTS {SCHEMA} CASCADE")
@@ -72,8 +111,8 @@ def measured(pid: int, work: Callable[[], None]) -> dict[str, float]:
     }
 
 
-def via_enqueue_many(jobs: int, batch: int) -> dict[str, float]:
-    reset()
+def via_enqueue_many(jobs: int, batch: int, *setup: str) -> dict[str, float]:
+    reset(*setup)
     with App(URL) as app:
         pid = app.store._run(lambda c: c.execute("SELECT pg_backend_pid()").fetchone()[0])
 
@@ -148,27 +187,37 @@ def main() -> None:
     parser.add_argument("--jobs", type=int, default=200_000)
     parser.add_argument("--batch", type=int, default=10_000)
     parser.add_argument("--rounds", type=int, default=3)
+    parser.add_argument("--kept", type=int, default=0, help="succeeded jobs already in the table")
     args = parser.parse_args()
     load_at_start = os.getloadavg()
     reset()
     binary = encoded(args.jobs, args.batch, binary=True)
     text = encoded(args.jobs, args.batch, binary=False)
-    no_claim = ("DROP INDEX tailrace_jobs_claim", "DROP INDEX tailrace_jobs_claim_queue")
+    keep = kept_jobs(args.kept)
     variants: dict[str, Callable[[], dict[str, float]]] = {
-        "enqueue_many": lambda: via_enqueue_many(args.jobs, args.batch),
-        "table binary": lambda: via_copy(binary, "tailrace_jobs", True),
-        "table text": lambda: via_copy(text, "tailrace_jobs", False),
-        "table binary, no claim indexes": lambda: via_copy(
-            binary, "tailrace_jobs", True, *no_claim
+        "enqueue_many": lambda: via_enqueue_many(args.jobs, args.batch, *keep),
+        "table binary": lambda: via_copy(binary, "tailrace_jobs", True, *keep),
+        "table text": lambda: via_copy(text, "tailrace_jobs", False, *keep),
+        "table binary, as before engine/0005": lambda: via_copy(
+            binary, "tailrace_jobs", True, *keep, QUEUE_CLAIM
         ),
-        "table binary, no queue claim index": lambda: via_copy(
-            binary, "tailrace_jobs", True, no_claim[1]
+        "table binary, no claim index": lambda: via_copy(
+            binary, "tailrace_jobs", True, *keep, "DROP INDEX tailrace_jobs_claim"
         ),
         "table binary, no state index": lambda: via_copy(
-            binary, "tailrace_jobs", True, "DROP INDEX tailrace_jobs_state_id"
+            binary, "tailrace_jobs", True, *keep, "DROP INDEX tailrace_jobs_state_id"
         ),
         "table binary, no trigger": lambda: via_copy(
-            binary, "tailrace_jobs", True, "DROP TRIGGER tailrace_jobs_inserted ON tailrace_jobs"
+            binary, "tailrace_jobs", True, *keep, NO_TRIGGER
+        ),
+        "table binary, primary key only": lambda: via_copy(
+            binary, "tailrace_jobs", True, *keep, *primary_key_and()
+        ),
+        "table binary, primary key + claim": lambda: via_copy(
+            binary, "tailrace_jobs", True, *keep, *primary_key_and("tailrace_jobs_claim")
+        ),
+        "table binary, primary key + state": lambda: via_copy(
+            binary, "tailrace_jobs", True, *keep, *primary_key_and("tailrace_jobs_state_id")
         ),
         "bare COPY": lambda: via_copy(text, "bare", False, BARE_TABLE),
     }
@@ -180,6 +229,7 @@ def main() -> None:
         "measured_at": f"{datetime.now(UTC):%Y-%m-%d %H:%M}",
         "jobs": args.jobs,
         "batch": args.batch,
+        "kept": args.kept,
         "rounds": args.rounds,
         "load_at_start": [round(x, 2) for x in load_at_start],
         "load_at_end": [round(x, 2) for x in os.getloadavg()],
@@ -194,7 +244,7 @@ def main() -> None:
         }
         r = result[name]
         print(
-            f"{name:32s} {r['jobs_per_s']:>9,}/s  client {r['client_cpu_s']:.2f} s"
+            f"{name:40s} {r['jobs_per_s']:>9,}/s  client {r['client_cpu_s']:.2f} s"
             f"  server {r['server_cpu_s']:.2f} s CPU",
             file=sys.stderr,
         )

@@ -238,11 +238,12 @@ def test_migrate_is_idempotent(database_url: str) -> None:
     store = open_store(database_url)
     try:
         pending = store.migrations_pending()
-        assert pending[:5] == [
+        assert pending[:6] == [
             "engine/0001_init",
             "engine/0002_operator",
             "engine/0003_priority_caps_pools",
             "engine/0004_worker_pool",
+            "engine/0005_drop_queue_claim_index",
             "reprocessing/0001_reprocessing",
         ]
         assert store.migrate() == pending

@@ -22,6 +22,7 @@ from tests.services import postgres_schema
 ADOPTED = [
     "engine/0003_priority_caps_pools",
     "engine/0004_worker_pool",
+    "engine/0005_drop_queue_claim_index",
     "streams/0005_stream_dedup_positions",  # PostgreSQL only, as the whole streams line
     "objects/0001_uploads",
     "api/0001_revoked_sessions",

@@ -1,0 +1,3 @@
+-- Nothing to change on SQLite: the index the PostgreSQL migration of this number drops
+-- stays here (SQLite's enqueue is not bound by its indexes). The file keeps both dialects'
+-- engine lines the same.

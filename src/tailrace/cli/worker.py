@@ -8,12 +8,12 @@ import sys
 import click
 
 from ..db.connection import PROMPT
+from ..engine import metrics
 from ..engine.states import Priority
 from ..engine.store import open_store
 from ..engine.worker import Worker, WorkerOptions, run_workers
 from ..errors import ConfigurationError
 from ..loading import load_app
-from ..observability import metrics
 from ..settings import current, database_url
 from .context import app_from
 from .options import metrics_options

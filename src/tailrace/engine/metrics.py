@@ -12,11 +12,11 @@ from prometheus_client import CollectorRegistry, Counter, Histogram
 from prometheus_client.core import GaugeMetricFamily
 from prometheus_client.registry import Collector
 
-from ..engine.states import Priority
-from ..engine.store import Store
-from . import server
-from .health import Check, CheckFailed, Health
-from .server import ProbeServer
+from ..observability import server
+from ..observability.health import Check, CheckFailed, Health
+from ..observability.server import ProbeServer
+from .states import Priority
+from .store import Store
 
 log = logging.getLogger("tailrace.metrics")
 T = TypeVar("T")

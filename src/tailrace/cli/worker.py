@@ -8,12 +8,12 @@ import sys
 import click
 
 from ..db.connection import PROMPT
-from ..engine import metrics
 from ..engine.states import Priority
 from ..engine.store import open_store
 from ..engine.worker import Worker, WorkerOptions, run_workers
 from ..errors import ConfigurationError
 from ..loading import load_app
+from ..observability import worker_server
 from ..settings import current, database_url
 from .context import app_from
 from .options import metrics_options
@@ -151,9 +151,11 @@ def worker(
         if metrics_port:
             from ..pipeline.worker_metrics import serve_worker
 
-            prompt = metrics.PromptStore(lambda: open_store(url, PROMPT))
+            prompt = worker_server.PromptStore(lambda: open_store(url, PROMPT))
             try:
-                serve_worker(reprocess, metrics_port, metrics_host, metrics.database_check(prompt))
+                serve_worker(
+                    reprocess, metrics_port, metrics_host, worker_server.database_check(prompt)
+                )
             except OSError as exc:
                 # its figures are in the database too (the admin service's /metrics): a
                 # port taken by another worker on the host must not cost the job a worker
@@ -196,7 +198,7 @@ def worker(
             "concurrency": concurrency,
             "processes": processes,
         }
-        metrics.serve(
+        worker_server.serve(
             metrics_port,
             lambda: open_store(app.database_url, PROMPT),
             metrics_host,

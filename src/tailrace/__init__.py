@@ -13,7 +13,7 @@ from typing import TYPE_CHECKING, Any
 if TYPE_CHECKING:
     __version__: str
 
-    from .engine.app import App, JobSpec, Schedule
+    from .engine.app import App, JobOptions, JobSpec, Schedule
     from .engine.jobs import Job, JobFilter
     from .engine.retry import RetryPolicy
     from .engine.states import JobState, Priority
@@ -32,6 +32,7 @@ if TYPE_CHECKING:
 
 _WHERE = {
     "App": ".engine.app",
+    "JobOptions": ".engine.app",
     "JobSpec": ".engine.app",
     "Schedule": ".engine.app",
     "Job": ".engine.jobs",
@@ -61,6 +62,7 @@ __all__ = [
     "JobContext",
     "JobFilter",
     "JobNotFoundError",
+    "JobOptions",
     "JobSpec",
     "JobState",
     "JobTimeoutError",

@@ -9,7 +9,15 @@ from datetime import UTC, datetime, timedelta
 import psycopg
 import pytest
 
-from tailrace import App, InvalidArgumentsError, JobSpec, JobState, Priority, QueueFullError
+from tailrace import (
+    App,
+    InvalidArgumentsError,
+    JobSpec,
+    JobState,
+    Priority,
+    QueueFullError,
+    TailraceError,
+)
 from tailrace.db.sqlite import path_from_url
 from tests.conformance.conftest import drain
 
@@ -68,6 +76,18 @@ def test_arguments_that_are_not_json_are_refused_with_a_clear_error(app: App) ->
     with pytest.raises(InvalidArgumentsError, match="not JSON-serialisable"):
         app.enqueue("t", {"when": object()})
     assert app.jobs() == []
+
+
+def test_unknown_options_are_refused_by_name(app: App) -> None:
+    """A misspelt option must fail loudly, not enqueue a job without it."""
+    with pytest.raises(TypeError, match=r"enqueue\(\) got unknown option\(s\) queu; it takes "):
+        app.enqueue("t", queu="payments")  # type: ignore[call-arg]
+    with pytest.raises(TailraceError, match="on_full must be 'error' or 'wait', not 'block'"):
+        app.enqueue("t", on_full="block")  # type: ignore[arg-type]
+    with pytest.raises(TypeError, match=r"task\(\) got unknown option\(s\) max_attempt\b"):
+        app.task(name="t", max_attempt=3)  # type: ignore[call-overload]
+    assert app.jobs() == []
+    assert app.tasks == {}
 
 
 def _caller_connection(url: str) -> psycopg.Connection | sqlite3.Connection:

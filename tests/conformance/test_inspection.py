@@ -12,8 +12,8 @@ from prometheus_client.core import CollectorRegistry
 
 from tailrace import App, JobFilter, JobSpec, JobState, Worker
 from tailrace.db import Database
+from tailrace.engine import metrics
 from tailrace.engine.inspection import JobSearch
-from tailrace.observability import metrics
 from tests.conformance.conftest import drain
 from tests.waiting import wait_until
 

@@ -6,7 +6,7 @@ from prometheus_client import generate_latest
 from prometheus_client.core import CollectorRegistry
 
 from tailrace import App, JobSpec
-from tailrace.observability import metrics
+from tailrace.engine import metrics
 from tests.conformance.conftest import drain
 
 

@@ -227,7 +227,7 @@ def test_aging_is_set_per_queue(database_url: str, monkeypatch: pytest.MonkeyPat
 
 def test_the_series_their_dashboard_queries_translate_to(app: App) -> None:
     """The rows of the metrics table: each of their series has the tailrace one named."""
-    from tailrace.observability import metrics
+    from tailrace.engine import metrics
 
     @app.task(name="refresh")
     def refresh(fail: bool) -> None:

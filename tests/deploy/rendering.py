@@ -145,7 +145,7 @@ def exported_metrics(tmp: Path) -> dict[str, set[str]]:
     from tailrace.api.metrics import registry as api_registry
     from tailrace.api.services import Handle
     from tailrace.engine.app import App
-    from tailrace.observability.metrics import REGISTRY
+    from tailrace.engine.metrics import REGISTRY
     from tailrace.pipeline.jobs import ReprocessingStore
 
     url = f"sqlite:///{tmp}/metrics.db"

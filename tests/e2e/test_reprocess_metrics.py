@@ -11,7 +11,7 @@ import pytest
 from tailrace.db.connection import PROMPT
 from tailrace.engine.app import App
 from tailrace.engine.store import open_store
-from tailrace.observability.metrics import PromptStore, database_check
+from tailrace.observability.worker_server import PromptStore, database_check
 from tailrace.pipeline.jobs import ReprocessingConfig, ReprocessingStatus, ReprocessingStore
 from tailrace.pipeline.plan import plan_job
 from tailrace.pipeline.worker import ReprocessWorker

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import inspect
 import random
 
 import pytest
@@ -87,6 +88,15 @@ def test_public_surface() -> None:
     for name in tailrace.__all__:
         assert getattr(tailrace, name) is not None
     assert {"App", "Worker", "Priority", "JobState", "RetryPolicy"} <= set(tailrace.__all__)
+
+
+def test_job_options_are_the_keywords_new_job_takes() -> None:
+    """enqueue checks its options against JobOptions: one new_job takes but JobOptions lacks
+    would be refused, one it lists but new_job lacks would fail deeper down."""
+    params = inspect.signature(tailrace.App.new_job).parameters.values()
+    keywords = {p.name for p in params if p.kind is inspect.Parameter.KEYWORD_ONLY}
+    assert tailrace.JobOptions.__optional_keys__ == keywords
+    assert tailrace.JobOptions.__required_keys__ == frozenset()
 
 
 def test_attempt_limits_from_the_environment(monkeypatch: pytest.MonkeyPatch) -> None:

@@ -13,8 +13,8 @@ from prometheus_client import CollectorRegistry
 from prometheus_client.core import GaugeMetricFamily
 from prometheus_client.registry import Collector
 
+from ..engine.metrics import QueueCollector
 from ..engine.states import Priority
-from ..observability.metrics import QueueCollector
 from ..pipeline.jobs import ReprocessingStatus
 from .services import Handle
 

@@ -13,7 +13,7 @@ from ..engine.store import open_store
 from ..engine.worker import Worker, WorkerOptions, run_workers
 from ..errors import ConfigurationError
 from ..loading import load_app
-from ..observability import metrics
+from ..observability import worker_server
 from ..settings import current, database_url
 from .context import app_from
 from .options import metrics_options
@@ -151,9 +151,11 @@ def worker(
         if metrics_port:
             from ..pipeline.worker_metrics import serve_worker
 
-            prompt = metrics.PromptStore(lambda: open_store(url, PROMPT))
+            prompt = worker_server.PromptStore(lambda: open_store(url, PROMPT))
             try:
-                serve_worker(reprocess, metrics_port, metrics_host, metrics.database_check(prompt))
+                serve_worker(
+                    reprocess, metrics_port, metrics_host, worker_server.database_check(prompt)
+                )
             except OSError as exc:
                 # its figures are in the database too (the admin service's /metrics): a
                 # port taken by another worker on the host must not cost the job a worker
@@ -191,7 +193,7 @@ def worker(
     if metrics_port and processes > 1:
         from ..observability.child_metrics import ChildMetrics
 
-        children = ChildMetrics(processes, metrics.counter_registries())
+        children = ChildMetrics(processes, worker_server.counter_registries())
     if metrics_port:
         shown = {
             "pool": options.pool or "default",
@@ -202,7 +204,7 @@ def worker(
             "processes": processes,
         }
         try:
-            metrics.serve(
+            worker_server.serve(
                 metrics_port,
                 lambda: open_store(app.database_url, PROMPT),
                 metrics_host,

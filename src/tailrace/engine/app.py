@@ -6,7 +6,7 @@ import time
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
-from typing import TYPE_CHECKING, Any, TypeVar, overload
+from typing import TYPE_CHECKING, Any, Literal, TypedDict, TypeVar, Unpack, overload
 
 import orjson
 
@@ -28,6 +28,22 @@ if TYPE_CHECKING:
 from .tasks import Task, make_task
 
 F = TypeVar("F", bound=Callable[..., Any])
+
+OnFull = Literal["error", "wait"]
+"""What ``enqueue`` does when a queue is at capacity: raise QueueFullError, or wait for room."""
+
+
+class JobOptions(TypedDict, total=False):
+    """The options ``App.enqueue`` takes for one job (all optional; see ``App.new_job``)."""
+
+    queue: str | None
+    priority: Priority | str | int | None
+    run_at: datetime | None
+    delay: float | None
+    max_attempts: int | None
+    timeout: float | None
+    dedup_key: str | None
+    dedup_window: float | timedelta | None
 
 
 @dataclass(frozen=True)
@@ -53,6 +69,12 @@ class JobSpec:
     run_at: datetime | None = None
     max_attempts: int | None = None
     dedup_key: str | None = None
+
+
+# the keywords of the ``App.task`` overload above, checked for callers mypy does not see
+_TASK_OPTIONS = frozenset(
+    {"name", "queue", "priority", "max_attempts", "retry", "timeout", "pass_context"}
+)
 
 
 class App:
@@ -156,6 +178,12 @@ class App:
     def task(self, fn: Any = None, **options: Any) -> Any:
         """Register a sync or async function as a task; jobs name it by ``name``
         (default ``module.qualname``)."""
+        unknown = options.keys() - _TASK_OPTIONS
+        if unknown:  # a misspelt option would otherwise be ignored without a word
+            raise TypeError(
+                f"task() got unknown option(s) {', '.join(sorted(unknown))}; "
+                f"it takes {', '.join(sorted(_TASK_OPTIONS))}"
+            )
 
         def register(f: F) -> F:
             priority = options.get("priority")
@@ -309,9 +337,9 @@ class App:
         args: Any = None,
         *,
         connection: Any | None = None,
-        on_full: str = "error",
+        on_full: OnFull = "error",
         wait_timeout: float = 30.0,
-        **options: Any,
+        **options: Unpack[JobOptions],
     ) -> int:
         """Enqueue one job; returns its id (the existing job's id when deduplicated).
 
@@ -320,6 +348,13 @@ class App:
         ``on_full``: "error" raises QueueFullError at capacity; "wait" retries until there
         is room or ``wait_timeout`` seconds pass.
         """
+        unknown = options.keys() - JobOptions.__optional_keys__
+        if unknown:
+            # new_job would say "new_job() got an unexpected keyword": name the caller's call
+            raise TypeError(
+                f"enqueue() got unknown option(s) {', '.join(sorted(unknown))}; "
+                f"it takes {', '.join(sorted(JobOptions.__optional_keys__))}"
+            )
         job = self.new_job(task, args, **options)
         return self._insert([job], connection, on_full, wait_timeout)[0]
 
@@ -328,7 +363,7 @@ class App:
         jobs: Iterable[JobSpec | NewJob],
         *,
         connection: Any | None = None,
-        on_full: str = "error",
+        on_full: OnFull = "error",
         wait_timeout: float = 30.0,
     ) -> list[int]:
         """Enqueue many jobs in one transaction (COPY on PostgreSQL); returns their ids."""
@@ -374,7 +409,7 @@ class App:
         return self._insert(batch, connection, on_full, wait_timeout)
 
     def _insert(
-        self, jobs: Sequence[NewJob], connection: Any | None, on_full: str, wait_timeout: float
+        self, jobs: Sequence[NewJob], connection: Any | None, on_full: OnFull, wait_timeout: float
     ) -> list[int]:
         if on_full not in ("error", "wait"):
             raise TailraceError(f"on_full must be 'error' or 'wait', not {on_full!r}")

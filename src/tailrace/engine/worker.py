@@ -26,8 +26,9 @@ from typing import Any, TypeVar
 
 from ..db.connection import PATIENT
 from ..errors import JobCancelledError, JobTimeoutError, UnknownTaskError
-from ..observability import metrics, tracing
+from ..observability import tracing
 from ..settings import max_attempts_from_env
+from . import metrics
 from .app import App
 from .jobs import ClaimedJob, Outcome
 from .maintenance import Maintenance

@@ -14,11 +14,11 @@ from prometheus_client import CollectorRegistry
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily
 from prometheus_client.registry import Collector
 
-from ..observability.health import Check, Health
-from ..observability.server import ProbeServer, serve
+from tailrace.observability.health import Check, Health
+from tailrace.observability.server import ProbeServer, serve
 
 if TYPE_CHECKING:
-    from .worker import ReprocessWorker
+    from tailrace.pipeline.worker import ReprocessWorker
 
 
 class WorkerCollector(Collector):

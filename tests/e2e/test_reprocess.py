@@ -25,6 +25,7 @@ from .reprocess_support import (
     summary,
     wait_for_checkpoint,
 )
+from .support import wait_until
 
 
 def _samples(tmp_path: Path, files: int, lines: int, bad: float = 0.0) -> list[Path]:
@@ -152,6 +153,47 @@ def test_cancel_then_resume(sqlite_url: str, tmp_path: Path) -> None:
     assert final["status"] == "completed"
     assert final["sent"] == sum(want.values())
     assert set(output_lines(out)) == set(want)
+
+
+def test_a_resume_refuses_an_output_that_lost_what_the_job_wrote(
+    sqlite_url: str, tmp_path: Path
+) -> None:
+    """The records a cancelled job made durable are gone from its file (moved away, or
+    emptied in place): resuming cannot write them again (their lines are checkpointed), so
+    it fails saying so instead of completing with them missing; the file put back, the
+    resume completes with every event."""
+    paths = _samples(tmp_path, files=3, lines=60_000)
+    out = tmp_path / "out.ndjson"
+    args = ["reprocess", str(tmp_path / "logs"), "--sink", f"file://{out}", "--json"]
+    cli = start_cli([*args, "--checkpoint-every", "0.1"], sqlite_url, tmp_path)
+    try:
+        with ReprocessingStore(sqlite_url) as store, App(sqlite_url) as app:
+            job_id = wait_for_checkpoint(store, running=True)
+            wait_until(lambda: store.job(job_id).counters.sent > 0, 60, "records checkpointed")
+            ReprocessingService(app, store).cancel(job_id)
+        cli.communicate(timeout=60)
+    finally:
+        stop_cli(cli)
+    kept = tmp_path / "kept.ndjson"
+    out.rename(kept)
+    moved = run_cli(["reprocessing", "resume", job_id, "--json"], sqlite_url, tmp_path)
+    assert moved.returncode != 0 and summary(moved.stdout)["status"] == "failed"
+    assert "is empty now (emptied, moved" in moved.stdout + moved.stderr
+    assert not out.exists()  # the refused resume leaves no file where there was none
+
+    kept.rename(out)
+    whole = out.read_bytes()
+    out.write_bytes(b"")  # emptied in place: the same file, its record says otherwise
+    emptied = run_cli(["reprocessing", "resume", job_id, "--json"], sqlite_url, tmp_path)
+    assert emptied.returncode != 0 and summary(emptied.stdout)["status"] == "failed"
+    assert "is empty now (emptied, moved" in emptied.stdout + emptied.stderr
+
+    out.write_bytes(whole)
+    resumed = run_cli(["reprocessing", "resume", job_id, "--json"], sqlite_url, tmp_path)
+    assert resumed.returncode == 0, resumed.stderr
+    want = expected_events(paths)
+    assert summary(resumed.stdout)["status"] == "completed"
+    assert output_lines(out) == want  # every event, once
 
 
 @pytest.fixture

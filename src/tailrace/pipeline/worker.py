@@ -44,6 +44,7 @@ from tailrace.pipeline.sinks import (
     open_sink,
     parse_sink_url,
 )
+from tailrace.pipeline.sinks.file import check_holds
 from tailrace.pipeline.sinks.limited import LimitedSink
 from tailrace.pipeline.sources import Source, SourceFile
 from tailrace.pipeline.start_line import BEFORE_START_LINE, skip_lines, starts_inside
@@ -295,6 +296,8 @@ class ReprocessWorker:
     def _sink_(self) -> Sink:
         if self._sink is None:
             sink = open_sink(self.config.sink, roots=self.config.write_roots)
+            # records this job made durable in an earlier run must still be there
+            check_holds(sink, self.store.job(self.job_id).counters.sent)
             if self.config.limit:
                 # one worker runs a job with a limit (plan.create_job): what its files sent
                 # so far, as of their checkpoints, is all that was sent

@@ -25,6 +25,7 @@ The file and its record are opened inside a directory descriptor that was checke
 
 from __future__ import annotations
 
+import contextlib
 import errno
 import fcntl
 import os
@@ -48,6 +49,27 @@ from tailrace.pipeline.sinks.base import (
 DEFAULT_BUFFER_BYTES = 64 << 20
 RECORD_SUFFIX = ".tailrace-sink"
 _RECORD_BYTES = 256  # written in place at offset 0: one sector, so never torn
+
+
+# What to do when the records a job made durable are no longer in its file: resuming
+# cannot write them again (their lines are checkpointed), a new job can.
+_LOST = (
+    "The records the job wrote there are gone: put the file back as it was and resume, or "
+    "start a new job (`tailrace reprocess`) into a new file to write every record again"
+)
+
+
+def check_holds(sink: object, sent: int) -> None:
+    """Refuse a file sink that started empty for a job that already sent `sent` records
+    to it: the file was moved, deleted or replaced since, and with it those records (sent
+    records are flushed to the file before their checkpoint, so they are never all that
+    is missing from an empty one)."""
+    if sent and isinstance(sink, FileSink) and sink.started_empty:
+        sink.give_back()
+        raise SinkError(
+            f"{sink.name}: this job sent {sent} records to {sink.path} before, and the file "
+            f"is empty now (emptied, moved, deleted or replaced since). {_LOST}"
+        )
 
 
 def record_path(path: Path) -> Path:
@@ -83,6 +105,11 @@ class FileSink(SinkBase):
         self._pending_size = 0
         self._held_from: int | None = None  # the durable length while the lock is held
         self._new = False  # a directory entry to fsync at the next flush
+        #: the file was empty when this sink took it over: a job that had sent records to
+        #: it finds them gone (`check_holds`)
+        self.started_empty = False
+        self._created = False
+        self._record_before = b""
         self._dir = self._fd = self._record = -1
         try:
             self._dir = open_directory(self.path.parent, self._roots)
@@ -154,6 +181,19 @@ class FileSink(SinkBase):
         os.pwrite(self._record, body.ljust(_RECORD_BYTES - 1) + b"\n", 0)
         os.fdatasync(self._record)
 
+    def give_back(self) -> None:
+        """Close a sink that took an empty file over and may not write to it, leaving
+        things as they were: the record of the file the job wrote (so that file, put back,
+        is taken over again) and no file where there was none."""
+        if self._record >= 0:
+            os.ftruncate(self._record, len(self._record_before))
+            os.pwrite(self._record, self._record_before, 0)
+            os.fdatasync(self._record)
+        if self._created:
+            with contextlib.suppress(FileNotFoundError):
+                self.path.unlink()
+        self.close()
+
     def _adopt(self) -> None:
         """Take the file over: an empty file or one with a record; refuse anything else."""
         size = os.fstat(self._fd).st_size
@@ -165,7 +205,11 @@ class FileSink(SinkBase):
             durable = self._durable()
         except FileNotFoundError:
             pass
-        if size == 0:  # new, or emptied since: nothing in it to keep
+        if size == 0:  # new, or emptied since (a job that wrote to it refuses, see check_holds)
+            self.started_empty = True
+            self._created = self._new
+            # the record as it was: a refused take-over puts it back (`give_back`)
+            self._record_before = os.pread(self._record, _RECORD_BYTES, 0)
             self._set_durable(0)
             self._new = True  # its record may be a new directory entry to make durable
             return
@@ -185,7 +229,7 @@ class FileSink(SinkBase):
         elif size < durable:
             raise SinkError(
                 f"{self.name}: {self.path} is {size} bytes, shorter than the {durable} bytes "
-                "tailrace made durable: something else truncated it; move it away and resume"
+                f"tailrace made durable: something else truncated it. {_LOST}"
             )
         return durable
 

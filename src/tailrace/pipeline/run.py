@@ -21,7 +21,7 @@ from typing import Protocol, cast
 from tailrace.pipeline.decoders.framing import BadLine, Checkpoint
 from tailrace.pipeline.events import Event, EventFields, read_batches
 from tailrace.pipeline.filters import EventFilter
-from tailrace.pipeline.jobs.model import UNREADABLE, Counters
+from tailrace.pipeline.jobs.model import BATCH_SIZE, UNREADABLE, Counters
 from tailrace.pipeline.routing import ConnectionRouter
 from tailrace.pipeline.sinks.base import FileMark, Sink
 from tailrace.pipeline.sinks.deadletter import DeadLetterWriter
@@ -30,7 +30,7 @@ from tailrace.pipeline.sources import Source, SourceFile
 
 @dataclass(frozen=True, slots=True)
 class RunSettings:
-    batch_size: int = 2_000  # events handed to the sink at once
+    batch_size: int = BATCH_SIZE  # events handed to the sink at once
     check_every: int = 1_000  # lines between looks at the clock
     status_s: float = 0.25  # at most this often a status write
     checkpoint_s: float = 1.0  # flush and checkpoint at least this often

@@ -115,7 +115,7 @@ class ReprocessingStore:
                 self._q["job_insert"],
                 {
                     "id": job_id,
-                    "config": self._json(config.to_json()),
+                    "config": config.to_stored(),
                     "now": now,
                     "total_files": len(files),
                     "total_workers": total_workers,
@@ -552,7 +552,7 @@ class ReprocessingStore:
         )
         return ReprocessingJob(
             id=job_id,
-            config=ReprocessingConfig.from_json(_json_value(config)),
+            config=ReprocessingConfig.from_stored(config),
             status=ReprocessingStatus(status),
             created_at=_time(created) or datetime.now(UTC),
             started_at=_time(started),

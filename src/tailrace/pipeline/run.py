@@ -246,7 +246,7 @@ SKIP_PREFIX = "skip:"
 
 def mark_counters(counters: Counters, skip_reasons: dict[str, int]) -> dict[str, int]:
     """Counters and skip reasons as one flat mapping, the form a `FileMark` stores."""
-    flat = counters.to_json()
+    flat = counters.as_dict()
     flat.update({SKIP_PREFIX + reason: count for reason, count in skip_reasons.items()})
     return flat
 
@@ -259,7 +259,7 @@ def state_from_mark(mark: FileMark) -> FileState:
         for k, v in mark.counters.items()
         if k.startswith(SKIP_PREFIX)
     }
-    return FileState(mark.key, mark.checkpoint, Counters.from_json(counts), reasons)
+    return FileState(mark.key, mark.checkpoint, Counters.from_dict(counts), reasons)
 
 
 def _position(raw: object, size: int) -> int:

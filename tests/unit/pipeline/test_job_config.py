@@ -12,7 +12,7 @@ from tailrace.api.present import config_out
 from tailrace.api.schemas import SHOWN_CONFIG
 from tailrace.db import migrate
 from tailrace.pipeline.jobs import ReprocessingConfig, ReprocessingStore
-from tailrace.pipeline.jobs.model import BATCH_SIZE, MAX_WORKERS
+from tailrace.pipeline.jobs.model import BATCH_SIZE, MAX_WORKERS, Counters
 from tailrace.pipeline.sources import SourceFile
 
 # as the hand-written to_json of tailrace before the config became one msgspec Struct wrote it
@@ -100,3 +100,19 @@ def test_the_api_shows_the_config_s_own_fields_with_the_sink_s_password_hidden()
     assert list(shown) == list(SHOWN_CONFIG)
     assert shown["stream_ids"] == ["s1"] and shown["limit"] == 100
     assert "hunter2" not in config_out(secret).model_dump_json()
+
+
+def test_a_file_s_counters_round_trip_through_its_checkpoint_by_name() -> None:
+    counters = Counters(lines=10, sent=6, filtered=1, skipped=2, deadlettered=1, processed_bytes=99)
+    flat = counters.as_dict()
+    assert flat == {
+        "lines": 10,
+        "sent": 6,
+        "filtered": 1,
+        "skipped": 2,
+        "deadlettered": 1,
+        "processed_bytes": 99,
+    }
+    assert Counters.from_dict(flat) == counters
+    # a mark written before processed_bytes was counted, with a null and a string figure
+    assert Counters.from_dict({"lines": "3", "sent": 3, "skipped": None}) == Counters(3, 3)

@@ -340,7 +340,7 @@ class ReprocessingStore:
             offset=offset,
             skip_reasons=self._json(skip_reasons),
             now=self._now(),
-            **counters.to_json(),
+            **counters.as_dict(),
         )
 
     def file_set_status(
@@ -398,7 +398,7 @@ class ReprocessingStore:
             processed_files=processed_files,
             total_bytes=total_bytes,
             now=self._now(),
-            **counters.to_json(),
+            **counters.as_dict(),
         )
 
     def worker_finish(

@@ -274,8 +274,7 @@ class IngestStatus(enum.StrEnum):
     FAILED = "FAILED"
 
 
-@dataclass(frozen=True, slots=True)
-class ProcessedFile:
+class ProcessedFile(msgspec.Struct, frozen=True):
     """One version of a stored file, as `tailrace ingest` tracks it."""
 
     bucket: str
@@ -287,15 +286,7 @@ class ProcessedFile:
     job_id: str | None = None
     error: str | None = None
 
-    def to_json(self) -> dict[str, Any]:
+    def as_dict(self) -> dict[str, Any]:
         """As `tailrace ingest --json` and the ingest API show it."""
-        return {
-            "bucket": self.bucket,
-            "key": self.key,
-            "version": self.version,
-            "size": self.size,
-            "status": str(self.status),
-            "attempts": self.attempts,
-            "job_id": self.job_id,
-            "error": self.error,
-        }
+        shown: dict[str, Any] = msgspec.to_builtins(self)
+        return shown

@@ -26,6 +26,15 @@ STORED = (
     '"listing_skipped":{"counts":{"marker":1},"examples":{"marker":["_SUCCESS"]}}}'
 )
 
+# ...and with every field at its default
+STORED_DEFAULTS = (
+    '{"source":"/x","sink":"null:","stream_ids":[],"connection_ids":[],"date_from":null,'
+    '"date_to":null,"where":[],"max_workers":50,"s3_endpoint_url":null,"checkpoint_s":1.0,'
+    '"batch_size":2000,"stream_id_fields":[],"time_fields":[],"message_id_fields":[],'
+    '"roots":[],"write_roots":[],"include":[],"exclude":[],"dry_run":false,"start_file":null,'
+    '"start_line":0,"limit":null,"retry_attempts":null,"listing_skipped":{}}'
+)
+
 # an older version's row: the fields added since are missing, and empty ones were null
 OLDER = {
     "source": "/var/log/jitsu",
@@ -50,6 +59,8 @@ def test_a_config_stored_by_the_previous_version_loads_and_is_stored_the_same() 
     assert config.listing_skipped["examples"] == {"marker": ["_SUCCESS"]}
     assert config.to_stored() == STORED
     assert ReprocessingConfig.from_stored(orjson.loads(STORED)) == config  # PostgreSQL's jsonb
+    assert ReprocessingConfig("/x", "null:").to_stored() == STORED_DEFAULTS
+    assert ReprocessingConfig.from_stored(STORED_DEFAULTS) == ReprocessingConfig("/x", "null:")
 
 
 def test_an_older_config_takes_the_defaults_for_what_it_lacks_or_left_empty() -> None:

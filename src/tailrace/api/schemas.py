@@ -4,12 +4,13 @@ reprocessing, and the queue operations of reference 002. They make the OpenAPI d
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Annotated, Any, Literal
+from typing import TYPE_CHECKING, Annotated, Any, Literal
 
+import msgspec
 from fastapi import Query
-from pydantic import BaseModel, ConfigDict, Field, StringConstraints
+from pydantic import BaseModel, ConfigDict, Field, StringConstraints, create_model
 
-from ..pipeline.jobs.model import MAX_WORKERS
+from ..pipeline.jobs.model import BATCH_SIZE, MAX_WORKERS, ReprocessingConfig
 
 JobStatusName = Literal["pending", "running", "completed", "failed", "cancelled"]
 EngineStateName = Literal["pending", "running", "succeeded", "failed", "dead", "cancelled"]
@@ -84,7 +85,7 @@ class StartJob(_Strict):
     date_from: datetime | None = None
     date_to: datetime | None = None
     where: list[Item] = Field(default_factory=list, description="FIELD=VALUE", max_length=100)
-    batch_size: int = Field(2_000, ge=1, le=100_000, strict=True)
+    batch_size: int = Field(BATCH_SIZE, ge=1, le=100_000, strict=True)
     max_workers: int = Field(MAX_WORKERS, ge=1, le=MAX_WORKERS, strict=True)
     s3_endpoint_url: Text | None = None
     include: list[Item] = Field(
@@ -121,23 +122,41 @@ class StartJob(_Strict):
     )
 
 
-class JobConfigOut(BaseModel):
-    source: str
-    sink: str
-    stream_ids: list[str]
-    connection_ids: list[str]
-    date_from: str | None
-    date_to: str | None
-    where: list[str]
-    max_workers: int
-    batch_size: int
-    include: list[str] = Field(default_factory=list)
-    exclude: list[str] = Field(default_factory=list)
-    dry_run: bool = False
-    start_file: str | None = None
-    start_line: int = 0
-    limit: int | None = None
-    retry_attempts: int | None = None
+#: The fields of a job's config that the API shows, in this order: not where the job may
+#: read and write (`roots`), nor its S3 endpoint or tuning, nor what the listing skipped
+#: (shown as the job's `skipped_files`).
+SHOWN_CONFIG = (
+    "source",
+    "sink",
+    "stream_ids",
+    "connection_ids",
+    "date_from",
+    "date_to",
+    "where",
+    "max_workers",
+    "batch_size",
+    "include",
+    "exclude",
+    "dry_run",
+    "start_file",
+    "start_line",
+    "limit",
+    "retry_attempts",
+)
+
+
+def _config_out() -> type[BaseModel]:
+    """A job's config as shown, made from `ReprocessingConfig` itself: its shown fields,
+    with their types; each one always there."""
+    types = {f.name: f.type for f in msgspec.structs.fields(ReprocessingConfig)}
+    fields: dict[str, Any] = {name: (types[name], ...) for name in SHOWN_CONFIG}
+    return create_model("JobConfigOut", **fields)
+
+
+if TYPE_CHECKING:
+    JobConfigOut = BaseModel
+else:
+    JobConfigOut = _config_out()
 
 
 class JobOut(BaseModel):

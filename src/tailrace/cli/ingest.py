@@ -158,7 +158,7 @@ def ingest(
         sibling_reports = _wait_siblings(siblings)
     report = _merge([report, *sibling_reports])
     if left or report["status"] != "nothing to do":
-        report["failed_files"] = [f.to_json() for f in left]
+        report["failed_files"] = [f.as_dict() for f in left]
     _print(console, report, left, as_json)
     sys.exit(FAILED_LEFT if left or report["status"] == "failed" else 0)
 
@@ -299,7 +299,7 @@ def list_files(
         scope = scope_of(source) if source else None
         files = store.processed_by_status(IngestStatus(status.upper()), scope)
     if as_json:
-        echo_json({"files": [f.to_json() for f in files], "total": len(files)})
+        echo_json({"files": [f.as_dict() for f in files], "total": len(files)})
         return
     for f in files:
         where = f"s3://{f.bucket}/{f.key}" if f.bucket else f.key
@@ -331,6 +331,6 @@ def reset_files(
     with _record_store(ctx, sink) as store:
         files = store.processed_reset(scope_of(source) if source else None)
     if as_json:
-        echo_json({"reset": [f.to_json() for f in files], "total": len(files)})
+        echo_json({"reset": [f.as_dict() for f in files], "total": len(files)})
         return
     click.echo(f"{len(files)} files reset to PENDING")

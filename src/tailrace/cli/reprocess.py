@@ -348,7 +348,7 @@ def failed_files_json(files: list[FileRecord]) -> list[dict[str, Any]]:
             "file": f.url,
             "error": f.error,
             "retryable": not f.unreadable,
-            **f.counters.to_json(),
+            **f.counters.as_dict(),
         }
         for f in files
         if f.status is ReprocessingStatus.FAILED
@@ -367,7 +367,7 @@ def summary_json(
         "files": {"total": job.total_files, **job.files_by_status},
         "workers": job.total_workers,
         "bytes": job.total_bytes,
-        **counters.to_json(),
+        **counters.as_dict(),
         "balanced": counters.balanced,
         "skip_reasons": job.skip_reasons,
         "skipped_files": job.config.listing_skipped.get("counts", {}),
@@ -516,7 +516,7 @@ def show_job(ctx: click.Context, job_id: str) -> None:
                 "current_line": w.current_line,
                 "processed_files": w.processed_files,
                 "restarts": w.restarts,
-                **w.counters.to_json(),
+                **w.counters.as_dict(),
             }
             for w in store.workers(job_id)
         ]

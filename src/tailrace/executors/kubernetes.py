@@ -219,7 +219,7 @@ def build_objects(
         "metadata": {"name": n["secret"], "labels": labels},
         "stringData": {
             **environment,
-            "TAILRACE_JOB_CONFIG": orjson.dumps(job.config.to_json()).decode(),
+            "TAILRACE_JOB_CONFIG": job.config.to_stored(),
         },
     }
     container = {

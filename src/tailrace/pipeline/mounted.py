@@ -26,6 +26,7 @@ from tailrace.db.connection import connect
 from tailrace.engine.app import App
 from tailrace.errors import ConfigurationError
 from tailrace.pipeline.jobs import ReprocessingConfig, ReprocessingStore
+from tailrace.pipeline.jobs.model import BATCH_SIZE
 from tailrace.pipeline.jobs.store import ReprocessingJobNotFoundError
 from tailrace.pipeline.plan import create_job, listed_files, start_from
 from tailrace.pipeline.sources import SourceFile
@@ -114,7 +115,7 @@ def job_config(mounted: Mounted, environ: Mapping[str, str] | None = None) -> Re
         date_from=s.get("date_from"),
         date_to=s.get("date_to"),
         max_workers=mounted.workers,
-        batch_size=int(s.get("batch_size") or 2_000),
+        batch_size=int(s.get("batch_size") or BATCH_SIZE),
         s3_endpoint_url=s.get("s3_endpoint_url"),
         dry_run=bool(s.get("dry_run")),
         start_file=s.get("start_file") or None,

@@ -12,8 +12,9 @@ import os
 import posixpath
 import uuid
 from collections.abc import Sequence
-from dataclasses import replace
 from datetime import UTC, datetime, timedelta
+
+import msgspec
 
 from tailrace.engine.app import App, JobSpec
 from tailrace.engine.jobs import JobFilter
@@ -61,7 +62,7 @@ def list_source(config: ReprocessingConfig) -> tuple[ReprocessingConfig, list[So
     files = source.list_files()
     skipped = getattr(source, "skipped", None)
     if isinstance(skipped, SkippedFiles) and skipped.total:
-        config = replace(config, listing_skipped=skipped.to_json())
+        config = msgspec.structs.replace(config, listing_skipped=skipped.to_json())
     return config, files
 
 

@@ -21,7 +21,7 @@ from typing import Protocol, cast
 from tailrace.pipeline.decoders.framing import BadLine, Checkpoint
 from tailrace.pipeline.events import Event, EventFields, read_batches
 from tailrace.pipeline.filters import EventFilter
-from tailrace.pipeline.jobs.model import UNREADABLE, Counters
+from tailrace.pipeline.jobs.model import BATCH_SIZE, UNREADABLE, Counters
 from tailrace.pipeline.routing import ConnectionRouter
 from tailrace.pipeline.sinks.base import FileMark, Sink
 from tailrace.pipeline.sinks.deadletter import DeadLetterWriter
@@ -30,7 +30,7 @@ from tailrace.pipeline.sources import Source, SourceFile
 
 @dataclass(frozen=True, slots=True)
 class RunSettings:
-    batch_size: int = 2_000  # events handed to the sink at once
+    batch_size: int = BATCH_SIZE  # events handed to the sink at once
     check_every: int = 1_000  # lines between looks at the clock
     status_s: float = 0.25  # at most this often a status write
     checkpoint_s: float = 1.0  # flush and checkpoint at least this often
@@ -246,7 +246,7 @@ SKIP_PREFIX = "skip:"
 
 def mark_counters(counters: Counters, skip_reasons: dict[str, int]) -> dict[str, int]:
     """Counters and skip reasons as one flat mapping, the form a `FileMark` stores."""
-    flat = counters.to_json()
+    flat = counters.as_dict()
     flat.update({SKIP_PREFIX + reason: count for reason, count in skip_reasons.items()})
     return flat
 
@@ -259,7 +259,7 @@ def state_from_mark(mark: FileMark) -> FileState:
         for k, v in mark.counters.items()
         if k.startswith(SKIP_PREFIX)
     }
-    return FileState(mark.key, mark.checkpoint, Counters.from_json(counts), reasons)
+    return FileState(mark.key, mark.checkpoint, Counters.from_dict(counts), reasons)
 
 
 def _position(raw: object, size: int) -> int:

@@ -230,7 +230,7 @@ class ReprocessWorker:
         if result.error is None:
             log.info(
                 "file completed",
-                extra={"job_id": job_id, "file": record.url, **done.counters.to_json()},
+                extra={"job_id": job_id, "file": record.url, **done.counters.as_dict()},
             )
 
     def _file_stopped(self, job_id: str, file_index: int, job_status: ReprocessingStatus) -> None:

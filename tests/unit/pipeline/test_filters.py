@@ -240,7 +240,7 @@ def test_go_zero_time_is_an_unset_bound(zero: str) -> None:
     assert is_zero_time(zero)
     config = ReprocessingConfig(source="x", sink="null:", date_from=zero, date_to=zero)
     assert (config.date_from, config.date_to) == (None, None)
-    stored = ReprocessingConfig.from_json({"source": "x", "sink": "null:", "date_to": zero})
+    stored = ReprocessingConfig.from_stored({"source": "x", "sink": "null:", "date_to": zero})
     assert stored.date_to is None
     assert event_filter(config).selects_all
 

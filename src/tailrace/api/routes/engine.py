@@ -4,7 +4,7 @@ priority, jobs by state, replay or discard of dead jobs, pause and resume, enque
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Annotated, Any
+from typing import Annotated
 
 from fastapi import APIRouter, Depends, Path, Query
 
@@ -25,6 +25,7 @@ from ..schemas import (
     ErrorBody,
     PoolsOut,
     PriorityName,
+    QueueOut,
     QueuesOut,
     QueueState,
     error_responses,
@@ -42,76 +43,76 @@ _QUEUE_NAME = Path(min_length=1, max_length=200, pattern=NO_NUL)
 
 
 @router.get("/queues", response_model=QueuesOut)
-def queue_stats(svc: Svc) -> dict[str, Any]:
+def queue_stats(svc: Svc) -> QueuesOut:
     """Every queue with its jobs counted by state, and by priority and state."""
     with svc.db() as db:
         infos = {q.name: q for q in db.app.queues()}
         stats = db.app.stats()
-    queues: dict[str, dict[str, Any]] = {}
+    queues: dict[str, QueueOut] = {}
 
-    def entry(name: str) -> dict[str, Any]:
+    def entry(name: str) -> QueueOut:
         if name not in queues:
             info = infos.get(name)
-            queues[name] = {
-                "name": name,
-                "paused": bool(info and info.paused),
-                "capacity": info.capacity if info else None,
-                "capacity_by_priority": {p.name: n for p, n in info.capacities.items()}
+            queues[name] = QueueOut(
+                name=name,
+                paused=bool(info and info.paused),
+                capacity=info.capacity if info else None,
+                capacity_by_priority={p.name: n for p, n in info.capacities.items()}
                 if info
                 else {},
-                "counts": {s.value: 0 for s in JobState},
-                "by_priority": {},
-            }
+                counts={s.value: 0 for s in JobState},
+                by_priority={},
+            )
         return queues[name]
 
     for name in infos:
         entry(name)
     for s in stats:
         q = entry(s.queue)
-        q["counts"][s.state.value] += s.count
-        by_state = q["by_priority"].setdefault(s.priority.name, {})
+        q.counts[s.state.value] += s.count
+        by_state = q.by_priority.setdefault(s.priority.name, {})
         by_state[s.state.value] = by_state.get(s.state.value, 0) + s.count
-    return {"queues": [queues[name] for name in sorted(queues)]}
+    return QueuesOut(queues=[queues[name] for name in sorted(queues)])
 
 
 @router.post("/queues/{name}/pause", response_model=QueueState)
-def pause(name: Annotated[str, _QUEUE_NAME], svc: Svc) -> dict[str, Any]:
+def pause(name: Annotated[str, _QUEUE_NAME], svc: Svc) -> QueueState:
     """Workers stop claiming from the queue; running jobs finish."""
     with svc.db() as db:
         db.app.queue_pause(name)
-    return {"name": name, "paused": True}
+    return QueueState(name=name, paused=True)
 
 
 @router.post("/queues/{name}/resume", response_model=QueueState)
-def resume(name: Annotated[str, _QUEUE_NAME], svc: Svc) -> dict[str, Any]:
+def resume(name: Annotated[str, _QUEUE_NAME], svc: Svc) -> QueueState:
     with svc.db() as db:
         db.app.queue_resume(name)
-    return {"name": name, "paused": False}
+    return QueueState(name=name, paused=False)
 
 
 @router.get("/pools", response_model=PoolsOut)
-def pools(svc: Svc) -> dict[str, Any]:
+def pools(svc: Svc) -> PoolsOut:
     """The worker pools (of workers started with ``--pool``, or paused or resumed) and their
     state."""
     with svc.db() as db:
         found = db.app.pools()
-    return {"pools": [{"name": p.name, "paused": p.paused} for p in found]}
+    return PoolsOut(pools=[QueueState(name=p.name, paused=p.paused) for p in found])
 
 
 @router.post("/pools/{name}/pause", response_model=QueueState)
-def pause_pool(name: Annotated[str, _QUEUE_NAME], svc: Svc) -> dict[str, Any]:
+def pause_pool(name: Annotated[str, _QUEUE_NAME], svc: Svc) -> QueueState:
     """The workers started with ``--pool NAME`` stop claiming jobs and firing schedules
     (running jobs finish), without a restart."""
     with svc.db() as db:
         db.app.pool_pause(name)
-    return {"name": name, "paused": True}
+    return QueueState(name=name, paused=True)
 
 
 @router.post("/pools/{name}/resume", response_model=QueueState)
-def resume_pool(name: Annotated[str, _QUEUE_NAME], svc: Svc) -> dict[str, Any]:
+def resume_pool(name: Annotated[str, _QUEUE_NAME], svc: Svc) -> QueueState:
     with svc.db() as db:
         db.app.pool_resume(name)
-    return {"name": name, "paused": False}
+    return QueueState(name=name, paused=False)
 
 
 @router.get("/jobs", response_model=EngineJobPage)
@@ -132,7 +133,7 @@ def list_jobs(
         0, ge=0, le=10_000_000, description="deprecated: use `after` (OFFSET reads every row)"
     ),
     internal: bool = INTERNAL,
-) -> dict[str, Any]:
+) -> EngineJobPage:
     """Jobs newest first, one keyset page at a time: each page costs the same however deep.
     The jobs of the reprocessing jobs' own queues (``reprocess:<id>``) are left out unless
     `internal`, or `queue` (or `q`) names such a queue."""
@@ -142,20 +143,17 @@ def list_jobs(
         where = JobFilter(JobState(state) if state else None, queue, task, prio, internal=shown)
         with svc.db() as db:
             jobs = db.app.jobs(where, limit, offset)
-        return {"jobs": [j.to_dict() for j in jobs], "limit": limit, "offset": offset}
+        return EngineJobPage(jobs=[_job_out(j) for j in jobs], limit=limit, offset=offset)
     search = JobSearch(state, queue, task, prio, q, after, limit, internal=shown)
     with svc.db() as db:
         page = db.app.store.jobs_search(search)
-    return {
-        "jobs": [j.to_dict() for j in page.jobs],
-        "limit": limit,
-        "offset": 0,
-        "next_after": page.next_after,
-    }
+    return EngineJobPage(
+        jobs=[_job_out(j) for j in page.jobs], limit=limit, offset=0, next_after=page.next_after
+    )
 
 
 @router.post("/jobs", status_code=201, response_model=EngineJobOut)
-def enqueue(body: Enqueue, svc: Svc) -> dict[str, Any]:
+def enqueue(body: Enqueue, svc: Svc) -> EngineJobOut:
     """Enqueue a job for a task (the workers that run it register the task)."""
     with svc.db() as db:
         job_id = db.app.enqueue(
@@ -168,21 +166,21 @@ def enqueue(body: Enqueue, svc: Svc) -> dict[str, Any]:
             timeout=body.timeout,
             dedup_key=body.dedup_key,
         )
-        return db.app.job(job_id).to_dict()
+        return _job_out(db.app.job(job_id))
 
 
 @router.post("/jobs/replay", response_model=Count)
-def replay_dead(body: DeadFilter, svc: Svc) -> dict[str, int]:
+def replay_dead(body: DeadFilter, svc: Svc) -> Count:
     """Put every dead job matching the filter back to pending."""
     with svc.db() as db:
-        return {"count": db.app.replay(_dead(body))}
+        return Count(count=db.app.replay(_dead(body)))
 
 
 @router.post("/jobs/discard", response_model=Count)
-def discard_dead(body: DeadFilter, svc: Svc) -> dict[str, int]:
+def discard_dead(body: DeadFilter, svc: Svc) -> Count:
     """Delete every dead job matching the filter."""
     with svc.db() as db:
-        return {"count": db.app.discard(_dead(body))}
+        return Count(count=db.app.discard(_dead(body)))
 
 
 def _dead(body: DeadFilter) -> JobFilter:
@@ -198,11 +196,15 @@ _JOB_ID = Path(ge=1, le=2**63 - 1)
 
 
 @router.get("/jobs/{job_id:int}", response_model=EngineJobOut)
-def get_job(job_id: Annotated[int, _JOB_ID], svc: Svc) -> dict[str, Any]:
+def get_job(job_id: Annotated[int, _JOB_ID], svc: Svc) -> EngineJobOut:
     """One job with its timings: waited (due to started) and ran (started to finished)."""
     with svc.db() as db:
         job = db.app.job(job_id)
-    return {**job.to_dict(), "timings": timings(job)}
+    return _job_out(job, timings(job))
+
+
+def _job_out(job: Job, timed: dict[str, float | None] | None = None) -> EngineJobOut:
+    return EngineJobOut.model_validate({**job.to_dict(), "timings": timed})
 
 
 def timings(job: Job) -> dict[str, float | None]:
@@ -218,7 +220,7 @@ def timings(job: Job) -> dict[str, float | None]:
 @router.post(
     "/jobs/{job_id:int}/replay", response_model=EngineJobOut, responses={409: {"model": ErrorBody}}
 )
-def replay_one(job_id: Annotated[int, _JOB_ID], svc: Svc) -> dict[str, Any]:
+def replay_one(job_id: Annotated[int, _JOB_ID], svc: Svc) -> EngineJobOut:
     """Put one dead (or cancelled) job back to pending."""
     with svc.db() as db:
         job = db.app.job(job_id)
@@ -229,13 +231,13 @@ def replay_one(job_id: Annotated[int, _JOB_ID], svc: Svc) -> dict[str, Any]:
                 f"job {job_id} is {job.state}: only a dead or cancelled job can be replayed",
             )
         db.app.replay(JobFilter(state=job.state, ids=(job_id,)))
-        return db.app.job(job_id).to_dict()
+        return _job_out(db.app.job(job_id))
 
 
 @router.post(
     "/jobs/{job_id:int}/discard", response_model=Discarded, responses={409: {"model": ErrorBody}}
 )
-def discard_one(job_id: Annotated[int, _JOB_ID], svc: Svc) -> dict[str, Any]:
+def discard_one(job_id: Annotated[int, _JOB_ID], svc: Svc) -> Discarded:
     """Delete one dead job."""
     with svc.db() as db:
         job = db.app.job(job_id)
@@ -244,11 +246,11 @@ def discard_one(job_id: Annotated[int, _JOB_ID], svc: Svc) -> dict[str, Any]:
                 409, "conflict", f"job {job_id} is {job.state}: only a dead job can be discarded"
             )
         db.app.discard(JobFilter(state=JobState.DEAD, ids=(job_id,)))
-    return {"id": job_id, "discarded": True}
+    return Discarded(id=job_id, discarded=True)
 
 
 @router.post("/jobs/{job_id:int}/cancel", response_model=EngineJobOut)
-def cancel(job_id: Annotated[int, _JOB_ID], svc: Svc) -> dict[str, Any]:
+def cancel(job_id: Annotated[int, _JOB_ID], svc: Svc) -> EngineJobOut:
     """Cancel a job: a waiting one at once, a running one at its worker's next heartbeat."""
     with svc.db() as db:
-        return db.app.cancel(job_id).to_dict()
+        return _job_out(db.app.cancel(job_id))

@@ -21,26 +21,26 @@ router = APIRouter(tags=["health"])
 
 @router.get("/healthz", response_model=HealthBody)
 @router.get("/health", response_model=HealthBody, include_in_schema=False)  # Jitsu admin's path
-def healthz() -> dict[str, Any]:
-    return {"status": "ok"}
+def healthz() -> HealthBody:
+    return HealthBody(status="ok")
 
 
 @router.get("/readyz", response_model=HealthBody, responses={503: {"model": HealthBody}})
-def readyz(svc: Svc) -> Any:
+def readyz(svc: Svc) -> HealthBody | JSONResponse:
     try:
         with svc.db() as db:
             pending = db.app.store.migrations_pending()
     except Exception as exc:  # any failure to reach the database means not ready
-        return JSONResponse(
-            {"status": "unavailable", "detail": f"database unreachable: {type(exc).__name__}"},
-            status_code=503,
-        )
+        return _unavailable(f"database unreachable: {type(exc).__name__}")
     if pending:
-        return JSONResponse(
-            {"status": "unavailable", "detail": f"migrations pending: {', '.join(pending)}"},
-            status_code=503,
-        )
-    return {"status": "ok"}
+        return _unavailable(f"migrations pending: {', '.join(pending)}")
+    return HealthBody(status="ok")
+
+
+def _unavailable(detail: str) -> JSONResponse:
+    return JSONResponse(
+        HealthBody(status="unavailable", detail=detail).model_dump(), status_code=503
+    )
 
 
 def _health(svc: Svc) -> Health:

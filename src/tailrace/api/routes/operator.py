@@ -4,7 +4,7 @@ on jobs selected by a filter."""
 
 from __future__ import annotations
 
-from typing import Any
+from typing import cast
 
 from fastapi import APIRouter, Depends, Query
 
@@ -16,10 +16,14 @@ from ..errors import ApiError
 from ..operator_schemas import (
     BulkOut,
     BulkRequest,
+    EngineWorkerOut,
     HistoryOut,
     JobCountOut,
     ProcessesOut,
+    QueueLineOut,
+    QueueLinesOut,
     QueuesLinesOut,
+    ReprocessingWorkerOut,
 )
 from ..schemas import INTERNAL, NO_NUL, EngineStateName, PriorityName, error_responses
 from ..services import Svc, authenticated
@@ -41,54 +45,53 @@ BULK_STATES: dict[str, tuple[tuple[JobState, ...], JobState | None]] = {
 }
 
 
-def _line(line: QueueLine, window_s: float) -> dict[str, Any]:
-    return {
-        "priority": line.priority.name if line.priority is not None else None,
-        "pending": line.pending,
-        "scheduled": line.scheduled,
-        "running": line.running,
-        "dead": line.dead,
-        "oldest_wait_s": line.oldest_wait_s,
-        "wait_p50_s": line.wait_p50_s,
-        "wait_p95_s": line.wait_p95_s,
-        "succeeded": line.succeeded,
-        "died": line.died,
-        "throughput_per_min": round(line.succeeded * 60.0 / window_s, 3),
-    }
+def _line(line: QueueLine, window_s: float) -> QueueLineOut:
+    return QueueLineOut(
+        # the schema's names are Priority's member names
+        priority=cast(PriorityName, line.priority.name) if line.priority is not None else None,
+        pending=line.pending,
+        scheduled=line.scheduled,
+        running=line.running,
+        dead=line.dead,
+        oldest_wait_s=line.oldest_wait_s,
+        wait_p50_s=line.wait_p50_s,
+        wait_p95_s=line.wait_p95_s,
+        succeeded=line.succeeded,
+        died=line.died,
+        throughput_per_min=round(line.succeeded * 60.0 / window_s, 3),
+    )
 
 
 @router.get("/queues/lines", response_model=QueuesLinesOut)
-def queue_lines(svc: Svc, window_s: float = Query(300.0, ge=10.0, le=3600.0)) -> dict[str, Any]:
+def queue_lines(svc: Svc, window_s: float = Query(300.0, ge=10.0, le=3600.0)) -> QueuesLinesOut:
     """Every queue by priority: due, scheduled, running and dead jobs, the oldest due job's
     wait, wait p50/p95 and throughput of the jobs finished in the last ``window_s``.
     A reprocessing job's own queue is listed apart, under ``internal``."""
     with svc.db() as db:
         infos = {q.name: q for q in db.app.queues()}
         lines = db.app.store.queue_lines(window_s)
-    grouped: dict[str, dict[str, Any]] = {}
-    for name in infos:
-        grouped[name] = {"total": None, "priorities": []}
+    totals: dict[str, QueueLineOut | None] = dict.fromkeys(infos)
+    by_priority: dict[str, list[QueueLineOut]] = {name: [] for name in infos}
     for line in lines:
-        entry = grouped.setdefault(line.queue, {"total": None, "priorities": []})
+        totals.setdefault(line.queue, None)
         if line.priority is None:
-            entry["total"] = _line(line, window_s)
+            totals[line.queue] = _line(line, window_s)
         else:
-            entry["priorities"].append(_line(line, window_s))
-    queues: list[dict[str, Any]] = []
-    internal: list[dict[str, Any]] = []
-    for name in sorted(grouped):
+            by_priority.setdefault(line.queue, []).append(_line(line, window_s))
+    queues: list[QueueLinesOut] = []
+    internal: list[QueueLinesOut] = []
+    for name in sorted(totals):
         info = infos.get(name)
-        entry = grouped[name]
-        out = {
-            "name": name,
-            "paused": bool(info and info.paused),
-            "capacity": info.capacity if info else None,
-            "reprocessing_job": name.split(":", 1)[1] if internal_queue(name) else None,
-            "total": entry["total"] or _line(QueueLine(name, None), window_s),
-            "priorities": entry["priorities"],
-        }
+        out = QueueLinesOut(
+            name=name,
+            paused=bool(info and info.paused),
+            capacity=info.capacity if info else None,
+            reprocessing_job=name.split(":", 1)[1] if internal_queue(name) else None,
+            total=totals[name] or _line(QueueLine(name, None), window_s),
+            priorities=by_priority.get(name, []),
+        )
         (internal if internal_queue(name) else queues).append(out)
-    return {"window_s": window_s, "queues": queues, "internal": internal}
+    return QueuesLinesOut(window_s=window_s, queues=queues, internal=internal)
 
 
 @router.get("/queues/history", response_model=HistoryOut)
@@ -96,36 +99,37 @@ def queue_history(
     svc: Svc,
     since_s: float = Query(6 * 3600.0, ge=60.0, le=24 * 3600.0),
     queue: str | None = Query(None, max_length=200, pattern=NO_NUL),
-) -> dict[str, Any]:
+) -> HistoryOut:
     """One point a minute per queue, written by the workers' maintenance and kept a day."""
     with svc.db() as db:
         points = db.app.store.history_read(since_s, queue)
-    return {"points": [p.to_dict() for p in points if not internal_queue(p.queue)]}
+    shown = [p.to_dict() for p in points if not internal_queue(p.queue)]
+    return HistoryOut.model_validate({"points": shown})
 
 
 @router.get("/workers", response_model=ProcessesOut)
-def workers(svc: Svc) -> dict[str, Any]:
+def workers(svc: Svc) -> ProcessesOut:
     """The engine's worker processes as they last beat, and the workers of the running
     reprocessing jobs."""
     with svc.db() as db:
-        engine = [w.to_dict() for w in db.app.store.workers_list()]
+        engine = [EngineWorkerOut.model_validate(w.to_dict()) for w in db.app.store.workers_list()]
         active, _ = db.store.jobs_page(ReprocessingStatus.RUNNING, limit=REPROCESSING_JOBS_SHOWN)
         reprocessing = [
-            {
-                "job_id": job.id,
-                "worker_index": w.worker_index,
-                "status": str(w.status),
-                "started_at": w.started_at,
-                "updated_at": w.updated_at,
-                "current_file": w.current_file,
-                "processed_files": w.processed_files,
-                "assigned_files": w.assigned_files,
-                "lines": w.counters.lines,
-            }
+            ReprocessingWorkerOut(
+                job_id=job.id,
+                worker_index=w.worker_index,
+                status=str(w.status),
+                started_at=w.started_at,
+                updated_at=w.updated_at,
+                current_file=w.current_file,
+                processed_files=w.processed_files,
+                assigned_files=w.assigned_files,
+                lines=w.counters.lines,
+            )
             for job in active
             for w in db.store.workers(job.id)
         ]
-    return {"engine": engine, "reprocessing": reprocessing}
+    return ProcessesOut(engine=engine, reprocessing=reprocessing)
 
 
 def _where(
@@ -152,16 +156,16 @@ def count_jobs(
     task: str | None = Query(None, max_length=200, pattern=NO_NUL),
     priority: PriorityName | None = None,
     internal: bool = INTERNAL,
-) -> dict[str, Any]:
+) -> JobCountOut:
     """How many jobs a filter selects (what a bulk action would touch), up to 100,000."""
     where = _where(state, queue, task, priority, internal)
     with svc.db() as db:
         n = db.app.store.jobs_count_capped(where, COUNT_CAP)
-    return {"count": n, "capped": n >= COUNT_CAP}
+    return JobCountOut(count=n, capped=n >= COUNT_CAP)
 
 
 @router.post("/jobs/bulk", response_model=BulkOut)
-def bulk(body: BulkRequest, svc: Svc) -> dict[str, Any]:
+def bulk(body: BulkRequest, svc: Svc) -> BulkOut:
     """Retry, cancel or discard every job a filter selects. ``confirm`` must be true."""
     allowed, default = BULK_STATES[body.action]
     state = JobState(body.state) if body.state else default
@@ -186,4 +190,4 @@ def bulk(body: BulkRequest, svc: Svc) -> dict[str, Any]:
             n = db.app.replay(where)
         else:
             n = db.app.discard(where)
-    return {"action": body.action, "count": n}
+    return BulkOut(action=body.action, count=n)

@@ -5,10 +5,10 @@ from __future__ import annotations
 from collections.abc import Iterator
 from contextlib import contextmanager
 from datetime import UTC, datetime
-from typing import Any, Literal
+from typing import Literal
 
-import orjson
 from fastapi import APIRouter, Depends, Query, Response
+from pydantic import BaseModel
 
 from ...engine.app import App
 from ...errors import ConfigurationError
@@ -28,16 +28,18 @@ from ...pipeline.sources import SourceFile
 from .. import admission
 from ..deadletters import read_deadletters
 from ..errors import ApiError
-from ..present import file_json, job_json, worker_json
+from ..present import file_out, job_out, worker_out
 from ..schemas import (
     DeadLettersOut,
     ErrorBody,
     FilesOut,
     JobOut,
     JobPage,
+    LogLineOut,
     LogsByTime,
     LogsByWorker,
     StartJob,
+    WorkerLogOut,
     WorkersOut,
     error_responses,
 )
@@ -52,7 +54,7 @@ router = APIRouter(
 
 
 @router.post("/jobs", status_code=201, response_model=JobOut)
-def start_job(body: StartJob, svc: Svc) -> dict[str, Any]:
+def start_job(body: StartJob, svc: Svc) -> JobOut:
     """Plan a job on the files at `s3_path` or `path` and start its workers."""
     cfg = svc.config
     if body.path is not None and body.local_path is not None:
@@ -148,7 +150,7 @@ def start_job(body: StartJob, svc: Svc) -> dict[str, Any]:
     with svc.db() as db, _launch_failed(svc):
         job = _service(svc, db.app, db.store).start(config, files, job_id=job_id)
         # as launched: total_workers, and on Kubernetes k8s_job_name, in the reply itself
-        return job_json(job)
+        return job_out(job)
 
 
 def _service(svc: Services, app: App, store: ReprocessingStore) -> ReprocessingService:
@@ -189,14 +191,14 @@ def list_jobs(
     status: Literal["pending", "running", "completed", "failed", "cancelled"] | None = None,
     limit: int = Query(20, ge=1, le=100),
     offset: int = Query(0, ge=0, le=1_000_000),
-) -> dict[str, Any]:
+) -> JobPage:
     """The newest jobs first, optionally only those in one status."""
     with svc.db() as db:
         jobs, total = db.store.jobs_page(
             ReprocessingStatus(status) if status else None, limit, offset
         )
-        shown = [_job_json(db.store, job) for job in jobs]
-    return {"jobs": shown, "total": total, "limit": limit, "offset": offset}
+        shown = [_job_out(db.store, job) for job in jobs]
+    return JobPage(jobs=shown, total=total, limit=limit, offset=offset)
 
 
 @router.get("/jobs/{job_id}", response_model=JobOut)
@@ -206,7 +208,7 @@ async def get_job(svc: Svc, job_id: str) -> Response:
 
     def load() -> bytes:
         with svc.db() as db:
-            return _json(_job_json(db.store, db.store.job(job_id)))
+            return _json(_job_out(db.store, db.store.job(job_id)))
 
     return _raw(await svc.recent.get(f"job:{job_id}", load))
 
@@ -220,7 +222,7 @@ async def get_workers(svc: Svc, job_id: str) -> Response:
         with svc.db() as db:
             db.store.job_status(job_id)  # 404 for an unknown job, not an empty list
             workers = db.store.workers(job_id)
-        return _json({"job_id": job_id, "workers": [worker_json(w) for w in workers]})
+        return _json(WorkersOut(job_id=job_id, workers=[worker_out(w) for w in workers]))
 
     return _raw(await svc.recent.get(f"workers:{job_id}", load))
 
@@ -232,7 +234,7 @@ def get_files(
     status: Literal["pending", "running", "completed", "failed", "cancelled"] | None = None,
     limit: int = Query(100, ge=1, le=1000),
     offset: int = Query(0, ge=0, le=10_000_000),
-) -> dict[str, Any]:
+) -> FilesOut:
     """Each file of the job with its status, counters and, for one that failed, why; in
     file order, optionally only those in one status."""
     with svc.db() as db:
@@ -240,44 +242,44 @@ def get_files(
         files = db.store.files(job_id)
     if status is not None:
         files = [f for f in files if f.status == status]
-    shown = [file_json(f) for f in files[offset : offset + limit]]
-    return {"job_id": job_id, "files": shown, "total": len(files), "limit": limit, "offset": offset}
+    shown = [file_out(f) for f in files[offset : offset + limit]]
+    return FilesOut(job_id=job_id, files=shown, total=len(files), limit=limit, offset=offset)
 
 
-def _job_json(store: ReprocessingStore, job: ReprocessingJob) -> dict[str, Any]:
+def _job_out(store: ReprocessingStore, job: ReprocessingJob) -> JobOut:
     """A job as shown: live counters while it runs, and whether its workers are gone."""
     if job.status.finished:
-        return job_json(job)
+        return job_out(job)
     abandoned = store.job_abandoned(job.id) if job.status is ReprocessingStatus.RUNNING else None
-    return job_json(job, store.workers(job.id), abandoned)
+    return job_out(job, store.workers(job.id), abandoned)
 
 
-def _json(body: dict[str, Any]) -> bytes:
-    return orjson.dumps(body, option=orjson.OPT_UTC_Z)
+def _json(body: BaseModel) -> bytes:
+    return body.model_dump_json().encode()
 
 
 def _raw(body: bytes) -> Response:
-    # already shaped by job_json/worker_json (the schema tests check them): sent as is
+    # the response model already, serialised once and shared: sent as is
     return Response(body, media_type="application/json")
 
 
 @router.post("/jobs/{job_id}/cancel", response_model=JobOut)
-def cancel(job_id: str, svc: Svc) -> dict[str, Any]:
+def cancel(job_id: str, svc: Svc) -> JobOut:
     """Stop a job: its workers checkpoint and exit; the counters stay."""
     with svc.db() as db:
         job = _service(svc, db.app, db.store).cancel(job_id)
     svc.recent.forget(f"job:{job_id}", f"workers:{job_id}")
-    return job_json(job)
+    return job_out(job)
 
 
 @router.post("/jobs/{job_id}/resume", response_model=JobOut, responses={409: {"model": ErrorBody}})
-def resume(job_id: str, svc: Svc) -> dict[str, Any]:
+def resume(job_id: str, svc: Svc) -> JobOut:
     """Run a cancelled or failed job again, each file from its checkpoint; also a running
     job whose workers are gone (none reports, no live lease: their process was killed)."""
     with svc.db() as db, _launch_failed(svc):
         job = _service(svc, db.app, db.store).resume(job_id)
     svc.recent.forget(f"job:{job_id}", f"workers:{job_id}")
-    return job_json(job)
+    return job_out(job)
 
 
 @router.get("/jobs/{job_id}/logs", response_model=LogsByWorker | LogsByTime)
@@ -287,7 +289,7 @@ def logs(
     tail: int | None = Query(None, ge=1, le=10_000, description="Last N lines (default 50)"),
     since: float | None = Query(None, gt=0, le=30 * 86400, description="Last N seconds"),
     sort: bool = Query(False, description="One list sorted by time across workers"),
-) -> dict[str, Any]:
+) -> LogsByWorker | LogsByTime:
     """The workers' log lines: per worker, or chronological with worker indexes."""
     with svc.db() as db:
         db.store.job_status(job_id)
@@ -296,33 +298,33 @@ def logs(
     found = svc.executor.logs(job_id, tail, since)
     if sort:
         lines = merge_by_time(found, tail)
-        return {
-            "job_id": job_id,
-            "sorted": True,
-            "lines": [
-                {
-                    "timestamp": line.timestamp,
-                    "worker_index": line.worker_index,
-                    "pod_name": line.pod_name,
-                    "message": line.message,
-                    "level": line.level,
-                }
+        return LogsByTime(
+            job_id=job_id,
+            sorted=True,
+            lines=[
+                LogLineOut(
+                    timestamp=line.timestamp,
+                    worker_index=line.worker_index,
+                    pod_name=line.pod_name,
+                    message=line.message,
+                    level=line.level,
+                )
                 for line in lines
             ],
-        }
-    return {
-        "job_id": job_id,
-        "sorted": False,
-        "logs": [
-            {
-                "worker_index": log.worker_index,
-                "pod_name": log.pod_name,
-                "lines": [f"{line.timestamp} {line.message}" for line in log.lines],
-                **({"error": log.error} if log.error else {}),
-            }
+        )
+    return LogsByWorker(
+        job_id=job_id,
+        sorted=False,
+        logs=[
+            WorkerLogOut(
+                worker_index=log.worker_index,
+                pod_name=log.pod_name,
+                lines=[f"{line.timestamp} {line.message}" for line in log.lines],
+                error=log.error or None,
+            )
             for log in found
         ],
-    }
+    )
 
 
 @router.get("/jobs/{job_id}/deadletters", response_model=DeadLettersOut)
@@ -331,10 +333,10 @@ def deadletters(
     job_id: str,
     limit: int = Query(100, ge=1, le=1000),
     offset: int = Query(0, ge=0, le=10_000_000),
-) -> dict[str, Any]:
+) -> DeadLettersOut:
     """The job's bad lines, with file, line and reason, where the sink lets them be read."""
     with svc.db() as db:
         job = db.store.job(job_id)
         files = {f.url for f in db.store.files(job_id)}
     location, records = read_deadletters(job.config.sink, files, limit, offset)
-    return {"job_id": job_id, "location": location, "records": records}
+    return DeadLettersOut(job_id=job_id, location=location, records=records)

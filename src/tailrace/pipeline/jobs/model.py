@@ -12,6 +12,8 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
+import msgspec
+
 from tailrace.pipeline.filters import date_bound
 
 
@@ -35,15 +37,18 @@ class ReprocessingStatus(enum.StrEnum):
 #: planner, the CLI and the API all take it from here.
 MAX_WORKERS = 50
 
+#: Events handed to the sink at once, unless a job says otherwise.
+BATCH_SIZE = 2_000
+
 #: How a file's error starts when the reader could not read it to its end (a truncated or
 #: corrupt stream): it would fail the same way every time, so it is not retried, and a
 #: resume does not read it again.
 UNREADABLE = "unreadable:"
 
 
-@dataclass(frozen=True, slots=True)
-class ReprocessingConfig:
-    """What a reprocessing job does: stored as the job's `config` JSON."""
+class ReprocessingConfig(msgspec.Struct, frozen=True):
+    """What a reprocessing job does: stored as the job's `config` JSON (`to_stored`,
+    `from_stored`), and shown by the API (its `JobConfigOut` is made from these fields)."""
 
     source: str
     sink: str
@@ -55,7 +60,7 @@ class ReprocessingConfig:
     max_workers: int = MAX_WORKERS
     s3_endpoint_url: str | None = None
     checkpoint_s: float = 1.0  # flush and checkpoint this often: bounds duplicates after a crash
-    batch_size: int = 2_000  # events handed to the sink at once
+    batch_size: int = BATCH_SIZE
     # Dotted paths tried in order for each event field; empty keeps the defaults.
     stream_id_fields: tuple[str, ...] = ()
     time_fields: tuple[str, ...] = ()
@@ -74,77 +79,34 @@ class ReprocessingConfig:
     limit: int | None = None
     retry_attempts: int | None = None
     # what planning left out of the source, by reason: {"counts": {...}, "examples": {...}}
-    listing_skipped: dict[str, Any] = field(default_factory=dict, compare=False)
+    listing_skipped: dict[str, Any] = msgspec.field(default_factory=dict)
 
     def __post_init__(self) -> None:
         # Go's zero time (what Jitsu's Go clients send for no date) and blanks mean unset:
         # normalised here, so every way in (CLI, API, a stored config) agrees.
-        object.__setattr__(self, "date_from", date_bound(self.date_from))
-        object.__setattr__(self, "date_to", date_bound(self.date_to))
+        msgspec.structs.force_setattr(self, "date_from", date_bound(self.date_from))
+        msgspec.structs.force_setattr(self, "date_to", date_bound(self.date_to))
 
-    def to_json(self) -> dict[str, Any]:
-        return {
-            "source": self.source,
-            "sink": self.sink,
-            "stream_ids": list(self.stream_ids),
-            "connection_ids": list(self.connection_ids),
-            "date_from": self.date_from,
-            "date_to": self.date_to,
-            "where": list(self.where),
-            "max_workers": self.max_workers,
-            "s3_endpoint_url": self.s3_endpoint_url,
-            "checkpoint_s": self.checkpoint_s,
-            "batch_size": self.batch_size,
-            "stream_id_fields": list(self.stream_id_fields),
-            "time_fields": list(self.time_fields),
-            "message_id_fields": list(self.message_id_fields),
-            "roots": list(self.roots),
-            "write_roots": list(self.write_roots),
-            "include": list(self.include),
-            "exclude": list(self.exclude),
-            "dry_run": self.dry_run,
-            "start_file": self.start_file,
-            "start_line": self.start_line,
-            "limit": self.limit,
-            "retry_attempts": self.retry_attempts,
-            "listing_skipped": self.listing_skipped,
-        }
+    def to_stored(self) -> str:
+        """The job's `config` column (and Kubernetes' TAILRACE_JOB_CONFIG): every field."""
+        return msgspec.json.encode(self).decode()
 
     @classmethod
-    def from_json(cls, data: dict[str, Any]) -> ReprocessingConfig:
+    def from_stored(cls, stored: str | bytes | dict[str, Any]) -> ReprocessingConfig:
+        """A stored config, as any version wrote it: fields it lacks, and those it left
+        empty (null, 0, ""), take their defaults; fields unknown here are ignored."""
+        data: dict[str, Any] = (
+            msgspec.json.decode(stored) if isinstance(stored, str | bytes) else stored
+        )
+        given = {name: value for name, value in data.items() if value}
         # a job Jitsu's admin stored (an adopted table) names its source s3_path or
         # local_path, and has no sink: its workers sent to the admin's Kafka topic
-        source = data.get("source") or data.get("s3_path") or data.get("local_path") or ""
-        return cls(
-            source=source,
-            sink=data.get("sink") or "",
-            stream_ids=tuple(data.get("stream_ids") or ()),
-            connection_ids=tuple(data.get("connection_ids") or ()),
-            date_from=data.get("date_from"),
-            date_to=data.get("date_to"),
-            where=tuple(data.get("where") or ()),
-            max_workers=int(data.get("max_workers") or MAX_WORKERS),
-            s3_endpoint_url=data.get("s3_endpoint_url"),
-            checkpoint_s=float(data.get("checkpoint_s") or 1.0),
-            batch_size=int(data.get("batch_size") or 2_000),
-            stream_id_fields=tuple(data.get("stream_id_fields") or ()),
-            time_fields=tuple(data.get("time_fields") or ()),
-            message_id_fields=tuple(data.get("message_id_fields") or ()),
-            roots=tuple(data.get("roots") or ()),
-            write_roots=tuple(data.get("write_roots") or ()),
-            include=tuple(data.get("include") or ()),
-            exclude=tuple(data.get("exclude") or ()),
-            dry_run=bool(data.get("dry_run")),
-            start_file=data.get("start_file") or None,
-            start_line=int(data.get("start_line") or 0),
-            limit=int(data["limit"]) if data.get("limit") else None,
-            retry_attempts=int(data["retry_attempts"]) if data.get("retry_attempts") else None,
-            listing_skipped=dict(data.get("listing_skipped") or {}),
-        )
+        given.setdefault("source", data.get("s3_path") or data.get("local_path") or "")
+        given.setdefault("sink", "")
+        return msgspec.convert(given, cls, strict=False)
 
 
-@dataclass(slots=True)
-class Counters:
+class Counters(msgspec.Struct):
     """One file's counters (or a sum of them)."""
 
     lines: int = 0
@@ -187,19 +149,14 @@ class Counters:
             self.processed_bytes,
         )
 
-    def to_json(self) -> dict[str, int]:
-        return {
-            "lines": self.lines,
-            "sent": self.sent,
-            "filtered": self.filtered,
-            "skipped": self.skipped,
-            "deadlettered": self.deadlettered,
-            "processed_bytes": self.processed_bytes,
-        }
+    def as_dict(self) -> dict[str, int]:
+        """By name: a file's checkpoint (its sink's mark), a row's columns, a log record."""
+        return msgspec.structs.asdict(self)
 
     @classmethod
-    def from_json(cls, data: dict[str, Any]) -> Counters:
-        return cls(**{name: int(data.get(name) or 0) for name in cls.__dataclass_fields__})
+    def from_dict(cls, data: dict[str, Any]) -> Counters:
+        """As `as_dict` wrote them; missing or empty figures are zero, others ignored."""
+        return msgspec.convert({k: v for k, v in data.items() if v}, cls, strict=False)
 
 
 def live_counters(files: Counters, workers: list[Counters]) -> Counters:
@@ -317,8 +274,7 @@ class IngestStatus(enum.StrEnum):
     FAILED = "FAILED"
 
 
-@dataclass(frozen=True, slots=True)
-class ProcessedFile:
+class ProcessedFile(msgspec.Struct, frozen=True):
     """One version of a stored file, as `tailrace ingest` tracks it."""
 
     bucket: str
@@ -330,15 +286,7 @@ class ProcessedFile:
     job_id: str | None = None
     error: str | None = None
 
-    def to_json(self) -> dict[str, Any]:
+    def as_dict(self) -> dict[str, Any]:
         """As `tailrace ingest --json` and the ingest API show it."""
-        return {
-            "bucket": self.bucket,
-            "key": self.key,
-            "version": self.version,
-            "size": self.size,
-            "status": str(self.status),
-            "attempts": self.attempts,
-            "job_id": self.job_id,
-            "error": self.error,
-        }
+        shown: dict[str, Any] = msgspec.to_builtins(self)
+        return shown

@@ -115,7 +115,7 @@ class ReprocessingStore:
                 self._q["job_insert"],
                 {
                     "id": job_id,
-                    "config": self._json(config.to_json()),
+                    "config": config.to_stored(),
                     "now": now,
                     "total_files": len(files),
                     "total_workers": total_workers,
@@ -340,7 +340,7 @@ class ReprocessingStore:
             offset=offset,
             skip_reasons=self._json(skip_reasons),
             now=self._now(),
-            **counters.to_json(),
+            **counters.as_dict(),
         )
 
     def file_set_status(
@@ -398,7 +398,7 @@ class ReprocessingStore:
             processed_files=processed_files,
             total_bytes=total_bytes,
             now=self._now(),
-            **counters.to_json(),
+            **counters.as_dict(),
         )
 
     def worker_finish(
@@ -552,7 +552,7 @@ class ReprocessingStore:
         )
         return ReprocessingJob(
             id=job_id,
-            config=ReprocessingConfig.from_json(_json_value(config)),
+            config=ReprocessingConfig.from_stored(config),
             status=ReprocessingStatus(status),
             created_at=_time(created) or datetime.now(UTC),
             started_at=_time(started),

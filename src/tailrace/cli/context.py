@@ -27,5 +27,5 @@ def app_from(ctx: click.Context) -> App:
     return app
 
 
-def echo_json(value: Any) -> None:
-    click.echo(orjson.dumps(value, option=orjson.OPT_INDENT_2, default=str).decode())
+def echo_json(value: Any, err: bool = False) -> None:
+    click.echo(orjson.dumps(value, option=orjson.OPT_INDENT_2, default=str).decode(), err=err)

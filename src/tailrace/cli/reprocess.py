@@ -31,7 +31,7 @@ from rich.table import Table
 from rich.text import Text
 
 from ..engine.app import App
-from ..executors.local import LocalExecutor
+from ..executors.local import LocalExecutor, writes_to_stdout
 from ..observability.logs import configure as configure_logs
 from ..pipeline.jobs import (
     FileRecord,
@@ -110,7 +110,12 @@ class _RateColumn(ProgressColumn):
     ".ndjson, .jsonl, .json, .log, optionally .gz/.zst).",
 )
 @click.option("--exclude", multiple=True, help="Never read files matching this glob.")
-@click.option("--json", "as_json", is_flag=True, help="Print the summary as JSON.")
+@click.option(
+    "--json",
+    "as_json",
+    is_flag=True,
+    help="Print the summary as JSON (on standard error with --sink stdout:).",
+)
 @click.option(
     "--strict",
     is_flag=True,
@@ -205,7 +210,9 @@ def _store_failed(url: str, job_id: str | None, exc: Exception) -> NoReturn:
 def _foreground(app: App, store: ReprocessingStore) -> tuple[ReprocessingService, LocalExecutor]:
     """The job operations with an executor whose workers run on this machine, looked after
     by this process (`LocalExecutor.watch`), at this process's own CPU priority."""
-    executor = LocalExecutor(store.url, poll_s=POLL_S, worker_nice=0, store=store)
+    executor = LocalExecutor(
+        store.url, poll_s=POLL_S, worker_nice=0, store=store, share_stdout=True
+    )
     return ReprocessingService(app, store, executor), executor
 
 
@@ -393,7 +400,8 @@ def _summary(
     console: Console, job: ReprocessingJob, files: list[FileRecord], elapsed: float, as_json: bool
 ) -> None:
     if as_json:
-        echo_json(summary_json(job, elapsed, files))
+        # with a stdout: sink, standard output carries only the events
+        echo_json(summary_json(job, elapsed, files), err=writes_to_stdout(job.config.sink))
         return
     c = job.counters
     colour = {"completed": "green", "cancelled": "yellow"}.get(str(job.status), "red")

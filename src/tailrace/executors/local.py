@@ -27,9 +27,21 @@ _STOPPED = "stopped with the admin service that ran its workers; resume it to co
 WORKER_NICE = 10
 
 
+def writes_to_stdout(sink: str) -> bool:
+    """Is `sink` the ``stdout:`` sink?"""
+    from ..pipeline.sinks.url import SinkKind, parse_sink_url
+
+    try:
+        return parse_sink_url(sink).kind is SinkKind.STDOUT
+    except Exception:  # a sink that does not parse fails in the workers, which say why
+        return False
+
+
 class LocalExecutor:
     """`store`: a store to use rather than one of its own (a command that runs one job in the
-    foreground, `watch`, shares its own)."""
+    foreground, `watch`, shares its own). `share_stdout`: a job whose sink is ``stdout:``
+    writes its events to this process's standard output (a command in a pipe), not into
+    its workers' log files."""
 
     def __init__(
         self,
@@ -37,6 +49,7 @@ class LocalExecutor:
         poll_s: float = 0.25,
         worker_nice: int | None = None,
         store: ReprocessingStore | None = None,
+        share_stdout: bool = False,
     ) -> None:
         self.database_url = database_url
         self.poll_s = poll_s
@@ -49,6 +62,7 @@ class LocalExecutor:
         self._thread: threading.Thread | None = None
         self._store = store
         self._owns_store = store is None
+        self.share_stdout = share_stdout
 
     def start(self) -> None:
         """Look after the jobs launched here on a thread of its own."""
@@ -80,6 +94,7 @@ class LocalExecutor:
             job.total_workers,
             log_dir=worker_log_dir(job.id),
             nice=self.worker_nice,
+            share_stdout=self.share_stdout and writes_to_stdout(job.config.sink),
         )
         workers.start()
         self._workers[job.id] = workers

@@ -18,6 +18,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import IO
 
+from ..pipeline.sinks.stdout import STDOUT_LOCK_ENV
+
 log = logging.getLogger("tailrace.executor")
 
 _SERVICE_ONLY = frozenset({"TAILRACE_API_TOKENS", "TAILRACE_SESSION_SECRET"})
@@ -40,6 +42,9 @@ class WorkerProcesses:
     max_restarts: int = 5
     env: dict[str, str] = field(default_factory=dict)
     nice: int = 0  # how much lower than this process's the workers' CPU priority is
+    # The workers write to this process's standard output (a stdout: sink under `tailrace
+    # reprocess`), their logs to their files; they lock around each write (`STDOUT_LOCK_ENV`).
+    share_stdout: bool = False
     _children: dict[int, _Child] = field(default_factory=dict)
 
     def start(self) -> None:
@@ -56,6 +61,8 @@ class WorkerProcesses:
             "JOB_ID": self.job_id,
             "WORKER_INDEX": str(index),
         }
+        if self.share_stdout:
+            env[STDOUT_LOCK_ENV] = str(self.log_dir / "stdout.lock")
         log_file = (self.log_dir / f"worker-{index}.log").open("ab")
         process = subprocess.Popen(
             [
@@ -69,8 +76,8 @@ class WorkerProcesses:
                 str(index),
             ],
             env=env,
-            stdout=log_file,
-            stderr=subprocess.STDOUT,
+            stdout=None if self.share_stdout else log_file,
+            stderr=log_file if self.share_stdout else subprocess.STDOUT,
             stdin=subprocess.DEVNULL,
         )
         if self.nice:

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import socket
 import time
+from pathlib import Path
 
 from tailrace import App
 
@@ -39,6 +40,20 @@ def test_unreachable_database_is_one_line_without_the_password(
         assert "cannot use the database" in line and "Connection refused" in line, line
         assert "hunter2" not in result.stderr and "someone:***@" in line, line
         assert took < 30, f"{command}: {took:.1f} s to say the database is down"
+
+
+def test_a_sqlite_directory_that_cannot_be_made_is_one_line(
+    sqlite_harness: Harness, tmp_path: Path
+) -> None:
+    """The embedded database under a path that cannot be a directory (a file in the way,
+    as an unwritable or immutable parent is for a user): one line naming it, no traceback."""
+    (tmp_path / "afile").write_text("x")
+    url = f"sqlite:///{tmp_path}/afile/sub/t.db"
+    for command in (("reprocessing", "list"), ("db", "migrate")):
+        result = sqlite_harness.cli("--database-url", url, *command, timeout=60)
+        assert result.returncode == 2, result.stdout + result.stderr
+        line = _one_error_line(result.stderr)
+        assert f"cannot create the directory {tmp_path}/afile/sub" in line, line
 
 
 def test_a_metrics_port_in_use_is_one_line(sqlite_harness: Harness) -> None:

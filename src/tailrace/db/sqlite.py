@@ -29,7 +29,12 @@ def connect(path: Path, synchronous: str = "FULL") -> sqlite3.Connection:
     threads one at a time. WAL lets readers run beside the writer; ``synchronous=FULL``
     puts a commit on disk before it returns (stores of frequent, repeatable writes may
     pass NORMAL)."""
-    path.parent.mkdir(parents=True, exist_ok=True)
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:  # as sqlite3 says it, so callers report it in their one line
+        raise sqlite3.OperationalError(
+            f"cannot create the directory {path.parent}: {exc.strerror or exc}"
+        ) from None
     conn = sqlite3.connect(
         path, timeout=BUSY_TIMEOUT_S, isolation_level=None, check_same_thread=False
     )

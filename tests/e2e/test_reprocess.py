@@ -4,6 +4,7 @@ what arrives is compared line by line with the sample files read back independen
 from __future__ import annotations
 
 import json
+from collections import Counter
 from datetime import timedelta
 from pathlib import Path
 
@@ -119,6 +120,24 @@ def test_sigkill_mid_file_resumes_from_checkpoint(sqlite_url: str, tmp_path: Pat
     duplicated = sum(got.values()) - sum(want.values())
     # duplicates are bounded by what one checkpoint interval could write
     assert 0 <= duplicated < 150_000
+
+
+@pytest.mark.slow
+def test_sigkill_mid_file_dead_letters_each_bad_line_once(sqlite_url: str, tmp_path: Path) -> None:
+    paths = _samples(tmp_path, files=2, lines=150_000, bad=0.002)
+    out = tmp_path / "out.ndjson"
+    args = ["reprocess", str(tmp_path / "logs"), "--sink", f"file://{out}", "--json"]
+    args += ["--checkpoint-every", "0.1"]
+    result = run_killing_a_worker([*args, "--workers", "2"], sqlite_url, tmp_path, timeout=180)
+    assert result.returncode == 0, result.stderr
+    report = summary(result.stdout)
+    assert set(output_lines(out)) == set(expected_events(paths))
+    records = [
+        json.loads(line) for line in (tmp_path / "out.deadletter.ndjson").read_bytes().splitlines()
+    ]
+    places = Counter((r["file"], r["line"]) for r in records)
+    assert [p for p, n in places.items() if n > 1] == []  # the resumed file's too
+    assert report["deadlettered"] == len(records) > 0
 
 
 def test_cancel_then_resume(sqlite_url: str, tmp_path: Path) -> None:

@@ -175,6 +175,8 @@ class ReprocessWorker:
             run = self._file_run(_Hooks(self, ctx, record), router)
             run.sink.stop_when(ctx.cancelled)  # a stopping worker is not held by an outage
             state = self._resume_state(record)
+            if record.attempts > 1:  # read before: its dead letters may be there already
+                run.deadletters.resume(record.url)
             log.info(
                 "file started",
                 extra={

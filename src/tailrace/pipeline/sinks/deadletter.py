@@ -21,11 +21,17 @@ Each record is one JSON object on its own line::
 ``data`` holds the line as text when it is valid UTF-8, else base64 of its bytes; at most
 `DEFAULT_MAX_DATA_BYTES` of it are kept (``truncated`` says so; ``size`` is the full length).
 A record without ``data`` is a line whose bytes were not kept (an overlong line).
+
+A file resumed from its checkpoint reads its lines past the checkpoint again; a file output
+already holds the records a killed worker made durable after that checkpoint (they are flushed
+before the checkpoint is stored), so `DeadLetterWriter.resume` reads them back and those lines
+are not written twice.
 """
 
 from __future__ import annotations
 
 import base64
+import os
 from collections.abc import Callable, Iterable
 from pathlib import Path
 from typing import Any
@@ -34,6 +40,7 @@ import orjson
 
 from tailrace.pipeline.decoders.framing import BadLine
 from tailrace.pipeline.sinks.base import Sink, SinkError
+from tailrace.pipeline.sinks.file import FileSink
 
 DEFAULT_MAX_DATA_BYTES = 64 * 1024
 STDOUT_DEADLETTER_FILE = "tailrace-deadletter.ndjson"
@@ -107,14 +114,47 @@ class DeadLetterWriter:
         *,
         location: str,
         max_data_bytes: int = DEFAULT_MAX_DATA_BYTES,
+        local_path: Path | None = None,
     ) -> None:
         self.location = location
         self.records = 0
         self._open_output = open_output
         self._output: Sink | None = None
         self._max_data_bytes = max_data_bytes
+        self._local_path = local_path
+        self._recorded: set[tuple[str, int, int]] = set()  # (file, line, offset) already there
+
+    def resume(self, file: str) -> None:
+        """`file` resumes from its checkpoint: the records of its lines a previous attempt
+        made durable in a file output are not written again (counted, as they are there).
+        It reads the whole dead-letter file, so the worker calls it only for a file read
+        before."""
+        self._recorded = set()
+        if self._local_path is None or not os.path.exists(self._local_path):
+            return
+        if self._output is None:
+            self._output = self._open_output()
+        if not isinstance(self._output, FileSink):
+            return
+        for raw in self._output.read_durable().splitlines():
+            try:
+                record = orjson.loads(raw)
+            except orjson.JSONDecodeError:
+                continue
+            if not isinstance(record, dict):
+                continue
+            line, offset = record.get("line"), record.get("offset")
+            # line 0: not a line of the file (a record the sink could not deliver)
+            if line == 0:
+                continue
+            if record.get("file") == file and isinstance(line, int) and isinstance(offset, int):
+                self._recorded.add((file, line, offset))
 
     def write(self, bad_lines: Iterable[BadLine]) -> None:
+        if self._recorded:
+            bad_lines = [
+                bad for bad in bad_lines if (bad.file, bad.line, bad.offset) not in self._recorded
+            ]
         batch = [encode_record(bad, self._max_data_bytes) for bad in bad_lines]
         if not batch:
             return

@@ -84,7 +84,7 @@ class FileSink(SinkBase):
     checkpoint, another worker of the job, a later job). `roots`, when given, are the
     directories the file must be in (a job started through the API). `hold_lock` keeps the
     lock from an early write to the next flush (see the module); the dead-letter output
-    writes early without it, as its records may repeat anyway.
+    writes early without it (see `tailrace.pipeline.sinks.kinds`).
     """
 
     def __init__(
@@ -343,6 +343,28 @@ class FileSink(SinkBase):
             except OSError as exc:
                 raise SinkError(f"{self.name}: fsync failed: {_why(exc)}") from exc
         self._acknowledge()
+
+    def read_durable(self) -> bytes:
+        """The file's bytes up to its durable length, under the lock (the tail of a write
+        that did not finish cut first): what a killed writer surely left in it."""
+        self._check_open()
+        if self._held_from is not None:
+            raise SinkError(f"{self.name}: read while a write holds the file")
+        length = self._lock()
+        try:
+            chunks = []
+            at = 0
+            while at < length:
+                chunk = os.pread(self._fd, min(length - at, 1 << 24), at)
+                if not chunk:
+                    break
+                chunks.append(chunk)
+                at += len(chunk)
+            return b"".join(chunks)
+        except OSError as exc:
+            raise SinkError(f"{self.name}: read failed: {_why(exc)}") from exc
+        finally:
+            fcntl.flock(self._fd, fcntl.LOCK_UN)
 
     def _release(self) -> None:
         self._release_lock()

@@ -172,5 +172,8 @@ def open_deadletter(
     if opener is None:
         raise SinkNotBuiltError(f"the {target.kind} dead-letter output is not built yet")
     return DeadLetterWriter(
-        opener(target, roots), location=target.display, max_data_bytes=max_data_bytes
+        opener(target, roots),
+        location=target.display,
+        max_data_bytes=max_data_bytes,
+        local_path=target.path if target.kind is SinkKind.FILE else None,
     )

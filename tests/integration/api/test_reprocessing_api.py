@@ -112,6 +112,9 @@ def test_cancel_keeps_counters_and_resume_finishes_every_line(
 
     many = write_samples(api_env / "many", files=40, lines=4000, seed=3)
     job = start(client, {"path": str(api_env / "many"), "sink": "null:", "max_workers": 2})
+    early = client.post(f"{JOBS}/{job['id']}/resume")  # its workers are at it
+    assert early.status_code == 409, early.text
+    assert f"tailrace reprocessing cancel {job['id']}" in early.json()["error"]["message"]
     cancelled = client.post(f"{JOBS}/{job['id']}/cancel")
     assert cancelled.status_code == 200 and cancelled.json()["status"] == "cancelled"
     settled = finished(client, job["id"])

@@ -120,7 +120,16 @@ class ReprocessingService:
             ReprocessingStatus.RUNNING,
         ) or not self.store.job_reset(job_id):
             status = self.store.job_status(job_id)
-            raise ConflictError(f"job {job_id} is {status}: only a cancelled or failed job resumes")
+            hint = ""
+            if status in (ReprocessingStatus.PENDING, ReprocessingStatus.RUNNING):
+                # workers killed a moment ago still hold their leases until these run out
+                hint = (
+                    "; if its workers are gone, resume again once their leases run out (a few"
+                    f" seconds), or stop it first with: tailrace reprocessing cancel {job_id}"
+                )
+            raise ConflictError(
+                f"job {job_id} is {status}: only a cancelled or failed job resumes{hint}"
+            )
         # tasks a failed job left behind (released by workers that stopped) would run a file
         # beside its new task
         cancel_tasks(self.app, job_id)

@@ -11,6 +11,7 @@ checkpoint (the sink's own mark for an exactly-once sink).
 
 from __future__ import annotations
 
+import functools
 import logging
 import os
 import socket
@@ -298,13 +299,14 @@ class ReprocessWorker:
     def _sink_(self) -> Sink:
         if self._sink is None:
             sink = open_sink(self.config.sink, roots=self.config.write_roots)
+            # what this job's files sent so far, as of their checkpoints (read once, if asked)
+            sent = functools.cache(lambda: self.store.job(self.job_id).counters.sent)
             # records this job made durable in an earlier run must still be there
-            check_holds(sink, self.store.job(self.job_id).counters.sent)
+            check_holds(sink, sent)
             if self.config.limit:
                 # one worker runs a job with a limit (plan.create_job): what its files sent
-                # so far, as of their checkpoints, is all that was sent
-                sent = self.store.job(self.job_id).counters.sent
-                sink = LimitedSink(sink, self.config.limit - sent)
+                # so far is all that was sent
+                sink = LimitedSink(sink, self.config.limit - sent())
             self._sink = sink
         return self._sink
 

@@ -30,7 +30,7 @@ import errno
 import fcntl
 import os
 import stat
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
 
 import orjson
@@ -40,6 +40,7 @@ from tailrace.pipeline.sinks.base import (
     FileMark,
     Keys,
     Routes,
+    Sink,
     SinkBase,
     SinkCounters,
     SinkError,
@@ -59,15 +60,18 @@ _LOST = (
 )
 
 
-def check_holds(sink: object, sent: int) -> None:
-    """Refuse a file sink that started empty for a job that already sent `sent` records
-    to it: the file was moved, deleted or replaced since, and with it those records (sent
-    records are flushed to the file before their checkpoint, so they are never all that
-    is missing from an empty one)."""
-    if sent and isinstance(sink, FileSink) and sink.started_empty:
+def check_holds(sink: Sink, sent: Callable[[], int]) -> None:
+    """Refuse a file sink that started empty for a job that already sent records to it
+    (`sent`, read only then): the file was moved, deleted or replaced since, and with it
+    those records (sent records are flushed to the file before their checkpoint, so they
+    are never all that is missing from an empty one)."""
+    if not (isinstance(sink, FileSink) and sink.started_empty):
+        return
+    count = sent()
+    if count:
         sink.give_back()
         raise SinkError(
-            f"{sink.name}: this job sent {sent} records to {sink.path} before, and the file "
+            f"{sink.name}: this job sent {count} records to {sink.path} before, and the file "
             f"is empty now (emptied, moved, deleted or replaced since). {_LOST}"
         )
 
